@@ -1,0 +1,202 @@
+//! The authorization server's protocol engine: one value holding the store, keys, clock,
+//! password hasher and CPU pools, with a method per protocol operation.
+
+use crate::client::Client;
+use crate::clock::Clock;
+use crate::cpu::CpuPool;
+use crate::error::OAuthError;
+use crate::keys::KeyRing;
+use crate::password::PasswordHasher;
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::token::{sign_jwt, verify_access_token, AccessTokenClaims, TokenError};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Lifetimes and names the protocol needs. All durations in seconds.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    /// The issuer identifier: `iss` of every token, base of every endpoint URL.
+    pub issuer: String,
+    pub access_token_ttl: i64,
+    pub id_token_ttl: i64,
+    /// Idle lifetime of a refresh token: unused this long, it expires.
+    pub refresh_token_ttl: i64,
+    /// Absolute lifetime of a refresh-token family, however often it rotates.
+    pub refresh_token_absolute_ttl: i64,
+    /// How long a client looked up on a hot path may be served from memory.
+    pub client_cache_ttl: i64,
+}
+
+impl AuthorityConfig {
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            access_token_ttl: 600,
+            id_token_ttl: 3600,
+            refresh_token_ttl: 30 * 86_400,
+            refresh_token_absolute_ttl: 90 * 86_400,
+            client_cache_ttl: 5,
+        }
+    }
+}
+
+/// The credentials a client presented (RFC 6749 §2.3), already taken out of the request.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    /// `None` when the client sent only its id (public clients).
+    pub secret: Option<Secret>,
+}
+
+/// The protocol engine. Cheap to share behind an `Arc`.
+pub struct Authority {
+    pub(crate) config: AuthorityConfig,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) passwords: Arc<PasswordHasher>,
+    pub(crate) password_pool: CpuPool,
+    pub(crate) signing_pool: CpuPool,
+    clients: Mutex<HashMap<String, (Arc<Client>, i64)>>,
+}
+
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+impl Authority {
+    pub fn new(
+        config: AuthorityConfig,
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+        passwords: Arc<PasswordHasher>,
+        password_pool: CpuPool,
+        signing_pool: CpuPool,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            keys,
+            clock,
+            passwords,
+            password_pool,
+            signing_pool,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &AuthorityConfig {
+        &self.config
+    }
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+    pub fn passwords(&self) -> &Arc<PasswordHasher> {
+        &self.passwords
+    }
+    pub fn password_pool(&self) -> &CpuPool {
+        &self.password_pool
+    }
+
+    /// Finds a client, from a short-lived memory cache when possible.
+    pub async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        let now = self.now();
+        if let Ok(cache) = self.clients.lock() {
+            if let Some((client, fetched_at)) = cache.get(client_id) {
+                if now - fetched_at < self.config.client_cache_ttl {
+                    return Ok(Some(client.clone()));
+                }
+            }
+        }
+        let Some(client) = self.store.find_client(client_id).await? else {
+            return Ok(None);
+        };
+        let client = Arc::new(client);
+        if let Ok(mut cache) = self.clients.lock() {
+            if cache.len() >= CLIENT_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(client_id.to_string(), (client.clone(), now));
+        }
+        Ok(Some(client))
+    }
+
+    /// RFC 6749 §2.3: authenticates a client. A public client authenticates with its id
+    /// alone; a confidential one must present its secret.
+    pub async fn authenticate_client(
+        &self,
+        credentials: &ClientCredentials,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let client = self.find_client(&credentials.client_id).await?;
+        match client {
+            Some(client) => {
+                client.verify_secret(credentials.secret.as_ref())?;
+                Ok(client)
+            }
+            None => {
+                // Same work as a known client, so that timing does not reveal client ids.
+                if let Some(secret) = &credentials.secret {
+                    let _ = crate::secret::constant_time_eq(&secret.storage_hash(), "");
+                }
+                Err(OAuthError::invalid_client("client authentication failed"))
+            }
+        }
+    }
+
+    /// Signs claims with the current signing key on the signing pool.
+    pub(crate) async fn sign<C: Serialize + Send + 'static>(
+        &self,
+        typ: &'static str,
+        claims: C,
+    ) -> Result<String, OAuthError> {
+        let key = self
+            .keys
+            .current()
+            .signing_key(self.now())
+            .cloned()
+            .ok_or_else(|| OAuthError::server_error(&"no signing key loaded"))?;
+        self.signing_pool
+            .run(move || sign_jwt(&key, typ, &claims))
+            .await?
+            .map_err(|e| OAuthError::server_error(&e))
+    }
+
+    /// Verifies signature, type, issuer and expiry of one of our access tokens.
+    pub fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
+        verify_access_token(
+            &self.keys.current(),
+            token,
+            &self.config.issuer,
+            self.now(),
+        )
+    }
+
+    /// The authoritative state of a signature-valid access token: false when it was
+    /// revoked, its refresh family was revoked, its user is gone or disabled, or its
+    /// client is gone.
+    pub async fn is_access_token_live(&self, claims: &AccessTokenClaims) -> Result<bool, OAuthError> {
+        if self.store.is_access_token_revoked(&claims.jti).await? {
+            return Ok(false);
+        }
+        if let Some(fid) = &claims.fid {
+            match self.store.find_refresh_family(fid).await? {
+                Some(family) if family.revoked_at.is_none() => {}
+                _ => return Ok(false),
+            }
+        }
+        if claims.is_for_user() {
+            match self.store.find_user(&claims.sub).await? {
+                Some(user) if !user.is_disabled => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(self.find_client(&claims.client_id).await?.is_some())
+    }
+}

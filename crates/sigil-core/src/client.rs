@@ -1,0 +1,323 @@
+//! OAuth clients (RFC 6749 §2): registration rules, grant types, and client authentication.
+
+use crate::error::OAuthError;
+use crate::scope::ScopeSet;
+use crate::secret::{constant_time_eq, random_token, Secret};
+
+/// The grant types Sigil knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    Password,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 4] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::Password,
+        GrantType::ClientCredentials,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::Password => "password",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
+
+/// A registered client as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the secret (see [`Secret::storage_hash`]); `None` for a public client.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    /// First-party clients skip the consent page.
+    pub is_first_party: bool,
+    /// Issue refresh tokens even when `offline_access` was not requested.
+    pub always_issue_refresh_token: bool,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Client {
+    pub fn is_confidential(&self) -> bool {
+        self.secret_hash.is_some()
+    }
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+    pub fn allowed_scopes(&self) -> ScopeSet {
+        ScopeSet::from_list(self.scopes.iter().cloned())
+    }
+
+    /// Checks a presented secret (or its absence) against this client, in constant time.
+    pub fn verify_secret(&self, presented: Option<&Secret>) -> Result<(), OAuthError> {
+        match (&self.secret_hash, presented) {
+            (Some(stored), Some(secret)) if constant_time_eq(stored, &secret.storage_hash()) => {
+                Ok(())
+            }
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(OAuthError::invalid_client(
+                "this is a public client: it has no secret",
+            )),
+            _ => Err(OAuthError::invalid_client("client authentication failed")),
+        }
+    }
+}
+
+/// What a developer asks for when registering a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRegistration {
+    pub name: String,
+    pub is_public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// `None` picks the defaults: `authorization_code` + `refresh_token` when redirect URIs
+    /// are given, plus `client_credentials` for a confidential client.
+    pub grant_types: Option<Vec<String>>,
+    /// `None` picks `openid profile email offline_access`.
+    pub scopes: Option<Vec<String>>,
+    pub audiences: Vec<String>,
+    pub is_first_party: bool,
+    pub always_issue_refresh_token: bool,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_token_ttl: Option<i64>,
+}
+
+/// The default scopes of a new client.
+pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// Longest access-token lifetime a client may override to (one day).
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 24 * 3600;
+
+impl ClientRegistration {
+    /// Validates the registration and builds the client. For a confidential client the
+    /// generated secret is returned: it is shown once and only its hash is kept.
+    pub fn build(self, now: i64) -> Result<(Client, Option<Secret>), String> {
+        let name = self.name.trim().to_string();
+        if name.is_empty() || name.len() > 200 {
+            return Err("name must be 1 to 200 characters".into());
+        }
+        for uri in &self.redirect_uris {
+            validate_redirect_uri(uri).map_err(|e| format!("redirect URI {uri:?}: {e}"))?;
+        }
+        for uri in &self.post_logout_redirect_uris {
+            validate_redirect_uri(uri)
+                .map_err(|e| format!("post-logout redirect URI {uri:?}: {e}"))?;
+        }
+        let grant_types: Vec<GrantType> = match self.grant_types {
+            Some(list) => {
+                let mut out = Vec::new();
+                for g in list.iter().map(|g| g.trim()).filter(|g| !g.is_empty()) {
+                    let grant = GrantType::parse(g).ok_or_else(|| {
+                        format!("unknown grant type {g:?} (known: authorization_code, refresh_token, password, client_credentials)")
+                    })?;
+                    if !out.contains(&grant) {
+                        out.push(grant);
+                    }
+                }
+                out
+            }
+            None => {
+                let mut out = Vec::new();
+                if !self.redirect_uris.is_empty() {
+                    out.push(GrantType::AuthorizationCode);
+                    out.push(GrantType::RefreshToken);
+                }
+                if !self.is_public {
+                    out.push(GrantType::ClientCredentials);
+                }
+                out
+            }
+        };
+        if grant_types.is_empty() {
+            return Err("a client needs at least one grant type".into());
+        }
+        if self.is_public {
+            for g in [GrantType::Password, GrantType::ClientCredentials] {
+                if grant_types.contains(&g) {
+                    return Err(format!(
+                        "a public client cannot use the {} grant: it has no secret to authenticate with",
+                        g.as_str()
+                    ));
+                }
+            }
+        }
+        if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
+            return Err("the authorization_code grant needs at least one redirect URI".into());
+        }
+        let scopes: Vec<String> = match self.scopes {
+            Some(list) => {
+                let joined = list.join(" ");
+                ScopeSet::parse(&joined).map_err(|e| e.description)?.to_vec()
+            }
+            None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+        };
+        for aud in &self.audiences {
+            if aud.trim().is_empty() || aud.len() > 500 {
+                return Err("an audience must be 1 to 500 characters".into());
+            }
+        }
+        for ttl in [self.access_token_ttl, self.refresh_token_ttl].into_iter().flatten() {
+            if ttl <= 0 {
+                return Err("token lifetimes must be positive".into());
+            }
+        }
+        if self.access_token_ttl.is_some_and(|t| t > MAX_ACCESS_TOKEN_TTL) {
+            return Err("an access-token lifetime may be at most one day".into());
+        }
+        let secret = (!self.is_public).then(Secret::generate);
+        let client = Client {
+            id: random_token(16),
+            name,
+            secret_hash: secret.as_ref().map(Secret::storage_hash),
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            grant_types,
+            scopes,
+            audiences: self.audiences,
+            is_first_party: self.is_first_party,
+            always_issue_refresh_token: self.always_issue_refresh_token,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            created_at: now,
+            updated_at: now,
+        };
+        Ok((client, secret))
+    }
+}
+
+/// RFC 6749 §3.1.2 and RFC 8252: absolute, no fragment; https unless a loopback address
+/// (http://127.0.0.1, http://[::1], http://localhost) or a private-use scheme of a native app.
+pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
+    if uri.contains('#') {
+        return Err("must not contain a fragment");
+    }
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters");
+    }
+    let (scheme, rest) = uri.split_once(':').ok_or("must be an absolute URI")?;
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return Err("must be an absolute URI");
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "https" | "http" => {
+            let authority = rest
+                .strip_prefix("//")
+                .ok_or("must be an absolute URI with a host")?;
+            let host_port = authority.split(['/', '?']).next().unwrap_or("");
+            if host_port.is_empty() || host_port.contains('@') {
+                return Err("must name a host, without user information");
+            }
+            if scheme == "http" {
+                let host = if let Some(stripped) = host_port.strip_prefix('[') {
+                    stripped.split(']').next().unwrap_or("")
+                } else {
+                    host_port.split(':').next().unwrap_or("")
+                };
+                let is_loopback = host == "127.0.0.1" || host == "::1" || host == "localhost";
+                if !is_loopback {
+                    return Err("must use https (plain http is only allowed for loopback addresses)");
+                }
+            }
+            Ok(())
+        }
+        "javascript" | "data" | "file" | "vbscript" => Err("this scheme is not allowed"),
+        _ => {
+            // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/cb
+            if !scheme.contains('.') {
+                return Err("a private-use scheme must be a reverse domain name (e.g. com.example.app)");
+            }
+            if rest.is_empty() {
+                return Err("must have a path");
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uri_rules() {
+        assert!(validate_redirect_uri("https://app.example.com/cb").is_ok());
+        assert!(validate_redirect_uri("http://127.0.0.1:8000/cb").is_ok());
+        assert!(validate_redirect_uri("http://[::1]:8000/cb").is_ok());
+        assert!(validate_redirect_uri("http://localhost/cb").is_ok());
+        assert!(validate_redirect_uri("com.example.app:/oauth").is_ok());
+        assert!(validate_redirect_uri("http://app.example.com/cb").is_err());
+        assert!(validate_redirect_uri("https://app.example.com/cb#x").is_err());
+        assert!(validate_redirect_uri("/relative").is_err());
+        assert!(validate_redirect_uri("javascript:alert(1)").is_err());
+        assert!(validate_redirect_uri("myapp:/cb").is_err());
+        assert!(validate_redirect_uri("https://user@host/cb").is_err());
+    }
+
+    #[test]
+    fn defaults_and_rules() {
+        let (c, secret) = ClientRegistration {
+            name: "svc".into(),
+            ..Default::default()
+        }
+        .build(1)
+        .expect("valid");
+        assert_eq!(c.grant_types, vec![GrantType::ClientCredentials]);
+        let secret = secret.expect("confidential clients get a secret");
+        assert!(c.verify_secret(Some(&secret)).is_ok());
+        assert!(c.verify_secret(Some(&Secret::new("nope"))).is_err());
+        assert!(c.verify_secret(None).is_err());
+        assert_ne!(c.secret_hash.as_deref(), Some(secret.expose()));
+
+        let public = ClientRegistration {
+            name: "spa".into(),
+            is_public: true,
+            grant_types: Some(vec!["password".into()]),
+            ..Default::default()
+        }
+        .build(1);
+        assert!(public.is_err());
+
+        let code_without_uri = ClientRegistration {
+            name: "web".into(),
+            grant_types: Some(vec!["authorization_code".into()]),
+            ..Default::default()
+        }
+        .build(1);
+        assert!(code_without_uri.is_err());
+        let unknown = ClientRegistration {
+            name: "x".into(),
+            grant_types: Some(vec!["implicit".into()]),
+            ..Default::default()
+        }
+        .build(1);
+        assert!(unknown.is_err());
+    }
+}

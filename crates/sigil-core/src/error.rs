@@ -1,0 +1,124 @@
+//! Protocol errors: the RFC 6749 §5.2 error codes (and their RFC 6750 / 7009 / 8707 kin).
+
+use std::fmt;
+
+/// An error code from the OAuth 2.0 family of RFCs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2: missing, repeated or malformed parameter.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed.
+    InvalidClient,
+    /// RFC 6749 §5.2: the grant (credentials, refresh token, code) is invalid.
+    InvalidGrant,
+    /// RFC 6749 §5.2: the client may not use this grant type.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not supported.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: the requested scope is invalid or exceeds what was granted.
+    InvalidScope,
+    /// RFC 8707 §2: the requested resource is invalid or not allowed.
+    InvalidTarget,
+    /// RFC 7009 §2.2.1: revocation of this token type is not supported.
+    UnsupportedTokenType,
+    /// RFC 6750 §3.1: the access token is expired, revoked or malformed.
+    InvalidToken,
+    /// RFC 6750 §3.1: the token lacks a required scope.
+    InsufficientScope,
+    /// RFC 6749 §4.1.2.1: the resource owner or server denied the request.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1: the server is temporarily overloaded or its database is down.
+    TemporarilyUnavailable,
+    /// RFC 6749 §4.1.2.1: an unexpected condition (details are logged, never returned).
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// A protocol error with a human-readable description safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, description)
+    }
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidClient, description)
+    }
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
+    }
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidScope, description)
+    }
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidToken, description)
+    }
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, description)
+    }
+    /// An internal failure. The cause is logged here, and only a generic text is returned.
+    pub fn server_error(cause: &dyn fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::ServerError, "internal server error")
+    }
+    pub fn temporarily_unavailable(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TemporarilyUnavailable, description)
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(err: crate::store::StoreError) -> Self {
+        match err {
+            crate::store::StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+                Self::temporarily_unavailable("the database is unavailable, try again later")
+            }
+            other => Self::server_error(&other),
+        }
+    }
+}
+
+impl From<crate::cpu::Overloaded> for OAuthError {
+    fn from(_: crate::cpu::Overloaded) -> Self {
+        Self::temporarily_unavailable("the server is busy, try again later")
+    }
+}

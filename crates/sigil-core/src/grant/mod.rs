@@ -1,0 +1,301 @@
+//! The token endpoint (RFC 6749 §3.2): one typed request per grant, one response shape.
+
+mod client_credentials;
+mod password;
+mod refresh_token;
+
+use crate::authority::{Authority, ClientCredentials};
+use crate::client::Client;
+use crate::error::{ErrorCode, OAuthError};
+use crate::scope::ScopeSet;
+use crate::secret::{random_token, Secret};
+use crate::store::{RefreshFamily, RefreshTokenRecord};
+use crate::token::{at_hash, AccessTokenClaims, IdTokenClaims, ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
+use crate::user::User;
+use serde::Serialize;
+
+/// A token request, parsed and validated for shape at the HTTP boundary.
+#[derive(Debug, Clone)]
+pub enum TokenRequest {
+    /// RFC 6749 §4.3. Off unless enabled per client; confidential clients only.
+    Password {
+        username: String,
+        password: Secret,
+        scope: Option<ScopeSet>,
+        resources: Vec<String>,
+    },
+    /// RFC 6749 §4.4.
+    ClientCredentials {
+        scope: Option<ScopeSet>,
+        resources: Vec<String>,
+    },
+    /// RFC 6749 §6.
+    RefreshToken {
+        refresh_token: Secret,
+        scope: Option<ScopeSet>,
+        resources: Vec<String>,
+    },
+}
+
+/// RFC 6749 §5.1 successful token response.
+#[derive(Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("has_refresh_token", &self.refresh_token.is_some())
+            .field("has_id_token", &self.id_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who a token is for.
+pub(crate) enum Subject<'a> {
+    User { user: &'a User, auth_time: i64 },
+    Client,
+}
+
+impl Authority {
+    /// Handles a token request from an authenticated-or-identified client.
+    pub async fn token(
+        &self,
+        credentials: &ClientCredentials,
+        request: TokenRequest,
+    ) -> Result<TokenResponse, OAuthError> {
+        let client = self.authenticate_client(credentials).await?;
+        match request {
+            TokenRequest::Password {
+                username,
+                password,
+                scope,
+                resources,
+            } => {
+                self.password_grant(&client, &username, password, scope, &resources)
+                    .await
+            }
+            TokenRequest::ClientCredentials { scope, resources } => {
+                self.client_credentials_grant(&client, scope, &resources)
+                    .await
+            }
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+                resources,
+            } => {
+                self.refresh_token_grant(&client, refresh_token, scope, &resources)
+                    .await
+            }
+        }
+    }
+
+    /// RFC 6749 §3.3: the requested scope must be within `allowed`; omitted means all of it.
+    pub(crate) fn resolve_scope(
+        requested: Option<ScopeSet>,
+        allowed: &ScopeSet,
+    ) -> Result<ScopeSet, OAuthError> {
+        match requested {
+            None => Ok(allowed.clone()),
+            Some(requested) => {
+                let extra = requested.difference(allowed);
+                if extra.is_empty() {
+                    Ok(requested)
+                } else {
+                    Err(OAuthError::invalid_scope(format!(
+                        "scope not allowed: {}",
+                        extra.join(" ")
+                    )))
+                }
+            }
+        }
+    }
+
+    /// RFC 8707 §2: `resource` values must be absolute URIs without a fragment and, here,
+    /// one of the client's registered audiences. Without one, the client's first audience
+    /// (or, if it has none, the issuer itself) is the audience.
+    pub(crate) fn resolve_audience(
+        &self,
+        client: &Client,
+        resources: &[String],
+    ) -> Result<Vec<String>, OAuthError> {
+        if resources.is_empty() {
+            return Ok(vec![client
+                .audiences
+                .first()
+                .cloned()
+                .unwrap_or_else(|| self.config.issuer.clone())]);
+        }
+        let mut audiences: Vec<String> = Vec::new();
+        for resource in resources {
+            if !is_absolute_uri_without_fragment(resource) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "resource must be an absolute URI without a fragment",
+                ));
+            }
+            if !client.audiences.iter().any(|a| a == resource) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "resource is not registered for this client",
+                ));
+            }
+            if !audiences.contains(resource) {
+                audiences.push(resource.clone());
+            }
+        }
+        Ok(audiences)
+    }
+
+    pub(crate) fn access_token_ttl(&self, client: &Client) -> i64 {
+        client.access_token_ttl.unwrap_or(self.config.access_token_ttl)
+    }
+
+    /// Builds and signs the access token (and the ID token when `openid` is in scope).
+    pub(crate) async fn issue(
+        &self,
+        client: &Client,
+        subject: Subject<'_>,
+        scope: &ScopeSet,
+        audience: Vec<String>,
+        family_id: Option<String>,
+        nonce: Option<String>,
+    ) -> Result<(TokenResponse, i64), OAuthError> {
+        let now = self.now();
+        let ttl = self.access_token_ttl(client);
+        let (sub, auth_time) = match &subject {
+            Subject::User { user, auth_time } => (user.id.clone(), Some(*auth_time)),
+            Subject::Client => (client.id.clone(), None),
+        };
+        let claims = AccessTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub,
+            aud: audience,
+            exp: now + ttl,
+            iat: now,
+            jti: random_token(16),
+            client_id: client.id.clone(),
+            scope: scope.to_string(),
+            auth_time,
+            fid: family_id,
+        };
+        let access_token = self.sign(ACCESS_TOKEN_TYP, claims).await?;
+        let id_token = match subject {
+            Subject::User { user, auth_time } if scope.contains("openid") => {
+                let claims = self.id_token_claims(client, user, auth_time, scope, nonce, &access_token);
+                Some(self.sign(ID_TOKEN_TYP, claims).await?)
+            }
+            _ => None,
+        };
+        let response = TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            scope: scope.to_string(),
+            refresh_token: None,
+            id_token,
+        };
+        Ok((response, now))
+    }
+
+    fn id_token_claims(
+        &self,
+        client: &Client,
+        user: &User,
+        auth_time: i64,
+        scope: &ScopeSet,
+        nonce: Option<String>,
+        access_token: &str,
+    ) -> IdTokenClaims {
+        let now = self.now();
+        let profile = scope.contains("profile");
+        let email = scope.contains("email");
+        IdTokenClaims {
+            iss: self.config.issuer.clone(),
+            sub: user.id.clone(),
+            aud: client.id.clone(),
+            exp: now + self.config.id_token_ttl,
+            iat: now,
+            auth_time,
+            nonce,
+            at_hash: Some(at_hash(access_token)),
+            azp: Some(client.id.clone()),
+            name: user.name.clone().filter(|_| profile),
+            preferred_username: profile.then(|| user.username.clone()),
+            email: user.email.clone().filter(|_| email),
+            email_verified: (email && user.email.is_some()).then_some(user.email_verified),
+        }
+    }
+
+    /// Whether this grant gets a refresh token: the client may use the refresh grant, and
+    /// `offline_access` was granted or the client's policy always issues one.
+    pub(crate) fn wants_refresh_token(client: &Client, scope: &ScopeSet) -> bool {
+        client.allows_grant(crate::client::GrantType::RefreshToken)
+            && (scope.contains("offline_access") || client.always_issue_refresh_token)
+    }
+
+    /// Opens a new refresh-token family and returns its first token.
+    pub(crate) async fn start_refresh_family(
+        &self,
+        client: &Client,
+        user: &User,
+        scope: &ScopeSet,
+        auth_time: i64,
+    ) -> Result<(String, Secret), OAuthError> {
+        let now = self.now();
+        let family = RefreshFamily {
+            id: random_token(16),
+            client_id: client.id.clone(),
+            user_id: user.id.clone(),
+            scope: scope.to_string(),
+            auth_time,
+            created_at: now,
+            expires_at: now + self.config.refresh_token_absolute_ttl,
+            revoked_at: None,
+        };
+        let token = Secret::generate();
+        let record = RefreshTokenRecord {
+            id: random_token(16),
+            family_id: family.id.clone(),
+            token_hash: token.storage_hash(),
+            parent_id: None,
+            created_at: now,
+            expires_at: (now + self.refresh_token_ttl(client)).min(family.expires_at),
+            used_at: None,
+        };
+        self.store.create_refresh_family(&family, &record).await?;
+        Ok((family.id, token))
+    }
+
+    pub(crate) fn refresh_token_ttl(&self, client: &Client) -> i64 {
+        client
+            .refresh_token_ttl
+            .unwrap_or(self.config.refresh_token_ttl)
+    }
+}
+
+/// RFC 3986 §4.3 absolute-URI (scheme ":" hier-part), and no fragment.
+fn is_absolute_uri_without_fragment(value: &str) -> bool {
+    let Some((scheme, rest)) = value.split_once(':') else {
+        return false;
+    };
+    !value.contains('#')
+        && !rest.is_empty()
+        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! RFC 6749 §4.3 resource owner password credentials grant.
+//!
+//! RFC 9700 §2.4 says this grant must not be used. Sigil keeps it for trusted first-party
+//! apps and migrations, off unless a confidential client has it enabled.
+
+use super::Subject;
+use crate::authority::Authority;
+use crate::client::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::grant::TokenResponse;
+use crate::scope::ScopeSet;
+use crate::secret::Secret;
+
+impl Authority {
+    pub(crate) async fn password_grant(
+        &self,
+        client: &Client,
+        username: &str,
+        password: Secret,
+        scope: Option<ScopeSet>,
+        resources: &[String],
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.is_confidential() || !client.allows_grant(GrantType::Password) {
+            return Err(OAuthError::unauthorized_client(
+                "this client may not use the password grant",
+            ));
+        }
+        let scope = Self::resolve_scope(scope, &client.allowed_scopes())?;
+        let audience = self.resolve_audience(client, resources)?;
+        let user = self.store.find_user_by_username(username).await?;
+        // Unknown users cost the same argon2 work as known ones (no enumeration).
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let hasher = self.passwords.clone();
+        let matched = self
+            .password_pool
+            .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
+            .await?;
+        let user = match user {
+            Some(user) if matched && !user.is_disabled => user,
+            _ => return Err(OAuthError::invalid_grant("invalid username or password")),
+        };
+        let auth_time = self.now();
+        let mut family = None;
+        if Self::wants_refresh_token(client, &scope) {
+            family = Some(
+                self.start_refresh_family(client, &user, &scope, auth_time)
+                    .await?,
+            );
+        }
+        let (mut response, _) = self
+            .issue(
+                client,
+                Subject::User {
+                    user: &user,
+                    auth_time,
+                },
+                &scope,
+                audience,
+                family.as_ref().map(|(id, _)| id.clone()),
+                None,
+            )
+            .await?;
+        response.refresh_token = family.map(|(_, token)| token.expose().to_string());
+        Ok(response)
+    }
+}

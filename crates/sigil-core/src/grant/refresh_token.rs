@@ -1,0 +1,93 @@
+//! RFC 6749 §6 refresh token grant with rotation and reuse detection (RFC 9700 §4.14.2).
+
+use super::Subject;
+use crate::authority::Authority;
+use crate::client::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::grant::TokenResponse;
+use crate::scope::ScopeSet;
+use crate::secret::{random_token, Secret};
+use crate::store::RefreshTokenRecord;
+
+impl Authority {
+    pub(crate) async fn refresh_token_grant(
+        &self,
+        client: &Client,
+        presented: Secret,
+        scope: Option<ScopeSet>,
+        resources: &[String],
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows_grant(GrantType::RefreshToken) {
+            return Err(OAuthError::unauthorized_client(
+                "this client may not use the refresh_token grant",
+            ));
+        }
+        let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+        let now = self.now();
+        let Some((token, family)) = self.store.find_refresh_token(&presented.storage_hash()).await?
+        else {
+            return Err(invalid());
+        };
+        if family.client_id != client.id {
+            return Err(invalid());
+        }
+        if family.revoked_at.is_some() {
+            return Err(invalid());
+        }
+        if token.used_at.is_some() {
+            // A rotated token came back: whoever holds the family is not to be trusted.
+            tracing::warn!(family = %family.id, client = %client.id, "refresh token reuse detected; family revoked");
+            self.store.revoke_refresh_family(&family.id, now).await?;
+            return Err(invalid());
+        }
+        if token.expires_at <= now || family.expires_at <= now {
+            return Err(invalid());
+        }
+        let granted = ScopeSet::parse(&family.scope)?;
+        // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+        let scope = Self::resolve_scope(scope, &granted)?;
+        let audience = self.resolve_audience(client, resources)?;
+        let user = match self.store.find_user(&family.user_id).await? {
+            Some(user) if !user.is_disabled => user,
+            _ => {
+                self.store.revoke_refresh_family(&family.id, now).await?;
+                return Err(invalid());
+            }
+        };
+        let successor_token = Secret::generate();
+        let successor = RefreshTokenRecord {
+            id: random_token(16),
+            family_id: family.id.clone(),
+            token_hash: successor_token.storage_hash(),
+            parent_id: Some(token.id.clone()),
+            created_at: now,
+            expires_at: (now + self.refresh_token_ttl(client)).min(family.expires_at),
+            used_at: None,
+        };
+        if !self
+            .store
+            .rotate_refresh_token(&token.id, &successor, now)
+            .await?
+        {
+            // Lost a race with another use of the same token: treat it as reuse.
+            tracing::warn!(family = %family.id, client = %client.id, "concurrent refresh token reuse; family revoked");
+            self.store.revoke_refresh_family(&family.id, now).await?;
+            return Err(invalid());
+        }
+        let (mut response, _) = self
+            .issue(
+                client,
+                Subject::User {
+                    user: &user,
+                    auth_time: family.auth_time,
+                },
+                &scope,
+                audience,
+                Some(family.id.clone()),
+                None,
+            )
+            .await?;
+        response.refresh_token = Some(successor_token.expose().to_string());
+        Ok(response)
+    }
+}

@@ -1,0 +1,120 @@
+//! RFC 7662 token introspection: the authoritative answer on whether a token is live.
+
+use crate::authority::{Authority, ClientCredentials};
+use crate::error::OAuthError;
+use crate::revocation::TokenTypeHint;
+use crate::secret::Secret;
+use serde::Serialize;
+
+/// RFC 7662 §2.2 response. Only `active` is present for an inactive token.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Self::default()
+    }
+}
+
+impl Authority {
+    /// Introspects a token for an authenticated confidential client (a resource server).
+    /// Access tokens of any client are reported; refresh tokens only to their own client.
+    pub async fn introspect(
+        &self,
+        credentials: &ClientCredentials,
+        token: Secret,
+        hint: Option<TokenTypeHint>,
+    ) -> Result<Introspection, OAuthError> {
+        let client = self.authenticate_client(credentials).await?;
+        if !client.is_confidential() {
+            return Err(OAuthError::invalid_client(
+                "introspection requires an authenticated confidential client",
+            ));
+        }
+        let looks_like_jwt = token.expose().matches('.').count() == 2;
+        if looks_like_jwt || hint == Some(TokenTypeHint::AccessToken) {
+            if let Ok(claims) = self.verify_access_token(token.expose()) {
+                if !self.is_access_token_live(&claims).await? {
+                    return Ok(Introspection::inactive());
+                }
+                let username = if claims.is_for_user() {
+                    self.store.find_user(&claims.sub).await?.map(|u| u.username)
+                } else {
+                    None
+                };
+                let aud = match claims.aud.as_slice() {
+                    [one] => serde_json::Value::from(one.clone()),
+                    many => serde_json::Value::from(many.to_vec()),
+                };
+                return Ok(Introspection {
+                    active: true,
+                    scope: Some(claims.scope),
+                    client_id: Some(claims.client_id),
+                    username,
+                    token_type: Some("Bearer".into()),
+                    exp: Some(claims.exp),
+                    iat: Some(claims.iat),
+                    sub: Some(claims.sub),
+                    aud: Some(aud),
+                    iss: Some(claims.iss),
+                    jti: Some(claims.jti),
+                });
+            }
+            if looks_like_jwt {
+                return Ok(Introspection::inactive());
+            }
+        }
+        let Some((record, family)) = self.store.find_refresh_token(&token.storage_hash()).await?
+        else {
+            return Ok(Introspection::inactive());
+        };
+        let now = self.now();
+        let live = family.client_id == client.id
+            && family.revoked_at.is_none()
+            && record.used_at.is_none()
+            && record.expires_at > now
+            && family.expires_at > now;
+        if !live {
+            return Ok(Introspection::inactive());
+        }
+        let user = match self.store.find_user(&family.user_id).await? {
+            Some(user) if !user.is_disabled => user,
+            _ => return Ok(Introspection::inactive()),
+        };
+        Ok(Introspection {
+            active: true,
+            scope: Some(family.scope),
+            client_id: Some(family.client_id),
+            username: Some(user.username),
+            token_type: Some("refresh_token".into()),
+            exp: Some(record.expires_at),
+            iat: Some(record.created_at),
+            sub: Some(user.id),
+            aud: None,
+            iss: Some(self.config.issuer.clone()),
+            jti: None,
+        })
+    }
+}

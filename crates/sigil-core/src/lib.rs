@@ -1,0 +1,25 @@
+//! Sigil's protocol rules: typed requests in, outcomes out. No HTTP, no SQL, no sockets.
+//!
+//! The server crate parses HTTP into the types here, calls [`Authority`], and maps the
+//! outcome to a response. Storage is reached only through the [`store::Store`] trait.
+
+pub mod authority;
+pub mod client;
+pub mod clock;
+pub mod cpu;
+pub mod discovery;
+pub mod error;
+pub mod grant;
+pub mod introspection;
+pub mod keys;
+pub mod password;
+pub mod revocation;
+pub mod scope;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod user;
+pub mod userinfo;
+
+pub use authority::{Authority, AuthorityConfig};
+pub use error::{ErrorCode, OAuthError};

@@ -1,0 +1,102 @@
+//! The storage interface. Core decides; a store only keeps records. SQLite and PostgreSQL
+//! implementations live in the server crate; [`memory::MemoryStore`] serves core tests.
+
+pub mod memory;
+
+use crate::client::Client;
+use crate::user::User;
+use async_trait::async_trait;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique constraint was violated (e.g. the user name is taken).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The database cannot be reached (connection refused, pool timed out).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or corrupted data.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// A chain of refresh tokens that descend from one grant (RFC 9700 §4.14.2). Revoking the
+/// family ends every token in it, and every access token issued with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshFamily {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    /// The scope granted; every refresh token of the family carries exactly this scope.
+    pub scope: String,
+    pub auth_time: i64,
+    pub created_at: i64,
+    /// Absolute end of the family, whatever the rotations.
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// One refresh token. Only the SHA-256 of the token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    pub id: String,
+    pub family_id: String,
+    pub token_hash: String,
+    pub parent_id: Option<String>,
+    pub created_at: i64,
+    /// Idle expiry.
+    pub expires_at: i64,
+    /// Set when the token was exchanged; a second use is theft.
+    pub used_at: Option<i64>,
+}
+
+/// Storage for everything Sigil keeps. Implementations must give every method the same
+/// meaning; the conformance suite in the server crate checks that they do.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn count_users(&self) -> Result<i64, StoreError>;
+
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
+    async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// The longest per-client access-token lifetime override, if any client has one.
+    async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Creates a family together with its first token, atomically.
+    async fn create_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError>;
+    async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError>;
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError>;
+    /// Atomically marks `used_id` as used at `now` and stores `successor`, only if
+    /// `used_id` was unused and its family unrevoked. Returns false (and writes nothing)
+    /// otherwise: exactly one of any number of concurrent calls for one token succeeds.
+    async fn rotate_refresh_token(
+        &self,
+        used_id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a family (idempotent; the first revocation time is kept).
+    async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Adds an access token's `jti` to the deny list until its expiry.
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Deletes records that can no longer matter: expired families and their tokens,
+    /// expired deny-list entries. Returns how many rows went.
+    async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,57 @@
+//! OpenID Connect Core §5.3 UserInfo endpoint: claims about the user, by scope.
+
+use crate::authority::Authority;
+use crate::error::{ErrorCode, OAuthError};
+use serde::Serialize;
+
+/// OIDC Core §5.1 standard claims that Sigil knows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+impl Authority {
+    /// Returns the claims the access token's scope allows. Errors are RFC 6750 codes.
+    pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo, OAuthError> {
+        let claims = self
+            .verify_access_token(access_token)
+            .map_err(|e| OAuthError::invalid_token(e.to_string()))?;
+        if !self.is_access_token_live(&claims).await? {
+            return Err(OAuthError::invalid_token("the token has been revoked"));
+        }
+        if !claims.has_scope("openid") {
+            return Err(OAuthError::new(
+                ErrorCode::InsufficientScope,
+                "the userinfo endpoint requires the openid scope",
+            ));
+        }
+        if !claims.is_for_user() {
+            return Err(OAuthError::invalid_token("the token was not issued to a user"));
+        }
+        let user = self
+            .store
+            .find_user(&claims.sub)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_token("the token has been revoked"))?;
+        let profile = claims.has_scope("profile");
+        let email = claims.has_scope("email");
+        Ok(UserInfo {
+            sub: user.id,
+            name: user.name.filter(|_| profile),
+            preferred_username: profile.then_some(user.username),
+            updated_at: profile.then_some(user.updated_at),
+            email_verified: (email && user.email.is_some()).then_some(user.email_verified),
+            email: user.email.filter(|_| email),
+        })
+    }
+}
