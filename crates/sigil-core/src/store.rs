@@ -60,6 +60,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Replaces a user's record (matched by id). Returns false when there is no such user.
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
     async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn count_users(&self) -> Result<i64, StoreError>;

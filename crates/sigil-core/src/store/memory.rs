@@ -46,6 +46,23 @@ impl Store for MemoryStore {
         data.users.insert(user.id.clone(), user.clone());
         Ok(())
     }
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        let mut data = self.data();
+        if data
+            .users
+            .values()
+            .any(|u| u.username == user.username && u.id != user.id)
+        {
+            return Err(StoreError::Conflict(format!("user {}", user.username)));
+        }
+        match data.users.get_mut(&user.id) {
+            Some(existing) => {
+                *existing = user.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
     async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
         Ok(self.data().users.get(id).cloned())
     }

@@ -1,0 +1,463 @@
+//! Core flows against the in-memory store with a fixed clock.
+
+use crate::authority::{Authority, AuthorityConfig, ClientCredentials};
+use crate::client::{Client, ClientRegistration};
+use crate::clock::FixedClock;
+use crate::cpu::CpuPool;
+use crate::error::ErrorCode;
+use crate::grant::{TokenRequest, TokenResponse};
+use crate::keys::tests::test_pem;
+use crate::keys::{KeyRing, KeySet, SigningKey};
+use crate::password::{Argon2Params, PasswordHasher};
+use crate::revocation::TokenTypeHint;
+use crate::scope::ScopeSet;
+use crate::secret::Secret;
+use crate::store::memory::MemoryStore;
+use crate::store::Store;
+use crate::token::verify_access_token;
+use crate::user::User;
+use std::sync::Arc;
+
+const ISSUER: &str = "https://sigil.test";
+const T0: i64 = 1_700_000_000;
+
+struct Fixture {
+    authority: Authority,
+    clock: Arc<FixedClock>,
+    store: Arc<MemoryStore>,
+    app: (Client, Secret),
+    user: User,
+}
+
+async fn fixture() -> Fixture {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::new());
+    let keys = KeySet::new(vec![SigningKey::from_pem(&test_pem(0), T0, T0).expect("key")]);
+    let hasher = PasswordHasher::new(Argon2Params {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    })
+    .expect("hasher");
+    let user = User {
+        id: "user-1".into(),
+        username: "alice".into(),
+        email: Some("alice@example.com".into()),
+        email_verified: true,
+        name: Some("Alice".into()),
+        password_hash: hasher.hash("correct horse battery").expect("hash"),
+        is_admin: false,
+        is_disabled: false,
+        must_change_password: false,
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.create_user(&user).await.expect("user");
+    let (client, secret) = ClientRegistration {
+        name: "app".into(),
+        grant_types: Some(vec![
+            "password".into(),
+            "refresh_token".into(),
+            "client_credentials".into(),
+        ]),
+        audiences: vec!["https://api.example.com".into(), "https://other.example.com".into()],
+        ..Default::default()
+    }
+    .build(T0)
+    .expect("client");
+    store.create_client(&client).await.expect("client");
+    let mut config = AuthorityConfig::new(ISSUER);
+    config.client_cache_ttl = 0;
+    let authority = Authority::new(
+        config,
+        store.clone(),
+        Arc::new(KeyRing::new(keys)),
+        clock.clone(),
+        Arc::new(hasher),
+        CpuPool::new(2, 16),
+        CpuPool::new(2, 64),
+    );
+    Fixture {
+        authority,
+        clock,
+        store,
+        app: (client, secret.expect("secret")),
+        user,
+    }
+}
+
+impl Fixture {
+    fn creds(&self) -> ClientCredentials {
+        ClientCredentials {
+            client_id: self.app.0.id.clone(),
+            secret: Some(self.app.1.clone()),
+        }
+    }
+    async fn password(&self, scope: &str) -> Result<TokenResponse, crate::OAuthError> {
+        self.authority
+            .token(
+                &self.creds(),
+                TokenRequest::Password {
+                    username: "alice".into(),
+                    password: Secret::new("correct horse battery"),
+                    scope: Some(ScopeSet::parse(scope).expect("scope")),
+                    resources: vec![],
+                },
+            )
+            .await
+    }
+    async fn refresh(&self, token: &str, scope: Option<&str>) -> Result<TokenResponse, crate::OAuthError> {
+        self.authority
+            .token(
+                &self.creds(),
+                TokenRequest::RefreshToken {
+                    refresh_token: Secret::new(token),
+                    scope: scope.map(|s| ScopeSet::parse(s).expect("scope")),
+                    resources: vec![],
+                },
+            )
+            .await
+    }
+    fn claims(&self, token: &str) -> crate::token::AccessTokenClaims {
+        verify_access_token(&self.authority.keys().current(), token, ISSUER, self.clock.now_for_test())
+            .expect("valid access token")
+    }
+}
+
+trait NowForTest {
+    fn now_for_test(&self) -> i64;
+}
+impl NowForTest for FixedClock {
+    fn now_for_test(&self) -> i64 {
+        crate::clock::Clock::now(self)
+    }
+}
+
+fn code(result: Result<TokenResponse, crate::OAuthError>) -> ErrorCode {
+    result.expect_err("expected an error").code
+}
+
+#[tokio::test]
+async fn client_credentials_issues_a_stateless_rfc9068_token() {
+    let f = fixture().await;
+    let response = f
+        .authority
+        .token(
+            &f.creds(),
+            TokenRequest::ClientCredentials {
+                scope: None,
+                resources: vec!["https://other.example.com".into()],
+            },
+        )
+        .await
+        .expect("token");
+    assert!(response.refresh_token.is_none());
+    assert!(response.id_token.is_none());
+    assert_eq!(response.expires_in, 600);
+    let claims = f.claims(&response.access_token);
+    assert_eq!(claims.sub, f.app.0.id);
+    assert_eq!(claims.client_id, f.app.0.id);
+    assert_eq!(claims.aud, vec!["https://other.example.com".to_string()]);
+    assert_eq!(claims.exp, T0 + 600);
+    assert_eq!(claims.scope, "email offline_access openid profile");
+
+    // Default audience: the first registered one.
+    let response = f
+        .authority
+        .token(&f.creds(), TokenRequest::ClientCredentials { scope: None, resources: vec![] })
+        .await
+        .expect("token");
+    assert_eq!(f.claims(&response.access_token).aud, vec!["https://api.example.com".to_string()]);
+}
+
+#[tokio::test]
+async fn client_authentication_failures() {
+    let f = fixture().await;
+    let request = || TokenRequest::ClientCredentials { scope: None, resources: vec![] };
+    let wrong = ClientCredentials {
+        client_id: f.app.0.id.clone(),
+        secret: Some(Secret::new("wrong")),
+    };
+    assert_eq!(code(f.authority.token(&wrong, request()).await), ErrorCode::InvalidClient);
+    let missing = ClientCredentials { client_id: f.app.0.id.clone(), secret: None };
+    assert_eq!(code(f.authority.token(&missing, request()).await), ErrorCode::InvalidClient);
+    let unknown = ClientCredentials { client_id: "nope".into(), secret: Some(f.app.1.clone()) };
+    assert_eq!(code(f.authority.token(&unknown, request()).await), ErrorCode::InvalidClient);
+}
+
+#[tokio::test]
+async fn scope_and_resource_rules() {
+    let f = fixture().await;
+    let result = f
+        .authority
+        .token(
+            &f.creds(),
+            TokenRequest::ClientCredentials {
+                scope: Some(ScopeSet::parse("openid admin").expect("scope")),
+                resources: vec![],
+            },
+        )
+        .await;
+    assert_eq!(code(result), ErrorCode::InvalidScope);
+    for resource in ["https://evil.example.com", "not a uri", "https://api.example.com#x"] {
+        let result = f
+            .authority
+            .token(
+                &f.creds(),
+                TokenRequest::ClientCredentials { scope: None, resources: vec![resource.into()] },
+            )
+            .await;
+        assert_eq!(code(result), ErrorCode::InvalidTarget, "{resource}");
+    }
+}
+
+#[tokio::test]
+async fn password_grant_issues_access_refresh_and_id_tokens() {
+    let f = fixture().await;
+    let response = f.password("openid profile email offline_access").await.expect("token");
+    let claims = f.claims(&response.access_token);
+    assert_eq!(claims.sub, f.user.id);
+    assert_eq!(claims.auth_time, Some(T0));
+    assert!(claims.fid.is_some());
+    assert!(response.refresh_token.is_some());
+    let id_token = response.id_token.expect("id token");
+    let id: crate::token::IdTokenClaims =
+        crate::token::verify_jwt(&f.authority.keys().current(), &id_token, "JWT").expect("id token");
+    assert_eq!(id.aud, f.app.0.id);
+    assert_eq!(id.preferred_username.as_deref(), Some("alice"));
+    assert_eq!(id.email.as_deref(), Some("alice@example.com"));
+    assert_eq!(id.at_hash, Some(crate::token::at_hash(&response.access_token)));
+
+    // Without offline_access: no refresh token; without openid: no ID token.
+    let response = f.password("profile").await.expect("token");
+    assert!(response.refresh_token.is_none());
+    assert!(response.id_token.is_none());
+}
+
+#[tokio::test]
+async fn password_grant_rejections() {
+    let f = fixture().await;
+    let wrong_password = f
+        .authority
+        .token(
+            &f.creds(),
+            TokenRequest::Password {
+                username: "alice".into(),
+                password: Secret::new("wrong"),
+                scope: None,
+                resources: vec![],
+            },
+        )
+        .await;
+    let unknown_user = f
+        .authority
+        .token(
+            &f.creds(),
+            TokenRequest::Password {
+                username: "mallory".into(),
+                password: Secret::new("correct horse battery"),
+                scope: None,
+                resources: vec![],
+            },
+        )
+        .await;
+    let (a, b) = (wrong_password.expect_err("err"), unknown_user.expect_err("err"));
+    assert_eq!(a, b, "unknown user and wrong password must look the same");
+    assert_eq!(a.code, ErrorCode::InvalidGrant);
+
+    // A client without the password grant enabled.
+    let (plain, secret) = ClientRegistration { name: "svc".into(), ..Default::default() }
+        .build(T0)
+        .expect("client");
+    f.store.create_client(&plain).await.expect("client");
+    let result = f
+        .authority
+        .token(
+            &ClientCredentials { client_id: plain.id.clone(), secret },
+            TokenRequest::Password {
+                username: "alice".into(),
+                password: Secret::new("correct horse battery"),
+                scope: None,
+                resources: vec![],
+            },
+        )
+        .await;
+    assert_eq!(code(result), ErrorCode::UnauthorizedClient);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let f = fixture().await;
+    let first = f.password("openid offline_access profile").await.expect("token");
+    let r1 = first.refresh_token.clone().expect("refresh");
+    f.clock.advance(60);
+    let second = f.refresh(&r1, None).await.expect("rotation");
+    let r2 = second.refresh_token.clone().expect("refresh");
+    assert_ne!(r1, r2);
+    assert!(second.id_token.is_some(), "a refresh returns a fresh ID token");
+    assert_eq!(f.claims(&second.access_token).auth_time, Some(T0));
+
+    // Reusing r1 fails and revokes the family: r2 dies too.
+    assert_eq!(code(f.refresh(&r1, None).await), ErrorCode::InvalidGrant);
+    assert_eq!(code(f.refresh(&r2, None).await), ErrorCode::InvalidGrant);
+    // And introspection reports the access tokens of the family inactive.
+    let live = f
+        .authority
+        .introspect(&f.creds(), Secret::new(second.access_token.clone()), None)
+        .await
+        .expect("introspect");
+    assert!(!live.active);
+}
+
+#[tokio::test]
+async fn refresh_narrows_never_widens() {
+    let f = fixture().await;
+    let first = f.password("openid offline_access profile").await.expect("token");
+    let r1 = first.refresh_token.expect("refresh");
+    assert_eq!(code(f.refresh(&r1, Some("openid email")).await), ErrorCode::InvalidScope);
+    let narrowed = f.refresh(&r1, Some("profile")).await.expect("narrow");
+    assert_eq!(narrowed.scope, "profile");
+    // The new refresh token keeps the original grant (RFC 6749 §6).
+    let again = f.refresh(&narrowed.refresh_token.expect("refresh"), None).await.expect("refresh");
+    assert_eq!(again.scope, "offline_access openid profile");
+}
+
+#[tokio::test]
+async fn refresh_expiry_and_foreign_clients() {
+    let f = fixture().await;
+    let first = f.password("offline_access").await.expect("token");
+    let r1 = first.refresh_token.expect("refresh");
+    // Another client cannot use it.
+    let (other, secret) = ClientRegistration {
+        name: "other".into(),
+        grant_types: Some(vec!["refresh_token".into(), "client_credentials".into()]),
+        ..Default::default()
+    }
+    .build(T0)
+    .expect("client");
+    f.store.create_client(&other).await.expect("client");
+    let result = f
+        .authority
+        .token(
+            &ClientCredentials { client_id: other.id.clone(), secret },
+            TokenRequest::RefreshToken { refresh_token: Secret::new(r1.clone()), scope: None, resources: vec![] },
+        )
+        .await;
+    assert_eq!(code(result), ErrorCode::InvalidGrant);
+    // Idle expiry: 30 days.
+    f.clock.advance(30 * 86_400);
+    assert_eq!(code(f.refresh(&r1, None).await), ErrorCode::InvalidGrant);
+    assert_eq!(code(f.refresh("garbage", None).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_give_exactly_one_success() {
+    let f = Arc::new(fixture().await);
+    let first = f.password("offline_access").await.expect("token");
+    let r1 = first.refresh_token.expect("refresh");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let f = f.clone();
+        let r1 = r1.clone();
+        tasks.push(tokio::spawn(async move { f.refresh(&r1, None).await.is_ok() }));
+    }
+    let mut successes = 0;
+    for task in tasks {
+        if task.await.expect("join") {
+            successes += 1;
+        }
+    }
+    assert_eq!(successes, 1);
+}
+
+#[tokio::test]
+async fn revocation_of_access_and_refresh_tokens() {
+    let f = fixture().await;
+    let response = f.password("openid offline_access").await.expect("token");
+    let access = response.access_token.clone();
+    let refresh = response.refresh_token.clone().expect("refresh");
+
+    // Access token: deny-listed; introspection says inactive; userinfo refuses.
+    assert!(f.authority.introspect(&f.creds(), Secret::new(access.clone()), None).await.expect("i").active);
+    f.authority
+        .revoke(&f.creds(), Secret::new(access.clone()), Some(TokenTypeHint::AccessToken))
+        .await
+        .expect("revoke");
+    assert!(!f.authority.introspect(&f.creds(), Secret::new(access.clone()), None).await.expect("i").active);
+    assert_eq!(
+        f.authority.userinfo(&access).await.expect_err("revoked").code,
+        ErrorCode::InvalidToken
+    );
+
+    // Refresh token: the family goes.
+    f.authority
+        .revoke(&f.creds(), Secret::new(refresh.clone()), None)
+        .await
+        .expect("revoke");
+    assert_eq!(code(f.refresh(&refresh, None).await), ErrorCode::InvalidGrant);
+
+    // Unknown tokens are fine (RFC 7009 §2.2).
+    f.authority
+        .revoke(&f.creds(), Secret::new("whatever"), None)
+        .await
+        .expect("unknown token is not an error");
+}
+
+#[tokio::test]
+async fn introspection_reports_details_and_disabled_users() {
+    let f = fixture().await;
+    let response = f.password("openid offline_access profile").await.expect("token");
+    let access = f
+        .authority
+        .introspect(&f.creds(), Secret::new(response.access_token.clone()), None)
+        .await
+        .expect("introspect");
+    assert!(access.active);
+    assert_eq!(access.username.as_deref(), Some("alice"));
+    assert_eq!(access.sub.as_deref(), Some(f.user.id.as_str()));
+    let refresh = f
+        .authority
+        .introspect(&f.creds(), Secret::new(response.refresh_token.clone().expect("r")), None)
+        .await
+        .expect("introspect");
+    assert!(refresh.active);
+    assert_eq!(refresh.token_type.as_deref(), Some("refresh_token"));
+
+    // Disable the user: everything goes inactive at once.
+    let mut disabled = f.user.clone();
+    disabled.is_disabled = true;
+    f.store.update_user(&disabled).await.expect("update");
+    let access = f
+        .authority
+        .introspect(&f.creds(), Secret::new(response.access_token), None)
+        .await
+        .expect("introspect");
+    assert!(!access.active);
+    let refresh = f
+        .authority
+        .introspect(&f.creds(), Secret::new(response.refresh_token.expect("r")), None)
+        .await
+        .expect("introspect");
+    assert!(!refresh.active);
+}
+
+#[tokio::test]
+async fn userinfo_by_scope() {
+    let f = fixture().await;
+    let response = f.password("openid profile").await.expect("token");
+    let info = f.authority.userinfo(&response.access_token).await.expect("userinfo");
+    assert_eq!(info.sub, f.user.id);
+    assert_eq!(info.preferred_username.as_deref(), Some("alice"));
+    assert_eq!(info.email, None, "no email scope, no email");
+    let no_openid = f.password("profile").await.expect("token");
+    assert_eq!(
+        f.authority.userinfo(&no_openid.access_token).await.expect_err("scope").code,
+        ErrorCode::InsufficientScope
+    );
+    f.clock.advance(601);
+    assert_eq!(
+        f.authority.userinfo(&response.access_token).await.expect_err("expired").code,
+        ErrorCode::InvalidToken
+    );
+}
+
