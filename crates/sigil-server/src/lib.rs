@@ -1,0 +1,15 @@
+//! Sigil's authorization server: configuration, command line, HTTP handlers, stores,
+//! key files. [`app`] builds the router that `sigil serve` runs and tests drive.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keyfiles;
+pub mod serve;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use http::app;
+pub use state::AppState;

@@ -1,0 +1,242 @@
+//! The command line: one clap structure, parsed once in `main`. Every option of `serve`
+//! also reads an environment variable `SIGIL_<OPTION>`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Sigil: an OAuth 2.0 / OpenID Connect authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "sigil", version, about, long_about = None)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
+    #[arg(long, env = "SIGIL_DATABASE_URL", default_value = "sqlite://data/sigil.db", global = true)]
+    pub database_url: String,
+
+    /// Directory of the signing keys (private keys: keep it private, never commit it).
+    #[arg(long, env = "SIGIL_KEYS_DIR", default_value = "keys", global = true)]
+    pub keys_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, env = "SIGIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies pending migrations first).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage signing keys: list, rotate, prune.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Options of `sigil serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Issuer identifier: the public base URL of this server (no trailing slash).
+    #[arg(long, env = "SIGIL_ISSUER", default_value = "http://127.0.0.1:8080")]
+    pub issuer: String,
+
+    /// Address to listen on.
+    #[arg(long, env = "SIGIL_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    #[command(flatten)]
+    pub lifetimes: Lifetimes,
+
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
+
+    /// Refresh-token idle lifetime: a token unused this long expires.
+    #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
+    pub refresh_token_ttl: Duration,
+
+    /// Absolute lifetime of a refresh-token family, however often it rotates.
+    #[arg(long, env = "SIGIL_REFRESH_TOKEN_ABSOLUTE_TTL", default_value = "90d", value_parser = parse_duration)]
+    pub refresh_token_absolute_ttl: Duration,
+
+    /// How often the keys directory is checked for new, rotated or pruned keys.
+    #[arg(long, env = "SIGIL_KEYS_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub keys_poll_interval: Duration,
+
+    /// How long a client record may be served from memory on hot paths.
+    #[arg(long, env = "SIGIL_CLIENT_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub client_cache_ttl: Duration,
+
+    /// Threads that sign tokens (RSA) at once; default: the number of CPUs.
+    #[arg(long, env = "SIGIL_SIGNING_WORKERS")]
+    pub signing_workers: Option<usize>,
+
+    /// Largest number of database connections in the pool.
+    #[arg(long, env = "SIGIL_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// Password of the admin account created on first start (default: random, printed once).
+    #[arg(long, env = "SIGIL_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+}
+
+/// Token lifetimes; shared by `serve` and `keys` (which must know how long tokens live).
+#[derive(Debug, Clone, Args)]
+pub struct Lifetimes {
+    /// Access-token lifetime.
+    #[arg(long, env = "SIGIL_ACCESS_TOKEN_TTL", default_value = "10m", value_parser = parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// ID-token lifetime.
+    #[arg(long, env = "SIGIL_ID_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub id_token_ttl: Duration,
+
+    /// `Cache-Control: max-age` of the JWKS; a rotated key starts signing only after it.
+    #[arg(long, env = "SIGIL_JWKS_MAX_AGE", default_value = "10m", value_parser = parse_duration)]
+    pub jwks_max_age: Duration,
+}
+
+/// argon2id parameters for new password hashes and the size of the hashing pool.
+#[derive(Debug, Clone, Args)]
+pub struct PasswordArgs {
+    /// argon2id memory in KiB (OWASP: 19456).
+    #[arg(long, env = "SIGIL_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id passes (OWASP: 2).
+    #[arg(long, env = "SIGIL_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// argon2id lanes (OWASP: 1).
+    #[arg(long, env = "SIGIL_ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Password hashes computed at once; default: the number of CPUs.
+    #[arg(long, env = "SIGIL_PASSWORD_WORKERS")]
+    pub password_workers: Option<usize>,
+    /// Password checks allowed to wait for a worker; beyond it requests get 503.
+    #[arg(long, env = "SIGIL_PASSWORD_QUEUE", default_value_t = 64)]
+    pub password_queue: usize,
+}
+
+impl PasswordArgs {
+    pub fn params(&self) -> sigil_core::password::Argon2Params {
+        sigil_core::password::Argon2Params {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
+            parallelism: self.argon2_parallelism,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Display name (the `name` claim).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Give the user the admin role.
+    #[arg(long)]
+    pub admin: bool,
+    /// Read the password from standard input (required: passwords never go on the command line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client and print its id (and its secret, shown only this once).
+    Add(ClientAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientAddArgs {
+    #[arg(long)]
+    pub name: String,
+    /// An allowed redirect URI (exact match); repeat for several.
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// An allowed post-logout redirect URI; repeat for several.
+    #[arg(long = "post-logout-redirect-uri")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Comma-separated grant types (authorization_code, refresh_token, password, client_credentials).
+    #[arg(long, value_delimiter = ',')]
+    pub grant_types: Option<Vec<String>>,
+    /// Comma-separated scopes the client may ask for (default: openid,profile,email,offline_access).
+    #[arg(long, value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
+    /// An audience (resource server) tokens may be issued for; the first is the default.
+    #[arg(long = "audience")]
+    pub audiences: Vec<String>,
+    /// A public client (no secret): browser and native apps.
+    #[arg(long)]
+    pub public: bool,
+    /// A first-party client skips the consent page.
+    #[arg(long)]
+    pub first_party: bool,
+    /// Issue refresh tokens even without the offline_access scope.
+    #[arg(long)]
+    pub always_issue_refresh_token: bool,
+    /// Print {"client_id":…,"client_secret":…} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys and their state (next, active, retired).
+    List(KeysArgs),
+    /// Publish a new key now; it starts signing once the JWKS cache lifetime has passed.
+    Rotate(KeysRotateArgs),
+    /// Delete retired keys that no still-valid token can have been signed with.
+    Prune(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(flatten)]
+    pub lifetimes: Lifetimes,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysRotateArgs {
+    #[command(flatten)]
+    pub lifetimes: Lifetimes,
+    /// Sign with the new key at once (after a key compromise). Verifiers holding a cached
+    /// JWKS will reject new tokens until they refetch it.
+    #[arg(long)]
+    pub immediately: bool,
+}
+
+/// Parses `90s`, `10m`, `1h`, `30d` and the like.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|e| format!("invalid duration {value:?}: {e}"))
+}
+
+/// Whole seconds of a duration, as the protocol uses them.
+pub fn secs(duration: Duration) -> i64 {
+    duration.as_secs().min(i64::MAX as u64) as i64
+}

@@ -1,0 +1,31 @@
+//! `POST /introspect` (RFC 7662), for authenticated confidential clients.
+
+use super::client_auth::client_credentials;
+use super::error::{no_store, OAuthResponseError};
+use super::form::OAuthForm;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use sigil_core::revocation::TokenTypeHint;
+use sigil_core::secret::Secret;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/introspect", post(introspect))
+}
+
+async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, OAuthResponseError> {
+    let credentials = client_credentials(&headers, &form)?;
+    let token = Secret::new(form.required("token")?);
+    let hint = form.single("token_type_hint")?.and_then(TokenTypeHint::parse);
+    let answer = state.authority.introspect(&credentials, token, hint).await?;
+    let mut response = Json(answer).into_response();
+    no_store(&mut response);
+    Ok(response)
+}

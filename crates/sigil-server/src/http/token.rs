@@ -1,0 +1,75 @@
+//! `POST /token` (RFC 6749 §3.2): parse the form into a typed grant, call core, answer
+//! JSON with `Cache-Control: no-store`.
+
+use super::client_auth::client_credentials;
+use super::error::{no_store, OAuthResponseError};
+use super::form::OAuthForm;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use sigil_core::grant::TokenRequest;
+use sigil_core::scope::ScopeSet;
+use sigil_core::secret::Secret;
+use sigil_core::{ErrorCode, OAuthError};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/token", post(token))
+}
+
+async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: OAuthForm,
+) -> Result<Response, OAuthResponseError> {
+    let credentials = client_credentials(&headers, &form)?;
+    let request = parse_token_request(&form)?;
+    let grant = grant_name(&request);
+    let response = state.authority.token(&credentials, request).await;
+    match &response {
+        Ok(_) => tracing::info!(client = %credentials.client_id, grant, "token issued"),
+        Err(e) => tracing::info!(client = %credentials.client_id, grant, error = e.code.as_str(), "token request refused"),
+    }
+    let mut response = Json(response?).into_response();
+    no_store(&mut response);
+    Ok(response)
+}
+
+fn grant_name(request: &TokenRequest) -> &'static str {
+    match request {
+        TokenRequest::Password { .. } => "password",
+        TokenRequest::ClientCredentials { .. } => "client_credentials",
+        TokenRequest::RefreshToken { .. } => "refresh_token",
+    }
+}
+
+/// Parses the grant-specific parameters. Only shape is checked here; meaning is core's.
+pub fn parse_token_request(form: &OAuthForm) -> Result<TokenRequest, OAuthError> {
+    let grant_type = form.required("grant_type")?;
+    let scope = form.single("scope")?.map(ScopeSet::parse).transpose()?;
+    let resources = form.all("resource");
+    match grant_type {
+        "password" => Ok(TokenRequest::Password {
+            username: form.required("username")?.to_string(),
+            password: Secret::new(form.required("password")?),
+            scope,
+            resources,
+        }),
+        "client_credentials" => Ok(TokenRequest::ClientCredentials { scope, resources }),
+        "refresh_token" => Ok(TokenRequest::RefreshToken {
+            refresh_token: Secret::new(form.required("refresh_token")?),
+            scope,
+            resources,
+        }),
+        "authorization_code" => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "the authorization_code grant is not enabled on this server yet",
+        )),
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "unsupported grant_type",
+        )),
+    }
+}

@@ -1,0 +1,59 @@
+//! `GET, POST /userinfo` (OIDC Core §5.3) with the bearer token in the Authorization
+//! header or, for POST, in the form body (RFC 6750 §2.1, §2.2). Never in the query.
+
+use super::error::{no_store, BearerError};
+use super::form::OAuthForm;
+use crate::state::AppState;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use sigil_core::OAuthError;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/userinfo", get(userinfo).post(userinfo))
+}
+
+async fn userinfo(State(state): State<AppState>, request: Request) -> Result<Response, BearerError> {
+    let from_header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| {
+            let value = value
+                .to_str()
+                .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
+            match value.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                    Ok(token.trim().to_string())
+                }
+                _ => Err(OAuthError::invalid_request("the Authorization header must be Bearer")),
+            }
+        })
+        .transpose()?;
+    let has_form_body = request.method() == Method::POST
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let from_body = if has_form_body {
+        let form = OAuthForm::from_request(request, &state)
+            .await
+            .map_err(|e| BearerError::Oauth(e.0))?;
+        form.single("access_token")?.map(str::to_string)
+    } else {
+        None
+    };
+    let token = match (from_header, from_body) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request("send the token in one place only").into())
+        }
+        (Some(token), None) | (None, Some(token)) => token,
+        (None, None) => return Err(BearerError::Missing),
+    };
+    let info = state.authority.userinfo(&token).await?;
+    let mut response = Json(info).into_response();
+    no_store(&mut response);
+    Ok(response)
+}

@@ -1,0 +1,247 @@
+//! The signing-key directory: `<kid>.pem` (PKCS#8 private key, mode 0600) beside
+//! `<kid>.json` (`created_at`, `activates_at`). Files are written to a temporary name and
+//! renamed, so a replica polling the directory never sees half a key. Replicas sharing the
+//! directory pick up changes within one poll interval, without a restart.
+
+use serde::{Deserialize, Serialize};
+use sigil_core::keys::{generate_key, KeyRing, KeySet, SigningKey};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyDirError {
+    #[error("keys directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key {kid}: {message}")]
+    BadKey { kid: String, message: String },
+    #[error("{0}")]
+    Key(#[from] sigil_core::keys::KeyError),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyMeta {
+    kid: String,
+    created_at: i64,
+    activates_at: i64,
+}
+
+/// A keys directory.
+#[derive(Debug, Clone)]
+pub struct KeyDir {
+    path: PathBuf,
+}
+
+impl KeyDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self, source: std::io::Error) -> KeyDirError {
+        KeyDirError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Creates the directory (mode 0700) if missing.
+    pub fn create(&self) -> Result<(), KeyDirError> {
+        if !self.path.exists() {
+            fs::create_dir_all(&self.path).map_err(|e| self.io(e))?;
+            fs::set_permissions(&self.path, fs::Permissions::from_mode(0o700))
+                .map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
+    /// Loads every complete key (a `.pem` with its `.json`). A key that fails to parse is
+    /// an error: a broken key directory must be noticed, not half-served.
+    pub fn load(&self) -> Result<KeySet, KeyDirError> {
+        let mut keys = Vec::new();
+        for meta_path in self.meta_files()? {
+            let text = fs::read_to_string(&meta_path).map_err(|e| self.io(e))?;
+            let meta: KeyMeta = serde_json::from_str(&text).map_err(|e| KeyDirError::BadKey {
+                kid: meta_path.display().to_string(),
+                message: format!("bad metadata: {e}"),
+            })?;
+            let pem_path = self.path.join(format!("{}.pem", meta.kid));
+            let pem = fs::read(&pem_path).map_err(|e| self.io(e))?;
+            if let Ok(file_meta) = fs::metadata(&pem_path) {
+                if file_meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(kid = %meta.kid, "private key file is readable by group or others; chmod 600 it");
+                }
+            }
+            let key = SigningKey::from_pem(&pem, meta.created_at, meta.activates_at)?;
+            if key.kid() != meta.kid {
+                return Err(KeyDirError::BadKey {
+                    kid: meta.kid,
+                    message: "file name does not match the key's thumbprint".into(),
+                });
+            }
+            keys.push(key);
+        }
+        Ok(KeySet::new(keys))
+    }
+
+    fn meta_files(&self) -> Result<Vec<PathBuf>, KeyDirError> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(self.io(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(|e| self.io(e))?.path();
+            let is_meta = path.extension().is_some_and(|e| e == "json")
+                && !path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with('.'));
+            if is_meta {
+                out.push(path);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// A cheap summary of the directory (names, sizes, modification times) that changes
+    /// whenever a key is added, replaced or removed.
+    pub fn fingerprint(&self) -> Result<String, KeyDirError> {
+        let mut parts = Vec::new();
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+            Err(e) => return Err(self.io(e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            let (len, modified) = entry
+                .metadata()
+                .map(|m| {
+                    let modified = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    (m.len(), modified)
+                })
+                .unwrap_or((0, 0));
+            parts.push(format!("{name}:{len}:{modified}"));
+        }
+        parts.sort();
+        Ok(parts.join("|"))
+    }
+
+    /// Generates a key that signs from `activates_at`, writes it, and returns its kid.
+    pub fn add_new_key(&self, now: i64, activates_at: i64) -> Result<String, KeyDirError> {
+        self.create()?;
+        let generated = generate_key()?;
+        let kid = generated.kid.clone();
+        self.write_atomically(&format!("{kid}.pem"), &generated.private_pem, 0o600)?;
+        let meta = KeyMeta {
+            kid: kid.clone(),
+            created_at: now,
+            activates_at,
+        };
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| KeyDirError::BadKey {
+            kid: kid.clone(),
+            message: e.to_string(),
+        })?;
+        self.write_atomically(&format!("{kid}.json"), &json, 0o600)?;
+        Ok(kid)
+    }
+
+    /// On first start: generates the first key (active at once) if the directory has none.
+    pub fn ensure_key(&self, now: i64) -> Result<Option<String>, KeyDirError> {
+        if self.load()?.is_empty() {
+            return self.add_new_key(now, now).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Removes a key's files (metadata first, so the key stops loading at once).
+    pub fn remove_key(&self, kid: &str) -> Result<(), KeyDirError> {
+        for ext in ["json", "pem"] {
+            let path = self.path.join(format!("{kid}.{ext}"));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_atomically(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), KeyDirError> {
+        let tmp = self
+            .path
+            .join(format!(".{name}.{}.tmp", sigil_core::secret::random_token(6)));
+        let result = (|| {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, self.path.join(name))?;
+            if let Ok(dir) = fs::File::open(&self.path) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(|e| self.io(e))
+    }
+}
+
+/// Polls the directory every `interval` and swaps the key ring when it changed. A load
+/// that fails keeps the old keys and logs the problem.
+pub fn spawn_watcher(dir: KeyDir, ring: Arc<KeyRing>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = dir.fingerprint().unwrap_or_default();
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let polling = dir.clone();
+            let Ok(Ok(fingerprint)) = tokio::task::spawn_blocking(move || polling.fingerprint()).await
+            else {
+                continue;
+            };
+            if fingerprint == last {
+                continue;
+            }
+            let loading = dir.clone();
+            let loaded = tokio::task::spawn_blocking(move || loading.load()).await;
+            match loaded {
+                Ok(Ok(set)) if !set.is_empty() => {
+                    tracing::info!(keys = set.keys().len(), "signing keys reloaded");
+                    ring.replace(set);
+                    last = fingerprint;
+                }
+                Ok(Ok(_)) => tracing::error!("keys directory has no keys; keeping the loaded ones"),
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot reload signing keys; keeping the loaded ones"),
+                Err(e) => tracing::error!(error = %e, "key reload task failed"),
+            }
+        }
+    })
+}

@@ -1,0 +1,197 @@
+//! `sigil serve`: open the database, load keys, bootstrap the first admin, and run the
+//! HTTP server until SIGTERM or Ctrl-C, letting in-flight requests finish.
+
+use crate::config::{secs, Cli, ServeArgs};
+use crate::error::CommandError;
+use crate::http::app;
+use crate::keyfiles::{spawn_watcher, KeyDir};
+use crate::state::{AppState, CachedDocument};
+use crate::store::{Database, DatabaseOptions};
+use sigil_core::clock::{Clock, SystemClock};
+use sigil_core::cpu::CpuPool;
+use sigil_core::keys::KeyRing;
+use sigil_core::password::PasswordHasher;
+use sigil_core::secret::random_token;
+use sigil_core::store::StoreError;
+use sigil_core::user::User;
+use sigil_core::{Authority, AuthorityConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Number of CPUs, for default pool sizes.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
+/// Builds the application state from options, an opened database and the key directory
+/// (generating the first key if there is none).
+pub async fn build_state(
+    args: &ServeArgs,
+    database: Database,
+    keys: &KeyDir,
+) -> Result<AppState, CommandError> {
+    let issuer = args.issuer.trim_end_matches('/').to_string();
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(CommandError::Invalid(format!(
+            "--issuer must be an http(s) URL, got {issuer:?}"
+        )));
+    }
+    let clock = Arc::new(SystemClock);
+    let now = clock.now();
+    let dir = keys.clone();
+    let set = tokio::task::spawn_blocking(move || {
+        dir.create()?;
+        if let Some(kid) = dir.ensure_key(now)? {
+            tracing::info!(%kid, "generated the first signing key");
+        }
+        dir.load()
+    })
+    .await
+    .map_err(|e| CommandError::Invalid(format!("key loading failed: {e}")))??;
+    let ring = Arc::new(KeyRing::new(set));
+    let params = args.passwords.params();
+    let hasher = tokio::task::spawn_blocking(move || PasswordHasher::new(params))
+        .await
+        .map_err(|e| CommandError::Invalid(e.to_string()))?
+        .map_err(CommandError::Invalid)?;
+    let mut config = AuthorityConfig::new(issuer.clone());
+    config.access_token_ttl = secs(args.lifetimes.access_token_ttl);
+    config.id_token_ttl = secs(args.lifetimes.id_token_ttl);
+    config.refresh_token_ttl = secs(args.refresh_token_ttl);
+    config.refresh_token_absolute_ttl = secs(args.refresh_token_absolute_ttl);
+    config.client_cache_ttl = secs(args.client_cache_ttl);
+    let password_workers = args.passwords.password_workers.unwrap_or_else(cpus);
+    let signing_workers = args.signing_workers.unwrap_or_else(cpus);
+    let authority = Authority::new(
+        config,
+        database.store(),
+        ring,
+        clock,
+        Arc::new(hasher),
+        CpuPool::new(password_workers, args.passwords.password_queue),
+        CpuPool::new(signing_workers, 4096),
+    );
+    Ok(AppState {
+        authority: Arc::new(authority),
+        database,
+        discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(&issuer))),
+        jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
+    })
+}
+
+/// On first start with an empty user table: creates `admin` with a one-time password
+/// (random unless given) and prints it once, on standard output, not in the logs.
+pub async fn bootstrap_admin(state: &AppState, given_password: Option<&str>) -> Result<(), CommandError> {
+    let store = state.authority.store();
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let generated = given_password.is_none();
+    let password = given_password
+        .map(str::to_string)
+        .unwrap_or_else(|| random_token(18));
+    let hasher = state.authority.passwords().clone();
+    let to_hash = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hasher.hash(&to_hash))
+        .await
+        .map_err(|e| CommandError::Invalid(e.to_string()))?
+        .map_err(CommandError::Invalid)?;
+    let now = state.authority.now();
+    let admin = User {
+        id: random_token(16),
+        username: "admin".into(),
+        email: None,
+        email_verified: false,
+        name: Some("Administrator".into()),
+        password_hash: hash,
+        is_admin: true,
+        is_disabled: false,
+        must_change_password: generated,
+        created_at: now,
+        updated_at: now,
+    };
+    match store.create_user(&admin).await {
+        Ok(()) => {}
+        // Another replica bootstrapped at the same moment.
+        Err(StoreError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let issuer = &state.authority.config().issuer;
+    println!("Created the first admin account.");
+    println!("  user name:  admin");
+    if generated {
+        println!("  password:   {password}   (shown only this once; change it at first sign-in)");
+    } else {
+        println!("  password:   the one given in SIGIL_ADMIN_PASSWORD");
+    }
+    println!("  admin page: {issuer}/admin");
+    tracing::info!("created the bootstrap admin account");
+    Ok(())
+}
+
+/// Runs the server.
+pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
+    let options = DatabaseOptions {
+        max_connections: args.db_max_connections,
+        ..DatabaseOptions::default()
+    };
+    let database = Database::open(&cli.database_url, &options).await?;
+    let keys = KeyDir::new(&cli.keys_dir);
+    let state = build_state(args, database.clone(), &keys).await?;
+    bootstrap_admin(&state, args.admin_password.as_deref()).await?;
+    let watcher = spawn_watcher(keys, state.authority.keys().clone(), args.keys_poll_interval);
+    let housekeeping = spawn_housekeeping(state.clone());
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .map_err(|source| CommandError::Bind {
+            addr: args.bind,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), "sigil is ready");
+    println!("sigil listening on http://{addr}");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    watcher.abort();
+    housekeeping.abort();
+    database.close().await;
+    tracing::info!("sigil stopped");
+    Ok(())
+}
+
+/// Deletes expired refresh families and deny-list entries once an hour.
+fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            ticker.tick().await;
+            match state.authority.store().delete_expired(state.authority.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "deleted expired records"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,32 @@
+//! Application state shared by every handler: one `Clone` struct.
+
+use crate::store::Database;
+use sigil_core::Authority;
+use std::sync::Arc;
+
+/// A prebuilt JSON document with its ETag.
+#[derive(Debug)]
+pub struct CachedDocument {
+    pub body: String,
+    pub etag: String,
+}
+
+impl CachedDocument {
+    pub fn new(value: &serde_json::Value) -> Self {
+        let body = value.to_string();
+        let hash = sigil_core::secret::hash_for_storage(&body);
+        Self {
+            etag: format!("\"{}\"", &hash[..22]),
+            body,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub authority: Arc<Authority>,
+    pub database: Database,
+    pub discovery: Arc<CachedDocument>,
+    /// `Cache-Control: max-age` of the JWKS, in seconds.
+    pub jwks_max_age: u64,
+}

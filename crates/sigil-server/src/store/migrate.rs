@@ -1,0 +1,33 @@
+//! A small migration runner: numbered SQL files compiled into the binary, applied in order
+//! inside one transaction each, recorded in `sigil_migrations`. Files are never edited once
+//! released; a change is a new file.
+
+/// One migration: its number, name and SQL.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The migrations of one database kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations(pub &'static [Migration]);
+
+pub const SQLITE: Migrations = Migrations(&[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../../migrations/sqlite/0001_initial.sql"),
+}]);
+
+pub const POSTGRES: Migrations = Migrations(&[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../../migrations/postgres/0001_initial.sql"),
+}]);
+
+pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS sigil_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";

@@ -1,0 +1,109 @@
+//! Store implementations: SQLite (the default) and PostgreSQL, chosen by the URL scheme.
+//! Both run the same SQL (written once in [`sql`]) and pass the same conformance suite.
+
+mod migrate;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use migrate::Migrations;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use sigil_core::store::{Store, StoreError};
+use std::sync::Arc;
+
+/// An opened database: the store, plus what the server needs beside it.
+#[derive(Clone)]
+pub enum Database {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// Options for opening a database.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the database counts as down.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+impl Database {
+    /// Opens `sqlite://path` (created if missing) or `postgres://…`. Does not migrate.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(Arc::new(SqliteStore::connect(url, options).await?)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(Arc::new(PgStore::connect(url, options).await?)))
+        } else {
+            Err(StoreError::Other(
+                "unsupported database URL: use sqlite://PATH or postgres://…".into(),
+            ))
+        }
+    }
+
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let db = Self::connect(url, options).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(s) => s.clone(),
+            Self::Postgres(s) => s.clone(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.pool().close().await,
+            Self::Postgres(s) => s.pool().close().await,
+        }
+    }
+}
+
+/// Maps a sqlx error to the store's error kinds.
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(db.message().to_string())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Other(err.to_string()),
+    }
+}

@@ -1,0 +1,84 @@
+//! The PostgreSQL store, for production and for several replicas sharing one database.
+
+use super::migrate::{CREATE_TABLE, POSTGRES};
+use super::sql::impl_sql_store;
+use super::DatabaseOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+/// Key of the advisory lock that serializes migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x5349_4749_4c00_0001;
+
+/// PostgreSQL-backed store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations under an advisory lock; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let result = async {
+            sqlx::raw_sql(CREATE_TABLE).execute(&mut *conn).await?;
+            let mut applied = Vec::new();
+            for migration in POSTGRES.0 {
+                let done = sqlx::query("SELECT 1 AS one FROM sigil_migrations WHERE version = $1")
+                    .bind(migration.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if done.is_some() {
+                    continue;
+                }
+                sqlx::raw_sql("BEGIN").execute(&mut *conn).await?;
+                let step = async {
+                    sqlx::raw_sql(migration.sql).execute(&mut *conn).await?;
+                    sqlx::query("INSERT INTO sigil_migrations (version, name, applied_at) VALUES ($1, $2, EXTRACT(EPOCH FROM now())::BIGINT)")
+                        .bind(migration.version)
+                        .bind(migration.name)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok::<(), sqlx::Error>(())
+                }
+                .await;
+                match step {
+                    Ok(()) => {
+                        sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
+                        applied.push(migration.version);
+                    }
+                    Err(e) => {
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                        return Err(e);
+                    }
+                }
+            }
+            Ok::<Vec<i64>, sqlx::Error>(applied)
+        }
+        .await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await;
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+}
+
+impl_sql_store!(PgStore, sqlx::Postgres);

@@ -1,0 +1,350 @@
+//! The SQL of every store method, written once and instantiated for SQLite and PostgreSQL.
+//! Placeholders are `$1…$n` in order of first use, which both databases accept.
+
+use sigil_core::client::GrantType;
+use sigil_core::store::StoreError;
+
+pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, created_at, updated_at";
+pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
+pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
+pub(crate) const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
+
+pub(crate) fn to_json(list: &[String]) -> String {
+    serde_json::Value::from(list.to_vec()).to_string()
+}
+
+pub(crate) fn from_json(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Other(format!("corrupt list column: {e}")))
+}
+
+pub(crate) fn grants_to_json(grants: &[GrantType]) -> String {
+    let names: Vec<String> = grants.iter().map(|g| g.as_str().to_string()).collect();
+    to_json(&names)
+}
+
+pub(crate) fn grants_from_json(text: &str) -> Result<Vec<GrantType>, StoreError> {
+    from_json(text)?
+        .iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| StoreError::Other(format!("unknown grant type {g}"))))
+        .collect()
+}
+
+/// Implements [`sigil_core::store::Store`] for `$store`, whose `pool()` is a `$pool`.
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty) => {
+        use $crate::store::map_err;
+        use $crate::store::sql::*;
+        use sigil_core::client::Client;
+        use sigil_core::store::{RefreshFamily, RefreshTokenRecord, Store, StoreError};
+        use sigil_core::user::User;
+        use sqlx::Row;
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn user_from_row(row: &DbRow) -> Result<User, sqlx::Error> {
+            Ok(User {
+                id: row.try_get("id")?,
+                username: row.try_get("username")?,
+                email: row.try_get("email")?,
+                email_verified: row.try_get("email_verified")?,
+                name: row.try_get("name")?,
+                password_hash: row.try_get("password_hash")?,
+                is_admin: row.try_get("is_admin")?,
+                is_disabled: row.try_get("is_disabled")?,
+                must_change_password: row.try_get("must_change_password")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn client_from_row(row: &DbRow) -> Result<Client, StoreError> {
+            let text = |name: &str| -> Result<String, StoreError> { row.try_get::<String, _>(name).map_err(map_err) };
+            Ok(Client {
+                id: text("id")?,
+                name: text("name")?,
+                secret_hash: row.try_get("secret_hash").map_err(map_err)?,
+                redirect_uris: from_json(&text("redirect_uris")?)?,
+                post_logout_redirect_uris: from_json(&text("post_logout_redirect_uris")?)?,
+                grant_types: grants_from_json(&text("grant_types")?)?,
+                scopes: from_json(&text("scopes")?)?,
+                audiences: from_json(&text("audiences")?)?,
+                is_first_party: row.try_get("is_first_party").map_err(map_err)?,
+                always_issue_refresh_token: row.try_get("always_issue_refresh_token").map_err(map_err)?,
+                access_token_ttl: row.try_get("access_token_ttl").map_err(map_err)?,
+                refresh_token_ttl: row.try_get("refresh_token_ttl").map_err(map_err)?,
+                created_at: row.try_get("created_at").map_err(map_err)?,
+                updated_at: row.try_get("updated_at").map_err(map_err)?,
+            })
+        }
+
+        fn family_from_row(row: &DbRow) -> Result<RefreshFamily, sqlx::Error> {
+            Ok(RefreshFamily {
+                id: row.try_get("f_id")?,
+                client_id: row.try_get("client_id")?,
+                user_id: row.try_get("user_id")?,
+                scope: row.try_get("scope")?,
+                auth_time: row.try_get("auth_time")?,
+                created_at: row.try_get("f_created_at")?,
+                expires_at: row.try_get("f_expires_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        fn token_from_row(row: &DbRow) -> Result<RefreshTokenRecord, sqlx::Error> {
+            Ok(RefreshTokenRecord {
+                id: row.try_get("id")?,
+                family_id: row.try_get("family_id")?,
+                token_hash: row.try_get("token_hash")?,
+                parent_id: row.try_get("parent_id")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                used_at: row.try_get("used_at")?,
+            })
+        }
+
+        const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(self.pool()).await.map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+                    .bind(&user.id)
+                    .bind(&user.username)
+                    .bind(&user.email)
+                    .bind(user.email_verified)
+                    .bind(&user.name)
+                    .bind(&user.password_hash)
+                    .bind(user.is_admin)
+                    .bind(user.is_disabled)
+                    .bind(user.must_change_password)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, updated_at = $9 WHERE id = $10")
+                    .bind(&user.username)
+                    .bind(&user.email)
+                    .bind(user.email_verified)
+                    .bind(&user.name)
+                    .bind(&user.password_hash)
+                    .bind(user.is_admin)
+                    .bind(user.is_disabled)
+                    .bind(user.must_change_password)
+                    .bind(user.updated_at)
+                    .bind(&user.id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(user_from_row).transpose().map_err(map_err)
+            }
+
+            async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+                    .bind(username)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(user_from_row).transpose().map_err(map_err)
+            }
+
+            async fn count_users(&self) -> Result<i64, StoreError> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.try_get::<i64, _>("n").map_err(map_err)
+            }
+
+            async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+                sqlx::query(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
+                    .bind(&client.id)
+                    .bind(&client.name)
+                    .bind(&client.secret_hash)
+                    .bind(to_json(&client.redirect_uris))
+                    .bind(to_json(&client.post_logout_redirect_uris))
+                    .bind(grants_to_json(&client.grant_types))
+                    .bind(to_json(&client.scopes))
+                    .bind(to_json(&client.audiences))
+                    .bind(client.is_first_party)
+                    .bind(client.always_issue_refresh_token)
+                    .bind(client.access_token_ttl)
+                    .bind(client.refresh_token_ttl)
+                    .bind(client.created_at)
+                    .bind(client.updated_at)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(client_from_row).transpose()
+            }
+
+            async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError> {
+                let row = sqlx::query("SELECT MAX(access_token_ttl) AS ttl FROM clients")
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.try_get::<Option<i64>, _>("ttl").map_err(map_err)
+            }
+
+            async fn create_refresh_family(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
+                sqlx::query("INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(&family.id)
+                    .bind(&family.client_id)
+                    .bind(&family.user_id)
+                    .bind(&family.scope)
+                    .bind(family.auth_time)
+                    .bind(family.created_at)
+                    .bind(family.expires_at)
+                    .bind(family.revoked_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                bind_token(sqlx::query(INSERT_TOKEN), first)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)
+            }
+
+            async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(family_from_row).transpose().map_err(map_err)
+            }
+
+            async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1"))
+                    .bind(token_hash)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                match row {
+                    Some(row) => Ok(Some((
+                        token_from_row(&row).map_err(map_err)?,
+                        family_from_row(&row).map_err(map_err)?,
+                    ))),
+                    None => Ok(None),
+                }
+            }
+
+            async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64) -> Result<bool, StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
+                // The conditional update is the compare-and-set: of any number of
+                // concurrent rotations of one token, exactly one sees used_at IS NULL.
+                let updated = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)")
+                    .bind(now)
+                    .bind(used_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if updated.rows_affected() != 1 {
+                    tx.rollback().await.map_err(map_err)?;
+                    return Ok(false);
+                }
+                bind_token(sqlx::query(INSERT_TOKEN), successor)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(true)
+            }
+
+            async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind(now)
+                    .bind(family_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT (jti) DO NOTHING")
+                    .bind(jti)
+                    .bind(expires_at)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(row.is_some())
+            }
+
+            async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
+                let mut tx = self.pool().begin().await.map_err(map_err)?;
+                let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE expires_at <= $1)")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let families = sqlx::query("DELETE FROM refresh_families WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let denied = sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(tokens.rows_affected() + families.rows_affected() + denied.rows_affected())
+            }
+        }
+
+        fn bind_token<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            token: &'q RefreshTokenRecord,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            query
+                .bind(&token.id)
+                .bind(&token.family_id)
+                .bind(&token.token_hash)
+                .bind(&token.parent_id)
+                .bind(token.created_at)
+                .bind(token.expires_at)
+                .bind(token.used_at)
+        }
+    };
+}
+
+pub(crate) use impl_sql_store;

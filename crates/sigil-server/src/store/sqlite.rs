@@ -1,0 +1,109 @@
+//! The SQLite store: one file, WAL journal, `synchronous=FULL` so that a write that
+//! returned is on disk, foreign keys on.
+
+use super::migrate::{CREATE_TABLE, SQLITE};
+use super::sql::impl_sql_store;
+use super::DatabaseOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+
+/// SQLite-backed store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite://PATH` (relative paths are relative to the working directory),
+    /// creating the file and its directory if missing.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:")
+            .split('?')
+            .next()
+            .unwrap_or("");
+        if path.is_empty() {
+            return Err(StoreError::Other("the SQLite URL names no file".into()));
+        }
+        if path != ":memory:" {
+            if let Some(parent) = std::path::Path::new(path).parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Other(format!("cannot create {}: {e}", parent.display()))
+                    })?;
+                }
+            }
+        }
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        sqlx::raw_sql(CREATE_TABLE)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        let mut applied = Vec::new();
+        for migration in SQLITE.0 {
+            // BEGIN IMMEDIATE takes the write lock first, so two processes starting at
+            // once apply each migration exactly once.
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            let result = async {
+                let done = sqlx::query("SELECT 1 AS one FROM sigil_migrations WHERE version = $1")
+                    .bind(migration.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if done.is_none() {
+                    sqlx::raw_sql(migration.sql).execute(&mut *conn).await?;
+                    sqlx::query("INSERT INTO sigil_migrations (version, name, applied_at) VALUES ($1, $2, strftime('%s','now'))")
+                        .bind(migration.version)
+                        .bind(migration.name)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok::<bool, sqlx::Error>(done.is_none())
+            }
+            .await;
+            match result {
+                Ok(was_applied) => {
+                    sqlx::raw_sql("COMMIT").execute(&mut *conn).await.map_err(map_err)?;
+                    if was_applied {
+                        applied.push(migration.version);
+                    }
+                }
+                Err(e) => {
+                    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+                    return Err(StoreError::Other(format!(
+                        "migration {} ({}) failed: {e}",
+                        migration.version, migration.name
+                    )));
+                }
+            }
+        }
+        Ok(applied)
+    }
+}
+
+impl_sql_store!(SqliteStore, sqlx::Sqlite);

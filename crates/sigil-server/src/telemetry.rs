@@ -1,0 +1,17 @@
+//! Logging: `tracing` to standard error, human-readable or JSON. The filter comes from
+//! `RUST_LOG` (default `info`). Handlers never log tokens, secrets or passwords.
+
+use crate::config::LogFormat;
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
