@@ -170,18 +170,16 @@ impl Authority {
 
     /// Verifies signature, type, issuer and expiry of one of our access tokens.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
-        verify_access_token(
-            &self.keys.current(),
-            token,
-            &self.config.issuer,
-            self.now(),
-        )
+        verify_access_token(&self.keys.current(), token, &self.config.issuer, self.now())
     }
 
     /// The authoritative state of a signature-valid access token: false when it was
     /// revoked, its refresh family was revoked, its user is gone or disabled, or its
     /// client is gone.
-    pub async fn is_access_token_live(&self, claims: &AccessTokenClaims) -> Result<bool, OAuthError> {
+    pub async fn is_access_token_live(
+        &self,
+        claims: &AccessTokenClaims,
+    ) -> Result<bool, OAuthError> {
         if self.store.is_access_token_revoked(&claims.jti).await? {
             return Ok(false);
         }

@@ -167,7 +167,9 @@ impl ClientRegistration {
         let scopes: Vec<String> = match self.scopes {
             Some(list) => {
                 let joined = list.join(" ");
-                ScopeSet::parse(&joined).map_err(|e| e.description)?.to_vec()
+                ScopeSet::parse(&joined)
+                    .map_err(|e| e.description)?
+                    .to_vec()
             }
             None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
         };
@@ -176,12 +178,18 @@ impl ClientRegistration {
                 return Err("an audience must be 1 to 500 characters".into());
             }
         }
-        for ttl in [self.access_token_ttl, self.refresh_token_ttl].into_iter().flatten() {
+        for ttl in [self.access_token_ttl, self.refresh_token_ttl]
+            .into_iter()
+            .flatten()
+        {
             if ttl <= 0 {
                 return Err("token lifetimes must be positive".into());
             }
         }
-        if self.access_token_ttl.is_some_and(|t| t > MAX_ACCESS_TOKEN_TTL) {
+        if self
+            .access_token_ttl
+            .is_some_and(|t| t > MAX_ACCESS_TOKEN_TTL)
+        {
             return Err("an access-token lifetime may be at most one day".into());
         }
         let secret = (!self.is_public).then(Secret::generate);
@@ -243,7 +251,9 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
                 };
                 let is_loopback = host == "127.0.0.1" || host == "::1" || host == "localhost";
                 if !is_loopback {
-                    return Err("must use https (plain http is only allowed for loopback addresses)");
+                    return Err(
+                        "must use https (plain http is only allowed for loopback addresses)",
+                    );
                 }
             }
             Ok(())
@@ -252,7 +262,9 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
         _ => {
             // RFC 8252 §7.1: private-use schemes are reverse domain names, e.g. com.example.app:/cb
             if !scheme.contains('.') {
-                return Err("a private-use scheme must be a reverse domain name (e.g. com.example.app)");
+                return Err(
+                    "a private-use scheme must be a reverse domain name (e.g. com.example.app)",
+                );
             }
             if rest.is_empty() {
                 return Err("must have a path");

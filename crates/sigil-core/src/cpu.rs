@@ -39,9 +39,20 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _admitted = self.admitted.clone().try_acquire_owned().map_err(|_| Overloaded)?;
-        let _running = self.running.clone().acquire_owned().await.map_err(|_| Overloaded)?;
-        tokio::task::spawn_blocking(job).await.map_err(|_| Overloaded)
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Overloaded)?;
+        let _running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Overloaded)?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|_| Overloaded)
     }
 
     /// Jobs admitted and not yet finished (running plus waiting).

@@ -241,11 +241,7 @@ impl KeySet {
                 } else if key.activates_at > now {
                     KeyState::Next
                 } else {
-                    let retired_at = self
-                        .keys
-                        .get(i + 1)
-                        .map(|k| k.activates_at)
-                        .unwrap_or(now);
+                    let retired_at = self.keys.get(i + 1).map(|k| k.activates_at).unwrap_or(now);
                     KeyState::Retired { retired_at }
                 };
                 (key.clone(), state)
@@ -310,7 +306,10 @@ pub(crate) mod tests {
     fn kid_is_the_rfc7638_thumbprint() {
         // RFC 7638 §3.1 example key.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        assert_eq!(thumbprint(n, "AQAB"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(n, "AQAB"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

@@ -33,8 +33,13 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(params: Argon2Params) -> Result<Self, String> {
-        let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
-            .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+        let params = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
         let mut hasher = Self {
             params,
             dummy_hash: String::new(),

@@ -40,7 +40,9 @@ impl Authority {
 
         if try_access_first {
             let keys = self.keys.current();
-            if let Ok(claims) = verify_jwt::<AccessTokenClaims>(&keys, token.expose(), ACCESS_TOKEN_TYP) {
+            if let Ok(claims) =
+                verify_jwt::<AccessTokenClaims>(&keys, token.expose(), ACCESS_TOKEN_TYP)
+            {
                 if claims.iss != self.config.issuer {
                     return Ok(());
                 }
@@ -48,7 +50,9 @@ impl Authority {
                     return Err(not_yours());
                 }
                 if claims.exp > now {
-                    self.store.revoke_access_token(&claims.jti, claims.exp).await?;
+                    self.store
+                        .revoke_access_token(&claims.jti, claims.exp)
+                        .await?;
                     tracing::info!(client = %client.id, jti = %claims.jti, "access token revoked");
                 }
                 return Ok(());

@@ -66,7 +66,10 @@ mod tests {
         let b = Secret::generate();
         assert_eq!(a.expose().len(), 43);
         assert_ne!(a, b);
-        assert_eq!(URL_SAFE_NO_PAD.decode(a.expose()).map(|v| v.len()).ok(), Some(32));
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(a.expose()).map(|v| v.len()).ok(),
+            Some(32)
+        );
     }
 
     #[test]

@@ -151,7 +151,8 @@ pub fn verify_jwt<C: for<'de> Deserialize<'de>>(
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| TokenError::Malformed)?;
-    let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed)?;
+    let header: Header =
+        serde_json::from_slice(&header_bytes).map_err(|_| TokenError::Malformed)?;
     if header.alg != "RS256" {
         return Err(TokenError::AlgorithmNotAllowed);
     }

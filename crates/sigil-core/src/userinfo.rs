@@ -36,7 +36,9 @@ impl Authority {
             ));
         }
         if !claims.is_for_user() {
-            return Err(OAuthError::invalid_token("the token was not issued to a user"));
+            return Err(OAuthError::invalid_token(
+                "the token was not issued to a user",
+            ));
         }
         let user = self
             .store

@@ -83,7 +83,10 @@ pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), Comm
         }
         Err(e) => return Err(e.into()),
     }
-    println!("{}", serde_json::json!({ "user_id": user.id, "username": user.username }));
+    println!(
+        "{}",
+        serde_json::json!({ "user_id": user.id, "username": user.username })
+    );
     database.close().await;
     Ok(())
 }
@@ -143,11 +146,17 @@ fn load(dir: &Path) -> Result<(KeyDir, sigil_core::keys::KeySet), CommandError> 
 pub fn keys_list(dir: &Path, _args: &KeysArgs) -> Result<(), CommandError> {
     let (_, set) = load(dir)?;
     if set.is_empty() {
-        println!("no keys in {} (sigil serve creates the first one)", dir.display());
+        println!(
+            "no keys in {} (sigil serve creates the first one)",
+            dir.display()
+        );
         return Ok(());
     }
     let now = SystemClock.now();
-    println!("{:<44}  {:<8}  {:<20}  {:<20}  RETIRED", "KID", "STATE", "CREATED", "ACTIVATES");
+    println!(
+        "{:<44}  {:<8}  {:<20}  {:<20}  RETIRED",
+        "KID", "STATE", "CREATED", "ACTIVATES"
+    );
     for (key, state) in set.states(now) {
         let retired = match state {
             KeyState::Retired { retired_at } => rfc3339(retired_at),
@@ -176,12 +185,19 @@ pub fn keys_rotate(dir: &Path, args: &KeysRotateArgs) -> Result<(), CommandError
         now + secs(args.lifetimes.jwks_max_age)
     };
     let kid = keys.add_new_key(now, activates_at)?;
-    println!("published key {kid}; it signs from {}", rfc3339(activates_at));
+    println!(
+        "published key {kid}; it signs from {}",
+        rfc3339(activates_at)
+    );
     Ok(())
 }
 
 /// `sigil keys prune`: removes retired keys whose every token has expired.
-pub async fn keys_prune(database_url: &str, dir: &Path, args: &KeysArgs) -> Result<(), CommandError> {
+pub async fn keys_prune(
+    database_url: &str,
+    dir: &Path,
+    args: &KeysArgs,
+) -> Result<(), CommandError> {
     let (keys, set) = load(dir)?;
     let database = open(database_url).await?;
     let client_max = database.store().max_client_access_token_ttl().await?;

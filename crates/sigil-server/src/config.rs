@@ -11,7 +11,12 @@ use std::time::Duration;
 #[command(name = "sigil", version, about, long_about = None)]
 pub struct Cli {
     /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(long, env = "SIGIL_DATABASE_URL", default_value = "sqlite://data/sigil.db", global = true)]
+    #[arg(
+        long,
+        env = "SIGIL_DATABASE_URL",
+        default_value = "sqlite://data/sigil.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// Directory of the signing keys (private keys: keep it private, never commit it).

@@ -189,9 +189,10 @@ impl KeyDir {
     }
 
     fn write_atomically(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), KeyDirError> {
-        let tmp = self
-            .path
-            .join(format!(".{name}.{}.tmp", sigil_core::secret::random_token(6)));
+        let tmp = self.path.join(format!(
+            ".{name}.{}.tmp",
+            sigil_core::secret::random_token(6)
+        ));
         let result = (|| {
             let mut file = fs::OpenOptions::new()
                 .write(true)
@@ -215,7 +216,11 @@ impl KeyDir {
 
 /// Polls the directory every `interval` and swaps the key ring when it changed. A load
 /// that fails keeps the old keys and logs the problem.
-pub fn spawn_watcher(dir: KeyDir, ring: Arc<KeyRing>, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn_watcher(
+    dir: KeyDir,
+    ring: Arc<KeyRing>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last = dir.fingerprint().unwrap_or_default();
         let mut ticker = tokio::time::interval(interval);
@@ -223,7 +228,8 @@ pub fn spawn_watcher(dir: KeyDir, ring: Arc<KeyRing>, interval: Duration) -> tok
         loop {
             ticker.tick().await;
             let polling = dir.clone();
-            let Ok(Ok(fingerprint)) = tokio::task::spawn_blocking(move || polling.fingerprint()).await
+            let Ok(Ok(fingerprint)) =
+                tokio::task::spawn_blocking(move || polling.fingerprint()).await
             else {
                 continue;
             };
@@ -239,7 +245,9 @@ pub fn spawn_watcher(dir: KeyDir, ring: Arc<KeyRing>, interval: Duration) -> tok
                     last = fingerprint;
                 }
                 Ok(Ok(_)) => tracing::error!("keys directory has no keys; keeping the loaded ones"),
-                Ok(Err(e)) => tracing::error!(error = %e, "cannot reload signing keys; keeping the loaded ones"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot reload signing keys; keeping the loaded ones")
+                }
                 Err(e) => tracing::error!(error = %e, "key reload task failed"),
             }
         }

@@ -76,14 +76,19 @@ pub async fn build_state(
     Ok(AppState {
         authority: Arc::new(authority),
         database,
-        discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(&issuer))),
+        discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(
+            &issuer,
+        ))),
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
     })
 }
 
 /// On first start with an empty user table: creates `admin` with a one-time password
 /// (random unless given) and prints it once, on standard output, not in the logs.
-pub async fn bootstrap_admin(state: &AppState, given_password: Option<&str>) -> Result<(), CommandError> {
+pub async fn bootstrap_admin(
+    state: &AppState,
+    given_password: Option<&str>,
+) -> Result<(), CommandError> {
     let store = state.authority.store();
     if store.count_users().await? > 0 {
         return Ok(());
@@ -141,7 +146,11 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let keys = KeyDir::new(&cli.keys_dir);
     let state = build_state(args, database.clone(), &keys).await?;
     bootstrap_admin(&state, args.admin_password.as_deref()).await?;
-    let watcher = spawn_watcher(keys, state.authority.keys().clone(), args.keys_poll_interval);
+    let watcher = spawn_watcher(
+        keys,
+        state.authority.keys().clone(),
+        args.keys_poll_interval,
+    );
     let housekeeping = spawn_housekeeping(state.clone());
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
@@ -168,7 +177,12 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut ticker = tokio::time::interval(Duration::from_secs(3600));
         loop {
             ticker.tick().await;
-            match state.authority.store().delete_expired(state.authority.now()).await {
+            match state
+                .authority
+                .store()
+                .delete_expired(state.authority.now())
+                .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "deleted expired records"),
                 Err(e) => tracing::warn!(error = %e, "housekeeping failed"),

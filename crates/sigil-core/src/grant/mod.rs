@@ -158,7 +158,9 @@ impl Authority {
     }
 
     pub(crate) fn access_token_ttl(&self, client: &Client) -> i64 {
-        client.access_token_ttl.unwrap_or(self.config.access_token_ttl)
+        client
+            .access_token_ttl
+            .unwrap_or(self.config.access_token_ttl)
     }
 
     /// Builds and signs the access token (and the ID token when `openid` is in scope).
@@ -192,7 +194,8 @@ impl Authority {
         let access_token = self.sign(ACCESS_TOKEN_TYP, claims).await?;
         let id_token = match subject {
             Subject::User { user, auth_time } if scope.contains("openid") => {
-                let claims = self.id_token_claims(client, user, auth_time, scope, nonce, &access_token);
+                let claims =
+                    self.id_token_claims(client, user, auth_time, scope, nonce, &access_token);
                 Some(self.sign(ID_TOKEN_TYP, claims).await?)
             }
             _ => None,
@@ -291,7 +294,10 @@ fn is_absolute_uri_without_fragment(value: &str) -> bool {
     };
     !value.contains('#')
         && !rest.is_empty()
-        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
         && scheme
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))

@@ -22,9 +22,13 @@ impl Authority {
                 "this client may not use the refresh_token grant",
             ));
         }
-        let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+        let invalid =
+            || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
         let now = self.now();
-        let Some((token, family)) = self.store.find_refresh_token(&presented.storage_hash()).await?
+        let Some((token, family)) = self
+            .store
+            .find_refresh_token(&presented.storage_hash())
+            .await?
         else {
             return Err(invalid());
         };

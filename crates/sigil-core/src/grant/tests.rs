@@ -32,7 +32,9 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let clock = Arc::new(FixedClock::new(T0));
     let store = Arc::new(MemoryStore::new());
-    let keys = KeySet::new(vec![SigningKey::from_pem(&test_pem(0), T0, T0).expect("key")]);
+    let keys = KeySet::new(vec![
+        SigningKey::from_pem(&test_pem(0), T0, T0).expect("key")
+    ]);
     let hasher = PasswordHasher::new(Argon2Params {
         memory_kib: 64,
         iterations: 1,
@@ -60,7 +62,10 @@ async fn fixture() -> Fixture {
             "refresh_token".into(),
             "client_credentials".into(),
         ]),
-        audiences: vec!["https://api.example.com".into(), "https://other.example.com".into()],
+        audiences: vec![
+            "https://api.example.com".into(),
+            "https://other.example.com".into(),
+        ],
         ..Default::default()
     }
     .build(T0)
@@ -106,7 +111,11 @@ impl Fixture {
             )
             .await
     }
-    async fn refresh(&self, token: &str, scope: Option<&str>) -> Result<TokenResponse, crate::OAuthError> {
+    async fn refresh(
+        &self,
+        token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, crate::OAuthError> {
         self.authority
             .token(
                 &self.creds(),
@@ -119,8 +128,13 @@ impl Fixture {
             .await
     }
     fn claims(&self, token: &str) -> crate::token::AccessTokenClaims {
-        verify_access_token(&self.authority.keys().current(), token, ISSUER, self.clock.now_for_test())
-            .expect("valid access token")
+        verify_access_token(
+            &self.authority.keys().current(),
+            token,
+            ISSUER,
+            self.clock.now_for_test(),
+        )
+        .expect("valid access token")
     }
 }
 
@@ -164,25 +178,52 @@ async fn client_credentials_issues_a_stateless_rfc9068_token() {
     // Default audience: the first registered one.
     let response = f
         .authority
-        .token(&f.creds(), TokenRequest::ClientCredentials { scope: None, resources: vec![] })
+        .token(
+            &f.creds(),
+            TokenRequest::ClientCredentials {
+                scope: None,
+                resources: vec![],
+            },
+        )
         .await
         .expect("token");
-    assert_eq!(f.claims(&response.access_token).aud, vec!["https://api.example.com".to_string()]);
+    assert_eq!(
+        f.claims(&response.access_token).aud,
+        vec!["https://api.example.com".to_string()]
+    );
 }
 
 #[tokio::test]
 async fn client_authentication_failures() {
     let f = fixture().await;
-    let request = || TokenRequest::ClientCredentials { scope: None, resources: vec![] };
+    let request = || TokenRequest::ClientCredentials {
+        scope: None,
+        resources: vec![],
+    };
     let wrong = ClientCredentials {
         client_id: f.app.0.id.clone(),
         secret: Some(Secret::new("wrong")),
     };
-    assert_eq!(code(f.authority.token(&wrong, request()).await), ErrorCode::InvalidClient);
-    let missing = ClientCredentials { client_id: f.app.0.id.clone(), secret: None };
-    assert_eq!(code(f.authority.token(&missing, request()).await), ErrorCode::InvalidClient);
-    let unknown = ClientCredentials { client_id: "nope".into(), secret: Some(f.app.1.clone()) };
-    assert_eq!(code(f.authority.token(&unknown, request()).await), ErrorCode::InvalidClient);
+    assert_eq!(
+        code(f.authority.token(&wrong, request()).await),
+        ErrorCode::InvalidClient
+    );
+    let missing = ClientCredentials {
+        client_id: f.app.0.id.clone(),
+        secret: None,
+    };
+    assert_eq!(
+        code(f.authority.token(&missing, request()).await),
+        ErrorCode::InvalidClient
+    );
+    let unknown = ClientCredentials {
+        client_id: "nope".into(),
+        secret: Some(f.app.1.clone()),
+    };
+    assert_eq!(
+        code(f.authority.token(&unknown, request()).await),
+        ErrorCode::InvalidClient
+    );
 }
 
 #[tokio::test]
@@ -199,12 +240,19 @@ async fn scope_and_resource_rules() {
         )
         .await;
     assert_eq!(code(result), ErrorCode::InvalidScope);
-    for resource in ["https://evil.example.com", "not a uri", "https://api.example.com#x"] {
+    for resource in [
+        "https://evil.example.com",
+        "not a uri",
+        "https://api.example.com#x",
+    ] {
         let result = f
             .authority
             .token(
                 &f.creds(),
-                TokenRequest::ClientCredentials { scope: None, resources: vec![resource.into()] },
+                TokenRequest::ClientCredentials {
+                    scope: None,
+                    resources: vec![resource.into()],
+                },
             )
             .await;
         assert_eq!(code(result), ErrorCode::InvalidTarget, "{resource}");
@@ -214,7 +262,10 @@ async fn scope_and_resource_rules() {
 #[tokio::test]
 async fn password_grant_issues_access_refresh_and_id_tokens() {
     let f = fixture().await;
-    let response = f.password("openid profile email offline_access").await.expect("token");
+    let response = f
+        .password("openid profile email offline_access")
+        .await
+        .expect("token");
     let claims = f.claims(&response.access_token);
     assert_eq!(claims.sub, f.user.id);
     assert_eq!(claims.auth_time, Some(T0));
@@ -222,11 +273,15 @@ async fn password_grant_issues_access_refresh_and_id_tokens() {
     assert!(response.refresh_token.is_some());
     let id_token = response.id_token.expect("id token");
     let id: crate::token::IdTokenClaims =
-        crate::token::verify_jwt(&f.authority.keys().current(), &id_token, "JWT").expect("id token");
+        crate::token::verify_jwt(&f.authority.keys().current(), &id_token, "JWT")
+            .expect("id token");
     assert_eq!(id.aud, f.app.0.id);
     assert_eq!(id.preferred_username.as_deref(), Some("alice"));
     assert_eq!(id.email.as_deref(), Some("alice@example.com"));
-    assert_eq!(id.at_hash, Some(crate::token::at_hash(&response.access_token)));
+    assert_eq!(
+        id.at_hash,
+        Some(crate::token::at_hash(&response.access_token))
+    );
 
     // Without offline_access: no refresh token; without openid: no ID token.
     let response = f.password("profile").await.expect("token");
@@ -261,19 +316,28 @@ async fn password_grant_rejections() {
             },
         )
         .await;
-    let (a, b) = (wrong_password.expect_err("err"), unknown_user.expect_err("err"));
+    let (a, b) = (
+        wrong_password.expect_err("err"),
+        unknown_user.expect_err("err"),
+    );
     assert_eq!(a, b, "unknown user and wrong password must look the same");
     assert_eq!(a.code, ErrorCode::InvalidGrant);
 
     // A client without the password grant enabled.
-    let (plain, secret) = ClientRegistration { name: "svc".into(), ..Default::default() }
-        .build(T0)
-        .expect("client");
+    let (plain, secret) = ClientRegistration {
+        name: "svc".into(),
+        ..Default::default()
+    }
+    .build(T0)
+    .expect("client");
     f.store.create_client(&plain).await.expect("client");
     let result = f
         .authority
         .token(
-            &ClientCredentials { client_id: plain.id.clone(), secret },
+            &ClientCredentials {
+                client_id: plain.id.clone(),
+                secret,
+            },
             TokenRequest::Password {
                 username: "alice".into(),
                 password: Secret::new("correct horse battery"),
@@ -288,13 +352,19 @@ async fn password_grant_rejections() {
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let f = fixture().await;
-    let first = f.password("openid offline_access profile").await.expect("token");
+    let first = f
+        .password("openid offline_access profile")
+        .await
+        .expect("token");
     let r1 = first.refresh_token.clone().expect("refresh");
     f.clock.advance(60);
     let second = f.refresh(&r1, None).await.expect("rotation");
     let r2 = second.refresh_token.clone().expect("refresh");
     assert_ne!(r1, r2);
-    assert!(second.id_token.is_some(), "a refresh returns a fresh ID token");
+    assert!(
+        second.id_token.is_some(),
+        "a refresh returns a fresh ID token"
+    );
     assert_eq!(f.claims(&second.access_token).auth_time, Some(T0));
 
     // Reusing r1 fails and revokes the family: r2 dies too.
@@ -312,13 +382,22 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 #[tokio::test]
 async fn refresh_narrows_never_widens() {
     let f = fixture().await;
-    let first = f.password("openid offline_access profile").await.expect("token");
+    let first = f
+        .password("openid offline_access profile")
+        .await
+        .expect("token");
     let r1 = first.refresh_token.expect("refresh");
-    assert_eq!(code(f.refresh(&r1, Some("openid email")).await), ErrorCode::InvalidScope);
+    assert_eq!(
+        code(f.refresh(&r1, Some("openid email")).await),
+        ErrorCode::InvalidScope
+    );
     let narrowed = f.refresh(&r1, Some("profile")).await.expect("narrow");
     assert_eq!(narrowed.scope, "profile");
     // The new refresh token keeps the original grant (RFC 6749 §6).
-    let again = f.refresh(&narrowed.refresh_token.expect("refresh"), None).await.expect("refresh");
+    let again = f
+        .refresh(&narrowed.refresh_token.expect("refresh"), None)
+        .await
+        .expect("refresh");
     assert_eq!(again.scope, "offline_access openid profile");
 }
 
@@ -339,15 +418,25 @@ async fn refresh_expiry_and_foreign_clients() {
     let result = f
         .authority
         .token(
-            &ClientCredentials { client_id: other.id.clone(), secret },
-            TokenRequest::RefreshToken { refresh_token: Secret::new(r1.clone()), scope: None, resources: vec![] },
+            &ClientCredentials {
+                client_id: other.id.clone(),
+                secret,
+            },
+            TokenRequest::RefreshToken {
+                refresh_token: Secret::new(r1.clone()),
+                scope: None,
+                resources: vec![],
+            },
         )
         .await;
     assert_eq!(code(result), ErrorCode::InvalidGrant);
     // Idle expiry: 30 days.
     f.clock.advance(30 * 86_400);
     assert_eq!(code(f.refresh(&r1, None).await), ErrorCode::InvalidGrant);
-    assert_eq!(code(f.refresh("garbage", None).await), ErrorCode::InvalidGrant);
+    assert_eq!(
+        code(f.refresh("garbage", None).await),
+        ErrorCode::InvalidGrant
+    );
 }
 
 #[tokio::test]
@@ -359,7 +448,9 @@ async fn concurrent_refreshes_give_exactly_one_success() {
     for _ in 0..16 {
         let f = f.clone();
         let r1 = r1.clone();
-        tasks.push(tokio::spawn(async move { f.refresh(&r1, None).await.is_ok() }));
+        tasks.push(tokio::spawn(
+            async move { f.refresh(&r1, None).await.is_ok() },
+        ));
     }
     let mut successes = 0;
     for task in tasks {
@@ -378,14 +469,34 @@ async fn revocation_of_access_and_refresh_tokens() {
     let refresh = response.refresh_token.clone().expect("refresh");
 
     // Access token: deny-listed; introspection says inactive; userinfo refuses.
-    assert!(f.authority.introspect(&f.creds(), Secret::new(access.clone()), None).await.expect("i").active);
+    assert!(
+        f.authority
+            .introspect(&f.creds(), Secret::new(access.clone()), None)
+            .await
+            .expect("i")
+            .active
+    );
     f.authority
-        .revoke(&f.creds(), Secret::new(access.clone()), Some(TokenTypeHint::AccessToken))
+        .revoke(
+            &f.creds(),
+            Secret::new(access.clone()),
+            Some(TokenTypeHint::AccessToken),
+        )
         .await
         .expect("revoke");
-    assert!(!f.authority.introspect(&f.creds(), Secret::new(access.clone()), None).await.expect("i").active);
+    assert!(
+        !f.authority
+            .introspect(&f.creds(), Secret::new(access.clone()), None)
+            .await
+            .expect("i")
+            .active
+    );
     assert_eq!(
-        f.authority.userinfo(&access).await.expect_err("revoked").code,
+        f.authority
+            .userinfo(&access)
+            .await
+            .expect_err("revoked")
+            .code,
         ErrorCode::InvalidToken
     );
 
@@ -394,7 +505,10 @@ async fn revocation_of_access_and_refresh_tokens() {
         .revoke(&f.creds(), Secret::new(refresh.clone()), None)
         .await
         .expect("revoke");
-    assert_eq!(code(f.refresh(&refresh, None).await), ErrorCode::InvalidGrant);
+    assert_eq!(
+        code(f.refresh(&refresh, None).await),
+        ErrorCode::InvalidGrant
+    );
 
     // Unknown tokens are fine (RFC 7009 §2.2).
     f.authority
@@ -406,7 +520,10 @@ async fn revocation_of_access_and_refresh_tokens() {
 #[tokio::test]
 async fn introspection_reports_details_and_disabled_users() {
     let f = fixture().await;
-    let response = f.password("openid offline_access profile").await.expect("token");
+    let response = f
+        .password("openid offline_access profile")
+        .await
+        .expect("token");
     let access = f
         .authority
         .introspect(&f.creds(), Secret::new(response.access_token.clone()), None)
@@ -417,7 +534,11 @@ async fn introspection_reports_details_and_disabled_users() {
     assert_eq!(access.sub.as_deref(), Some(f.user.id.as_str()));
     let refresh = f
         .authority
-        .introspect(&f.creds(), Secret::new(response.refresh_token.clone().expect("r")), None)
+        .introspect(
+            &f.creds(),
+            Secret::new(response.refresh_token.clone().expect("r")),
+            None,
+        )
         .await
         .expect("introspect");
     assert!(refresh.active);
@@ -435,7 +556,11 @@ async fn introspection_reports_details_and_disabled_users() {
     assert!(!access.active);
     let refresh = f
         .authority
-        .introspect(&f.creds(), Secret::new(response.refresh_token.expect("r")), None)
+        .introspect(
+            &f.creds(),
+            Secret::new(response.refresh_token.expect("r")),
+            None,
+        )
         .await
         .expect("introspect");
     assert!(!refresh.active);
@@ -445,19 +570,30 @@ async fn introspection_reports_details_and_disabled_users() {
 async fn userinfo_by_scope() {
     let f = fixture().await;
     let response = f.password("openid profile").await.expect("token");
-    let info = f.authority.userinfo(&response.access_token).await.expect("userinfo");
+    let info = f
+        .authority
+        .userinfo(&response.access_token)
+        .await
+        .expect("userinfo");
     assert_eq!(info.sub, f.user.id);
     assert_eq!(info.preferred_username.as_deref(), Some("alice"));
     assert_eq!(info.email, None, "no email scope, no email");
     let no_openid = f.password("profile").await.expect("token");
     assert_eq!(
-        f.authority.userinfo(&no_openid.access_token).await.expect_err("scope").code,
+        f.authority
+            .userinfo(&no_openid.access_token)
+            .await
+            .expect_err("scope")
+            .code,
         ErrorCode::InsufficientScope
     );
     f.clock.advance(601);
     assert_eq!(
-        f.authority.userinfo(&response.access_token).await.expect_err("expired").code,
+        f.authority
+            .userinfo(&response.access_token)
+            .await
+            .expect_err("expired")
+            .code,
         ErrorCode::InvalidToken
     );
 }
-

@@ -11,7 +11,10 @@ use sigil_core::secret::Secret;
 use sigil_core::OAuthError;
 
 /// Takes the client's credentials out of the headers and form.
-pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<ClientCredentials, OAuthError> {
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<ClientCredentials, OAuthError> {
     let form_id = form.single("client_id")?;
     let form_secret = form.single("client_secret")?;
     if let Some(value) = headers.get(header::AUTHORIZATION) {
@@ -55,7 +58,9 @@ pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Clien
             client_id: id.to_string(),
             secret: form_secret.map(Secret::new),
         }),
-        None => Err(OAuthError::invalid_client("client authentication is required")),
+        None => Err(OAuthError::invalid_client(
+            "client authentication is required",
+        )),
     }
 }
 

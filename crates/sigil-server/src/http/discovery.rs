@@ -21,7 +21,12 @@ async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let keys = state.authority.keys().current();
-    cached_json(&headers, keys.jwks_json(), keys.jwks_etag(), state.jwks_max_age)
+    cached_json(
+        &headers,
+        keys.jwks_json(),
+        keys.jwks_etag(),
+        state.jwks_max_age,
+    )
 }
 
 fn cached_json(request: &HeaderMap, body: &str, etag: &str, max_age: u64) -> Response {
@@ -32,7 +37,11 @@ fn cached_json(request: &HeaderMap, body: &str, etag: &str, max_age: u64) -> Res
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
     };
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {

@@ -109,7 +109,9 @@ impl IntoResponse for BearerError {
                 let body = serde_json::json!({ "error": err.code.as_str(), "error_description": description });
                 let mut response = (status_of(err.code), axum::Json(body)).into_response();
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, value);
                 }
                 no_store(&mut response);
                 response

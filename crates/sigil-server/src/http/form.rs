@@ -65,7 +65,10 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         if !is_form {
             return Err(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",

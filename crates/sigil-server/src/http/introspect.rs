@@ -23,8 +23,13 @@ async fn introspect(
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form)?;
     let token = Secret::new(form.required("token")?);
-    let hint = form.single("token_type_hint")?.and_then(TokenTypeHint::parse);
-    let answer = state.authority.introspect(&credentials, token, hint).await?;
+    let hint = form
+        .single("token_type_hint")?
+        .and_then(TokenTypeHint::parse);
+    let answer = state
+        .authority
+        .introspect(&credentials, token, hint)
+        .await?;
     let mut response = Json(answer).into_response();
     no_store(&mut response);
     Ok(response)

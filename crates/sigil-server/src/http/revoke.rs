@@ -23,7 +23,9 @@ async fn revoke(
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form)?;
     let token = Secret::new(form.required("token")?);
-    let hint = form.single("token_type_hint")?.and_then(TokenTypeHint::parse);
+    let hint = form
+        .single("token_type_hint")?
+        .and_then(TokenTypeHint::parse);
     state.authority.revoke(&credentials, token, hint).await?;
     // §2.2: 200 with no content to speak of, also for tokens that were already invalid.
     let mut response = StatusCode::OK.into_response();

@@ -30,7 +30,9 @@ async fn token(
     let response = state.authority.token(&credentials, request).await;
     match &response {
         Ok(_) => tracing::info!(client = %credentials.client_id, grant, "token issued"),
-        Err(e) => tracing::info!(client = %credentials.client_id, grant, error = e.code.as_str(), "token request refused"),
+        Err(e) => {
+            tracing::info!(client = %credentials.client_id, grant, error = e.code.as_str(), "token request refused")
+        }
     }
     let mut response = Json(response?).into_response();
     no_store(&mut response);

@@ -15,7 +15,10 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo).post(userinfo))
 }
 
-async fn userinfo(State(state): State<AppState>, request: Request) -> Result<Response, BearerError> {
+async fn userinfo(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, BearerError> {
     let from_header = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -24,10 +27,14 @@ async fn userinfo(State(state): State<AppState>, request: Request) -> Result<Res
                 .to_str()
                 .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
             match value.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+                Some((scheme, token))
+                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                {
                     Ok(token.trim().to_string())
                 }
-                _ => Err(OAuthError::invalid_request("the Authorization header must be Bearer")),
+                _ => Err(OAuthError::invalid_request(
+                    "the Authorization header must be Bearer",
+                )),
             }
         })
         .transpose()?;

@@ -47,9 +47,13 @@ impl Database {
     /// Opens `sqlite://path` (created if missing) or `postgres://…`. Does not migrate.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(Arc::new(SqliteStore::connect(url, options).await?)))
+            Ok(Self::Sqlite(Arc::new(
+                SqliteStore::connect(url, options).await?,
+            )))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(Arc::new(PgStore::connect(url, options).await?)))
+            Ok(Self::Postgres(Arc::new(
+                PgStore::connect(url, options).await?,
+            )))
         } else {
             Err(StoreError::Other(
                 "unsupported database URL: use sqlite://PATH or postgres://…".into(),

@@ -25,7 +25,9 @@ pub(crate) fn grants_to_json(grants: &[GrantType]) -> String {
 pub(crate) fn grants_from_json(text: &str) -> Result<Vec<GrantType>, StoreError> {
     from_json(text)?
         .iter()
-        .map(|g| GrantType::parse(g).ok_or_else(|| StoreError::Other(format!("unknown grant type {g}"))))
+        .map(|g| {
+            GrantType::parse(g).ok_or_else(|| StoreError::Other(format!("unknown grant type {g}")))
+        })
         .collect()
 }
 

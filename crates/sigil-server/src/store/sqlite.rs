@@ -4,7 +4,9 @@
 use super::migrate::{CREATE_TABLE, SQLITE};
 use super::sql::impl_sql_store;
 use super::DatabaseOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 
 /// SQLite-backed store.
@@ -88,7 +90,10 @@ impl SqliteStore {
             .await;
             match result {
                 Ok(was_applied) => {
-                    sqlx::raw_sql("COMMIT").execute(&mut *conn).await.map_err(map_err)?;
+                    sqlx::raw_sql("COMMIT")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(map_err)?;
                     if was_applied {
                         applied.push(migration.version);
                     }
