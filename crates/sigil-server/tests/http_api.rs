@@ -24,9 +24,18 @@ async fn send(app: &TestApp, request: Request<Body>) -> Reply {
     let response = app.router().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, headers, json }
+    Reply {
+        status,
+        headers,
+        json,
+    }
 }
 
 fn form(path: &str, body: &str) -> axum::http::request::Builder {
@@ -43,7 +52,11 @@ async fn post(app: &TestApp, path: &str, body: &str, basic: Option<(&str, &Secre
         let creds = STANDARD.encode(format!("{id}:{}", secret.expose()));
         builder = builder.header(header::AUTHORIZATION, format!("Basic {creds}"));
     }
-    send(app, builder.body(Body::from(body.to_string())).expect("request")).await
+    send(
+        app,
+        builder.body(Body::from(body.to_string())).expect("request"),
+    )
+    .await
 }
 
 async fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -69,7 +82,11 @@ async fn world() -> World {
     let (client, secret) = app
         .add_client(ClientRegistration {
             name: "first-party app".into(),
-            grant_types: Some(vec!["password".into(), "refresh_token".into(), "client_credentials".into()]),
+            grant_types: Some(vec![
+                "password".into(),
+                "refresh_token".into(),
+                "client_credentials".into(),
+            ]),
             audiences: vec!["https://api.example.com".into()],
             ..Default::default()
         })
@@ -83,7 +100,10 @@ async fn world() -> World {
         })
         .await;
     let (plain, plain_secret) = app
-        .add_client(ClientRegistration { name: "service".into(), ..Default::default() })
+        .add_client(ClientRegistration {
+            name: "service".into(),
+            ..Default::default()
+        })
         .await;
     World {
         app,
@@ -100,7 +120,9 @@ impl World {
         Some((self.client_id.as_str(), &self.secret))
     }
     async fn password_grant(&self, scope: &str) -> Reply {
-        let body = format!("grant_type=password&username=alice&password=correct+horse+battery&scope={scope}");
+        let body = format!(
+            "grant_type=password&username=alice&password=correct+horse+battery&scope={scope}"
+        );
         post(&self.app, "/token", &body, self.basic()).await
     }
 }
@@ -115,13 +137,19 @@ fn assert_oauth_error(reply: &Reply, status: StatusCode, code: &str) {
 #[tokio::test]
 async fn discovery_and_jwks() {
     let w = world().await;
-    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
         let reply = get(&w.app, path, &[]).await;
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.json["issuer"], "http://sigil.test");
         assert_eq!(reply.json["token_endpoint"], "http://sigil.test/token");
         assert_eq!(reply.json["jwks_uri"], "http://sigil.test/jwks.json");
-        assert_eq!(reply.json["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(
+            reply.json["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
     }
     let reply = get(&w.app, "/jwks.json", &[]).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -131,9 +159,16 @@ async fn discovery_and_jwks() {
     let key = keys[0].as_object().expect("key");
     let mut members: Vec<&str> = key.keys().map(String::as_str).collect();
     members.sort();
-    assert_eq!(members, ["alg", "e", "kid", "kty", "n", "use"], "public members only");
+    assert_eq!(
+        members,
+        ["alg", "e", "kid", "kty", "n", "use"],
+        "public members only"
+    );
     // Conditional GET.
-    let etag = reply.headers[header::ETAG].to_str().expect("etag").to_string();
+    let etag = reply.headers[header::ETAG]
+        .to_str()
+        .expect("etag")
+        .to_string();
     let again = get(&w.app, "/jwks.json", &[("if-none-match", &etag)]).await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
 }
@@ -141,16 +176,31 @@ async fn discovery_and_jwks() {
 #[tokio::test]
 async fn client_credentials_with_basic_and_post() {
     let w = world().await;
-    let reply = post(&w.app, "/token", "grant_type=client_credentials", Some((&w.plain_id, &w.plain_secret))).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials",
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(reply.json["token_type"], "Bearer");
     assert_eq!(reply.json["expires_in"], 600);
     assert!(reply.json.get("refresh_token").is_none());
     let token = reply.json["access_token"].as_str().expect("token");
-    let claims = w.app.state.authority.verify_access_token(token).expect("valid");
+    let claims = w
+        .app
+        .state
+        .authority
+        .verify_access_token(token)
+        .expect("valid");
     assert_eq!(claims.sub, w.plain_id);
-    assert_eq!(claims.aud, vec!["http://sigil.test".to_string()], "no audience registered: the issuer");
+    assert_eq!(
+        claims.aud,
+        vec!["http://sigil.test".to_string()],
+        "no audience registered: the issuer"
+    );
 
     let body = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}&scope=openid",
@@ -166,19 +216,43 @@ async fn client_credentials_with_basic_and_post() {
 async fn client_authentication_errors() {
     let w = world().await;
     let wrong = Secret::new("not-the-secret");
-    let reply = post(&w.app, "/token", "grant_type=client_credentials", Some((&w.plain_id, &wrong))).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials",
+        Some((&w.plain_id, &wrong)),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
-    assert_eq!(reply.headers[header::WWW_AUTHENTICATE], "Basic realm=\"sigil\"");
+    assert_eq!(
+        reply.headers[header::WWW_AUTHENTICATE],
+        "Basic realm=\"sigil\""
+    );
 
     let reply = post(&w.app, "/token", "grant_type=client_credentials", None).await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
 
-    let reply = post(&w.app, "/token", "grant_type=client_credentials&client_id=nobody&client_secret=x", None).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials&client_id=nobody&client_secret=x",
+        None,
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
 
     // Two authentication methods at once.
-    let body = format!("grant_type=client_credentials&client_secret={}", w.plain_secret.expose());
-    let reply = post(&w.app, "/token", &body, Some((&w.plain_id, &w.plain_secret))).await;
+    let body = format!(
+        "grant_type=client_credentials&client_secret={}",
+        w.plain_secret.expose()
+    );
+    let reply = post(
+        &w.app,
+        "/token",
+        &body,
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
 
     // Garbage in the Basic header.
@@ -186,7 +260,11 @@ async fn client_authentication_errors() {
         .header(header::AUTHORIZATION, "Basic %%%not-base64")
         .body(Body::from("grant_type=client_credentials"))
         .expect("request");
-    assert_oauth_error(&send(&w.app, request).await, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_oauth_error(
+        &send(&w.app, request).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    );
 
     // A public client cannot use client_credentials.
     let body = format!("grant_type=client_credentials&client_id={}", w.public_id);
@@ -201,12 +279,27 @@ async fn malformed_requests_get_clean_400s() {
     for (body, code) in [
         ("", "invalid_request"),
         ("grant_type=implicit", "unsupported_grant_type"),
-        ("grant_type=authorization_code&code=x", "unsupported_grant_type"),
-        ("grant_type=client_credentials&grant_type=client_credentials", "invalid_request"),
-        ("grant_type=client_credentials&scope=a&scope=b", "invalid_request"),
-        ("grant_type=client_credentials&scope=%22quoted%22", "invalid_scope"),
+        (
+            "grant_type=authorization_code&code=x",
+            "unsupported_grant_type",
+        ),
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            "invalid_request",
+        ),
+        (
+            "grant_type=client_credentials&scope=a&scope=b",
+            "invalid_request",
+        ),
+        (
+            "grant_type=client_credentials&scope=%22quoted%22",
+            "invalid_scope",
+        ),
         ("grant_type=client_credentials&scope=admin", "invalid_scope"),
-        ("grant_type=client_credentials&resource=https://nowhere.example.com", "invalid_target"),
+        (
+            "grant_type=client_credentials&resource=https://nowhere.example.com",
+            "invalid_target",
+        ),
         ("grant_type=refresh_token", "invalid_request"),
         ("grant_type=password&username=alice", "invalid_request"),
         ("%ff%fe=%00&\u{1}", "invalid_request"),
@@ -221,17 +314,40 @@ async fn malformed_requests_get_clean_400s() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(r#"{"grant_type":"client_credentials"}"#))
         .expect("request");
-    assert_oauth_error(&send(&w.app, json).await, StatusCode::BAD_REQUEST, "invalid_request");
-    let none = Request::builder().method(Method::POST).uri("/token").body(Body::from("x")).expect("request");
-    assert_oauth_error(&send(&w.app, none).await, StatusCode::BAD_REQUEST, "invalid_request");
-    let big = format!("grant_type=client_credentials&pad={}", "a".repeat(70 * 1024));
-    assert_oauth_error(&post(&w.app, "/token", &big, basic).await, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_oauth_error(
+        &send(&w.app, json).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let none = Request::builder()
+        .method(Method::POST)
+        .uri("/token")
+        .body(Body::from("x"))
+        .expect("request");
+    assert_oauth_error(
+        &send(&w.app, none).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let big = format!(
+        "grant_type=client_credentials&pad={}",
+        "a".repeat(70 * 1024)
+    );
+    assert_oauth_error(
+        &post(&w.app, "/token", &big, basic).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
     let creds = STANDARD.encode(format!("{}:{}", w.plain_id, w.plain_secret.expose()));
     let binary = form("/token", "")
         .header(header::AUTHORIZATION, format!("Basic {creds}"))
         .body(Body::from(vec![0xffu8, 0x00, 0xfe, 0x3d, 0x26]))
         .expect("request");
-    assert_oauth_error(&send(&w.app, binary).await, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_oauth_error(
+        &send(&w.app, binary).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
     // Wrong method.
     let reply = get(&w.app, "/token", &[]).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -244,7 +360,10 @@ async fn password_grant_and_refresh_rotation() {
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     assert!(reply.json["id_token"].is_string());
-    let r1 = reply.json["refresh_token"].as_str().expect("refresh").to_string();
+    let r1 = reply.json["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
     let claims = w
         .app
         .state
@@ -254,17 +373,44 @@ async fn password_grant_and_refresh_rotation() {
     assert_eq!(claims.aud, vec!["https://api.example.com".to_string()]);
 
     // Rotation.
-    let reply = post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={r1}"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={r1}"),
+        w.basic(),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
-    let r2 = reply.json["refresh_token"].as_str().expect("refresh").to_string();
+    let r2 = reply.json["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
     assert_ne!(r1, r2);
     // Narrowing works; widening does not.
-    let reply = post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={r2}&scope=email"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={r2}&scope=email"),
+        w.basic(),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_scope");
     // Reuse of r1 revokes the family: r2 is dead too.
-    let reply = post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={r1}"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={r1}"),
+        w.basic(),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_grant");
-    let reply = post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={r2}"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={r2}"),
+        w.basic(),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
@@ -291,27 +437,67 @@ async fn revocation() {
     let w = world().await;
     let reply = w.password_grant("openid+offline_access").await;
     let access = reply.json["access_token"].as_str().expect("at").to_string();
-    let refresh = reply.json["refresh_token"].as_str().expect("rt").to_string();
+    let refresh = reply.json["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
 
     // Another client may not revoke it.
-    let reply = post(&w.app, "/revoke", &format!("token={refresh}"), Some((&w.plain_id, &w.plain_secret))).await;
+    let reply = post(
+        &w.app,
+        "/revoke",
+        &format!("token={refresh}"),
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "unauthorized_client");
     // Missing token, missing authentication.
-    assert_oauth_error(&post(&w.app, "/revoke", "", w.basic()).await, StatusCode::BAD_REQUEST, "invalid_request");
-    assert_oauth_error(&post(&w.app, "/revoke", "token=x", None).await, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_oauth_error(
+        &post(&w.app, "/revoke", "", w.basic()).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(&w.app, "/revoke", "token=x", None).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    );
     // Unknown tokens: 200.
-    assert_eq!(post(&w.app, "/revoke", "token=unknown", w.basic()).await.status, StatusCode::OK);
+    assert_eq!(
+        post(&w.app, "/revoke", "token=unknown", w.basic())
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     // Access token.
-    let reply = post(&w.app, "/revoke", &format!("token={access}&token_type_hint=access_token"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/revoke",
+        &format!("token={access}&token_type_hint=access_token"),
+        w.basic(),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     let reply = post(&w.app, "/introspect", &format!("token={access}"), w.basic()).await;
     assert_eq!(reply.json, serde_json::json!({ "active": false }));
 
     // Refresh token: the family dies.
-    let reply = post(&w.app, "/revoke", &format!("token={refresh}&token_type_hint=refresh_token"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/revoke",
+        &format!("token={refresh}&token_type_hint=refresh_token"),
+        w.basic(),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
-    let reply = post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={refresh}"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+        w.basic(),
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_grant");
 }
 
@@ -320,10 +506,19 @@ async fn introspection() {
     let w = world().await;
     let reply = w.password_grant("openid+offline_access").await;
     let access = reply.json["access_token"].as_str().expect("at").to_string();
-    let refresh = reply.json["refresh_token"].as_str().expect("rt").to_string();
+    let refresh = reply.json["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
 
     // A resource server (any confidential client) may introspect access tokens.
-    let reply = post(&w.app, "/introspect", &format!("token={access}"), Some((&w.plain_id, &w.plain_secret))).await;
+    let reply = post(
+        &w.app,
+        "/introspect",
+        &format!("token={access}"),
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
     assert_eq!(reply.json["active"], true);
@@ -331,21 +526,51 @@ async fn introspection() {
     assert_eq!(reply.json["client_id"], w.client_id.as_str());
     assert_eq!(reply.json["token_type"], "Bearer");
     // Refresh tokens only to their own client.
-    let reply = post(&w.app, "/introspect", &format!("token={refresh}"), w.basic()).await;
+    let reply = post(
+        &w.app,
+        "/introspect",
+        &format!("token={refresh}"),
+        w.basic(),
+    )
+    .await;
     assert_eq!(reply.json["active"], true);
-    let reply = post(&w.app, "/introspect", &format!("token={refresh}"), Some((&w.plain_id, &w.plain_secret))).await;
+    let reply = post(
+        &w.app,
+        "/introspect",
+        &format!("token={refresh}"),
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
     assert_eq!(reply.json, serde_json::json!({ "active": false }));
     // Garbage is inactive, not an error.
     let reply = post(&w.app, "/introspect", "token=a.b.c", w.basic()).await;
     assert_eq!(reply.json, serde_json::json!({ "active": false }));
     // Public clients and anonymous callers are refused.
-    let reply = post(&w.app, "/introspect", &format!("token={access}&client_id={}", w.public_id), None).await;
+    let reply = post(
+        &w.app,
+        "/introspect",
+        &format!("token={access}&client_id={}", w.public_id),
+        None,
+    )
+    .await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
     let reply = post(&w.app, "/introspect", &format!("token={access}"), None).await;
     assert_oauth_error(&reply, StatusCode::UNAUTHORIZED, "invalid_client");
     // Reusing the refresh token revokes the family: the access token goes inactive.
-    post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={refresh}"), w.basic()).await;
-    post(&w.app, "/token", &format!("grant_type=refresh_token&refresh_token={refresh}"), w.basic()).await;
+    post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+        w.basic(),
+    )
+    .await;
+    post(
+        &w.app,
+        "/token",
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+        w.basic(),
+    )
+    .await;
     let reply = post(&w.app, "/introspect", &format!("token={access}"), w.basic()).await;
     assert_eq!(reply.json, serde_json::json!({ "active": false }));
 }
@@ -371,12 +596,26 @@ async fn userinfo() {
     // No token: a bare challenge.
     let reply = get(&w.app, "/userinfo", &[]).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(reply.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"sigil\"");
+    assert_eq!(
+        reply.headers[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"sigil\""
+    );
     // A bad token.
-    let reply = get(&w.app, "/userinfo", &[("authorization", "Bearer not.a.jwt")]).await;
+    let reply = get(
+        &w.app,
+        "/userinfo",
+        &[("authorization", "Bearer not.a.jwt")],
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    let challenge = reply.headers[header::WWW_AUTHENTICATE].to_str().expect("header");
-    assert!(challenge.starts_with("Bearer realm=\"sigil\", error=\"invalid_token\", error_description="), "{challenge}");
+    let challenge = reply.headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .expect("header");
+    assert!(
+        challenge
+            .starts_with("Bearer realm=\"sigil\", error=\"invalid_token\", error_description="),
+        "{challenge}"
+    );
     // Token in two places.
     let request = form("/userinfo", "")
         .header(header::AUTHORIZATION, &bearer)
@@ -385,13 +624,28 @@ async fn userinfo() {
     assert_eq!(send(&w.app, request).await.status, StatusCode::BAD_REQUEST);
     // Without openid: insufficient_scope.
     let reply = w.password_grant("profile").await;
-    let bearer = format!("Bearer {}", reply.json["access_token"].as_str().expect("at"));
+    let bearer = format!(
+        "Bearer {}",
+        reply.json["access_token"].as_str().expect("at")
+    );
     let reply = get(&w.app, "/userinfo", &[("authorization", &bearer)]).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
-    assert!(reply.headers[header::WWW_AUTHENTICATE].to_str().expect("h").contains("error=\"insufficient_scope\""));
+    assert!(reply.headers[header::WWW_AUTHENTICATE]
+        .to_str()
+        .expect("h")
+        .contains("error=\"insufficient_scope\""));
     // A client_credentials token has no user.
-    let reply = post(&w.app, "/token", "grant_type=client_credentials&scope=openid", Some((&w.plain_id, &w.plain_secret))).await;
-    let bearer = format!("Bearer {}", reply.json["access_token"].as_str().expect("at"));
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials&scope=openid",
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
+    let bearer = format!(
+        "Bearer {}",
+        reply.json["access_token"].as_str().expect("at")
+    );
     let reply = get(&w.app, "/userinfo", &[("authorization", &bearer)]).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }

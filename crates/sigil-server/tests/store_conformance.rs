@@ -52,17 +52,33 @@ async fn conformance(store: Arc<dyn Store>) {
     assert_eq!(store.count_users().await.expect("count"), 0);
     let alice = user("alice");
     store.create_user(&alice).await.expect("create");
-    assert!(matches!(store.create_user(&user("alice")).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.find_user(&alice.id).await.expect("find"), Some(alice.clone()));
-    assert_eq!(store.find_user_by_username("alice").await.expect("find"), Some(alice.clone()));
-    assert_eq!(store.find_user_by_username("ALICE").await.expect("find"), None, "user names are exact");
+    assert!(matches!(
+        store.create_user(&user("alice")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_user(&alice.id).await.expect("find"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.find_user_by_username("alice").await.expect("find"),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.find_user_by_username("ALICE").await.expect("find"),
+        None,
+        "user names are exact"
+    );
     assert_eq!(store.find_user("nope").await.expect("find"), None);
     let mut changed = alice.clone();
     changed.is_disabled = true;
     changed.name = Some("Alice".into());
     changed.updated_at = NOW + 5;
     assert!(store.update_user(&changed).await.expect("update"));
-    assert_eq!(store.find_user(&alice.id).await.expect("find"), Some(changed.clone()));
+    assert_eq!(
+        store.find_user(&alice.id).await.expect("find"),
+        Some(changed.clone())
+    );
     let mut ghost = user("ghost");
     ghost.id = "missing".into();
     assert!(!store.update_user(&ghost).await.expect("update"));
@@ -70,7 +86,10 @@ async fn conformance(store: Arc<dyn Store>) {
     store.create_user(&bob).await.expect("create");
     let mut clash = bob.clone();
     clash.username = "alice".into();
-    assert!(matches!(store.update_user(&clash).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.update_user(&clash).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.count_users().await.expect("count"), 2);
 
     // Clients.
@@ -91,14 +110,29 @@ async fn conformance(store: Arc<dyn Store>) {
     }
     .build(NOW)
     .expect("client");
-    assert_eq!(store.max_client_access_token_ttl().await.expect("max"), None);
+    assert_eq!(
+        store.max_client_access_token_ttl().await.expect("max"),
+        None
+    );
     store.create_client(&client).await.expect("create");
     store.create_client(&public).await.expect("create");
-    assert!(matches!(store.create_client(&client).await, Err(StoreError::Conflict(_))));
-    assert_eq!(store.find_client(&client.id).await.expect("find"), Some(client.clone()));
-    assert_eq!(store.find_client(&public.id).await.expect("find"), Some(public.clone()));
+    assert!(matches!(
+        store.create_client(&client).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.find_client(&client.id).await.expect("find"),
+        Some(client.clone())
+    );
+    assert_eq!(
+        store.find_client(&public.id).await.expect("find"),
+        Some(public.clone())
+    );
     assert_eq!(store.find_client("nope").await.expect("find"), None);
-    assert_eq!(store.max_client_access_token_ttl().await.expect("max"), Some(300));
+    assert_eq!(
+        store.max_client_access_token_ttl().await.expect("max"),
+        Some(300)
+    );
 
     // Refresh families and rotation.
     let family = RefreshFamily {
@@ -112,8 +146,14 @@ async fn conformance(store: Arc<dyn Store>) {
         revoked_at: None,
     };
     let (first, first_secret) = token(&family.id, None);
-    store.create_refresh_family(&family, &first).await.expect("family");
-    assert_eq!(store.find_refresh_family(&family.id).await.expect("find"), Some(family.clone()));
+    store
+        .create_refresh_family(&family, &first)
+        .await
+        .expect("family");
+    assert_eq!(
+        store.find_refresh_family(&family.id).await.expect("find"),
+        Some(family.clone())
+    );
     let (found, found_family) = store
         .find_refresh_token(&first_secret.storage_hash())
         .await
@@ -123,40 +163,102 @@ async fn conformance(store: Arc<dyn Store>) {
     assert_eq!(store.find_refresh_token("nope").await.expect("find"), None);
 
     let (second, second_secret) = token(&family.id, Some(&first.id));
-    assert!(store.rotate_refresh_token(&first.id, &second, NOW + 1).await.expect("rotate"));
+    assert!(store
+        .rotate_refresh_token(&first.id, &second, NOW + 1)
+        .await
+        .expect("rotate"));
     let (third, third_secret) = token(&family.id, Some(&first.id));
-    assert!(!store.rotate_refresh_token(&first.id, &third, NOW + 2).await.expect("rotate"), "used once only");
-    assert_eq!(store.find_refresh_token(&third_secret.storage_hash()).await.expect("find"), None, "nothing written");
-    let (used, _) = store.find_refresh_token(&first_secret.storage_hash()).await.expect("find").expect("present");
+    assert!(
+        !store
+            .rotate_refresh_token(&first.id, &third, NOW + 2)
+            .await
+            .expect("rotate"),
+        "used once only"
+    );
+    assert_eq!(
+        store
+            .find_refresh_token(&third_secret.storage_hash())
+            .await
+            .expect("find"),
+        None,
+        "nothing written"
+    );
+    let (used, _) = store
+        .find_refresh_token(&first_secret.storage_hash())
+        .await
+        .expect("find")
+        .expect("present");
     assert_eq!(used.used_at, Some(NOW + 1));
-    let (succ, _) = store.find_refresh_token(&second_secret.storage_hash()).await.expect("find").expect("present");
+    let (succ, _) = store
+        .find_refresh_token(&second_secret.storage_hash())
+        .await
+        .expect("find")
+        .expect("present");
     assert_eq!(succ.parent_id.as_deref(), Some(first.id.as_str()));
 
     // Revocation is idempotent and blocks rotation.
-    store.revoke_refresh_family(&family.id, NOW + 3).await.expect("revoke");
-    store.revoke_refresh_family(&family.id, NOW + 4).await.expect("revoke again");
+    store
+        .revoke_refresh_family(&family.id, NOW + 3)
+        .await
+        .expect("revoke");
+    store
+        .revoke_refresh_family(&family.id, NOW + 4)
+        .await
+        .expect("revoke again");
     assert_eq!(
-        store.find_refresh_family(&family.id).await.expect("find").and_then(|f| f.revoked_at),
+        store
+            .find_refresh_family(&family.id)
+            .await
+            .expect("find")
+            .and_then(|f| f.revoked_at),
         Some(NOW + 3)
     );
     let (fourth, _) = token(&family.id, Some(&second.id));
-    assert!(!store.rotate_refresh_token(&second.id, &fourth, NOW + 5).await.expect("rotate"));
+    assert!(!store
+        .rotate_refresh_token(&second.id, &fourth, NOW + 5)
+        .await
+        .expect("rotate"));
 
     // Access-token deny list.
     assert!(!store.is_access_token_revoked("jti-1").await.expect("check"));
-    store.revoke_access_token("jti-1", NOW + 50).await.expect("deny");
-    store.revoke_access_token("jti-1", NOW + 50).await.expect("deny twice");
+    store
+        .revoke_access_token("jti-1", NOW + 50)
+        .await
+        .expect("deny");
+    store
+        .revoke_access_token("jti-1", NOW + 50)
+        .await
+        .expect("deny twice");
     assert!(store.is_access_token_revoked("jti-1").await.expect("check"));
 
     // Housekeeping removes only what has expired.
-    let live = RefreshFamily { id: random_token(16), expires_at: NOW + 10_000, revoked_at: None, ..family.clone() };
+    let live = RefreshFamily {
+        id: random_token(16),
+        expires_at: NOW + 10_000,
+        revoked_at: None,
+        ..family.clone()
+    };
     let (live_token, live_secret) = token(&live.id, None);
-    store.create_refresh_family(&live, &live_token).await.expect("family");
+    store
+        .create_refresh_family(&live, &live_token)
+        .await
+        .expect("family");
     let deleted = store.delete_expired(NOW + 1000).await.expect("delete");
-    assert_eq!(deleted, 1 + 2 + 1, "one family, its two tokens, one deny-list entry");
-    assert_eq!(store.find_refresh_family(&family.id).await.expect("find"), None);
+    assert_eq!(
+        deleted,
+        1 + 2 + 1,
+        "one family, its two tokens, one deny-list entry"
+    );
+    assert_eq!(
+        store.find_refresh_family(&family.id).await.expect("find"),
+        None
+    );
     assert!(!store.is_access_token_revoked("jti-1").await.expect("check"));
-    assert!(store.find_refresh_token(&live_secret.storage_hash()).await.expect("find").is_some());
+    assert!(store
+        .find_refresh_token(&live_secret.storage_hash())
+        .await
+        .expect("find")
+        .is_some());
 
     concurrent_rotation(store.clone(), &client.id, &bob.id).await;
 }
@@ -175,7 +277,10 @@ async fn concurrent_rotation(store: Arc<dyn Store>, client_id: &str, user_id: &s
             revoked_at: None,
         };
         let (first, _) = token(&family.id, None);
-        store.create_refresh_family(&family, &first).await.expect("family");
+        store
+            .create_refresh_family(&family, &first)
+            .await
+            .expect("family");
         let mut tasks = Vec::new();
         for _ in 0..12 {
             let store = store.clone();
@@ -197,14 +302,20 @@ async fn concurrent_rotation(store: Arc<dyn Store>, client_id: &str, user_id: &s
 }
 
 async fn open(db: &TestDb) -> Database {
-    Database::open(db.url(), &DatabaseOptions::default()).await.expect("open")
+    Database::open(db.url(), &DatabaseOptions::default())
+        .await
+        .expect("open")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_store_conforms() {
     let db = TestDb::sqlite();
     let database = open(&db).await;
-    assert_eq!(database.migrate().await.expect("migrate again"), Vec::<i64>::new(), "migrations are idempotent");
+    assert_eq!(
+        database.migrate().await.expect("migrate again"),
+        Vec::<i64>::new(),
+        "migrations are idempotent"
+    );
     conformance(database.store()).await;
     database.close().await;
 }
@@ -215,7 +326,11 @@ async fn postgres_store_conforms() {
         return;
     };
     let database = open(&db).await;
-    assert_eq!(database.migrate().await.expect("migrate again"), Vec::<i64>::new(), "migrations are idempotent");
+    assert_eq!(
+        database.migrate().await.expect("migrate again"),
+        Vec::<i64>::new(),
+        "migrations are idempotent"
+    );
     conformance(database.store()).await;
     database.close().await;
 }
@@ -228,7 +343,10 @@ async fn unreachable_postgres_is_unavailable_not_a_panic() {
     };
     // Port 9 (discard) on loopback: nothing listens there.
     let result = Database::connect("postgres://postgres@127.0.0.1:9/none", &options).await;
-    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
     let result = Database::connect("mysql://x", &options).await;
     assert!(matches!(result, Err(StoreError::Other(_))));
 }

@@ -40,9 +40,13 @@ pub fn postgres_server_url(test: &str) -> Option<String> {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{test}: SIGIL_TEST_DATABASE_URL is not set, and CI=true requires PostgreSQL");
+                panic!(
+                    "{test}: SIGIL_TEST_DATABASE_URL is not set, and CI=true requires PostgreSQL"
+                );
             }
-            eprintln!("NOTICE: {test} skipped: set SIGIL_TEST_DATABASE_URL to run it against PostgreSQL");
+            eprintln!(
+                "NOTICE: {test} skipped: set SIGIL_TEST_DATABASE_URL to run it against PostgreSQL"
+            );
             None
         }
     }
@@ -50,8 +54,15 @@ pub fn postgres_server_url(test: &str) -> Option<String> {
 
 /// A database that exists for one test and is removed afterwards.
 pub enum TestDb {
-    Sqlite { _dir: TempDir, url: String },
-    Postgres { server: String, name: String, url: String },
+    Sqlite {
+        _dir: TempDir,
+        url: String,
+    },
+    Postgres {
+        server: String,
+        name: String,
+        url: String,
+    },
 }
 
 impl TestDb {
@@ -64,8 +75,13 @@ impl TestDb {
     /// Creates a fresh PostgreSQL database on the server named by SIGIL_TEST_DATABASE_URL.
     pub async fn postgres(test: &str) -> Option<Self> {
         let server = postgres_server_url(test)?;
-        let name = format!("sigil_test_{}", random_token(9).to_lowercase().replace(['-', '_'], "x"));
-        let admin = sqlx::PgPool::connect(&server).await.expect("connect to the test PostgreSQL");
+        let name = format!(
+            "sigil_test_{}",
+            random_token(9).to_lowercase().replace(['-', '_'], "x")
+        );
+        let admin = sqlx::PgPool::connect(&server)
+            .await
+            .expect("connect to the test PostgreSQL");
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
@@ -96,14 +112,18 @@ impl Drop for TestDb {
             let (server, name) = (server.clone(), name.clone());
             // Drop needs its own runtime: the test's may be gone or busy.
             let _ = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
                     return;
                 };
                 rt.block_on(async move {
                     if let Ok(admin) = sqlx::PgPool::connect(&server).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&admin)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&admin)
+                                .await;
                         admin.close().await;
                     }
                 });
@@ -175,13 +195,25 @@ impl TestApp {
             created_at: now,
             updated_at: now,
         };
-        self.state.authority.store().create_user(&user).await.expect("user");
+        self.state
+            .authority
+            .store()
+            .create_user(&user)
+            .await
+            .expect("user");
         user
     }
 
     pub async fn add_client(&self, registration: ClientRegistration) -> (Client, Option<Secret>) {
-        let (client, secret) = registration.build(self.state.authority.now()).expect("client");
-        self.state.authority.store().create_client(&client).await.expect("client");
+        let (client, secret) = registration
+            .build(self.state.authority.now())
+            .expect("client");
+        self.state
+            .authority
+            .store()
+            .create_client(&client)
+            .await
+            .expect("client");
         (client, secret)
     }
 }

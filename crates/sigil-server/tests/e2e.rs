@@ -1,0 +1,710 @@
+//! End to end: the real `sigil` binary on a free loopback port, set up through its own
+//! CLI, exercised over real HTTP with reqwest, its tokens checked with an independent JWT
+//! library (jsonwebtoken) against the published JWKS. Runs on SQLite and PostgreSQL.
+//! Afterwards: no token, secret or password in the logs, nor in the database.
+
+mod common;
+
+use common::TestDb;
+use serde_json::Value;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SIGIL: &str = env!("CARGO_BIN_EXE_sigil");
+const USER_PASSWORD: &str = "e2e correct horse battery";
+const ADMIN_PASSWORD: &str = "e2e admin password 0f9a";
+const API: &str = "https://api.example.com";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    database_url: String,
+}
+
+impl Setup {
+    fn keys(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("sigil.log")
+    }
+
+    /// Runs a `sigil` command with the test's database, keys and cheap argon2 parameters.
+    fn sigil(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = Command::new(SIGIL)
+            .args(["--database-url", &self.database_url, "--keys-dir"])
+            .arg(self.keys())
+            .args(args)
+            .env("SIGIL_ARGON2_MEMORY_KIB", "256")
+            .env("SIGIL_ARGON2_ITERATIONS", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sigil");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "sigil {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(setup: &Setup) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(setup.log_path())
+            .expect("log file");
+        let child = Command::new(SIGIL)
+            .args(["--database-url", &setup.database_url, "--keys-dir"])
+            .arg(setup.keys())
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--issuer",
+                &base,
+            ])
+            .args(["--keys-poll-interval", "200ms", "--client-cache-ttl", "0s"])
+            .env("SIGIL_ARGON2_MEMORY_KIB", "256")
+            .env("SIGIL_ARGON2_ITERATIONS", "1")
+            .env("SIGIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "trace")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start sigil serve");
+        let server = Self { child, base };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::blocking_get(&format!("{}/readyz", self.base)) {
+                if r == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sigil did not become ready");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "sigil exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "sigil did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking GET for readiness polling, without a runtime.
+mod reqwest {
+    pub use ::reqwest::*;
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut stream = std::net::TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
+    }
+}
+
+struct Secrets(Vec<String>);
+
+impl Secrets {
+    fn add(&mut self, value: &str) {
+        self.0.push(value.to_string());
+    }
+    fn assert_absent_from(&self, haystack: &[u8], what: &str) {
+        let text = String::from_utf8_lossy(haystack);
+        for secret in &self.0 {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} contains a secret ({} chars)",
+                secret.len()
+            );
+        }
+    }
+}
+
+async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let response = http
+        .post(format!("{base}/token"))
+        .basic_auth(id, Some(secret))
+        .form(form)
+        .send()
+        .await
+        .expect("token request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn post_form(
+    http: &reqwest::Client,
+    url: String,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
+    let response = http
+        .post(url)
+        .basic_auth(id, Some(secret))
+        .form(form)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let json = response.json().await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// Validates an access token with jsonwebtoken against the JWKS, as a resource server would.
+async fn validate_independently(http: &reqwest::Client, base: &str, token: &str) -> Value {
+    let jwks: jsonwebtoken::jwk::JwkSet = http
+        .get(format!("{base}/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("jwks json");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let kid = header.kid.expect("kid");
+    let jwk = jwks.find(&kid).expect("kid published in the JWKS");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("decoding key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[API]);
+    validation.set_issuer(&[base]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .expect("token validates with an independent library")
+        .claims
+}
+
+async fn full_flow(db: TestDb) {
+    let setup = Setup {
+        dir: tempfile::tempdir().expect("tempdir"),
+        database_url: db.url().to_string(),
+    };
+    let mut secrets = Secrets(vec![USER_PASSWORD.into(), ADMIN_PASSWORD.into()]);
+
+    // Set up through the CLI.
+    setup.sigil(&["migrate"], None);
+    let created = setup.sigil(
+        &[
+            "user",
+            "add",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--name",
+            "Alice",
+            "--password-stdin",
+        ],
+        Some(&format!("{USER_PASSWORD}\n")),
+    );
+    let user_id = serde_json::from_str::<Value>(&created).expect("json")["user_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let client: Value = serde_json::from_str(&setup.sigil(
+        &[
+            "client",
+            "add",
+            "--name",
+            "e2e app",
+            "--grant-types",
+            "password,refresh_token,client_credentials",
+            "--scopes",
+            "openid,profile,email,offline_access",
+            "--audience",
+            API,
+            "--json",
+        ],
+        None,
+    ))
+    .expect("client json");
+    let id = client["client_id"].as_str().expect("client_id").to_string();
+    let secret = client["client_secret"]
+        .as_str()
+        .expect("client_secret")
+        .to_string();
+    secrets.add(&secret);
+
+    let server = Server::start(&setup);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+
+    // Discovery points at the endpoints used below.
+    let discovery: Value = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discovery["issuer"], base.as_str());
+    assert_eq!(discovery["token_endpoint"], format!("{base}/token"));
+
+    // Password grant.
+    let (status, tokens) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", USER_PASSWORD),
+            ("scope", "openid profile email offline_access"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access").to_string();
+    let refresh1 = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    secrets.add(&access);
+    secrets.add(&refresh1);
+    secrets.add(tokens["id_token"].as_str().expect("id token"));
+    let claims = validate_independently(&http, &base, &access).await;
+    assert_eq!(claims["sub"], user_id.as_str());
+    assert_eq!(claims["client_id"], id.as_str());
+    assert_eq!(claims["scope"], "email offline_access openid profile");
+
+    // Userinfo.
+    let info: Value = http
+        .get(format!("{base}/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("userinfo")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["sub"], user_id.as_str());
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["name"], "Alice");
+
+    // Refresh: rotation, then reuse detection.
+    let (status, rotated) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh1),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let refresh2 = rotated["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    let access2 = rotated["access_token"]
+        .as_str()
+        .expect("access")
+        .to_string();
+    secrets.add(&refresh2);
+    secrets.add(&access2);
+    assert_ne!(refresh1, refresh2);
+    validate_independently(&http, &base, &access2).await;
+    let (status, reuse) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh1),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, reuse["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh2),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "the whole family is revoked after reuse");
+
+    // Introspection: the family's access token is no longer active, though its signature is.
+    let introspect = format!("{base}/introspect");
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &access2)],
+    )
+    .await;
+    assert_eq!(answer, serde_json::json!({ "active": false }));
+    validate_independently(&http, &base, &access2).await;
+
+    // A fresh grant; introspect, then revoke refresh and access tokens.
+    let (_, fresh) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", USER_PASSWORD),
+            ("scope", "openid offline_access"),
+        ],
+    )
+    .await;
+    let access3 = fresh["access_token"].as_str().expect("access").to_string();
+    let refresh3 = fresh["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
+    secrets.add(&access3);
+    secrets.add(&refresh3);
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &access3)],
+    )
+    .await;
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["username"], "alice");
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &refresh3), ("token_type_hint", "refresh_token")],
+    )
+    .await;
+    assert_eq!(answer["active"], true);
+    let (status, _) = post_form(
+        &http,
+        format!("{base}/revoke"),
+        &id,
+        &secret,
+        &[("token", &refresh3)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &refresh3)],
+    )
+    .await;
+    assert_eq!(answer["active"], false);
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &access3)],
+    )
+    .await;
+    assert_eq!(
+        answer["active"], false,
+        "revoking the refresh token ends its access tokens"
+    );
+    // An access token without a refresh family: active until revoked by itself.
+    let (_, plain) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", USER_PASSWORD),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert!(
+        plain.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
+    let access4 = plain["access_token"].as_str().expect("access").to_string();
+    secrets.add(&access4);
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &access4)],
+    )
+    .await;
+    assert_eq!(answer["active"], true, "another grant is untouched");
+    let (status, _) = post_form(
+        &http,
+        format!("{base}/revoke"),
+        &id,
+        &secret,
+        &[("token", &access4), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, answer) = post_form(
+        &http,
+        introspect.clone(),
+        &id,
+        &secret,
+        &[("token", &access4)],
+    )
+    .await;
+    assert_eq!(answer["active"], false);
+
+    // client_credentials.
+    let (status, cc) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[("grant_type", "client_credentials"), ("resource", API)],
+    )
+    .await;
+    assert_eq!(status, 200, "{cc}");
+    let cc_token = cc["access_token"].as_str().expect("access").to_string();
+    secrets.add(&cc_token);
+    assert_eq!(
+        validate_independently(&http, &base, &cc_token).await["sub"],
+        id.as_str()
+    );
+
+    // Key rotation while running: the new key is published at once, signs only later.
+    let old_kid = jsonwebtoken::decode_header(&cc_token)
+        .expect("header")
+        .kid
+        .expect("kid");
+    setup.sigil(&["keys", "rotate"], None);
+    let jwks = wait_for_jwks_len(&http, &base, 2).await;
+    assert!(jwks.contains(&old_kid));
+    let (_, cc) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let t = cc["access_token"].as_str().expect("access").to_string();
+    secrets.add(&t);
+    assert_eq!(
+        jsonwebtoken::decode_header(&t).expect("header").kid,
+        Some(old_kid.clone()),
+        "the next key does not sign yet"
+    );
+    // An emergency rotation signs at once.
+    let out = setup.sigil(&["keys", "rotate", "--immediately"], None);
+    let new_kid = out
+        .split_whitespace()
+        .nth(2)
+        .expect("kid")
+        .trim_end_matches(';')
+        .to_string();
+    wait_for_jwks_len(&http, &base, 3).await;
+    let (_, cc) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let t = cc["access_token"].as_str().expect("access").to_string();
+    secrets.add(&t);
+    assert_eq!(
+        jsonwebtoken::decode_header(&t).expect("header").kid,
+        Some(new_kid)
+    );
+    let listing = setup.sigil(&["keys", "list"], None);
+    assert_eq!(listing.matches(" active ").count(), 1, "{listing}");
+    assert!(
+        listing.contains(" retired ") && listing.contains(" next "),
+        "{listing}"
+    );
+
+    server.stop();
+
+    // No secret in the logs (captured at trace level).
+    let log = std::fs::read(setup.log_path()).expect("log");
+    assert!(
+        String::from_utf8_lossy(&log).contains("token issued"),
+        "the log was captured"
+    );
+    secrets.assert_absent_from(&log, "the server log");
+
+    // No secret in the database.
+    match db.sqlite_path() {
+        Some(path) => {
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                if file.exists() {
+                    bytes.extend(std::fs::read(&file).expect("read database file"));
+                }
+            }
+            assert!(bytes.len() > 10_000, "the database file was read");
+            secrets.assert_absent_from(&bytes, "the SQLite database file");
+        }
+        None => {
+            let pool = sqlx::PgPool::connect(db.url()).await.expect("connect");
+            let mut dump = Vec::new();
+            for table in [
+                "users",
+                "clients",
+                "refresh_families",
+                "refresh_tokens",
+                "revoked_access_tokens",
+            ] {
+                let rows: Vec<(String,)> =
+                    sqlx::query_as(&format!("SELECT CAST(t AS TEXT) FROM {table} t"))
+                        .fetch_all(&pool)
+                        .await
+                        .expect("dump");
+                for (row,) in rows {
+                    dump.extend(row.into_bytes());
+                }
+            }
+            assert!(dump.len() > 1_000, "the tables were read");
+            secrets.assert_absent_from(&dump, "the PostgreSQL tables");
+            pool.close().await;
+        }
+    }
+}
+
+async fn wait_for_jwks_len(http: &reqwest::Client, base: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = http
+            .get(format!("{base}/jwks.json"))
+            .send()
+            .await
+            .expect("jwks")
+            .text()
+            .await
+            .expect("text");
+        let parsed: Value = serde_json::from_str(&body).expect("json");
+        if parsed["keys"].as_array().map(Vec::len) == Some(count) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running server did not pick up the new key"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_on_sqlite() {
+    full_flow(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_on_postgres() {
+    let Some(db) = TestDb::postgres("end_to_end_on_postgres").await else {
+        return;
+    };
+    full_flow(db).await;
+}
+
+#[test]
+fn startup_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(SIGIL)
+        .args(["--database-url", "mysql://nope", "--keys-dir"])
+        .arg(dir.path())
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("sigil: error: database: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
