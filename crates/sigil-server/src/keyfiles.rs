@@ -253,3 +253,70 @@ pub fn spawn_watcher(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_key_is_private_and_loads_once_written() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = KeyDir::new(tmp.path().join("keys"));
+        assert!(dir.load().expect("empty").is_empty());
+        let kid = dir.ensure_key(1000).expect("generate").expect("a new key");
+        assert_eq!(
+            dir.ensure_key(1000).expect("again"),
+            None,
+            "only when there is none"
+        );
+        let dir_mode = fs::metadata(dir.path()).expect("dir").permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+        let pem_mode = fs::metadata(dir.path().join(format!("{kid}.pem")))
+            .expect("pem")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(pem_mode, 0o600);
+        let set = dir.load().expect("load");
+        assert_eq!(
+            set.signing_key(1000).map(|k| k.kid().to_string()),
+            Some(kid.clone())
+        );
+        assert!(
+            !set.jwks_json().contains("\"d\""),
+            "no private member in the JWKS"
+        );
+    }
+
+    #[test]
+    fn fingerprint_follows_changes_and_removal_is_complete() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = KeyDir::new(tmp.path());
+        let empty = dir.fingerprint().expect("fingerprint");
+        let kid = dir.add_new_key(1000, 2000).expect("add");
+        let one = dir.fingerprint().expect("fingerprint");
+        assert_ne!(empty, one);
+        assert_eq!(dir.load().expect("load").keys().len(), 1);
+        dir.remove_key(&kid).expect("remove");
+        assert_eq!(dir.fingerprint().expect("fingerprint"), empty);
+        assert!(dir.load().expect("load").is_empty());
+    }
+
+    #[test]
+    fn a_key_whose_name_lies_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = KeyDir::new(tmp.path());
+        let kid = dir.add_new_key(1000, 1000).expect("add");
+        fs::rename(
+            tmp.path().join(format!("{kid}.pem")),
+            tmp.path().join("other.pem"),
+        )
+        .expect("rename");
+        fs::write(
+            tmp.path().join(format!("{kid}.json")),
+            r#"{"kid":"other","created_at":1,"activates_at":1}"#,
+        )
+        .expect("write");
+        assert!(matches!(dir.load(), Err(KeyDirError::BadKey { .. })));
+    }
+}

@@ -253,8 +253,10 @@ async fn full_flow(db: TestDb) {
     };
     let mut secrets = Secrets(vec![USER_PASSWORD.into(), ADMIN_PASSWORD.into()]);
 
-    // Set up through the CLI.
+    // First start on an empty database: the admin is bootstrapped. Then set up through the
+    // CLI while the server runs.
     setup.sigil(&["migrate"], None);
+    let server = Server::start(&setup);
     let created = setup.sigil(
         &[
             "user",
@@ -297,7 +299,6 @@ async fn full_flow(db: TestDb) {
         .to_string();
     secrets.add(&secret);
 
-    let server = Server::start(&setup);
     let base = server.base.clone();
     let http = reqwest::Client::new();
 
@@ -340,6 +341,24 @@ async fn full_flow(db: TestDb) {
     assert_eq!(claims["sub"], user_id.as_str());
     assert_eq!(claims["client_id"], id.as_str());
     assert_eq!(claims["scope"], "email offline_access openid profile");
+
+    // The first-start admin exists with the password from SIGIL_ADMIN_PASSWORD.
+    let (status, admin_tokens) = token(
+        &http,
+        &base,
+        &id,
+        &secret,
+        &[
+            ("grant_type", "password"),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "the bootstrap admin can sign in");
+    for name in ["access_token", "refresh_token", "id_token"] {
+        secrets.add(admin_tokens[name].as_str().expect("token"));
+    }
 
     // Userinfo.
     let info: Value = http
@@ -707,4 +726,52 @@ fn startup_errors_are_one_clear_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("sigil: error: database: "), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn keys_prune_removes_only_keys_whose_tokens_have_all_expired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}/sigil.db", dir.path().display());
+    let setup = Setup { dir, database_url };
+    let keys = sigil_server::keyfiles::KeyDir::new(setup.keys());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    // old: retired two days ago, when recent took over; recent: retired five minutes ago,
+    // when current took over (its tokens may live 10 minutes);
+    // current: active; next: not yet signing.
+    let old = keys
+        .add_new_key(now - 10 * 86_400, now - 10 * 86_400)
+        .expect("key");
+    let recent = keys
+        .add_new_key(now - 2 * 86_400, now - 2 * 86_400)
+        .expect("key");
+    let current = keys.add_new_key(now - 300, now - 300).expect("key");
+    let next = keys.add_new_key(now, now + 600).expect("key");
+    let out = setup.sigil(&["keys", "prune"], None);
+    assert!(out.contains(&format!("pruned key {old}")), "{out}");
+    let left: Vec<String> = keys
+        .load()
+        .expect("load")
+        .keys()
+        .iter()
+        .map(|k| k.kid().to_string())
+        .collect();
+    assert_eq!(left, vec![recent.clone(), current.clone(), next.clone()]);
+    let listing = setup.sigil(&["keys", "list"], None);
+    assert_eq!(state_of(&listing, &recent), Some("retired"), "{listing}");
+    assert_eq!(state_of(&listing, &current), Some("active"), "{listing}");
+    assert_eq!(state_of(&listing, &next), Some("next"), "{listing}");
+    // Nothing more to prune until the recent key's tokens have expired.
+    assert!(setup
+        .sigil(&["keys", "prune"], None)
+        .contains("nothing to prune"));
+}
+
+fn state_of<'a>(listing: &'a str, kid: &str) -> Option<&'a str> {
+    listing
+        .lines()
+        .find(|line| line.starts_with(kid))
+        .and_then(|line| line.split_whitespace().nth(1))
 }

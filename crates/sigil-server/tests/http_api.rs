@@ -202,6 +202,33 @@ async fn client_credentials_with_basic_and_post() {
         "no audience registered: the issuer"
     );
 
+    // Stateless: many more tokens, not one byte written to the database.
+    let files = |path: &std::path::Path| -> Vec<u8> {
+        ["", "-wal"]
+            .iter()
+            .flat_map(|suffix| {
+                std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default()
+            })
+            .collect()
+    };
+    let db_path = w.app.db.sqlite_path().expect("sqlite");
+    let before = files(&db_path);
+    for _ in 0..20 {
+        let reply = post(
+            &w.app,
+            "/token",
+            "grant_type=client_credentials",
+            Some((&w.plain_id, &w.plain_secret)),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    assert!(!before.is_empty());
+    assert!(
+        before == files(&db_path),
+        "client_credentials wrote to the database"
+    );
+
     let body = format!(
         "grant_type=client_credentials&client_id={}&client_secret={}&scope=openid",
         w.plain_id,
@@ -663,4 +690,32 @@ async fn health_request_ids_and_unknown_routes() {
     let reply = get(&w.app, "/nope", &[]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.json["error"], "not_found");
+}
+
+#[tokio::test]
+async fn first_start_creates_one_admin_with_a_one_time_password() {
+    let app = TestApp::start(TestDb::sqlite(), &[]).await;
+    let store = app.state.authority.store().clone();
+    sigil_server::serve::bootstrap_admin(&app.state, None)
+        .await
+        .expect("bootstrap");
+    let admin = store
+        .find_user_by_username("admin")
+        .await
+        .expect("find")
+        .expect("admin exists");
+    assert!(admin.is_admin);
+    assert!(
+        admin.must_change_password,
+        "a generated password is one-time"
+    );
+    assert!(admin.password_hash.starts_with("$argon2id$"));
+    sigil_server::serve::bootstrap_admin(&app.state, Some("another password"))
+        .await
+        .expect("again");
+    assert_eq!(
+        store.count_users().await.expect("count"),
+        1,
+        "only on an empty user table"
+    );
 }
