@@ -28,6 +28,12 @@ pub enum ErrorCode {
     InsufficientScope,
     /// RFC 6749 §4.1.2.1: the resource owner or server denied the request.
     AccessDenied,
+    /// RFC 6749 §4.1.2.1: the response type is not supported.
+    UnsupportedResponseType,
+    /// OIDC Core §3.1.2.6: `prompt=none` but the user is not signed in.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` but consent is needed.
+    ConsentRequired,
     /// RFC 6749 §4.1.2.1: the server is temporarily overloaded or its database is down.
     TemporarilyUnavailable,
     /// RFC 6749 §4.1.2.1: an unexpected condition (details are logged, never returned).
@@ -49,6 +55,9 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }

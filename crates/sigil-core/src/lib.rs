@@ -4,6 +4,9 @@
 //! outcome to a response. Storage is reached only through the [`store::Store`] trait.
 
 pub mod authority;
+pub mod authorize;
+#[cfg(test)]
+mod authorize_tests;
 pub mod client;
 pub mod clock;
 pub mod cpu;
@@ -12,7 +15,9 @@ pub mod error;
 pub mod grant;
 pub mod introspection;
 pub mod keys;
+pub mod logout;
 pub mod password;
+pub mod pkce;
 pub mod revocation;
 pub mod scope;
 pub mod secret;

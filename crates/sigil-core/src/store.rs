@@ -52,6 +52,29 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<i64>,
 }
 
+/// An authorization code (RFC 6749 §4.1.2). Only the SHA-256 of the code is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCode {
+    pub code_hash: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (then the token request
+    /// must repeat it, RFC 6749 §4.1.3).
+    pub redirect_uri_given: bool,
+    pub scope: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+    /// What the exchange issued, so that a replay can revoke it (RFC 6749 §4.1.2).
+    pub family_id: Option<String>,
+    pub access_token_jti: Option<String>,
+    pub access_token_exp: Option<i64>,
+}
+
 /// Storage for everything Sigil keeps. Implementations must give every method the same
 /// meaning; the conformance suite in the server crate checks that they do.
 #[async_trait]
@@ -98,7 +121,39 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
 
+    async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
+    async fn find_authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<AuthorizationCode>, StoreError>;
+    /// Marks an unused code used and records what its exchange issues, atomically. Returns
+    /// false (writing nothing) when the code was already used: exactly one exchange wins.
+    async fn consume_authorization_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        family_id: Option<&str>,
+        access_token_jti: &str,
+        access_token_exp: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The scopes a user has consented to for a client, space-separated.
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Records (replaces) a user's consent for a client.
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
     /// Deletes records that can no longer matter: expired families and their tokens,
-    /// expired deny-list entries. Returns how many rows went.
+    /// expired deny-list entries, authorization codes a day after they expired. Returns how
+    /// many rows went.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
 }

@@ -27,8 +27,8 @@ impl Authority {
         let scope = Self::resolve_scope(scope, &client.allowed_scopes())?;
         let audience = self.resolve_audience(client, resources)?;
         // RFC 6749 §4.4.3: no refresh token; no ID token, as there is no user.
-        let (response, _) = self
-            .issue(client, Subject::Client, &scope, audience, None, None)
+        let response = self
+            .issue(client, Subject::Client, &scope, audience, None, None, None)
             .await?;
         Ok(response)
     }

@@ -1,5 +1,6 @@
 //! The token endpoint (RFC 6749 §3.2): one typed request per grant, one response shape.
 
+mod authorization_code;
 mod client_credentials;
 mod password;
 mod refresh_token;
@@ -28,6 +29,12 @@ pub enum TokenRequest {
     ClientCredentials {
         scope: Option<ScopeSet>,
         resources: Vec<String>,
+    },
+    /// RFC 6749 §4.1.3 with RFC 7636 §4.5.
+    AuthorizationCode {
+        code: Secret,
+        redirect_uri: Option<String>,
+        code_verifier: Option<Secret>,
     },
     /// RFC 6749 §6.
     RefreshToken {
@@ -87,6 +94,14 @@ impl Authority {
             }
             TokenRequest::ClientCredentials { scope, resources } => {
                 self.client_credentials_grant(&client, scope, &resources)
+                    .await
+            }
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                self.authorization_code_grant(&client, code, redirect_uri, code_verifier)
                     .await
             }
             TokenRequest::RefreshToken {
@@ -164,6 +179,8 @@ impl Authority {
     }
 
     /// Builds and signs the access token (and the ID token when `openid` is in scope).
+    /// `ids` fixes the access token's `jti` and issue time (the code flow records them
+    /// before signing); `None` picks fresh ones.
     pub(crate) async fn issue(
         &self,
         client: &Client,
@@ -172,8 +189,9 @@ impl Authority {
         audience: Vec<String>,
         family_id: Option<String>,
         nonce: Option<String>,
-    ) -> Result<(TokenResponse, i64), OAuthError> {
-        let now = self.now();
+        ids: Option<(String, i64)>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
         let (sub, auth_time) = match &subject {
             Subject::User { user, auth_time } => (user.id.clone(), Some(*auth_time)),
@@ -185,7 +203,7 @@ impl Authority {
             aud: audience,
             exp: now + ttl,
             iat: now,
-            jti: random_token(16),
+            jti,
             client_id: client.id.clone(),
             scope: scope.to_string(),
             auth_time,
@@ -208,7 +226,7 @@ impl Authority {
             refresh_token: None,
             id_token,
         };
-        Ok((response, now))
+        Ok(response)
     }
 
     fn id_token_claims(
@@ -304,4 +322,4 @@ fn is_absolute_uri_without_fragment(value: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -47,7 +47,7 @@ impl Authority {
                     .await?,
             );
         }
-        let (mut response, _) = self
+        let mut response = self
             .issue(
                 client,
                 Subject::User {
@@ -57,6 +57,7 @@ impl Authority {
                 &scope,
                 audience,
                 family.as_ref().map(|(id, _)| id.clone()),
+                None,
                 None,
             )
             .await?;

@@ -78,7 +78,7 @@ impl Authority {
             self.store.revoke_refresh_family(&family.id, now).await?;
             return Err(invalid());
         }
-        let (mut response, _) = self
+        let mut response = self
             .issue(
                 client,
                 Subject::User {
@@ -88,6 +88,7 @@ impl Authority {
                 &scope,
                 audience,
                 Some(family.id.clone()),
+                None,
                 None,
             )
             .await?;

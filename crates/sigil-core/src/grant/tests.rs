@@ -21,15 +21,15 @@ use std::sync::Arc;
 const ISSUER: &str = "https://sigil.test";
 const T0: i64 = 1_700_000_000;
 
-struct Fixture {
-    authority: Authority,
-    clock: Arc<FixedClock>,
-    store: Arc<MemoryStore>,
-    app: (Client, Secret),
-    user: User,
+pub(crate) struct Fixture {
+    pub(crate) authority: Authority,
+    pub(crate) clock: Arc<FixedClock>,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) app: (Client, Secret),
+    pub(crate) user: User,
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let clock = Arc::new(FixedClock::new(T0));
     let store = Arc::new(MemoryStore::new());
     let keys = KeySet::new(vec![

@@ -1,6 +1,6 @@
 //! An in-memory [`Store`] for core tests and experiments. Not durable.
 
-use super::{RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use super::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
 use crate::client::Client;
 use crate::user::User;
 use async_trait::async_trait;
@@ -14,6 +14,8 @@ struct Data {
     families: HashMap<String, RefreshFamily>,
     tokens: HashMap<String, RefreshTokenRecord>,
     denied: HashMap<String, i64>,
+    codes: HashMap<String, AuthorizationCode>,
+    consents: HashMap<(String, String), String>,
 }
 
 /// Everything in one mutex: simple, and atomic by construction.
@@ -164,14 +166,76 @@ impl Store for MemoryStore {
         Ok(self.data().denied.contains_key(jti))
     }
 
+    async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+        let mut data = self.data();
+        if data.codes.contains_key(&code.code_hash) {
+            return Err(StoreError::Conflict("authorization code".into()));
+        }
+        data.codes.insert(code.code_hash.clone(), code.clone());
+        Ok(())
+    }
+    async fn find_authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<AuthorizationCode>, StoreError> {
+        Ok(self.data().codes.get(code_hash).cloned())
+    }
+    async fn consume_authorization_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        family_id: Option<&str>,
+        access_token_jti: &str,
+        access_token_exp: i64,
+    ) -> Result<bool, StoreError> {
+        let mut data = self.data();
+        match data.codes.get_mut(code_hash) {
+            Some(code) if code.used_at.is_none() => {
+                code.used_at = Some(now);
+                code.family_id = family_id.map(str::to_string);
+                code.access_token_jti = Some(access_token_jti.to_string());
+                code.access_token_exp = Some(access_token_exp);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .data()
+            .consents
+            .get(&(user_id.to_string(), client_id.to_string()))
+            .cloned())
+    }
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.data().consents.insert(
+            (user_id.to_string(), client_id.to_string()),
+            scope.to_string(),
+        );
+        Ok(())
+    }
+
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut data = self.data();
+        let codes_before = data.codes.len();
+        data.codes.retain(|_, c| c.expires_at + 86_400 > now);
+        let codes_deleted = codes_before - data.codes.len();
         let before = data.families.len() + data.tokens.len() + data.denied.len();
         data.families.retain(|_, f| f.expires_at > now);
         let families: Vec<String> = data.families.keys().cloned().collect();
         data.tokens.retain(|_, t| families.contains(&t.family_id));
         data.denied.retain(|_, exp| *exp > now);
         let after = data.families.len() + data.tokens.len() + data.denied.len();
-        Ok((before - after) as u64)
+        Ok((before - after + codes_deleted) as u64)
     }
 }

@@ -44,6 +44,7 @@ fn grant_name(request: &TokenRequest) -> &'static str {
         TokenRequest::Password { .. } => "password",
         TokenRequest::ClientCredentials { .. } => "client_credentials",
         TokenRequest::RefreshToken { .. } => "refresh_token",
+        TokenRequest::AuthorizationCode { .. } => "authorization_code",
     }
 }
 
@@ -65,10 +66,11 @@ pub fn parse_token_request(form: &OAuthForm) -> Result<TokenRequest, OAuthError>
             scope,
             resources,
         }),
-        "authorization_code" => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "the authorization_code grant is not enabled on this server yet",
-        )),
+        "authorization_code" => Ok(TokenRequest::AuthorizationCode {
+            code: Secret::new(form.required("code")?),
+            redirect_uri: form.single("redirect_uri")?.map(str::to_string),
+            code_verifier: form.single("code_verifier")?.map(Secret::new),
+        }),
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "unsupported grant_type",

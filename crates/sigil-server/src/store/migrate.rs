@@ -14,17 +14,35 @@ pub struct Migration {
 #[derive(Debug, Clone, Copy)]
 pub struct Migrations(pub &'static [Migration]);
 
-pub const SQLITE: Migrations = Migrations(&[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../../migrations/sqlite/0001_initial.sql"),
-}]);
+pub const SQLITE: Migrations = Migrations(&[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "authorization_codes_and_consents",
+        sql: include_str!(
+            "../../../../migrations/sqlite/0002_authorization_codes_and_consents.sql"
+        ),
+    },
+]);
 
-pub const POSTGRES: Migrations = Migrations(&[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../../migrations/postgres/0001_initial.sql"),
-}]);
+pub const POSTGRES: Migrations = Migrations(&[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "authorization_codes_and_consents",
+        sql: include_str!(
+            "../../../../migrations/postgres/0002_authorization_codes_and_consents.sql"
+        ),
+    },
+]);
 
 pub const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS sigil_migrations (
     version BIGINT PRIMARY KEY,

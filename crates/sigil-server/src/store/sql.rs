@@ -37,7 +37,7 @@ macro_rules! impl_sql_store {
         use $crate::store::map_err;
         use $crate::store::sql::*;
         use sigil_core::client::Client;
-        use sigil_core::store::{RefreshFamily, RefreshTokenRecord, Store, StoreError};
+        use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
         use sigil_core::user::User;
         use sqlx::Row;
 
@@ -103,6 +103,28 @@ macro_rules! impl_sql_store {
                 used_at: row.try_get("used_at")?,
             })
         }
+
+        fn code_from_row(row: &DbRow) -> Result<AuthorizationCode, sqlx::Error> {
+            Ok(AuthorizationCode {
+                code_hash: row.try_get("code_hash")?,
+                client_id: row.try_get("client_id")?,
+                user_id: row.try_get("user_id")?,
+                redirect_uri: row.try_get("redirect_uri")?,
+                redirect_uri_given: row.try_get("redirect_uri_given")?,
+                scope: row.try_get("scope")?,
+                code_challenge: row.try_get("code_challenge")?,
+                nonce: row.try_get("nonce")?,
+                auth_time: row.try_get("auth_time")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+                used_at: row.try_get("used_at")?,
+                family_id: row.try_get("family_id")?,
+                access_token_jti: row.try_get("access_token_jti")?,
+                access_token_exp: row.try_get("access_token_exp")?,
+            })
+        }
+
+        const CODE_COLUMNS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scope, code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, access_token_jti, access_token_exp";
 
         const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -311,8 +333,87 @@ macro_rules! impl_sql_store {
                 Ok(row.is_some())
             }
 
+            async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
+                sqlx::query(&format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"))
+                    .bind(&code.code_hash)
+                    .bind(&code.client_id)
+                    .bind(&code.user_id)
+                    .bind(&code.redirect_uri)
+                    .bind(code.redirect_uri_given)
+                    .bind(&code.scope)
+                    .bind(&code.code_challenge)
+                    .bind(&code.nonce)
+                    .bind(code.auth_time)
+                    .bind(code.created_at)
+                    .bind(code.expires_at)
+                    .bind(code.used_at)
+                    .bind(&code.family_id)
+                    .bind(&code.access_token_jti)
+                    .bind(code.access_token_exp)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
+            async fn find_authorization_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"))
+                    .bind(code_hash)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.as_ref().map(code_from_row).transpose().map_err(map_err)
+            }
+
+            async fn consume_authorization_code(
+                &self,
+                code_hash: &str,
+                now: i64,
+                family_id: Option<&str>,
+                access_token_jti: &str,
+                access_token_exp: i64,
+            ) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE authorization_codes SET used_at = $1, family_id = $2, access_token_jti = $3, access_token_exp = $4 WHERE code_hash = $5 AND used_at IS NULL")
+                    .bind(now)
+                    .bind(family_id)
+                    .bind(access_token_jti)
+                    .bind(access_token_exp)
+                    .bind(code_hash)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                row.map(|r| r.try_get::<String, _>("scope")).transpose().map_err(map_err)
+            }
+
+            async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(scope)
+                    .bind(now)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+
             async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
                 let mut tx = self.pool().begin().await.map_err(map_err)?;
+                let codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1")
+                    .bind(now - 86_400)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 let tokens = sqlx::query("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE expires_at <= $1)")
                     .bind(now)
                     .execute(&mut *tx)
@@ -329,7 +430,7 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(tokens.rows_affected() + families.rows_affected() + denied.rows_affected())
+                Ok(codes.rows_affected() + tokens.rows_affected() + families.rows_affected() + denied.rows_affected())
             }
         }
 

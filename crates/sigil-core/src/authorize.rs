@@ -1,0 +1,407 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2): validation in
+//! the order RFC 6749 §4.1.2.1 demands, the sign-in / consent decision, and code issuance.
+
+use crate::authority::Authority;
+use crate::client::{Client, GrantType};
+use crate::error::{ErrorCode, OAuthError};
+use crate::pkce::is_valid_s256_challenge;
+use crate::scope::ScopeSet;
+use crate::secret::Secret;
+use crate::store::AuthorizationCode;
+use crate::user::User;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Lifetime of an authorization code, in seconds.
+pub const CODE_TTL: i64 = 60;
+/// Longest accepted `state`, `nonce` or `login_hint`.
+const MAX_PARAM_LEN: usize = 2048;
+
+/// The query (or form) parameters of an authorization request, as received.
+#[derive(Debug, Default, Clone)]
+pub struct AuthorizeParams {
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub response_type: Option<String>,
+    pub response_mode: Option<String>,
+    pub scope: Option<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<String>,
+    pub login_hint: Option<String>,
+    /// Names of parameters that appeared more than once (RFC 6749 §3.1 forbids it).
+    pub repeated: Vec<String>,
+}
+
+/// A validated authorization request, kept in the session while the user signs in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt_none: bool,
+    pub prompt_login: bool,
+    pub prompt_consent: bool,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+}
+
+/// Why an authorization request failed, and so how to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorizeError {
+    /// The client or the redirect URI cannot be trusted: an error page, never a redirect.
+    Fatal(String),
+    /// Redirect to the (registered) redirect URI with `error`, `state` and `iss`.
+    Redirect {
+        redirect_uri: String,
+        error: OAuthError,
+        state: Option<String>,
+    },
+}
+
+/// Who is signed in to the browser session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub auth_time: i64,
+}
+
+/// What the browser flow must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Login,
+    Consent,
+    /// Everything is in place: issue a code for this user.
+    Issue {
+        user: Box<User>,
+        auth_time: i64,
+    },
+}
+
+impl AuthorizationRequest {
+    fn redirect_error(&self, error: OAuthError) -> AuthorizeError {
+        AuthorizeError::Redirect {
+            redirect_uri: self.redirect_uri.clone(),
+            error,
+            state: self.state.clone(),
+        }
+    }
+    pub fn scopes(&self) -> ScopeSet {
+        ScopeSet::parse(&self.scope).unwrap_or_default()
+    }
+}
+
+impl Authority {
+    /// Validates an authorization request. Unknown client and unregistered redirect URI are
+    /// fatal; every later error is redirected to the registered URI.
+    pub async fn validate_authorization(
+        &self,
+        params: AuthorizeParams,
+    ) -> Result<(Arc<Client>, AuthorizationRequest), AuthorizeError> {
+        let fatal = |text: &str| AuthorizeError::Fatal(text.to_string());
+        let is_repeated = |name: &str| params.repeated.iter().any(|r| r == name);
+        if is_repeated("client_id") {
+            return Err(fatal("the client_id parameter is repeated"));
+        }
+        let client_id = params
+            .client_id
+            .as_deref()
+            .ok_or_else(|| fatal("the client_id parameter is missing"))?;
+        let client = self
+            .find_client(client_id)
+            .await
+            .map_err(|e| AuthorizeError::Fatal(e.description))?
+            .ok_or_else(|| fatal("unknown client"))?;
+        if is_repeated("redirect_uri") {
+            return Err(fatal("the redirect_uri parameter is repeated"));
+        }
+        // RFC 6749 §3.1.2.3: exact string match against the registered URIs.
+        let (redirect_uri, redirect_uri_given) = match params.redirect_uri.as_deref() {
+            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => (uri.to_string(), true),
+            Some(_) => return Err(fatal("the redirect_uri is not registered for this client")),
+            None => match client.redirect_uris.as_slice() {
+                [only] => (only.clone(), false),
+                _ => return Err(fatal("the redirect_uri parameter is required")),
+            },
+        };
+        let state_repeated = is_repeated("state");
+        let mut request = AuthorizationRequest {
+            client_id: client.id.clone(),
+            redirect_uri,
+            redirect_uri_given,
+            scope: String::new(),
+            state: if state_repeated {
+                None
+            } else {
+                params.state.clone()
+            },
+            nonce: params.nonce.clone(),
+            code_challenge: String::new(),
+            prompt_none: false,
+            prompt_login: false,
+            prompt_consent: false,
+            max_age: None,
+            login_hint: params.login_hint.clone(),
+        };
+        let invalid = |text: &str| OAuthError::invalid_request(text);
+        if let Some(name) = params.repeated.first() {
+            return Err(
+                request.redirect_error(invalid(&format!("the {name} parameter is repeated")))
+            );
+        }
+        for (name, value) in [
+            ("state", &params.state),
+            ("nonce", &params.nonce),
+            ("login_hint", &params.login_hint),
+        ] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN) {
+                request.state = None;
+                return Err(
+                    request.redirect_error(invalid(&format!("the {name} parameter is too long")))
+                );
+            }
+        }
+        match params.response_type.as_deref() {
+            None => {
+                return Err(
+                    request.redirect_error(invalid("the response_type parameter is missing"))
+                )
+            }
+            Some("code") => {}
+            Some(_) => {
+                return Err(request.redirect_error(OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                )))
+            }
+        }
+        if params
+            .response_mode
+            .as_deref()
+            .is_some_and(|m| m != "query")
+        {
+            return Err(request.redirect_error(invalid("only response_mode=query is supported")));
+        }
+        if !client.allows_grant(GrantType::AuthorizationCode) {
+            return Err(request.redirect_error(OAuthError::unauthorized_client(
+                "this client may not use the authorization code flow",
+            )));
+        }
+        // RFC 7636 and RFC 9700 §2.1.1: PKCE for every client, S256 only.
+        let challenge = params.code_challenge.as_deref().ok_or_else(|| {
+            request.redirect_error(invalid(
+                "PKCE is required: send code_challenge with code_challenge_method=S256",
+            ))
+        })?;
+        if params.code_challenge_method.as_deref() != Some("S256") {
+            return Err(request.redirect_error(invalid("code_challenge_method must be S256")));
+        }
+        if !is_valid_s256_challenge(challenge) {
+            return Err(
+                request.redirect_error(invalid("code_challenge is not a valid S256 challenge"))
+            );
+        }
+        request.code_challenge = challenge.to_string();
+        let scope = params
+            .scope
+            .as_deref()
+            .ok_or_else(|| {
+                request.redirect_error(OAuthError::invalid_scope("the scope parameter is missing"))
+            })
+            .and_then(|s| ScopeSet::parse(s).map_err(|e| request.redirect_error(e)))?;
+        if scope.is_empty() {
+            return Err(
+                request.redirect_error(OAuthError::invalid_scope("the scope parameter is empty"))
+            );
+        }
+        let not_allowed = scope.difference(&client.allowed_scopes());
+        if !not_allowed.is_empty() {
+            return Err(request.redirect_error(OAuthError::invalid_scope(format!(
+                "scope not allowed: {}",
+                not_allowed.join(" ")
+            ))));
+        }
+        request.scope = scope.to_string();
+        if let Some(prompt) = params.prompt.as_deref() {
+            let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
+            for value in &values {
+                match *value {
+                    "none" => request.prompt_none = true,
+                    "login" | "select_account" => request.prompt_login = true,
+                    "consent" => request.prompt_consent = true,
+                    _ => return Err(request.redirect_error(invalid("unsupported prompt value"))),
+                }
+            }
+            if request.prompt_none && values.len() > 1 {
+                return Err(request
+                    .redirect_error(invalid("prompt=none cannot be combined with other values")));
+            }
+        }
+        if let Some(max_age) = params.max_age.as_deref() {
+            match max_age.parse::<i64>() {
+                Ok(seconds) if seconds >= 0 => request.max_age = Some(seconds),
+                _ => {
+                    return Err(request
+                        .redirect_error(invalid("max_age must be a whole number of seconds")))
+                }
+            }
+        }
+        Ok((client, request))
+    }
+
+    /// Decides what the browser must do next for a validated request. `login_done` and
+    /// `consent_done` say that this very request just went through the login or consent page.
+    pub async fn decide(
+        &self,
+        request: &AuthorizationRequest,
+        signed_in: Option<&SignedIn>,
+        login_done: bool,
+        consent_done: bool,
+    ) -> Result<Decision, AuthorizeError> {
+        let server_error = |e: OAuthError| request.redirect_error(e);
+        let client = self
+            .find_client(&request.client_id)
+            .await
+            .map_err(server_error)?
+            .ok_or_else(|| AuthorizeError::Fatal("unknown client".into()))?;
+        let user = match signed_in {
+            Some(s) => self
+                .store
+                .find_user(&s.user_id)
+                .await
+                .map_err(|e| server_error(e.into()))?
+                .filter(|u| !u.is_disabled)
+                .map(|u| (u, s.auth_time)),
+            None => None,
+        };
+        let now = self.now();
+        let needs_login = match &user {
+            None => true,
+            Some((_, auth_time)) => {
+                !login_done
+                    && (request.prompt_login
+                        || request.max_age.is_some_and(|max| now - auth_time > max))
+            }
+        };
+        if needs_login {
+            if request.prompt_none {
+                return Err(request.redirect_error(OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "the user is not signed in",
+                )));
+            }
+            return Ok(Decision::Login);
+        }
+        let Some((user, auth_time)) = user else {
+            return Ok(Decision::Login);
+        };
+        let needs_consent = !consent_done
+            && (request.prompt_consent
+                || (!client.is_first_party
+                    && !self.has_consent(&user.id, &client.id, request).await?));
+        if needs_consent {
+            if request.prompt_none {
+                return Err(request.redirect_error(OAuthError::new(
+                    ErrorCode::ConsentRequired,
+                    "the user has not consented to this client",
+                )));
+            }
+            return Ok(Decision::Consent);
+        }
+        Ok(Decision::Issue {
+            user: Box::new(user),
+            auth_time,
+        })
+    }
+
+    async fn has_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        request: &AuthorizationRequest,
+    ) -> Result<bool, AuthorizeError> {
+        let granted = self
+            .store
+            .find_consent(user_id, client_id)
+            .await
+            .map_err(|e| request.redirect_error(e.into()))?;
+        Ok(granted.is_some_and(|g| {
+            request
+                .scopes()
+                .is_subset_of(&ScopeSet::parse(&g).unwrap_or_default())
+        }))
+    }
+
+    /// Remembers that the user consented to the request's scopes (added to earlier ones).
+    pub async fn record_consent(
+        &self,
+        user_id: &str,
+        request: &AuthorizationRequest,
+    ) -> Result<(), OAuthError> {
+        let earlier = self.store.find_consent(user_id, &request.client_id).await?;
+        let mut scopes = request.scopes().to_vec();
+        if let Some(earlier) = earlier {
+            scopes.extend(ScopeSet::parse(&earlier).unwrap_or_default().to_vec());
+        }
+        let merged = ScopeSet::from_list(scopes);
+        self.store
+            .save_consent(user_id, &request.client_id, &merged.to_string(), self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// Issues a single-use authorization code bound to the client, redirect URI, PKCE
+    /// challenge, nonce, user, auth_time and scopes. Only its hash is stored.
+    pub async fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+        auth_time: i64,
+    ) -> Result<Secret, OAuthError> {
+        let code = Secret::generate();
+        let now = self.now();
+        let record = AuthorizationCode {
+            code_hash: code.storage_hash(),
+            client_id: request.client_id.clone(),
+            user_id: user.id.clone(),
+            redirect_uri: request.redirect_uri.clone(),
+            redirect_uri_given: request.redirect_uri_given,
+            scope: request.scope.clone(),
+            code_challenge: request.code_challenge.clone(),
+            nonce: request.nonce.clone(),
+            auth_time,
+            created_at: now,
+            expires_at: now + CODE_TTL,
+            used_at: None,
+            family_id: None,
+            access_token_jti: None,
+            access_token_exp: None,
+        };
+        self.store.create_authorization_code(&record).await?;
+        Ok(code)
+    }
+
+    /// Checks a user name and password on the password pool. The answer is the same for an
+    /// unknown user, a wrong password and a disabled account.
+    pub async fn authenticate_user(
+        &self,
+        username: &str,
+        password: Secret,
+    ) -> Result<Option<User>, OAuthError> {
+        let user = self.store.find_user_by_username(username).await?;
+        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
+        let hasher = self.passwords.clone();
+        let matched = self
+            .password_pool
+            .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
+            .await?;
+        Ok(user.filter(|u| matched && !u.is_disabled))
+    }
+}

@@ -1,0 +1,299 @@
+//! Core tests of the authorization endpoint and the code grant.
+
+use crate::authority::ClientCredentials;
+use crate::authorize::{AuthorizeError, AuthorizeParams, Decision, SignedIn};
+use crate::client::ClientRegistration;
+use crate::error::ErrorCode;
+use crate::grant::tests::{fixture, Fixture};
+use crate::grant::TokenRequest;
+use crate::secret::Secret;
+use crate::store::Store;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CB: &str = "https://app.example.com/cb";
+
+async fn web_client(f: &Fixture, first_party: bool) -> (String, Secret) {
+    let (client, secret) = ClientRegistration {
+        name: "web".into(),
+        redirect_uris: vec![CB.into(), "https://app.example.com/other".into()],
+        is_first_party: first_party,
+        ..Default::default()
+    }
+    .build(0)
+    .expect("client");
+    f.store.create_client(&client).await.expect("client");
+    (client.id, secret.expect("secret"))
+}
+
+fn params(client_id: &str) -> AuthorizeParams {
+    AuthorizeParams {
+        client_id: Some(client_id.into()),
+        redirect_uri: Some(CB.into()),
+        response_type: Some("code".into()),
+        scope: Some("openid profile offline_access".into()),
+        state: Some("st".into()),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: Some(CHALLENGE.into()),
+        code_challenge_method: Some("S256".into()),
+        ..Default::default()
+    }
+}
+
+fn redirect_code(result: Result<impl std::fmt::Debug, AuthorizeError>) -> ErrorCode {
+    match result {
+        Err(AuthorizeError::Redirect {
+            error,
+            state,
+            redirect_uri,
+        }) => {
+            assert_eq!(redirect_uri, CB);
+            assert_eq!(state.as_deref(), Some("st"));
+            error.code
+        }
+        other => panic!("expected a redirect error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn validation_order_and_rules() {
+    let f = fixture().await;
+    let (id, _) = web_client(&f, false).await;
+    let a = &f.authority;
+    // Fatal: unknown client, unregistered or missing-with-several redirect URIs.
+    let mut p = params("nope");
+    assert!(matches!(
+        a.validate_authorization(p).await,
+        Err(AuthorizeError::Fatal(_))
+    ));
+    p = params(&id);
+    p.redirect_uri = Some("https://app.example.com/cb/".into());
+    assert!(matches!(
+        a.validate_authorization(p).await,
+        Err(AuthorizeError::Fatal(_))
+    ));
+    p = params(&id);
+    p.redirect_uri = None;
+    assert!(matches!(
+        a.validate_authorization(p).await,
+        Err(AuthorizeError::Fatal(_))
+    ));
+    p = params(&id);
+    p.repeated = vec!["redirect_uri".into()];
+    assert!(matches!(
+        a.validate_authorization(p).await,
+        Err(AuthorizeError::Fatal(_))
+    ));
+    // Redirected errors.
+    let cases: Vec<(fn(&mut AuthorizeParams), ErrorCode)> = vec![
+        (|p| p.code_challenge = None, ErrorCode::InvalidRequest),
+        (
+            |p| p.code_challenge_method = Some("plain".into()),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            |p| p.code_challenge_method = None,
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            |p| p.code_challenge = Some("short".into()),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            |p| p.response_type = Some("token".into()),
+            ErrorCode::UnsupportedResponseType,
+        ),
+        (|p| p.response_type = None, ErrorCode::InvalidRequest),
+        (
+            |p| p.scope = Some("openid admin".into()),
+            ErrorCode::InvalidScope,
+        ),
+        (|p| p.scope = None, ErrorCode::InvalidScope),
+        (
+            |p| p.prompt = Some("none login".into()),
+            ErrorCode::InvalidRequest,
+        ),
+        (|p| p.max_age = Some("-1".into()), ErrorCode::InvalidRequest),
+        (
+            |p| p.response_mode = Some("fragment".into()),
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            |p| p.repeated = vec!["scope".into()],
+            ErrorCode::InvalidRequest,
+        ),
+    ];
+    for (mutate, expected) in cases {
+        let mut p = params(&id);
+        mutate(&mut p);
+        assert_eq!(redirect_code(a.validate_authorization(p).await), expected);
+    }
+    // A client without the code grant.
+    let mut p = params(&f.app.0.id);
+    p.redirect_uri = None;
+    assert!(
+        matches!(
+            a.validate_authorization(p).await,
+            Err(AuthorizeError::Fatal(_))
+        ),
+        "no redirect URI registered"
+    );
+}
+
+#[tokio::test]
+async fn login_consent_and_code_exchange() {
+    let f = fixture().await;
+    let (id, secret) = web_client(&f, false).await;
+    let a = &f.authority;
+    let (_, request) = a.validate_authorization(params(&id)).await.expect("valid");
+    assert_eq!(
+        a.decide(&request, None, false, false).await,
+        Ok(Decision::Login)
+    );
+    let session = SignedIn {
+        user_id: f.user.id.clone(),
+        auth_time: 1_700_000_000,
+    };
+    assert_eq!(
+        a.decide(&request, Some(&session), true, false).await,
+        Ok(Decision::Consent)
+    );
+    a.record_consent(&f.user.id, &request)
+        .await
+        .expect("consent");
+    let Ok(Decision::Issue { user, auth_time }) =
+        a.decide(&request, Some(&session), false, false).await
+    else {
+        panic!("consent remembered: issue");
+    };
+    // prompt=consent forces the page again; prompt=none without a session fails.
+    let mut forced = request.clone();
+    forced.prompt_consent = true;
+    assert_eq!(
+        a.decide(&forced, Some(&session), false, false).await,
+        Ok(Decision::Consent)
+    );
+    let mut silent = request.clone();
+    silent.prompt_none = true;
+    assert_eq!(
+        redirect_code(a.decide(&silent, None, false, false).await),
+        ErrorCode::LoginRequired
+    );
+
+    let code = a
+        .issue_code(&request, &user, auth_time)
+        .await
+        .expect("code");
+    let creds = ClientCredentials {
+        client_id: id.clone(),
+        secret: Some(secret.clone()),
+    };
+    let exchange = |verifier: &str| TokenRequest::AuthorizationCode {
+        code: code.clone(),
+        redirect_uri: Some(CB.into()),
+        code_verifier: Some(Secret::new(verifier)),
+    };
+    // Wrong verifier: refused, and the code is not spent.
+    let wrong = a
+        .token(
+            &creds,
+            exchange("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx"),
+        )
+        .await;
+    assert_eq!(
+        wrong.expect_err("wrong verifier").code,
+        ErrorCode::InvalidGrant
+    );
+    let tokens = a.token(&creds, exchange(VERIFIER)).await.expect("exchange");
+    let id_token: crate::token::IdTokenClaims = crate::token::verify_jwt(
+        &a.keys().current(),
+        tokens.id_token.as_deref().expect("id token"),
+        "JWT",
+    )
+    .expect("valid");
+    assert_eq!(id_token.nonce.as_deref(), Some("n-0S6_WzA2Mj"));
+    assert_eq!(id_token.auth_time, auth_time);
+    let refresh = tokens
+        .refresh_token
+        .clone()
+        .expect("offline_access gives a refresh token");
+    // Replay: refused, and what the first exchange issued is revoked.
+    let replay = a.token(&creds, exchange(VERIFIER)).await;
+    assert_eq!(replay.expect_err("replay").code, ErrorCode::InvalidGrant);
+    let access = a
+        .introspect(&creds, Secret::new(tokens.access_token.clone()), None)
+        .await
+        .expect("introspect");
+    assert!(
+        !access.active,
+        "the first exchange's access token is revoked"
+    );
+    let refreshed = a
+        .token(
+            &creds,
+            TokenRequest::RefreshToken {
+                refresh_token: Secret::new(refresh),
+                scope: None,
+                resources: vec![],
+            },
+        )
+        .await;
+    assert_eq!(
+        refreshed.expect_err("revoked").code,
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn code_binding_and_expiry() {
+    let f = fixture().await;
+    let (id, secret) = web_client(&f, true).await;
+    let a = &f.authority;
+    let (_, request) = a.validate_authorization(params(&id)).await.expect("valid");
+    let session = SignedIn {
+        user_id: f.user.id.clone(),
+        auth_time: 1_700_000_000,
+    };
+    assert!(
+        matches!(
+            a.decide(&request, Some(&session), false, false).await,
+            Ok(Decision::Issue { .. })
+        ),
+        "first party: no consent page"
+    );
+    let creds = ClientCredentials {
+        client_id: id.clone(),
+        secret: Some(secret),
+    };
+    let code = a
+        .issue_code(&request, &f.user, 1_700_000_000)
+        .await
+        .expect("code");
+    let with = |redirect: Option<&str>, verifier: Option<&str>| TokenRequest::AuthorizationCode {
+        code: code.clone(),
+        redirect_uri: redirect.map(str::to_string),
+        code_verifier: verifier.map(Secret::new),
+    };
+    for (redirect, verifier) in [
+        (Some("https://app.example.com/other"), Some(VERIFIER)),
+        (None, Some(VERIFIER)),
+        (Some(CB), None),
+    ] {
+        let result = a.token(&creds, with(redirect, verifier)).await;
+        assert_eq!(result.expect_err("bound").code, ErrorCode::InvalidGrant);
+    }
+    // Another client cannot redeem it.
+    let other = ClientCredentials {
+        client_id: f.app.0.id.clone(),
+        secret: Some(f.app.1.clone()),
+    };
+    let result = a.token(&other, with(Some(CB), Some(VERIFIER))).await;
+    assert_eq!(
+        result.expect_err("client").code,
+        ErrorCode::UnauthorizedClient
+    );
+    // Sixty seconds later it has expired.
+    f.clock.advance(61);
+    let result = a.token(&creds, with(Some(CB), Some(VERIFIER))).await;
+    assert_eq!(result.expect_err("expired").code, ErrorCode::InvalidGrant);
+}

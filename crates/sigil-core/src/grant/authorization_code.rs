@@ -1,0 +1,129 @@
+//! RFC 6749 §4.1.3 authorization code grant with PKCE (RFC 7636 §4.6). A code is single
+//! use: a replay fails and revokes what the first exchange issued (RFC 6749 §4.1.2).
+
+use super::Subject;
+use crate::authority::Authority;
+use crate::client::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::grant::TokenResponse;
+use crate::pkce::verify_s256;
+use crate::scope::ScopeSet;
+use crate::secret::{random_token, Secret};
+use crate::store::AuthorizationCode;
+
+impl Authority {
+    pub(crate) async fn authorization_code_grant(
+        &self,
+        client: &Client,
+        code: Secret,
+        redirect_uri: Option<String>,
+        code_verifier: Option<Secret>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows_grant(GrantType::AuthorizationCode) {
+            return Err(OAuthError::unauthorized_client(
+                "this client may not use the authorization_code grant",
+            ));
+        }
+        let invalid =
+            || OAuthError::invalid_grant("the authorization code is invalid, expired or used");
+        let now = self.now();
+        let code_hash = code.storage_hash();
+        let Some(record) = self.store.find_authorization_code(&code_hash).await? else {
+            return Err(invalid());
+        };
+        if record.client_id != client.id {
+            return Err(invalid());
+        }
+        if record.used_at.is_some() {
+            self.revoke_code_tokens(&record, now).await?;
+            return Err(invalid());
+        }
+        if record.expires_at <= now {
+            return Err(invalid());
+        }
+        match redirect_uri.as_deref() {
+            Some(uri) if uri != record.redirect_uri => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri does not match the authorization request",
+                ))
+            }
+            None if record.redirect_uri_given => {
+                return Err(OAuthError::invalid_grant(
+                    "redirect_uri is required: the authorization request had one",
+                ))
+            }
+            _ => {}
+        }
+        let verifier = code_verifier
+            .ok_or_else(|| OAuthError::invalid_grant("code_verifier is required (PKCE)"))?;
+        if !verify_s256(verifier.expose(), &record.code_challenge) {
+            return Err(OAuthError::invalid_grant(
+                "the code_verifier does not match the code_challenge",
+            ));
+        }
+        let user = match self.store.find_user(&record.user_id).await? {
+            Some(user) if !user.is_disabled => user,
+            _ => return Err(invalid()),
+        };
+        let scope = ScopeSet::parse(&record.scope)?;
+        let audience = self.resolve_audience(client, &[])?;
+        // The family is created first and recorded with the code in one conditional update,
+        // so that a replay racing this exchange always finds something to revoke.
+        let family = if Self::wants_refresh_token(client, &scope) {
+            Some(
+                self.start_refresh_family(client, &user, &scope, record.auth_time)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let jti = random_token(16);
+        let exp = now + self.access_token_ttl(client);
+        let family_id = family.as_ref().map(|(id, _)| id.as_str());
+        if !self
+            .store
+            .consume_authorization_code(&code_hash, now, family_id, &jti, exp)
+            .await?
+        {
+            if let Some(id) = family_id {
+                self.store.revoke_refresh_family(id, now).await?;
+            }
+            if let Some(record) = self.store.find_authorization_code(&code_hash).await? {
+                self.revoke_code_tokens(&record, now).await?;
+            }
+            return Err(invalid());
+        }
+        let mut response = self
+            .issue(
+                client,
+                Subject::User {
+                    user: &user,
+                    auth_time: record.auth_time,
+                },
+                &scope,
+                audience,
+                family.as_ref().map(|(id, _)| id.clone()),
+                record.nonce.clone(),
+                Some((jti, now)),
+            )
+            .await?;
+        response.refresh_token = family.map(|(_, token)| token.expose().to_string());
+        Ok(response)
+    }
+
+    /// A used code came back: revoke the refresh family and access token it produced.
+    async fn revoke_code_tokens(
+        &self,
+        record: &AuthorizationCode,
+        now: i64,
+    ) -> Result<(), OAuthError> {
+        tracing::warn!(client = %record.client_id, "authorization code replayed; revoking the tokens it issued");
+        if let Some(family_id) = &record.family_id {
+            self.store.revoke_refresh_family(family_id, now).await?;
+        }
+        if let (Some(jti), Some(exp)) = (&record.access_token_jti, record.access_token_exp) {
+            self.store.revoke_access_token(jti, exp).await?;
+        }
+        Ok(())
+    }
+}
