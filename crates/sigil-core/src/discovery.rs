@@ -17,6 +17,7 @@ pub fn metadata(issuer: &str) -> Value {
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "grant_types_supported": ["authorization_code", "refresh_token", "password", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],

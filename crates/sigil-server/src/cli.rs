@@ -180,7 +180,14 @@ pub fn keys_rotate(dir: &Path, args: &KeysRotateArgs) -> Result<(), CommandError
     let keys = KeyDir::new(dir);
     let now = SystemClock.now();
     let activates_at = if args.immediately {
-        now
+        // Strictly after the current signing key, so that the new key wins at once (or
+        // within a second) even when both were made in the same second.
+        let current = keys
+            .load()?
+            .signing_key(now)
+            .map(|k| k.activates_at())
+            .unwrap_or(now);
+        now.max(current + 1)
     } else {
         now + secs(args.lifetimes.jwks_max_age)
     };

@@ -79,6 +79,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_ABSOLUTE_TTL", default_value = "90d", value_parser = parse_duration)]
     pub refresh_token_absolute_ttl: Duration,
 
+    /// Idle lifetime of a browser sign-in session.
+    #[arg(long, env = "SIGIL_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
+
     /// How often the keys directory is checked for new, rotated or pruned keys.
     #[arg(long, env = "SIGIL_KEYS_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub keys_poll_interval: Duration,

@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod keyfiles;
 pub mod serve;
+pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod telemetry;

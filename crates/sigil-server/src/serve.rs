@@ -73,8 +73,13 @@ pub async fn build_state(
         CpuPool::new(password_workers, args.passwords.password_queue),
         CpuPool::new(signing_workers, 4096),
     );
+    let sessions = crate::sessions::AnySessionStore::open(&database)
+        .await
+        .map_err(|e| CommandError::Database(crate::store::map_err(e)))?;
     Ok(AppState {
         authority: Arc::new(authority),
+        sessions,
+        session_ttl: secs(args.session_ttl),
         database,
         discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(
             &issuer,

@@ -29,4 +29,8 @@ pub struct AppState {
     pub discovery: Arc<CachedDocument>,
     /// `Cache-Control: max-age` of the JWKS, in seconds.
     pub jwks_max_age: u64,
+    /// Browser sessions, in the same database.
+    pub sessions: crate::sessions::AnySessionStore,
+    /// Idle lifetime of a browser session, in seconds.
+    pub session_ttl: i64,
 }

@@ -607,20 +607,32 @@ async fn full_flow(db: TestDb) {
         .trim_end_matches(';')
         .to_string();
     wait_for_jwks_len(&http, &base, 3).await;
-    let (_, cc) = token(
-        &http,
-        &base,
-        &id,
-        &secret,
-        &[("grant_type", "client_credentials")],
-    )
-    .await;
-    let t = cc["access_token"].as_str().expect("access").to_string();
-    secrets.add(&t);
-    assert_eq!(
-        jsonwebtoken::decode_header(&t).expect("header").kid,
-        Some(new_kid)
-    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, cc) = token(
+            &http,
+            &base,
+            &id,
+            &secret,
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        let t = cc["access_token"].as_str().expect("access").to_string();
+        secrets.add(&t);
+        if jsonwebtoken::decode_header(&t)
+            .expect("header")
+            .kid
+            .as_deref()
+            == Some(new_kid.as_str())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the emergency key did not start signing"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let listing = setup.sigil(&["keys", "list"], None);
     assert_eq!(listing.matches(" active ").count(), 1, "{listing}");
     assert!(

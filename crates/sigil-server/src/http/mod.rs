@@ -1,12 +1,18 @@
 //! The HTTP surface: one module per endpoint group, each exposing `router()`, assembled
 //! here with the cross-cutting layers (request id, access log, limits, timeouts).
 
+pub mod authorize;
+pub mod browser;
 pub mod client_auth;
+pub mod consent;
 pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
 pub mod introspect;
+pub mod login;
+pub mod logout;
+pub mod pages;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
@@ -26,7 +32,20 @@ pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Builds the whole router.
 pub fn app(state: AppState) -> Router {
+    let is_https = state.authority.config().issuer.starts_with("https://");
+    let browser = Router::new()
+        .merge(authorize::router())
+        .merge(login::router())
+        .merge(consent::router())
+        .merge(logout::router())
+        .layer(crate::sessions::layer(
+            state.sessions.clone(),
+            is_https,
+            state.session_ttl,
+        ));
     Router::new()
+        .merge(browser)
+        .merge(pages::router())
         .merge(discovery::router())
         .merge(token::router())
         .merge(revoke::router())

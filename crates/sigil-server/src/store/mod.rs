@@ -98,7 +98,7 @@ impl Database {
 }
 
 /// Maps a sqlx error to the store's error kinds.
-pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+pub fn map_err(err: sqlx::Error) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_string())

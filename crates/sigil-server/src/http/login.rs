@@ -1,0 +1,164 @@
+//! `GET, POST /login`: the sign-in page. CSRF-protected; the session id is rotated at
+//! sign-in; a failed attempt gets one generic message, whatever was wrong.
+
+use super::authorize::proceed;
+use super::browser;
+use super::form::OAuthForm;
+use super::pages::{self, LoginPage};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use sigil_core::authorize::SignedIn;
+use sigil_core::secret::Secret;
+use tower_sessions::Session;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/login", get(show).post(submit))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    req: Option<String>,
+}
+
+/// The client's name and redirect-URI origin for a pending request, if any.
+async fn client_of(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+) -> Result<Option<(String, Vec<String>, Option<String>)>, Response> {
+    let Some(pending) = browser::find_pending(session, req, state.authority.now()).await? else {
+        return Ok(None);
+    };
+    let client = state
+        .authority
+        .find_client(&pending.request.client_id)
+        .await
+        .ok()
+        .flatten();
+    let targets = pages::csp_source(&pending.request.redirect_uri)
+        .into_iter()
+        .collect();
+    Ok(client.map(|c| (c.name.clone(), targets, pending.request.login_hint.clone())))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let req = query.req.unwrap_or_default();
+    let csrf = match browser::csrf_token(&session).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    let (client_name, targets, hint) = match client_of(&state, &session, &req).await {
+        Ok(Some((name, targets, hint))) => (Some(name), targets, hint),
+        Ok(None) if req.is_empty() => (None, Vec::new(), None),
+        Ok(None) => return browser::expired_request(),
+        Err(response) => return response,
+    };
+    let page = LoginPage {
+        csrf: &csrf,
+        req: &req,
+        client_name: client_name.as_deref(),
+        username: hint.as_deref().unwrap_or(""),
+        error: None,
+    };
+    pages::render(StatusCode::OK, &page, &targets)
+}
+
+async fn submit(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+    let form = OAuthForm::parse(&body);
+    if let Err(response) = browser::check_csrf(&session, &form).await {
+        return response;
+    }
+    let req = form.single("req").ok().flatten().unwrap_or("").to_string();
+    let username = form
+        .single("username")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_string();
+    let password = form
+        .single("password")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_string();
+    let user = if username.is_empty() || password.is_empty() {
+        None
+    } else {
+        match state
+            .authority
+            .authenticate_user(&username, Secret::new(password))
+            .await
+        {
+            Ok(user) => user,
+            Err(error) => {
+                tracing::warn!(error = %error, "sign-in could not be checked");
+                return pages::message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Temporarily unavailable",
+                    "Sigil is busy or cannot reach its database. Please try again in a moment.",
+                );
+            }
+        }
+    };
+    let Some(user) = user else {
+        tracing::info!("sign-in failed");
+        let csrf = match browser::csrf_token(&session).await {
+            Ok(token) => token,
+            Err(response) => return response,
+        };
+        let (client_name, targets) = match client_of(&state, &session, &req).await {
+            Ok(Some((name, targets, _))) => (Some(name), targets),
+            Ok(None) => (None, Vec::new()),
+            Err(response) => return response,
+        };
+        let page = LoginPage {
+            csrf: &csrf,
+            req: &req,
+            client_name: client_name.as_deref(),
+            username: &username,
+            error: Some("Incorrect user name or password."),
+        };
+        return pages::render(StatusCode::UNAUTHORIZED, &page, &targets);
+    };
+    let now = state.authority.now();
+    if let Err(response) = browser::sign_in(
+        &session,
+        SignedIn {
+            user_id: user.id.clone(),
+            auth_time: now,
+        },
+    )
+    .await
+    {
+        return response;
+    }
+    tracing::info!(user = %user.id, "signed in");
+    if req.is_empty() {
+        return pages::message(
+            StatusCode::OK,
+            "Signed in",
+            &format!("You are signed in as {}.", user.username),
+        );
+    }
+    match browser::find_pending(&session, &req, now).await {
+        Ok(Some(mut pending)) => {
+            pending.login_done = true;
+            if let Err(response) = browser::update_pending(&session, &req, pending.clone()).await {
+                return response;
+            }
+            proceed(&state, &session, &req, pending).await
+        }
+        Ok(None) => browser::expired_request(),
+        Err(response) => response,
+    }
+}

@@ -1,0 +1,152 @@
+//! HTML pages (askama templates from `templates/`), the stylesheet, and the headers every
+//! browser-facing response carries: CSP without inline scripts, no framing, no referrer,
+//! no caching.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+
+pub const STYLESHEET: &str = include_str!("../../../../templates/sigil.css");
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub csrf: &'a str,
+    pub req: &'a str,
+    pub client_name: Option<&'a str>,
+    pub username: &'a str,
+    pub error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage<'a> {
+    pub csrf: &'a str,
+    pub req: &'a str,
+    pub client_name: &'a str,
+    pub username: &'a str,
+    pub scopes: Vec<(String, &'static str)>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub detail: Option<&'a str>,
+    pub is_error: bool,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub csrf: &'a str,
+    pub client_name: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub post_logout_redirect_uri: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/static/sigil.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Plain-language descriptions of the scopes shown on the consent page.
+pub fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Know who you are (your account id)",
+        "profile" => "See your name and user name",
+        "email" => "See your email address",
+        "offline_access" => "Stay signed in: keep access while you are away",
+        _ => "Access granted under this name by the application",
+    }
+}
+
+/// Renders a template into a response with the page headers. `form_targets` are extra
+/// origins the page's forms may end up at (the client's redirect URI, reached by redirect
+/// after the form is posted: CSP `form-action` covers redirects).
+pub fn render(status: StatusCode, template: &impl Template, form_targets: &[String]) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response();
+            set_page_headers(&mut response, form_targets);
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            let mut response =
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+            set_page_headers(&mut response, &[]);
+            response
+        }
+    }
+}
+
+/// An error or information page.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    render(
+        status,
+        &MessagePage {
+            title,
+            message: text,
+            detail: None,
+            is_error: status.is_client_error() || status.is_server_error(),
+        },
+        &[],
+    )
+}
+
+/// CSP and the other page headers.
+pub fn set_page_headers(response: &mut Response, form_targets: &[String]) {
+    let mut form_action = String::from("'self'");
+    for target in form_targets {
+        form_action.push(' ');
+        form_action.push_str(target);
+    }
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The CSP source that allows a redirect URI: its origin for http(s), its scheme otherwise.
+pub fn csp_source(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.scheme() {
+        "http" | "https" => {
+            let origin = url.origin().ascii_serialization();
+            // A CSP source list is space-separated: anything odd in it is dropped.
+            (!origin.contains([' ', ';', ',', '\'']) && origin != "null").then_some(origin)
+        }
+        scheme => Some(format!("{scheme}:")),
+    }
+}
