@@ -65,7 +65,7 @@ impl Authority {
                 let client = client.as_ref().ok_or_else(|| {
                     "post_logout_redirect_uri needs client_id or id_token_hint".to_string()
                 })?;
-                if !client.post_logout_redirect_uris.iter().any(|r| *r == uri) {
+                if !client.post_logout_redirect_uris.contains(&uri) {
                     return Err(
                         "the post_logout_redirect_uri is not registered for this client".into(),
                     );

@@ -1,7 +1,7 @@
 //! RFC 6749 §4.1.3 authorization code grant with PKCE (RFC 7636 §4.6). A code is single
 //! use: a replay fails and revokes what the first exchange issued (RFC 6749 §4.1.2).
 
-use super::Subject;
+use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -96,15 +96,17 @@ impl Authority {
         let mut response = self
             .issue(
                 client,
-                Subject::User {
-                    user: &user,
-                    auth_time: record.auth_time,
+                Issuance {
+                    subject: Subject::User {
+                        user: &user,
+                        auth_time: record.auth_time,
+                    },
+                    scope: &scope,
+                    audience,
+                    family_id: family.as_ref().map(|(id, _)| id.clone()),
+                    nonce: record.nonce.clone(),
+                    ids: Some((jti, now)),
                 },
-                &scope,
-                audience,
-                family.as_ref().map(|(id, _)| id.clone()),
-                record.nonce.clone(),
-                Some((jti, now)),
             )
             .await?;
         response.refresh_token = family.map(|(_, token)| token.expose().to_string());

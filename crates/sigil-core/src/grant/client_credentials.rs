@@ -1,6 +1,6 @@
 //! RFC 6749 §4.4 client credentials grant. Stateless: nothing is written to the store.
 
-use super::Subject;
+use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -28,7 +28,17 @@ impl Authority {
         let audience = self.resolve_audience(client, resources)?;
         // RFC 6749 §4.4.3: no refresh token; no ID token, as there is no user.
         let response = self
-            .issue(client, Subject::Client, &scope, audience, None, None, None)
+            .issue(
+                client,
+                Issuance {
+                    subject: Subject::Client,
+                    scope: &scope,
+                    audience,
+                    family_id: None,
+                    nonce: None,
+                    ids: None,
+                },
+            )
             .await?;
         Ok(response)
     }

@@ -68,6 +68,19 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
+/// What to put in the tokens of one issuance.
+pub(crate) struct Issuance<'a> {
+    pub subject: Subject<'a>,
+    pub scope: &'a ScopeSet,
+    pub audience: Vec<String>,
+    /// The refresh-token family the access token belongs to.
+    pub family_id: Option<String>,
+    /// OIDC `nonce` for the ID token.
+    pub nonce: Option<String>,
+    /// Fixed `jti` and issue time (the code flow records them before signing).
+    pub ids: Option<(String, i64)>,
+}
+
 /// Who a token is for.
 pub(crate) enum Subject<'a> {
     User { user: &'a User, auth_time: i64 },
@@ -184,13 +197,16 @@ impl Authority {
     pub(crate) async fn issue(
         &self,
         client: &Client,
-        subject: Subject<'_>,
-        scope: &ScopeSet,
-        audience: Vec<String>,
-        family_id: Option<String>,
-        nonce: Option<String>,
-        ids: Option<(String, i64)>,
+        issuance: Issuance<'_>,
     ) -> Result<TokenResponse, OAuthError> {
+        let Issuance {
+            subject,
+            scope,
+            audience,
+            family_id,
+            nonce,
+            ids,
+        } = issuance;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
         let (sub, auth_time) = match &subject {

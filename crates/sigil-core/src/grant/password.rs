@@ -3,7 +3,7 @@
 //! RFC 9700 §2.4 says this grant must not be used. Sigil keeps it for trusted first-party
 //! apps and migrations, off unless a confidential client has it enabled.
 
-use super::Subject;
+use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -50,15 +50,17 @@ impl Authority {
         let mut response = self
             .issue(
                 client,
-                Subject::User {
-                    user: &user,
-                    auth_time,
+                Issuance {
+                    subject: Subject::User {
+                        user: &user,
+                        auth_time,
+                    },
+                    scope: &scope,
+                    audience,
+                    family_id: family.as_ref().map(|(id, _)| id.clone()),
+                    nonce: None,
+                    ids: None,
                 },
-                &scope,
-                audience,
-                family.as_ref().map(|(id, _)| id.clone()),
-                None,
-                None,
             )
             .await?;
         response.refresh_token = family.map(|(_, token)| token.expose().to_string());

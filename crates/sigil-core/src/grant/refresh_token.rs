@@ -1,6 +1,6 @@
 //! RFC 6749 §6 refresh token grant with rotation and reuse detection (RFC 9700 §4.14.2).
 
-use super::Subject;
+use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -81,15 +81,17 @@ impl Authority {
         let mut response = self
             .issue(
                 client,
-                Subject::User {
-                    user: &user,
-                    auth_time: family.auth_time,
+                Issuance {
+                    subject: Subject::User {
+                        user: &user,
+                        auth_time: family.auth_time,
+                    },
+                    scope: &scope,
+                    audience,
+                    family_id: Some(family.id.clone()),
+                    nonce: None,
+                    ids: None,
                 },
-                &scope,
-                audience,
-                Some(family.id.clone()),
-                None,
-                None,
             )
             .await?;
         response.refresh_token = Some(successor_token.expose().to_string());

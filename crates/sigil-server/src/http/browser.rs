@@ -181,13 +181,15 @@ pub fn parse_params(raw: &[u8]) -> (HashMap<String, String>, Vec<String>) {
         if value.is_empty() {
             continue;
         }
-        let name = name.into_owned();
-        if values.contains_key(&name) {
-            if !repeated.contains(&name) {
-                repeated.push(name);
+        match values.entry(name.into_owned()) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                if !repeated.contains(entry.key()) {
+                    repeated.push(entry.key().clone());
+                }
             }
-        } else {
-            values.insert(name, value.into_owned());
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(value.into_owned());
+            }
         }
     }
     (values, repeated)
