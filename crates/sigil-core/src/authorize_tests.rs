@@ -11,6 +11,8 @@ use crate::store::Store;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+type Mutation = fn(&mut AuthorizeParams);
+
 const CB: &str = "https://app.example.com/cb";
 
 async fn web_client(f: &Fixture, first_party: bool) -> (String, Secret) {
@@ -85,7 +87,7 @@ async fn validation_order_and_rules() {
         Err(AuthorizeError::Fatal(_))
     ));
     // Redirected errors.
-    let cases: Vec<(fn(&mut AuthorizeParams), ErrorCode)> = vec![
+    let cases: Vec<(Mutation, ErrorCode)> = vec![
         (|p| p.code_challenge = None, ErrorCode::InvalidRequest),
         (
             |p| p.code_challenge_method = Some("plain".into()),
