@@ -2,6 +2,8 @@
 //! per test), an in-process app with cheap argon2 parameters, and seeding.
 #![allow(dead_code)]
 
+pub mod process;
+
 use clap::Parser;
 use sigil_core::client::{Client, ClientRegistration};
 use sigil_core::password::{Argon2Params, PasswordHasher};

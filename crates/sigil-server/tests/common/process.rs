@@ -1,0 +1,163 @@
+//! Running the real `sigil` binary: CLI commands and a server on a free loopback port.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const SIGIL: &str = env!("CARGO_BIN_EXE_sigil");
+pub const ADMIN_PASSWORD: &str = "e2e admin password 0f9a";
+
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+}
+
+impl Setup {
+    pub fn new(database_url: &str, dir: tempfile::TempDir) -> Self {
+        Self {
+            dir,
+            database_url: database_url.to_string(),
+        }
+    }
+
+    pub fn keys(&self) -> PathBuf {
+        self.dir.path().join("keys")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("sigil.log")
+    }
+
+    /// Runs a `sigil` command with the test's database, keys and cheap argon2 parameters.
+    pub fn sigil(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = Command::new(SIGIL)
+            .args(["--database-url", &self.database_url, "--keys-dir"])
+            .arg(self.keys())
+            .args(args)
+            .env("SIGIL_ARGON2_MEMORY_KIB", "256")
+            .env("SIGIL_ARGON2_ITERATIONS", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sigil");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "sigil {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(setup: &Setup) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(setup.log_path())
+            .expect("log file");
+        let child = Command::new(SIGIL)
+            .args(["--database-url", &setup.database_url, "--keys-dir"])
+            .arg(setup.keys())
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--issuer",
+                &base,
+            ])
+            .args(["--keys-poll-interval", "200ms", "--client-cache-ttl", "0s"])
+            .env("SIGIL_ARGON2_MEMORY_KIB", "256")
+            .env("SIGIL_ARGON2_ITERATIONS", "1")
+            .env("SIGIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("RUST_LOG", "trace")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start sigil serve");
+        let server = Self { child, base };
+        server.wait_ready();
+        server
+    }
+
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http_status(&format!("{}/readyz", self.base)) {
+                if r == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sigil did not become ready");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "sigil exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "sigil did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking GET for readiness polling, without a runtime.
+pub fn http_status(url: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
