@@ -6,7 +6,7 @@ mod common;
 use common::{cheap_hasher, TestDb};
 use sigil_core::client::ClientRegistration;
 use sigil_core::secret::{random_token, Secret};
-use sigil_core::store::{RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
 use sigil_core::user::User;
 use sigil_server::store::{Database, DatabaseOptions};
 use std::sync::Arc;
@@ -259,6 +259,107 @@ async fn conformance(store: Arc<dyn Store>) {
         .await
         .expect("find")
         .is_some());
+
+    // Authorization codes: stored by hash, consumed once, recording what was issued.
+    let code = AuthorizationCode {
+        code_hash: Secret::generate().storage_hash(),
+        client_id: client.id.clone(),
+        user_id: bob.id.clone(),
+        redirect_uri: "https://app.example.com/cb".into(),
+        redirect_uri_given: true,
+        scope: "openid".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        nonce: Some("n".into()),
+        auth_time: NOW - 5,
+        created_at: NOW,
+        expires_at: NOW + 60,
+        used_at: None,
+        family_id: None,
+        access_token_jti: None,
+        access_token_exp: None,
+    };
+    store.create_authorization_code(&code).await.expect("code");
+    assert!(matches!(
+        store.create_authorization_code(&code).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .find_authorization_code(&code.code_hash)
+            .await
+            .expect("find"),
+        Some(code.clone())
+    );
+    assert!(store
+        .consume_authorization_code(&code.code_hash, NOW + 1, Some("fam"), "jti-9", NOW + 600)
+        .await
+        .expect("consume"));
+    assert!(
+        !store
+            .consume_authorization_code(&code.code_hash, NOW + 2, None, "jti-x", NOW)
+            .await
+            .expect("consume"),
+        "single use"
+    );
+    let used = store
+        .find_authorization_code(&code.code_hash)
+        .await
+        .expect("find")
+        .expect("present");
+    assert_eq!(
+        (
+            used.used_at,
+            used.family_id.as_deref(),
+            used.access_token_jti.as_deref(),
+            used.access_token_exp
+        ),
+        (Some(NOW + 1), Some("fam"), Some("jti-9"), Some(NOW + 600))
+    );
+
+    // Consents: one record per user and client, replaced on save.
+    assert_eq!(
+        store.find_consent(&bob.id, &client.id).await.expect("find"),
+        None
+    );
+    store
+        .save_consent(&bob.id, &client.id, "openid", NOW)
+        .await
+        .expect("save");
+    store
+        .save_consent(&bob.id, &client.id, "email openid", NOW + 1)
+        .await
+        .expect("save again");
+    assert_eq!(
+        store
+            .find_consent(&bob.id, &client.id)
+            .await
+            .expect("find")
+            .as_deref(),
+        Some("email openid")
+    );
+    assert_eq!(
+        store
+            .find_consent(&alice.id, &client.id)
+            .await
+            .expect("find"),
+        None
+    );
+
+    // Codes go a day after they expired.
+    assert!(
+        store
+            .delete_expired(NOW + 60 + 86_400)
+            .await
+            .expect("delete")
+            >= 1
+    );
+    assert_eq!(
+        store
+            .find_authorization_code(&code.code_hash)
+            .await
+            .expect("find"),
+        None
+    );
 
     concurrent_rotation(store.clone(), &client.id, &bob.id).await;
 }

@@ -153,8 +153,17 @@ pub fn http_status(url: &str) -> std::io::Result<u16> {
         stream,
         "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
+    // Only the status line is needed; the peer may keep the connection open.
+    let mut response = Vec::new();
+    let mut buf = [0u8; 512];
+    while !response.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buf[..n]);
+    }
+    let response = String::from_utf8_lossy(&response);
     Ok(response
         .split(' ')
         .nth(1)
