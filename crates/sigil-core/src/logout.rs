@@ -21,6 +21,8 @@ pub struct LogoutPlan {
     /// A registered post-logout redirect URI, to send the browser to afterwards.
     pub redirect_uri: Option<String>,
     pub state: Option<String>,
+    /// The client, from `client_id` or the hint's audience.
+    pub client_id: Option<String>,
     pub client_name: Option<String>,
 }
 
@@ -77,6 +79,7 @@ impl Authority {
             hint_subject,
             redirect_uri,
             state: params.state,
+            client_id: client.as_ref().map(|c| c.id.clone()),
             client_name: client.map(|c| c.name.clone()),
         })
     }

@@ -574,6 +574,61 @@ async fn unregistered_redirects_csrf_and_prompt_none() {
         Some("access_denied")
     );
 
+    // Logout not tied to the session by an id_token_hint: a confirmation page first.
+    let mut logout = url::Url::parse(&format!("{}/logout", env.base())).expect("url");
+    logout
+        .query_pairs_mut()
+        .append_pair("client_id", &env.client_id)
+        .append_pair("post_logout_redirect_uri", BYE)
+        .append_pair("state", "bye");
+    let response = browser.get(logout.as_str()).send().await.expect("logout");
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.expect("html");
+    assert!(html.contains("Sign out?"), "{html}");
+    let response = browser.get(&silent).send().await.expect("authorize");
+    assert_eq!(
+        query_of(&location(&response))
+            .get("error")
+            .map(String::as_str),
+        Some("consent_required"),
+        "still signed in (consent was denied, so no code) until the sign-out is confirmed"
+    );
+    let form = [
+        ("csrf", hidden(&html, "csrf")),
+        ("client_id", hidden(&html, "client_id")),
+        (
+            "post_logout_redirect_uri",
+            hidden(&html, "post_logout_redirect_uri"),
+        ),
+        ("state", hidden(&html, "state")),
+    ];
+    let response = browser
+        .post(format!("{}/logout/confirm", env.base()))
+        .form(&form)
+        .send()
+        .await
+        .expect("confirm");
+    assert_eq!(location(&response), format!("{BYE}?state=bye"));
+    let response = browser.get(&silent).send().await.expect("authorize");
+    assert_eq!(
+        query_of(&location(&response))
+            .get("error")
+            .map(String::as_str),
+        Some("login_required")
+    );
+    // An unregistered post-logout URI: an error page.
+    let response = browser
+        .get(format!(
+            "{}/logout?client_id={}&post_logout_redirect_uri=https://evil.example.com/",
+            env.base(),
+            env.client_id
+        ))
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get(LOCATION).is_none());
+
     // The session cookie is HttpOnly and SameSite=Lax.
     let response = self::browser().get(&url).send().await.expect("authorize");
     let cookie = response.headers()["set-cookie"]

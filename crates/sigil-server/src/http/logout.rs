@@ -44,7 +44,6 @@ async fn logout_post(State(state): State<AppState>, session: Session, body: Byte
 }
 
 async fn logout(state: AppState, session: Session, params: LogoutParams) -> Response {
-    let client_id = params.client_id.clone();
     let plan = match state.authority.validate_logout(params).await {
         Ok(plan) => plan,
         Err(text) => {
@@ -73,7 +72,7 @@ async fn logout(state: AppState, session: Session, params: LogoutParams) -> Resp
     let page = LogoutPage {
         csrf: &csrf,
         client_name: plan.client_name.as_deref(),
-        client_id: client_id.as_deref(),
+        client_id: plan.client_id.as_deref(),
         post_logout_redirect_uri: plan.redirect_uri.as_deref(),
         state: plan.state.as_deref(),
     };
