@@ -306,9 +306,10 @@ async fn malformed_requests_get_clean_400s() {
     for (body, code) in [
         ("", "invalid_request"),
         ("grant_type=implicit", "unsupported_grant_type"),
+        ("grant_type=authorization_code", "invalid_request"),
         (
             "grant_type=authorization_code&code=x",
-            "unsupported_grant_type",
+            "unauthorized_client",
         ),
         (
             "grant_type=client_credentials&grant_type=client_credentials",

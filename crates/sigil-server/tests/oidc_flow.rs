@@ -643,3 +643,40 @@ async fn unregistered_redirects_csrf_and_prompt_none() {
     let _ = &env.setup;
     env.server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_restart() {
+    let env = env(true).await;
+    let browser = browser();
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    code_for(&env, &browser, challenge.as_str()).await;
+    let Env {
+        _db,
+        setup,
+        server,
+        client_id,
+        client_secret,
+    } = env;
+    server.stop();
+    // A new process on the same database: the browser's session is still signed in.
+    let server = Server::start(&setup);
+    let env = Env {
+        _db,
+        setup,
+        server,
+        client_id,
+        client_secret,
+    };
+    let silent = env.authorize_url(&[
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("prompt", "none"),
+    ]);
+    let response = browser.get(&silent).send().await.expect("authorize");
+    assert!(
+        query_of(&location(&response)).contains_key("code"),
+        "the session outlived the process: {}",
+        location(&response)
+    );
+    env.server.stop();
+}
