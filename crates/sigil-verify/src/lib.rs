@@ -1,7 +1,46 @@
-//! `sigil-verify`: validates Sigil access tokens offline against the issuer's JWKS, for
-//! resource servers that must not call Sigil on every request.
+//! `sigil-verify`: validates Sigil access tokens (RFC 9068 JWTs) offline, against the
+//! issuer's published JWKS, so that a resource server never calls Sigil per request.
 //!
-//! This crate is a placeholder in the workspace layout; the verifier (JWKS discovery and
-//! caching, RFC 9068 validation, axum extractor and tower layer) is built under its own
-//! issue. It deliberately does not depend on `sigil-core`: a resource server pulls in
-//! nothing of the authorization server.
+//! * The JWKS location comes from the issuer's discovery document; the key set is cached for
+//!   the `Cache-Control: max-age` Sigil sends, clamped between a floor and a ceiling.
+//! * A token with an unknown `kid` triggers at most one refetch, shared by every concurrent
+//!   request that needs it, and refetches are rate-limited by a cool-down, so a flood of
+//!   forged `kid`s cannot become a flood of requests to Sigil. When a refetch fails, the
+//!   cached keys keep working.
+//! * Only allow-listed algorithms are accepted (default `RS256`); `none` and HMAC are always
+//!   refused, whatever the header says. `typ` must be `at+jwt`; `iss` must match exactly;
+//!   `aud` must contain the expected audience; `exp` and `nbf` are checked with a leeway.
+//!   Oversized or malformed tokens are refused before any cryptography.
+//! * Tokens are never logged.
+//!
+//! ```no_run
+//! use sigil_verify::{Verifier, VerifierConfig};
+//!
+//! # async fn run() -> Result<(), sigil_verify::VerifyError> {
+//! let verifier = Verifier::discover(VerifierConfig::new(
+//!     "https://sigil.example.com",
+//!     "https://api.example.com",
+//! ))
+//! .await?;
+//! let claims = verifier.verify("eyJhbGciOiJSUzI1NiIs...").await?;
+//! assert!(claims.has_scope("todos:read"));
+//! println!("request by {}", claims.sub);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With axum (the default `axum` feature), see [`axum_support`]: an extractor that yields
+//! the verified claims, a per-route scope requirement, and a tower layer for a whole router.
+
+#[cfg(feature = "axum")]
+pub mod axum_support;
+mod claims;
+mod config;
+mod error;
+mod jwks;
+mod verifier;
+
+pub use claims::Claims;
+pub use config::{Algorithm, VerifierConfig};
+pub use error::{ErrorKind, VerifyError};
+pub use verifier::Verifier;

@@ -1,0 +1,69 @@
+//! Why a token was refused.
+
+/// The kind of a verification failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No bearer token in the request.
+    MissingToken,
+    /// The request itself is malformed (e.g. a non-Bearer Authorization header).
+    BadRequest,
+    /// Longer than the configured maximum.
+    TooLong,
+    /// Not three base64url parts, or unreadable JSON.
+    Malformed,
+    /// `alg` is not on the allow-list (`none` and HMAC never are).
+    Algorithm,
+    /// `typ` is not `at+jwt`.
+    Type,
+    /// No published key has this `kid`.
+    UnknownKey,
+    /// The signature does not verify.
+    Signature,
+    /// `iss` is not the configured issuer.
+    Issuer,
+    /// `aud` does not contain the configured audience.
+    Audience,
+    /// `exp` has passed (beyond the leeway), or is missing.
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// The token lacks a scope the route requires.
+    InsufficientScope,
+    /// The issuer's discovery document or JWKS could not be fetched and no keys are cached.
+    KeysUnavailable,
+}
+
+/// A verification failure. Its text is safe to return to the client; it never contains
+/// the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct VerifyError {
+    kind: ErrorKind,
+    message: String,
+    /// For [`ErrorKind::InsufficientScope`]: the scopes required.
+    required_scope: Option<String>,
+}
+
+impl VerifyError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            required_scope: None,
+        }
+    }
+    pub(crate) fn insufficient_scope(scope: &str) -> Self {
+        Self {
+            kind: ErrorKind::InsufficientScope,
+            message: format!("the token lacks the {scope} scope"),
+            required_scope: Some(scope.to_string()),
+        }
+    }
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+    pub fn required_scope(&self) -> Option<&str> {
+        self.required_scope.as_deref()
+    }
+}

@@ -1,0 +1,342 @@
+//! The verifier: discovery, the key cache with single-flight, rate-limited refetches, and
+//! the validation rules.
+
+use crate::claims::Claims;
+use crate::config::{Algorithm, VerifierConfig, MAX_LEEWAY};
+use crate::error::{ErrorKind, VerifyError};
+use crate::jwks::{fetch, parse_jwks, PublishedKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Validates access tokens of one issuer for one audience. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuer", &self.inner.config.issuer)
+            .field("audience", &self.inner.config.audience)
+            .field("jwks_uri", &self.inner.jwks_uri)
+            .finish()
+    }
+}
+
+struct KeyCache {
+    keys: Arc<HashMap<String, PublishedKey>>,
+    expires_at: Instant,
+}
+
+struct Inner {
+    config: VerifierConfig,
+    http: reqwest::Client,
+    /// `None` for a verifier built from a fixed key set.
+    jwks_uri: Option<String>,
+    cache: RwLock<Arc<KeyCache>>,
+    /// Held while fetching: concurrent needs share one fetch.
+    refresh: tokio::sync::Mutex<()>,
+    last_fetch: Mutex<Option<Instant>>,
+    fetches: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+impl Verifier {
+    /// Reads the issuer's discovery document for `jwks_uri`, then fetches the key set.
+    pub async fn discover(config: VerifierConfig) -> Result<Self, VerifyError> {
+        let http = http_client(&config)?;
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            config.issuer.trim_end_matches('/')
+        );
+        let (body, _) = fetch(&http, &url).await?;
+        let doc: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            VerifyError::new(
+                ErrorKind::KeysUnavailable,
+                "the discovery document is not JSON",
+            )
+        })?;
+        if doc["issuer"].as_str() != Some(config.issuer.as_str()) {
+            return Err(VerifyError::new(
+                ErrorKind::KeysUnavailable,
+                "the discovery document names another issuer",
+            ));
+        }
+        let jwks_uri = doc["jwks_uri"]
+            .as_str()
+            .ok_or_else(|| {
+                VerifyError::new(
+                    ErrorKind::KeysUnavailable,
+                    "the discovery document has no jwks_uri",
+                )
+            })?
+            .to_string();
+        let verifier = Self::build(config, http, Some(jwks_uri));
+        verifier.refresh(None).await;
+        if verifier.current().keys.is_empty() {
+            return Err(VerifyError::new(
+                ErrorKind::KeysUnavailable,
+                "the issuer publishes no usable key",
+            ));
+        }
+        Ok(verifier)
+    }
+
+    /// A verifier with a known JWKS URL; the keys are fetched on first use.
+    pub fn with_jwks_uri(
+        config: VerifierConfig,
+        jwks_uri: impl Into<String>,
+    ) -> Result<Self, VerifyError> {
+        let http = http_client(&config)?;
+        Ok(Self::build(config, http, Some(jwks_uri.into())))
+    }
+
+    /// A verifier with a fixed key set that is never refetched: for tests, benchmarks and
+    /// deployments that distribute keys themselves.
+    pub fn with_static_jwks(config: VerifierConfig, jwks_json: &[u8]) -> Result<Self, VerifyError> {
+        let keys = parse_jwks(jwks_json, &config.algorithms)?;
+        let http = http_client(&config)?;
+        let verifier = Self::build(config, http, None);
+        verifier.store(KeyCache {
+            keys: Arc::new(keys),
+            expires_at: Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400),
+        });
+        Ok(verifier)
+    }
+
+    fn build(mut config: VerifierConfig, http: reqwest::Client, jwks_uri: Option<String>) -> Self {
+        config.leeway = config.leeway.min(MAX_LEEWAY);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                jwks_uri,
+                cache: RwLock::new(Arc::new(KeyCache {
+                    keys: Arc::new(HashMap::new()),
+                    expires_at: Instant::now(),
+                })),
+                refresh: tokio::sync::Mutex::new(()),
+                last_fetch: Mutex::new(None),
+                fetches: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &VerifierConfig {
+        &self.inner.config
+    }
+
+    /// How many times the JWKS has been requested.
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> Arc<KeyCache> {
+        match self.inner.cache.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store(&self, cache: KeyCache) {
+        match self.inner.cache.write() {
+            Ok(mut guard) => *guard = Arc::new(cache),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(cache),
+        }
+    }
+
+    /// Verifies a token and returns its claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let config = &self.inner.config;
+        if token.len() > config.max_token_len {
+            return Err(VerifyError::new(
+                ErrorKind::TooLong,
+                "the token is too long",
+            ));
+        }
+        let malformed = || VerifyError::new(ErrorKind::Malformed, "the token is malformed");
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(malformed());
+        };
+        let header: Header = URL_SAFE_NO_PAD
+            .decode(header_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(malformed)?;
+        let alg = Algorithm::from_name(&header.alg)
+            .filter(|a| config.algorithms.contains(a))
+            .ok_or_else(|| {
+                VerifyError::new(ErrorKind::Algorithm, "the token's algorithm is not allowed")
+            })?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        if !typ_ok {
+            return Err(VerifyError::new(
+                ErrorKind::Type,
+                "the token is not an access token (typ at+jwt)",
+            ));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| VerifyError::new(ErrorKind::UnknownKey, "the token names no key"))?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature_b64)
+            .map_err(|_| malformed())?;
+        let signed = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
+        let cache = self.cache_with(&kid).await?;
+        let key = cache.keys.get(&kid).ok_or_else(|| {
+            VerifyError::new(
+                ErrorKind::UnknownKey,
+                "the token was signed by an unknown key",
+            )
+        })?;
+        if !key.verify(alg, signed, &signature) {
+            return Err(VerifyError::new(
+                ErrorKind::Signature,
+                "the token's signature is invalid",
+            ));
+        }
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(malformed)?;
+        if claims.iss != config.issuer {
+            return Err(VerifyError::new(
+                ErrorKind::Issuer,
+                "the token was issued by another issuer",
+            ));
+        }
+        if !claims.aud.contains(&config.audience) {
+            return Err(VerifyError::new(
+                ErrorKind::Audience,
+                "the token is not meant for this audience",
+            ));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let leeway = config.leeway.as_secs() as i64;
+        if claims.exp + leeway <= now {
+            return Err(VerifyError::new(
+                ErrorKind::Expired,
+                "the token has expired",
+            ));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf - leeway > now) {
+            return Err(VerifyError::new(
+                ErrorKind::NotYetValid,
+                "the token is not valid yet",
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// The cache, refreshed first when it has expired or lacks `kid`.
+    async fn cache_with(&self, kid: &str) -> Result<Arc<KeyCache>, VerifyError> {
+        let cache = self.current();
+        if cache.expires_at <= Instant::now() {
+            self.refresh(None).await;
+        } else if !cache.keys.contains_key(kid) {
+            self.refresh(Some(kid)).await;
+        } else {
+            return Ok(cache);
+        }
+        let cache = self.current();
+        if cache.keys.is_empty() {
+            return Err(VerifyError::new(
+                ErrorKind::KeysUnavailable,
+                "the issuer's keys are unavailable",
+            ));
+        }
+        if !cache.keys.contains_key(kid) {
+            // An unknown kid on an expired cache gets its chance too.
+            self.refresh(Some(kid)).await;
+            return Ok(self.current());
+        }
+        Ok(cache)
+    }
+
+    /// Fetches the JWKS unless another task just did (single flight) or the cool-down has
+    /// not passed. A failed fetch keeps the cached keys.
+    async fn refresh(&self, wanted_kid: Option<&str>) {
+        let _flight = self.inner.refresh.lock().await;
+        let cache = self.current();
+        let now = Instant::now();
+        let satisfied = match wanted_kid {
+            Some(kid) => cache.keys.contains_key(kid),
+            None => cache.expires_at > now,
+        };
+        if satisfied {
+            return;
+        }
+        let config = &self.inner.config;
+        let Some(jwks_uri) = self.inner.jwks_uri.as_deref() else {
+            return;
+        };
+        {
+            let Ok(mut last) = self.inner.last_fetch.lock() else {
+                return;
+            };
+            if last.is_some_and(|at| now.duration_since(at) < config.refetch_cooldown) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.inner.fetches.fetch_add(1, Ordering::Relaxed);
+        let fetched = fetch(&self.inner.http, jwks_uri)
+            .await
+            .and_then(|(body, age)| Ok((parse_jwks(&body, &config.algorithms)?, age)));
+        match fetched {
+            Ok((keys, age)) => {
+                let ttl = age
+                    .unwrap_or(config.min_cache)
+                    .clamp(config.min_cache, config.max_cache.max(config.min_cache));
+                tracing::debug!(keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
+                self.store(KeyCache {
+                    keys: Arc::new(keys),
+                    expires_at: Instant::now() + ttl,
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "JWKS refetch failed; keeping the cached keys");
+                self.store(KeyCache {
+                    keys: cache.keys.clone(),
+                    expires_at: Instant::now() + config.refetch_cooldown,
+                });
+            }
+        }
+    }
+}
+
+fn http_client(config: &VerifierConfig) -> Result<reqwest::Client, VerifyError> {
+    reqwest::Client::builder()
+        .timeout(config.http_timeout)
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .build()
+        .map_err(|e| {
+            VerifyError::new(
+                ErrorKind::KeysUnavailable,
+                format!("cannot build an HTTP client: {e}"),
+            )
+        })
+}
