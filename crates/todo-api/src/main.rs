@@ -1,8 +1,105 @@
-//! `todo-api`: the sample resource server, a per-user TODO API protected by `sigil-verify`.
-//!
-//! A placeholder in the workspace layout until its own issue builds it.
+//! The `todo-api` binary: parse the command line, discover the issuer's keys, serve.
 
-fn main() {
-    eprintln!("todo-api: not built yet; see the sigil-verify and TODO API issue");
-    std::process::exit(2);
+use clap::Parser;
+use sigil_verify::{Verifier, VerifierConfig};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use todo_api::store::TodoStore;
+use todo_api::{app, AppState};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// A sample resource server: a per-user TODO API protected by Sigil access tokens.
+#[derive(Debug, Parser)]
+#[command(name = "todo-api", version, about)]
+struct Args {
+    /// The Sigil issuer URL (its discovery document gives the JWKS).
+    #[arg(long, env = "TODO_ISSUER")]
+    issuer: String,
+    /// This API's audience: tokens must carry it in `aud`.
+    #[arg(long, env = "TODO_AUDIENCE")]
+    audience: String,
+    /// Address to listen on.
+    #[arg(long, env = "TODO_BIND", default_value = "127.0.0.1:8090")]
+    bind: SocketAddr,
+    /// SQLite database URL.
+    #[arg(
+        long,
+        env = "TODO_DATABASE_URL",
+        default_value = "sqlite://data/todo.db"
+    )]
+    database_url: String,
+    /// A browser origin allowed to call the API (CORS); repeat for several.
+    #[arg(long = "cors-origin", env = "TODO_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// How long to keep trying to reach the issuer at start.
+    #[arg(long, default_value = "30")]
+    discovery_timeout_secs: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(message) = run(Args::parse()).await {
+        eprintln!("todo-api: error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let store = TodoStore::open(&args.database_url).await?;
+    let deadline = Instant::now() + Duration::from_secs(args.discovery_timeout_secs);
+    let verifier = loop {
+        match Verifier::discover(VerifierConfig::new(
+            args.issuer.clone(),
+            args.audience.clone(),
+        ))
+        .await
+        {
+            Ok(verifier) => break verifier,
+            Err(e) if Instant::now() < deadline => {
+                tracing::warn!(error = %e, "issuer not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(format!("cannot load the issuer's keys: {e}")),
+        }
+    };
+    let mut router = app(AppState { verifier, store });
+    if !args.cors_origins.is_empty() {
+        let origins = args
+            .cors_origins
+            .iter()
+            .map(|o| o.parse().map_err(|_| format!("invalid CORS origin {o:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([
+                    axum::http::Method::GET,
+                    axum::http::Method::POST,
+                    axum::http::Method::PATCH,
+                    axum::http::Method::DELETE,
+                ])
+                .allow_headers([
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::header::CONTENT_TYPE,
+                ]),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.bind)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("todo-api listening on http://{addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
 }

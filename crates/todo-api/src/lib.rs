@@ -1,0 +1,197 @@
+//! `todo-api`: the sample resource server. A per-user TODO list behind Sigil access tokens,
+//! validated offline by `sigil-verify`: it never calls Sigil per request.
+//!
+//! Routes (all JSON): `GET/POST /api/todos`, `GET/PATCH/DELETE /api/todos/{id}`. Reading
+//! needs the `todos:read` scope, changing needs `todos:write`. A user sees only their own
+//! todos; another user's answers 404. Errors are RFC 9457 problem details (authentication
+//! errors are RFC 6750, from `sigil-verify`).
+
+pub mod problem;
+pub mod store;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use problem::Problem;
+use serde::Deserialize;
+use sigil_verify::axum_support::{Authenticated, VerifyLayer};
+use sigil_verify::Verifier;
+use store::{TodoPatch, TodoStore};
+
+/// Longest title, in characters.
+pub const MAX_TITLE: usize = 500;
+
+/// Shared state: the verifier and the store.
+#[derive(Clone)]
+pub struct AppState {
+    pub verifier: Verifier,
+    pub store: TodoStore,
+}
+
+impl axum::extract::FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Verifier {
+        state.verifier.clone()
+    }
+}
+
+/// The router: `/healthz` open, `/api/…` behind the verify layer.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/todos", get(list).post(create))
+        .route("/api/todos/{id}", get(read).patch(update).delete(remove))
+        .route_layer(VerifyLayer::new(state.verifier.clone()));
+    Router::new()
+        .merge(api)
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such route") })
+        .with_state(state)
+}
+
+/// JSON bodies whose rejections are problem details rather than axum's plain text.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be application/json",
+            )),
+            Err(JsonRejection::JsonDataError(e)) => Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.body_text(),
+            )),
+            Err(e) => Err(Problem::new(StatusCode::BAD_REQUEST, e.body_text())),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTodo {
+    title: String,
+    #[serde(default)]
+    done: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    title: Option<String>,
+    done: Option<bool>,
+}
+
+fn validate_title(title: &str) -> Result<String, Problem> {
+    let trimmed = title.trim();
+    if trimmed.is_empty() {
+        return Err(Problem::invalid("title", "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_TITLE {
+        return Err(Problem::invalid("title", "must be at most 500 characters"));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn require(claims: &sigil_verify::Claims, scope: &str) -> Result<(), Response> {
+    claims
+        .require_scopes(&[scope])
+        .map_err(IntoResponse::into_response)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Response, Response> {
+    require(&claims, "todos:read")?;
+    let todos = state.store.list(&claims.sub).await.map_err(Problem::from)?;
+    Ok(Json(todos).into_response())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    body: Result<JsonBody<NewTodo>, Problem>,
+) -> Result<Response, Response> {
+    require(&claims, "todos:write")?;
+    let JsonBody(new) = body.map_err(IntoResponse::into_response)?;
+    let title = validate_title(&new.title).map_err(IntoResponse::into_response)?;
+    let todo = state
+        .store
+        .create(&claims.sub, &title, new.done)
+        .await
+        .map_err(Problem::from)?;
+    Ok((StatusCode::CREATED, Json(todo)).into_response())
+}
+
+async fn read(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    require(&claims, "todos:read")?;
+    match state
+        .store
+        .find(&claims.sub, &id)
+        .await
+        .map_err(Problem::from)?
+    {
+        Some(todo) => Ok(Json(todo).into_response()),
+        None => Err(Problem::not_found().into_response()),
+    }
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(id): Path<String>,
+    body: Result<JsonBody<Patch>, Problem>,
+) -> Result<Response, Response> {
+    require(&claims, "todos:write")?;
+    let JsonBody(patch) = body.map_err(IntoResponse::into_response)?;
+    let title = patch
+        .title
+        .as_deref()
+        .map(validate_title)
+        .transpose()
+        .map_err(IntoResponse::into_response)?;
+    let patch = TodoPatch {
+        title,
+        done: patch.done,
+    };
+    match state
+        .store
+        .update(&claims.sub, &id, &patch)
+        .await
+        .map_err(Problem::from)?
+    {
+        Some(todo) => Ok(Json(todo).into_response()),
+        None => Err(Problem::not_found().into_response()),
+    }
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, Response> {
+    require(&claims, "todos:write")?;
+    if state
+        .store
+        .delete(&claims.sub, &id)
+        .await
+        .map_err(Problem::from)?
+    {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Problem::not_found().into_response())
+    }
+}
