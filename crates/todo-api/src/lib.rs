@@ -111,7 +111,7 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:read")?;
+    require(&claims, "todos:read").map_err(IntoResponse::into_response)?;
     let todos = state.store.list(&claims.sub).await.map_err(Problem::from)?;
     Ok(Json(todos).into_response())
 }
@@ -121,7 +121,7 @@ async fn create(
     Authenticated(claims): Authenticated,
     body: Result<JsonBody<NewTodo>, Problem>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write")?;
+    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
     let JsonBody(new) = body.map_err(IntoResponse::into_response)?;
     let title = validate_title(&new.title).map_err(IntoResponse::into_response)?;
     let todo = state
@@ -137,7 +137,7 @@ async fn read(
     Authenticated(claims): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:read")?;
+    require(&claims, "todos:read").map_err(IntoResponse::into_response)?;
     match state
         .store
         .find(&claims.sub, &id)
@@ -155,7 +155,7 @@ async fn update(
     Path(id): Path<String>,
     body: Result<JsonBody<Patch>, Problem>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write")?;
+    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
     let JsonBody(patch) = body.map_err(IntoResponse::into_response)?;
     let title = patch
         .title
@@ -183,7 +183,7 @@ async fn remove(
     Authenticated(claims): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write")?;
+    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
     if state
         .store
         .delete(&claims.sub, &id)
