@@ -101,10 +101,8 @@ fn validate_title(title: &str) -> Result<String, Problem> {
     Ok(trimmed.to_string())
 }
 
-fn require(claims: &sigil_verify::Claims, scope: &str) -> Result<(), Response> {
-    claims
-        .require_scopes(&[scope])
-        .map_err(IntoResponse::into_response)
+fn require(claims: &sigil_verify::Claims, scope: &str) -> Result<(), sigil_verify::VerifyError> {
+    claims.require_scopes(&[scope])
 }
 
 async fn list(
