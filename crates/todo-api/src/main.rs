@@ -31,6 +31,9 @@ struct Args {
     /// A browser origin allowed to call the API (CORS); repeat for several.
     #[arg(long = "cors-origin", env = "TODO_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// Least time between two JWKS refetches triggered by unknown key ids.
+    #[arg(long, env = "TODO_JWKS_REFETCH_COOLDOWN_SECS", default_value = "30")]
+    jwks_refetch_cooldown_secs: u64,
     /// How long to keep trying to reach the issuer at start.
     #[arg(long, default_value = "30")]
     discovery_timeout_secs: u64,
@@ -55,12 +58,9 @@ async fn run(args: Args) -> Result<(), String> {
     let store = TodoStore::open(&args.database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(args.discovery_timeout_secs);
     let verifier = loop {
-        match Verifier::discover(VerifierConfig::new(
-            args.issuer.clone(),
-            args.audience.clone(),
-        ))
-        .await
-        {
+        let mut config = VerifierConfig::new(args.issuer.clone(), args.audience.clone());
+        config.refetch_cooldown = Duration::from_secs(args.jwks_refetch_cooldown_secs);
+        match Verifier::discover(config).await {
             Ok(verifier) => break verifier,
             Err(e) if Instant::now() < deadline => {
                 tracing::warn!(error = %e, "issuer not reachable yet; retrying");
@@ -97,9 +97,22 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("todo-api listening on http://{addr}");
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
 }
