@@ -90,11 +90,10 @@ impl Sigil {
 
 async fn wait_ready(url: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(url)
+    while !reqwest::get(url)
         .await
         .map(|r| r.status().is_success())
         .unwrap_or(false)
-        == false
     {
         assert!(Instant::now() < deadline, "{url} did not come up");
         tokio::time::sleep(Duration::from_millis(100)).await;
