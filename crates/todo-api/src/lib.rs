@@ -53,6 +53,25 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Adds CORS for browser front-ends served from `origins` (e.g. `http://localhost:5173`).
+pub fn with_cors(router: Router, origins: &[String]) -> Result<Router, String> {
+    use axum::http::{header, HeaderValue, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return Ok(router);
+    }
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| format!("invalid CORS origin {o:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(router.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    ))
+}
+
 /// JSON bodies whose rejections are problem details rather than axum's plain text.
 pub struct JsonBody<T>(pub T);
 

@@ -5,8 +5,7 @@ use sigil_verify::{Verifier, VerifierConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use todo_api::store::TodoStore;
-use todo_api::{app, AppState};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use todo_api::{app, with_cors, AppState};
 
 /// A sample resource server: a per-user TODO API protected by Sigil access tokens.
 #[derive(Debug, Parser)]
@@ -69,28 +68,7 @@ async fn run(args: Args) -> Result<(), String> {
             Err(e) => return Err(format!("cannot load the issuer's keys: {e}")),
         }
     };
-    let mut router = app(AppState { verifier, store });
-    if !args.cors_origins.is_empty() {
-        let origins = args
-            .cors_origins
-            .iter()
-            .map(|o| o.parse().map_err(|_| format!("invalid CORS origin {o:?}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([
-                    axum::http::Method::GET,
-                    axum::http::Method::POST,
-                    axum::http::Method::PATCH,
-                    axum::http::Method::DELETE,
-                ])
-                .allow_headers([
-                    axum::http::header::AUTHORIZATION,
-                    axum::http::header::CONTENT_TYPE,
-                ]),
-        );
-    }
+    let router = with_cors(app(AppState { verifier, store }), &args.cors_origins)?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;

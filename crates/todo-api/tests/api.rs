@@ -248,3 +248,41 @@ async fn validation_errors_are_problem_details() {
     let response = f.router.clone().oneshot(request).await.expect("call");
     assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
+
+#[tokio::test]
+async fn cors_for_configured_origins_only() {
+    let f = fixture().await;
+    let router = todo_api::with_cors(f.router.clone(), &["http://localhost:5173".to_string()])
+        .expect("cors");
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api/todos")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .expect("request")
+    };
+    let ok = router
+        .clone()
+        .oneshot(preflight("http://localhost:5173"))
+        .await
+        .expect("call");
+    assert_eq!(
+        ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://localhost:5173"
+    );
+    let other = router
+        .oneshot(preflight("https://evil.example.com"))
+        .await
+        .expect("call");
+    assert!(other
+        .headers()
+        .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .is_none());
+    assert!(todo_api::with_cors(f.router.clone(), &["bad\norigin".to_string()]).is_err());
+}
