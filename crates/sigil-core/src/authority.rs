@@ -1,6 +1,7 @@
 //! The authorization server's protocol engine: one value holding the store, keys, clock,
 //! password hasher and CPU pools, with a method per protocol operation.
 
+use crate::audit::{Actor, AuditRecord};
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::cpu::CpuPool;
@@ -9,6 +10,7 @@ use crate::keys::KeyRing;
 use crate::password::PasswordHasher;
 use crate::secret::Secret;
 use crate::store::Store;
+use crate::user::User;
 use crate::token::{sign_jwt, verify_access_token, AccessTokenClaims, TokenError};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -166,6 +168,62 @@ impl Authority {
             .run(move || sign_jwt(&key, typ, &claims))
             .await?
             .map_err(|e| OAuthError::server_error(&e))
+    }
+
+    /// Appends an entry to the audit log, with the current request's client address. A
+    /// failure to record is logged as an error and does not fail the action: the action
+    /// has already happened.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        let record = AuditRecord {
+            at: self.now(),
+            actor: actor.name().to_string(),
+            actor_id: actor.id().map(str::to_string),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            detail: detail.into(),
+            address: crate::audit::current_address(),
+        };
+        if let Err(error) = self.store.append_audit(record).await {
+            tracing::error!(%error, action, "could not write the audit log");
+        }
+    }
+
+    /// Records a sign-in attempt. The user name is recorded as typed only when it names a
+    /// real user: a mistyped password in the user-name field must not land in the log.
+    pub(crate) async fn audit_sign_in(&self, username: &str, user: Option<&User>, via: &str) {
+        match user {
+            Some(user) => {
+                let actor = Actor::User {
+                    id: user.id.clone(),
+                    name: user.username.clone(),
+                };
+                self.audit(&actor, "sign_in.success", Some(&user.username), format!("via {via}"))
+                    .await
+            }
+            None => {
+                let known = matches!(self.store.find_user_by_username(username).await, Ok(Some(_)));
+                let target = known.then_some(username);
+                let detail = if known {
+                    format!("wrong password or disabled account, via {via}")
+                } else {
+                    format!("unknown user name, via {via}")
+                };
+                self.audit(&Actor::Nobody, "sign_in.failure", target, detail).await
+            }
+        }
+    }
+
+    /// Forgets a cached client at once (after an admin edited or deleted it).
+    pub fn forget_client(&self, client_id: &str) {
+        if let Ok(mut cache) = self.clients.lock() {
+            cache.remove(client_id);
+        }
     }
 
     /// Verifies signature, type, issuer and expiry of one of our access tokens.

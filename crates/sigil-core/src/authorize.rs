@@ -277,7 +277,7 @@ impl Authority {
                 .find_user(&s.user_id)
                 .await
                 .map_err(|e| server_error(e.into()))?
-                .filter(|u| !u.is_disabled)
+                .filter(|u| !u.is_disabled && s.auth_time >= u.sessions_valid_after)
                 .map(|u| (u, s.auth_time)),
             None => None,
         };
@@ -402,6 +402,9 @@ impl Authority {
             .password_pool
             .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
             .await?;
-        Ok(user.filter(|u| matched && !u.is_disabled))
+        let user = user.filter(|u| matched && !u.is_disabled);
+        self.audit_sign_in(username, user.as_ref(), "sign-in page")
+            .await;
+        Ok(user)
     }
 }

@@ -3,6 +3,8 @@
 //! The server crate parses HTTP into the types here, calls [`Authority`], and maps the
 //! outcome to a response. Storage is reached only through the [`store::Store`] trait.
 
+pub mod admin;
+pub mod audit;
 pub mod authority;
 pub mod authorize;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! RFC 7009 token revocation.
 
+use crate::audit::Actor;
 use crate::authority::{Authority, ClientCredentials};
 use crate::error::OAuthError;
 use crate::secret::Secret;
@@ -54,6 +55,13 @@ impl Authority {
                         .revoke_access_token(&claims.jti, claims.exp)
                         .await?;
                     tracing::info!(client = %client.id, jti = %claims.jti, "access token revoked");
+                    self.audit(
+                        &Actor::Nobody,
+                        "token.revoked",
+                        Some(&client.id),
+                        format!("access token {} revoked by its client", claims.jti),
+                    )
+                    .await;
                 }
                 return Ok(());
             }
@@ -64,6 +72,16 @@ impl Authority {
             }
             self.store.revoke_refresh_family(&family.id, now).await?;
             tracing::info!(client = %client.id, family = %family.id, "refresh token family revoked");
+            self.audit(
+                &Actor::Nobody,
+                "token.revoked",
+                Some(&client.id),
+                format!(
+                    "refresh token family {} revoked by its client",
+                    crate::audit::reference(&family.id)
+                ),
+            )
+            .await;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod memory;
 
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
 use crate::user::User;
 use async_trait::async_trait;
@@ -73,6 +74,14 @@ pub struct AuthorizationCode {
     pub family_id: Option<String>,
     pub access_token_jti: Option<String>,
     pub access_token_exp: Option<i64>,
+}
+
+/// A user's remembered consent for a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub client_id: String,
+    pub scope: String,
+    pub granted_at: i64,
 }
 
 /// Storage for everything Sigil keeps. Implementations must give every method the same
@@ -151,6 +160,49 @@ pub trait Store: Send + Sync + 'static {
         scope: &str,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// Clients whose name or id contains `search` (case-insensitive), by name; at most `limit`.
+    async fn list_clients(&self, search: Option<&str>, limit: i64)
+        -> Result<Vec<Client>, StoreError>;
+    /// Replaces a client's record (matched by id). Returns false when there is no such client.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
+    /// Deletes a client with its refresh families, codes and consents.
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Users whose user name, name or email contains `search` (case-insensitive), by user
+    /// name; at most `limit`.
+    async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError>;
+
+    /// A user's remembered consents.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError>;
+    /// Forgets a user's consent for a client.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+    /// A user's refresh families that are neither revoked nor expired at `now`.
+    async fn list_live_refresh_families(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<RefreshFamily>, StoreError>;
+    /// Revokes every unrevoked family of a user (of one client, if given). Returns how many.
+    async fn revoke_user_refresh_families(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Appends a record to the audit log as the next link of the hash chain
+    /// ([`crate::audit::chain_entry`]). Concurrent appends, from any replica, each get
+    /// their own sequence number: none is lost and the chain stays linear.
+    async fn append_audit(&self, record: AuditRecord) -> Result<AuditEntry, StoreError>;
+    /// Entries matching the filter, newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Up to `limit` entries with `seq` greater than `after_seq`, oldest first.
+    async fn audit_entries_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
 
     /// Deletes records that can no longer matter: expired families and their tokens,
     /// expired deny-list entries, authorization codes a day after they expired. Returns how

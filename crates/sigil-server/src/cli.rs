@@ -1,18 +1,28 @@
-//! The non-serving commands: `migrate`, `user add`, `client add`, `keys list|rotate|prune`.
+//! The non-serving commands: `migrate`, `user …`, `client …`, `keys list|rotate|prune`,
+//! `audit list|verify`. User and client changes go through the same core operations as the
+//! admin console and are audited with the actor `cli`.
 
-use crate::config::{secs, ClientAddArgs, KeysArgs, KeysRotateArgs, UserAddArgs};
+use crate::config::{
+    secs, AuditListArgs, ClientAddArgs, ClientRefArgs, ClientSettings, ClientUpdateArgs,
+    KeysArgs, KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs, UserPasswordArgs,
+    UserRefArgs, UserRevokeGrantArgs, UserUpdateArgs,
+};
 use crate::error::CommandError;
 use crate::keyfiles::KeyDir;
 use crate::store::{Database, DatabaseOptions};
-use sigil_core::client::ClientRegistration;
+use sigil_core::admin::{AdminError, NewUser, ProfileUpdate};
+use sigil_core::audit::{verify_chain, Actor, AuditFilter, ChainBreak};
+use sigil_core::client::{Client, ClientRegistration};
 use sigil_core::clock::{Clock, SystemClock};
-use sigil_core::keys::KeyState;
+use sigil_core::cpu::CpuPool;
+use sigil_core::keys::{KeyRing, KeySet, KeyState};
 use sigil_core::password::PasswordHasher;
-use sigil_core::secret::random_token;
-use sigil_core::store::StoreError;
-use sigil_core::user::{validate_new_password, validate_username, User};
+use sigil_core::secret::Secret;
+use sigil_core::user::{validate_username, User};
+use sigil_core::{Authority, AuthorityConfig};
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 async fn open(database_url: &str) -> Result<Database, CommandError> {
@@ -40,9 +50,36 @@ pub async fn migrate(database_url: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `sigil user add … --password-stdin`
-pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), CommandError> {
-    validate_username(&args.username).map_err(|e| CommandError::Invalid(e.into()))?;
+/// A protocol engine for the command line: the database and the password hasher, no keys
+/// (commands never sign). Its actions are audited with the actor `cli`.
+fn authority(
+    database: &Database,
+    passwords: Option<&PasswordArgs>,
+) -> Result<Authority, CommandError> {
+    let params = passwords
+        .map(PasswordArgs::params)
+        .unwrap_or_default();
+    let hasher = PasswordHasher::new(params).map_err(CommandError::Invalid)?;
+    Ok(Authority::new(
+        AuthorityConfig::new("cli"),
+        database.store(),
+        Arc::new(KeyRing::new(KeySet::default())),
+        Arc::new(SystemClock),
+        Arc::new(hasher),
+        CpuPool::new(1, 4),
+        CpuPool::new(1, 4),
+    ))
+}
+
+fn admin_error(error: AdminError) -> CommandError {
+    match error {
+        AdminError::Store(e) => CommandError::Database(e),
+        AdminError::NotFound => CommandError::Invalid("no such record".into()),
+        other => CommandError::Invalid(other.to_string()),
+    }
+}
+
+fn read_password() -> Result<Secret, CommandError> {
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input)?;
     let password = input
@@ -50,39 +87,34 @@ pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), Comm
         .map(|p| p.strip_suffix('\r').unwrap_or(p))
         .unwrap_or(&input)
         .to_string();
-    validate_new_password(&password).map_err(|e| CommandError::Invalid(e.into()))?;
-    let params = args.passwords.params();
-    let hash = tokio::task::spawn_blocking(move || {
-        PasswordHasher::new(params).and_then(|h| h.hash(&password))
-    })
-    .await
-    .map_err(|e| CommandError::Invalid(e.to_string()))?
-    .map_err(CommandError::Invalid)?;
+    Ok(Secret::new(password))
+}
+
+async fn find_user_named(database: &Database, username: &str) -> Result<User, CommandError> {
+    database
+        .store()
+        .find_user_by_username(username)
+        .await?
+        .ok_or_else(|| CommandError::Invalid(format!("no user named {username:?}")))
+}
+
+/// `sigil user add … --password-stdin`
+pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), CommandError> {
+    validate_username(&args.username).map_err(|e| CommandError::Invalid(e.into()))?;
+    let password = read_password()?;
     let database = open(database_url).await?;
-    let now = SystemClock.now();
-    let user = User {
-        id: random_token(16),
+    let authority = authority(&database, Some(&args.passwords))?;
+    let new = NewUser {
         username: args.username.clone(),
         email: args.email.clone(),
-        email_verified: false,
         name: args.name.clone(),
-        password_hash: hash,
         is_admin: args.admin,
-        is_disabled: false,
         must_change_password: false,
-        created_at: now,
-        updated_at: now,
     };
-    match database.store().create_user(&user).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict(_)) => {
-            return Err(CommandError::Invalid(format!(
-                "user name {:?} is taken",
-                args.username
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let user = authority
+        .create_user(&Actor::Cli, new, password)
+        .await
+        .map_err(admin_error)?;
     println!(
         "{}",
         serde_json::json!({ "user_id": user.id, "username": user.username })
@@ -91,44 +123,379 @@ pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), Comm
     Ok(())
 }
 
-/// `sigil client add …`
-pub async fn client_add(database_url: &str, args: &ClientAddArgs) -> Result<(), CommandError> {
-    let registration = ClientRegistration {
-        name: args.name.clone(),
-        is_public: args.public,
-        redirect_uris: args.redirect_uris.clone(),
-        post_logout_redirect_uris: args.post_logout_redirect_uris.clone(),
-        grant_types: args.grant_types.clone(),
-        scopes: args.scopes.clone(),
-        audiences: args.audiences.clone(),
-        is_first_party: args.first_party,
-        always_issue_refresh_token: args.always_issue_refresh_token,
-        access_token_ttl: None,
-        refresh_token_ttl: None,
-    };
-    let (client, secret) = registration
-        .build(SystemClock.now())
-        .map_err(CommandError::Invalid)?;
+fn user_json(user: &User) -> serde_json::Value {
+    serde_json::json!({
+        "user_id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "is_admin": user.is_admin,
+        "is_disabled": user.is_disabled,
+        "created_at": user.created_at,
+    })
+}
+
+/// `sigil user list`
+pub async fn user_list(database_url: &str, args: &ListArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    database.store().create_client(&client).await?;
+    let users = database
+        .store()
+        .list_users(args.search.as_deref(), args.limit)
+        .await?;
     database.close().await;
     if args.json {
+        let list: Vec<_> = users.iter().map(user_json).collect();
+        println!("{}", serde_json::Value::from(list));
+        return Ok(());
+    }
+    println!("{:<24}  {:<32}  {:<6}  STATUS", "USERNAME", "EMAIL", "ADMIN");
+    for user in users {
+        println!(
+            "{:<24}  {:<32}  {:<6}  {}",
+            user.username,
+            user.email.as_deref().unwrap_or("-"),
+            if user.is_admin { "yes" } else { "no" },
+            if user.is_disabled { "disabled" } else { "active" }
+        );
+    }
+    Ok(())
+}
+
+/// `sigil user update`
+pub async fn user_update(database_url: &str, args: &UserUpdateArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let mut user = find_user_named(&database, &args.username).await?;
+    if args.email.is_some() || args.name.is_some() || args.email_verified.is_some() {
+        let update = ProfileUpdate {
+            email: args.email.clone().or(user.email.clone()),
+            email_verified: args.email_verified.unwrap_or(user.email_verified),
+            name: args.name.clone().or(user.name.clone()),
+        };
+        user = authority
+            .update_profile(&Actor::Cli, &user.id, update)
+            .await
+            .map_err(admin_error)?;
+    }
+    if let Some(is_admin) = args.admin {
+        user = authority
+            .set_admin(&Actor::Cli, &user.id, is_admin)
+            .await
+            .map_err(admin_error)?;
+    }
+    println!("{}", user_json(&user));
+    database.close().await;
+    Ok(())
+}
+
+/// `sigil user set-password --password-stdin`
+pub async fn user_set_password(
+    database_url: &str,
+    args: &UserPasswordArgs,
+) -> Result<(), CommandError> {
+    let password = read_password()?;
+    let database = open(database_url).await?;
+    let authority = authority(&database, Some(&args.passwords))?;
+    let user = find_user_named(&database, &args.username).await?;
+    authority
+        .reset_password(&Actor::Cli, &user.id, password, args.must_change)
+        .await
+        .map_err(admin_error)?;
+    println!("password of {} set; their sessions and refresh tokens ended", user.username);
+    database.close().await;
+    Ok(())
+}
+
+/// `sigil user disable` / `sigil user enable`
+pub async fn user_set_disabled(
+    database_url: &str,
+    args: &UserRefArgs,
+    is_disabled: bool,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let user = find_user_named(&database, &args.username).await?;
+    authority
+        .set_disabled(&Actor::Cli, &user.id, is_disabled)
+        .await
+        .map_err(admin_error)?;
+    if is_disabled {
+        println!("{} disabled; sessions and refresh tokens revoked", user.username);
+    } else {
+        println!("{} enabled", user.username);
+    }
+    database.close().await;
+    Ok(())
+}
+
+/// `sigil user revoke-grant`
+pub async fn user_revoke_grant(
+    database_url: &str,
+    args: &UserRevokeGrantArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let user = find_user_named(&database, &args.username).await?;
+    authority
+        .revoke_grant(&Actor::Cli, &user.id, &args.client_id)
+        .await
+        .map_err(admin_error)?;
+    println!("revoked what {} granted {}", user.username, args.client_id);
+    database.close().await;
+    Ok(())
+}
+
+fn registration(settings: &ClientSettings, is_public: bool) -> ClientRegistration {
+    ClientRegistration {
+        name: settings.name.clone(),
+        is_public,
+        redirect_uris: settings.redirect_uris.clone(),
+        post_logout_redirect_uris: settings.post_logout_redirect_uris.clone(),
+        grant_types: settings.grant_types.clone(),
+        scopes: settings.scopes.clone(),
+        audiences: settings.audiences.clone(),
+        is_first_party: settings.first_party,
+        always_issue_refresh_token: settings.always_issue_refresh_token,
+        access_token_ttl: settings.access_token_ttl.map(secs),
+        refresh_token_ttl: settings.refresh_token_ttl.map(secs),
+    }
+}
+
+fn client_json(client: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "client_id": client.id,
+        "name": client.name,
+        "type": if client.is_confidential() { "confidential" } else { "public" },
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+        "scopes": client.scopes,
+        "audiences": client.audiences,
+        "first_party": client.is_first_party,
+        "always_issue_refresh_token": client.always_issue_refresh_token,
+        "access_token_ttl": client.access_token_ttl,
+        "refresh_token_ttl": client.refresh_token_ttl,
+    })
+}
+
+fn print_client(client: &Client, secret: Option<&Secret>, json: bool) {
+    if json {
         let mut out = serde_json::json!({ "client_id": client.id });
-        if let Some(secret) = &secret {
+        if let Some(secret) = secret {
             out["client_secret"] = secret.expose().into();
         }
         println!("{out}");
-    } else {
-        println!("client_id:     {}", client.id);
-        if let Some(secret) = &secret {
-            println!("client_secret: {}", secret.expose());
-            println!("The secret is shown only this once: only its hash is stored.");
-        }
-        let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
-        println!("grant types:   {}", grants.join(", "));
-        println!("scopes:        {}", client.scopes.join(" "));
+        return;
+    }
+    println!("client_id:     {}", client.id);
+    if let Some(secret) = secret {
+        println!("client_secret: {}", secret.expose());
+        println!("The secret is shown only this once: only its hash is stored.");
+    }
+    let grants: Vec<&str> = client.grant_types.iter().map(|g| g.as_str()).collect();
+    println!("grant types:   {}", grants.join(", "));
+    println!("scopes:        {}", client.scopes.join(" "));
+}
+
+/// `sigil client add …`
+pub async fn client_add(database_url: &str, args: &ClientAddArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let (client, secret) = authority
+        .create_client(&Actor::Cli, registration(&args.settings, args.public))
+        .await
+        .map_err(admin_error)?;
+    database.close().await;
+    print_client(&client, secret.as_ref(), args.json);
+    Ok(())
+}
+
+/// `sigil client list`
+pub async fn client_list(database_url: &str, args: &ListArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let clients = database
+        .store()
+        .list_clients(args.search.as_deref(), args.limit)
+        .await?;
+    database.close().await;
+    if args.json {
+        let list: Vec<_> = clients.iter().map(client_json).collect();
+        println!("{}", serde_json::Value::from(list));
+        return Ok(());
+    }
+    println!("{:<24}  {:<12}  NAME", "CLIENT ID", "TYPE");
+    for client in clients {
+        println!(
+            "{:<24}  {:<12}  {}",
+            client.id,
+            if client.is_confidential() { "confidential" } else { "public" },
+            client.name
+        );
     }
     Ok(())
+}
+
+/// `sigil client show`
+pub async fn client_show(database_url: &str, args: &ClientRefArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let client = database
+        .store()
+        .find_client(&args.client_id)
+        .await?
+        .ok_or_else(|| CommandError::Invalid(format!("no client {:?}", args.client_id)))?;
+    database.close().await;
+    let json = client_json(&client);
+    if args.json {
+        println!("{json}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `sigil client update`
+pub async fn client_update(
+    database_url: &str,
+    args: &ClientUpdateArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let client = authority
+        .update_client(
+            &Actor::Cli,
+            &args.client_id,
+            registration(&args.settings, false),
+        )
+        .await
+        .map_err(admin_error)?;
+    database.close().await;
+    println!("{}", client_json(&client));
+    Ok(())
+}
+
+/// `sigil client rotate-secret`
+pub async fn client_rotate_secret(
+    database_url: &str,
+    args: &ClientRefArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let (client, secret) = authority
+        .rotate_client_secret(&Actor::Cli, &args.client_id)
+        .await
+        .map_err(admin_error)?;
+    database.close().await;
+    print_client(&client, Some(&secret), args.json);
+    Ok(())
+}
+
+/// `sigil client delete`
+pub async fn client_delete(database_url: &str, args: &ClientRefArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    authority
+        .delete_client(&Actor::Cli, &args.client_id)
+        .await
+        .map_err(admin_error)?;
+    database.close().await;
+    println!("deleted client {}", args.client_id);
+    Ok(())
+}
+
+/// `sigil audit list`
+pub async fn audit_list(database_url: &str, args: &AuditListArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let filter = AuditFilter {
+        action_prefix: args.action.clone(),
+        actor: args.actor.clone(),
+        target: args.target.clone(),
+        before_seq: None,
+        limit: args.limit.clamp(1, 10_000),
+    };
+    let entries = database.store().list_audit(&filter).await?;
+    database.close().await;
+    for entry in entries {
+        let r = &entry.record;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "seq": entry.seq, "at": r.at, "actor": r.actor, "actor_id": r.actor_id,
+                    "action": r.action, "target": r.target, "detail": r.detail,
+                    "address": r.address, "hash": entry.hash,
+                })
+            );
+        } else {
+            println!(
+                "#{:<6} {}  {:<16} {:<28} {:<24} {}{}",
+                entry.seq,
+                rfc3339(r.at),
+                r.actor,
+                r.action,
+                r.target.as_deref().unwrap_or("-"),
+                r.detail,
+                r.address
+                    .as_deref()
+                    .map(|a| format!(" (from {a})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How many entries `audit verify` reads at a time.
+const VERIFY_BATCH: i64 = 1000;
+
+/// `sigil audit verify`: walks the whole chain. Exit status 0 when intact; an error naming
+/// the first broken entry otherwise.
+pub async fn audit_verify(database_url: &str) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let mut state: Option<(i64, String)> = None;
+    let mut total = 0u64;
+    loop {
+        let after = state.as_ref().map(|(seq, _)| *seq).unwrap_or(0);
+        let batch = database
+            .store()
+            .audit_entries_after(after, VERIFY_BATCH)
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        match verify_chain(&mut state, &batch) {
+            Ok(n) => total += n,
+            Err(ChainBreak { seq, reason }) => {
+                database.close().await;
+                return Err(CommandError::Invalid(format!(
+                    "audit log chain broken at entry #{seq}: {reason} ({total} entries before it verified)"
+                )));
+            }
+        }
+    }
+    database.close().await;
+    match state {
+        Some((seq, hash)) => println!(
+            "audit log intact: {total} entries, #1 to #{seq}; last hash {hash}"
+        ),
+        None => println!("audit log is empty"),
+    }
+    Ok(())
+}
+
+/// Records a key action made from the command line. The key files are the truth; if the
+/// database cannot be reached the action stands and a warning says it was not recorded.
+async fn audit_key_action(database_url: &str, action: &str, kid: &str, detail: String) {
+    let recorded = async {
+        let database = open(database_url).await?;
+        let authority = authority(&database, None)?;
+        authority.audit(&Actor::Cli, action, Some(kid), detail).await;
+        database.close().await;
+        Ok::<(), CommandError>(())
+    };
+    if let Err(error) = recorded.await {
+        eprintln!("sigil: warning: {action} of {kid} not recorded in the audit log: {error}");
+    }
 }
 
 fn rfc3339(unix: i64) -> String {
@@ -176,26 +543,30 @@ pub fn keys_list(dir: &Path, _args: &KeysArgs) -> Result<(), CommandError> {
 
 /// `sigil keys rotate`: the new key is published now and signs once every JWKS cache
 /// (max-age) has had the chance to see it.
-pub fn keys_rotate(dir: &Path, args: &KeysRotateArgs) -> Result<(), CommandError> {
+pub async fn keys_rotate(
+    database_url: &str,
+    dir: &Path,
+    args: &KeysRotateArgs,
+) -> Result<(), CommandError> {
     let keys = KeyDir::new(dir);
-    let now = SystemClock.now();
-    let activates_at = if args.immediately {
-        // Strictly after the current signing key, so that the new key wins at once (or
-        // within a second) even when both were made in the same second.
-        let current = keys
-            .load()?
-            .signing_key(now)
-            .map(|k| k.activates_at())
-            .unwrap_or(now);
-        now.max(current + 1)
-    } else {
-        now + secs(args.lifetimes.jwks_max_age)
-    };
-    let kid = keys.add_new_key(now, activates_at)?;
+    let (kid, activates_at) = crate::keyfiles::rotate(
+        &keys,
+        SystemClock.now(),
+        secs(args.lifetimes.jwks_max_age),
+        args.immediately,
+    )?;
     println!(
         "published key {kid}; it signs from {}",
         rfc3339(activates_at)
     );
+    let how = if args.immediately { " (immediately)" } else { "" };
+    audit_key_action(
+        database_url,
+        "key.rotated",
+        &kid,
+        format!("published; signs from {}{how}", rfc3339(activates_at)),
+    )
+    .await;
     Ok(())
 }
 
@@ -212,13 +583,14 @@ pub async fn keys_prune(
     let max_ttl = secs(args.lifetimes.access_token_ttl)
         .max(secs(args.lifetimes.id_token_ttl))
         .max(client_max.unwrap_or(0));
-    let prunable = set.prunable(SystemClock.now(), max_ttl);
-    if prunable.is_empty() {
+    drop(set);
+    let pruned = crate::keyfiles::prune(&keys, SystemClock.now(), max_ttl)?;
+    if pruned.is_empty() {
         println!("nothing to prune");
     }
-    for kid in prunable {
-        keys.remove_key(&kid)?;
+    for kid in pruned {
         println!("pruned key {kid}");
+        audit_key_action(database_url, "key.pruned", &kid, "removed from the JWKS".into()).await;
     }
     Ok(())
 }

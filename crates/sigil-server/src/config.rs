@@ -52,6 +52,36 @@ pub enum Command {
     /// Manage signing keys: list, rotate, prune.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Read and check the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print audit log entries, newest first.
+    List(AuditListArgs),
+    /// Check the hash chain of the whole log; report the first entry where it breaks.
+    Verify,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only actions starting with this (e.g. sign_in. or client.created).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only entries by this actor (a user name, cli, or - for nobody).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only entries about this target (a client id, user name or kid).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// How many entries.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `sigil serve`.
@@ -154,6 +184,77 @@ impl PasswordArgs {
 pub enum UserCommand {
     /// Create a user; the password is read from standard input.
     Add(UserAddArgs),
+    /// List users, or those matching --search.
+    List(ListArgs),
+    /// Change a user's profile or admin role.
+    Update(UserUpdateArgs),
+    /// Set a user's password (read from standard input); ends their sessions and refresh tokens.
+    SetPassword(UserPasswordArgs),
+    /// Disable a user: no sign-in; sessions and refresh tokens revoked at once.
+    Disable(UserRefArgs),
+    /// Enable a disabled user.
+    Enable(UserRefArgs),
+    /// Revoke what a user granted a client (consent and refresh tokens).
+    RevokeGrant(UserRevokeGrantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Case-insensitive text to look for.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRefArgs {
+    #[arg(long)]
+    pub username: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserUpdateArgs {
+    #[arg(long)]
+    pub username: String,
+    /// New email address ("" to clear).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Mark the email address verified or not.
+    #[arg(long)]
+    pub email_verified: Option<bool>,
+    /// New display name ("" to clear).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Grant (true) or remove (false) the admin role.
+    #[arg(long)]
+    pub admin: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct UserPasswordArgs {
+    #[arg(long)]
+    pub username: String,
+    /// Read the password from standard input (required).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// The user must choose a new password at next sign-in.
+    #[arg(long)]
+    pub must_change: bool,
+    #[command(flatten)]
+    pub passwords: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRevokeGrantArgs {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub client_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -179,10 +280,50 @@ pub struct UserAddArgs {
 pub enum ClientCommand {
     /// Register a client and print its id (and its secret, shown only this once).
     Add(ClientAddArgs),
+    /// List clients, or those matching --search.
+    List(ListArgs),
+    /// Show one client's settings.
+    Show(ClientRefArgs),
+    /// Replace a client's settings (the same options as add; its type, id and secret stay).
+    Update(ClientUpdateArgs),
+    /// Give a confidential client a new secret (printed once); the old one stops working.
+    RotateSecret(ClientRefArgs),
+    /// Delete a client with its refresh tokens and consents.
+    Delete(ClientRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientRefArgs {
+    #[arg(long)]
+    pub client_id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientUpdateArgs {
+    #[arg(long)]
+    pub client_id: String,
+    #[command(flatten)]
+    pub settings: ClientSettings,
 }
 
 #[derive(Debug, Args)]
 pub struct ClientAddArgs {
+    #[command(flatten)]
+    pub settings: ClientSettings,
+    /// A public client (no secret): browser and native apps.
+    #[arg(long)]
+    pub public: bool,
+    /// Print {"client_id":…,"client_secret":…} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A client's settings, for `client add` and `client update`.
+#[derive(Debug, Args)]
+pub struct ClientSettings {
     #[arg(long)]
     pub name: String,
     /// An allowed redirect URI (exact match); repeat for several.
@@ -200,18 +341,18 @@ pub struct ClientAddArgs {
     /// An audience (resource server) tokens may be issued for; the first is the default.
     #[arg(long = "audience")]
     pub audiences: Vec<String>,
-    /// A public client (no secret): browser and native apps.
-    #[arg(long)]
-    pub public: bool,
     /// A first-party client skips the consent page.
     #[arg(long)]
     pub first_party: bool,
     /// Issue refresh tokens even without the offline_access scope.
     #[arg(long)]
     pub always_issue_refresh_token: bool,
-    /// Print {"client_id":…,"client_secret":…} as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Access-token lifetime for this client (at most 1d); default: the server's.
+    #[arg(long, value_parser = parse_duration)]
+    pub access_token_ttl: Option<Duration>,
+    /// Refresh-token idle lifetime for this client; default: the server's.
+    #[arg(long, value_parser = parse_duration)]
+    pub refresh_token_ttl: Option<Duration>,
 }
 
 #[derive(Debug, Subcommand)]

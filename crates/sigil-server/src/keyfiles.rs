@@ -214,6 +214,40 @@ impl KeyDir {
     }
 }
 
+/// `keys rotate`: publishes a new key now. It signs from `now + activation_delay` (the
+/// JWKS max-age, so every verifier's cache has seen it), or, with `immediately`, strictly
+/// after the current signing key so that it wins at once. Returns the kid and the time it
+/// signs from.
+pub fn rotate(
+    dir: &KeyDir,
+    now: i64,
+    activation_delay: i64,
+    immediately: bool,
+) -> Result<(String, i64), KeyDirError> {
+    let activates_at = if immediately {
+        let current = dir
+            .load()?
+            .signing_key(now)
+            .map(|k| k.activates_at())
+            .unwrap_or(now);
+        now.max(current + 1)
+    } else {
+        now + activation_delay
+    };
+    let kid = dir.add_new_key(now, activates_at)?;
+    Ok((kid, activates_at))
+}
+
+/// `keys prune`: removes the retired keys whose every token has expired (`max_token_ttl`
+/// is the longest lifetime any token signed by them can have). Returns their kids.
+pub fn prune(dir: &KeyDir, now: i64, max_token_ttl: i64) -> Result<Vec<String>, KeyDirError> {
+    let prunable = dir.load()?.prunable(now, max_token_ttl);
+    for kid in &prunable {
+        dir.remove_key(kid)?;
+    }
+    Ok(prunable)
+}
+
 /// Polls the directory every `interval` and swaps the key ring when it changed. A load
 /// that fails keeps the old keys and logs the problem.
 pub fn spawn_watcher(

@@ -1,23 +1,39 @@
 //! The `sigil` binary: parse the command line once and run the command.
 
 use clap::Parser;
-use sigil_server::config::{Cli, ClientCommand, Command, KeysCommand, UserCommand};
+use sigil_server::config::{AuditCommand, Cli, ClientCommand, Command, KeysCommand, UserCommand};
 use sigil_server::{cli, serve, telemetry};
 
 #[tokio::main]
 async fn main() {
     let args = Cli::parse();
     telemetry::init(args.log_format);
+    let db = &args.database_url;
     let result = match &args.command {
         Command::Serve(serve_args) => serve::serve(&args, serve_args).await,
-        Command::Migrate => cli::migrate(&args.database_url).await,
-        Command::User(UserCommand::Add(add)) => cli::user_add(&args.database_url, add).await,
-        Command::Client(ClientCommand::Add(add)) => cli::client_add(&args.database_url, add).await,
+        Command::Migrate => cli::migrate(db).await,
+        Command::User(UserCommand::Add(a)) => cli::user_add(db, a).await,
+        Command::User(UserCommand::List(a)) => cli::user_list(db, a).await,
+        Command::User(UserCommand::Update(a)) => cli::user_update(db, a).await,
+        Command::User(UserCommand::SetPassword(a)) => cli::user_set_password(db, a).await,
+        Command::User(UserCommand::Disable(a)) => cli::user_set_disabled(db, a, true).await,
+        Command::User(UserCommand::Enable(a)) => cli::user_set_disabled(db, a, false).await,
+        Command::User(UserCommand::RevokeGrant(a)) => cli::user_revoke_grant(db, a).await,
+        Command::Client(ClientCommand::Add(a)) => cli::client_add(db, a).await,
+        Command::Client(ClientCommand::List(a)) => cli::client_list(db, a).await,
+        Command::Client(ClientCommand::Show(a)) => cli::client_show(db, a).await,
+        Command::Client(ClientCommand::Update(a)) => cli::client_update(db, a).await,
+        Command::Client(ClientCommand::RotateSecret(a)) => cli::client_rotate_secret(db, a).await,
+        Command::Client(ClientCommand::Delete(a)) => cli::client_delete(db, a).await,
         Command::Keys(KeysCommand::List(list)) => cli::keys_list(&args.keys_dir, list),
-        Command::Keys(KeysCommand::Rotate(rotate)) => cli::keys_rotate(&args.keys_dir, rotate),
-        Command::Keys(KeysCommand::Prune(prune)) => {
-            cli::keys_prune(&args.database_url, &args.keys_dir, prune).await
+        Command::Keys(KeysCommand::Rotate(rotate)) => {
+            cli::keys_rotate(db, &args.keys_dir, rotate).await
         }
+        Command::Keys(KeysCommand::Prune(prune)) => {
+            cli::keys_prune(db, &args.keys_dir, prune).await
+        }
+        Command::Audit(AuditCommand::List(a)) => cli::audit_list(db, a).await,
+        Command::Audit(AuditCommand::Verify) => cli::audit_verify(db).await,
     };
     if let Err(error) = result {
         eprintln!("sigil: error: {error}");

@@ -85,6 +85,7 @@ pub async fn build_state(
             &issuer,
         ))),
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
+        keys_dir: keys.clone(),
     })
 }
 
@@ -119,6 +120,7 @@ pub async fn bootstrap_admin(
         is_admin: true,
         is_disabled: false,
         must_change_password: generated,
+        sessions_valid_after: 0,
         created_at: now,
         updated_at: now,
     };
@@ -166,7 +168,10 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), "sigil is ready");
     println!("sigil listening on http://{addr}");
-    axum::serve(listener, app(state))
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     watcher.abort();

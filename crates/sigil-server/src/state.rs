@@ -33,4 +33,6 @@ pub struct AppState {
     pub sessions: crate::sessions::AnySessionStore,
     /// Idle lifetime of a browser session, in seconds.
     pub session_ttl: i64,
+    /// The signing-key directory, for the admin console's rotate and prune.
+    pub keys_dir: crate::keyfiles::KeyDir,
 }

@@ -24,6 +24,7 @@ fn user(username: &str) -> User {
         is_admin: false,
         is_disabled: false,
         must_change_password: true,
+        sessions_valid_after: 0,
         created_at: NOW,
         updated_at: NOW,
     }

@@ -35,9 +35,15 @@ impl Authority {
             .password_pool
             .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
             .await?;
-        let user = match user {
-            Some(user) if matched && !user.is_disabled => user,
-            _ => return Err(OAuthError::invalid_grant("invalid username or password")),
+        let user = user.filter(|u| matched && !u.is_disabled);
+        self.audit_sign_in(
+            username,
+            user.as_ref(),
+            &format!("password grant, client {}", client.id),
+        )
+        .await;
+        let Some(user) = user else {
+            return Err(OAuthError::invalid_grant("invalid username or password"));
         };
         let auth_time = self.now();
         let mut family = None;

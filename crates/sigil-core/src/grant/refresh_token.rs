@@ -1,6 +1,7 @@
 //! RFC 6749 §6 refresh token grant with rotation and reuse detection (RFC 9700 §4.14.2).
 
 use super::{Issuance, Subject};
+use crate::audit::Actor;
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -42,6 +43,7 @@ impl Authority {
             // A rotated token came back: whoever holds the family is not to be trusted.
             tracing::warn!(family = %family.id, client = %client.id, "refresh token reuse detected; family revoked");
             self.store.revoke_refresh_family(&family.id, now).await?;
+            self.audit_reuse(&family, client).await;
             return Err(invalid());
         }
         if token.expires_at <= now || family.expires_at <= now {
@@ -76,6 +78,7 @@ impl Authority {
             // Lost a race with another use of the same token: treat it as reuse.
             tracing::warn!(family = %family.id, client = %client.id, "concurrent refresh token reuse; family revoked");
             self.store.revoke_refresh_family(&family.id, now).await?;
+            self.audit_reuse(&family, client).await;
             return Err(invalid());
         }
         let mut response = self
@@ -96,5 +99,20 @@ impl Authority {
             .await?;
         response.refresh_token = Some(successor_token.expose().to_string());
         Ok(response)
+    }
+
+    async fn audit_reuse(&self, family: &crate::store::RefreshFamily, client: &Client) {
+        let user = self.store.find_user(&family.user_id).await.ok().flatten();
+        self.audit(
+            &Actor::Nobody,
+            "refresh_token.reuse_detected",
+            user.as_ref().map(|u| u.username.as_str()),
+            format!(
+                "an already used refresh token of client {} came back; family {} revoked",
+                client.id,
+                crate::audit::reference(&family.id)
+            ),
+        )
+        .await;
     }
 }

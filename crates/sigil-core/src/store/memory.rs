@@ -1,6 +1,7 @@
 //! An in-memory [`Store`] for core tests and experiments. Not durable.
 
-use super::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use super::{AuthorizationCode, Consent, RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use crate::audit::{chain_entry, AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
 use crate::user::User;
 use async_trait::async_trait;
@@ -15,7 +16,8 @@ struct Data {
     tokens: HashMap<String, RefreshTokenRecord>,
     denied: HashMap<String, i64>,
     codes: HashMap<String, AuthorizationCode>,
-    consents: HashMap<(String, String), String>,
+    consents: HashMap<(String, String), (String, i64)>,
+    audit: Vec<AuditEntry>,
 }
 
 /// Everything in one mutex: simple, and atomic by construction.
@@ -209,20 +211,182 @@ impl Store for MemoryStore {
             .data()
             .consents
             .get(&(user_id.to_string(), client_id.to_string()))
-            .cloned())
+            .map(|(scope, _)| scope.clone()))
     }
     async fn save_consent(
         &self,
         user_id: &str,
         client_id: &str,
         scope: &str,
-        _now: i64,
+        now: i64,
     ) -> Result<(), StoreError> {
         self.data().consents.insert(
             (user_id.to_string(), client_id.to_string()),
-            scope.to_string(),
+            (scope.to_string(), now),
         );
         Ok(())
+    }
+
+    async fn list_clients(
+        &self,
+        search: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Client>, StoreError> {
+        let needle = search.map(str::to_lowercase).unwrap_or_default();
+        let mut out: Vec<Client> = self
+            .data()
+            .clients
+            .values()
+            .filter(|c| {
+                c.name.to_lowercase().contains(&needle) || c.id.to_lowercase().contains(&needle)
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        out.truncate(limit.max(0) as usize);
+        Ok(out)
+    }
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+        match self.data().clients.get_mut(&client.id) {
+            Some(existing) => {
+                *existing = client.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut data = self.data();
+        if data.clients.remove(id).is_none() {
+            return Ok(false);
+        }
+        data.families.retain(|_, f| f.client_id != id);
+        let families: Vec<String> = data.families.keys().cloned().collect();
+        data.tokens.retain(|_, t| families.contains(&t.family_id));
+        data.codes.retain(|_, c| c.client_id != id);
+        data.consents.retain(|(_, client), _| client != id);
+        Ok(true)
+    }
+
+    async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError> {
+        let needle = search.map(str::to_lowercase).unwrap_or_default();
+        let mut out: Vec<User> = self
+            .data()
+            .users
+            .values()
+            .filter(|u| {
+                [Some(&u.username), u.name.as_ref(), u.email.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|field| field.to_lowercase().contains(&needle))
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.username.cmp(&b.username));
+        out.truncate(limit.max(0) as usize);
+        Ok(out)
+    }
+
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError> {
+        let mut out: Vec<Consent> = self
+            .data()
+            .consents
+            .iter()
+            .filter(|((user, _), _)| user == user_id)
+            .map(|((_, client), (scope, at))| Consent {
+                client_id: client.clone(),
+                scope: scope.clone(),
+                granted_at: *at,
+            })
+            .collect();
+        out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(out)
+    }
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .data()
+            .consents
+            .remove(&(user_id.to_string(), client_id.to_string()))
+            .is_some())
+    }
+    async fn list_live_refresh_families(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<RefreshFamily>, StoreError> {
+        let mut out: Vec<RefreshFamily> = self
+            .data()
+            .families
+            .values()
+            .filter(|f| f.user_id == user_id && f.revoked_at.is_none() && f.expires_at > now)
+            .cloned()
+            .collect();
+        out.sort_by_key(|f| f.created_at);
+        Ok(out)
+    }
+    async fn revoke_user_refresh_families(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut count = 0;
+        for family in self.data().families.values_mut() {
+            if family.user_id == user_id
+                && family.revoked_at.is_none()
+                && client_id.is_none_or(|c| c == family.client_id)
+            {
+                family.revoked_at = Some(now);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn append_audit(&self, record: AuditRecord) -> Result<AuditEntry, StoreError> {
+        let mut data = self.data();
+        let previous = data.audit.last().map(|e| (e.seq, e.hash.as_str()));
+        let entry = chain_entry(previous, record);
+        data.audit.push(entry.clone());
+        Ok(entry)
+    }
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .data()
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| filter.before_seq.is_none_or(|before| e.seq < before))
+            .filter(|e| {
+                filter
+                    .action_prefix
+                    .as_ref()
+                    .is_none_or(|p| e.record.action.starts_with(p.as_str()))
+            })
+            .filter(|e| filter.actor.as_ref().is_none_or(|a| &e.record.actor == a))
+            .filter(|e| {
+                filter
+                    .target
+                    .as_ref()
+                    .is_none_or(|t| e.record.target.as_ref() == Some(t))
+            })
+            .take(filter.limit.max(0) as usize)
+            .cloned()
+            .collect())
+    }
+    async fn audit_entries_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(self
+            .data()
+            .audit
+            .iter()
+            .filter(|e| e.seq > after_seq)
+            .take(limit.max(0) as usize)
+            .cloned()
+            .collect())
     }
 
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {

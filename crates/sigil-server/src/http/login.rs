@@ -24,6 +24,21 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize)]
 struct LoginQuery {
     req: Option<String>,
+    next: Option<String>,
+}
+
+/// A place inside Sigil to return to after signing in: only the admin console, so that
+/// the parameter cannot send anyone elsewhere.
+fn local_next(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if (path == "/admin" || path.starts_with("/admin/") || path.starts_with("/admin?"))
+                && !path.contains(['\\', '\r', '\n']) =>
+        {
+            path
+        }
+        _ => "",
+    }
 }
 
 /// The client's name and redirect-URI origin for a pending request, if any.
@@ -53,6 +68,7 @@ async fn show(
     Query(query): Query<LoginQuery>,
 ) -> Response {
     let req = query.req.unwrap_or_default();
+    let next = local_next(query.next.as_deref()).to_string();
     let csrf = match browser::csrf_token(&session).await {
         Ok(token) => token,
         Err(response) => return response,
@@ -66,6 +82,7 @@ async fn show(
     let page = LoginPage {
         csrf: &csrf,
         req: &req,
+        next: &next,
         client_name: client_name.as_deref(),
         username: hint.as_deref().unwrap_or(""),
         error: None,
@@ -79,6 +96,7 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         return response;
     }
     let req = form.single("req").ok().flatten().unwrap_or("").to_string();
+    let next = local_next(form.single("next").ok().flatten()).to_string();
     let username = form
         .single("username")
         .ok()
@@ -124,6 +142,7 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         let page = LoginPage {
             csrf: &csrf,
             req: &req,
+            next: &next,
             client_name: client_name.as_deref(),
             username: &username,
             error: Some("Incorrect user name or password."),
@@ -143,6 +162,9 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         return response;
     }
     tracing::info!(user = %user.id, "signed in");
+    if req.is_empty() && !next.is_empty() {
+        return browser::redirect(StatusCode::SEE_OTHER, &next);
+    }
     if req.is_empty() {
         return pages::message(
             StatusCode::OK,

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per endpoint group, each exposing `router()`, assembled
 //! here with the cross-cutting layers (request id, access log, limits, timeouts).
 
+pub mod admin;
 pub mod authorize;
 pub mod browser;
 pub mod client_auth;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .merge(login::router())
         .merge(consent::router())
         .merge(logout::router())
+        .merge(admin::router())
         .layer(crate::sessions::layer(
             state.sessions.clone(),
             is_https,
@@ -90,8 +92,16 @@ async fn observe(request: Request, next: Next) -> Response {
         method = %request.method(),
         path = %request.uri().path(),
     );
+    // The peer address, for the audit log. Behind a reverse proxy this is the proxy.
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let context = sigil_core::audit::AuditContext { address };
     let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = sigil_core::audit::with_context(context, next.run(request))
+        .instrument(span.clone())
+        .await;
     let status = response.status().as_u16();
     span.in_scope(|| {
         tracing::info!(

@@ -17,6 +17,8 @@ pub const STYLESHEET: &str = include_str!("../../../../templates/sigil.css");
 pub struct LoginPage<'a> {
     pub csrf: &'a str,
     pub req: &'a str,
+    /// Where to go after signing in without a pending request (an admin page).
+    pub next: &'a str,
     pub client_name: Option<&'a str>,
     pub username: &'a str,
     pub error: Option<&'a str>,
@@ -124,7 +126,7 @@ pub fn set_page_headers(response: &mut Response, form_targets: &[String]) {
         form_action.push_str(target);
     }
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&csp) {

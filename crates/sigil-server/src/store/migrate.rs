@@ -27,6 +27,11 @@ pub const SQLITE: Migrations = Migrations(&[
             "../../../../migrations/sqlite/0002_authorization_codes_and_consents.sql"
         ),
     },
+    Migration {
+        version: 3,
+        name: "admin_and_audit_log",
+        sql: include_str!("../../../../migrations/sqlite/0003_admin_and_audit_log.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -41,6 +46,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         sql: include_str!(
             "../../../../migrations/postgres/0002_authorization_codes_and_consents.sql"
         ),
+    },
+    Migration {
+        version: 3,
+        name: "admin_and_audit_log",
+        sql: include_str!("../../../../migrations/postgres/0003_admin_and_audit_log.sql"),
     },
 ]);
 

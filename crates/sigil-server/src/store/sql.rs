@@ -4,7 +4,7 @@
 use sigil_core::client::GrantType;
 use sigil_core::store::StoreError;
 
-pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, created_at, updated_at";
+pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, sessions_valid_after, created_at, updated_at";
 pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
 pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
 pub(crate) const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
@@ -31,6 +31,26 @@ pub(crate) fn grants_from_json(text: &str) -> Result<Vec<GrantType>, StoreError>
         .collect()
 }
 
+/// How often an audit append retries after losing its place to a concurrent one.
+pub(crate) const AUDIT_APPEND_ATTEMPTS: u32 = 200;
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `%search%`, lower-cased and escaped; `%` alone when there is no search.
+pub(crate) fn like_pattern(search: Option<&str>) -> String {
+    format!("%{}%", escape_like(&search.unwrap_or("").trim().to_lowercase()))
+}
+
 /// Implements [`sigil_core::store::Store`] for `$store`, whose `pool()` is a `$pool`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
@@ -54,6 +74,7 @@ macro_rules! impl_sql_store {
                 is_admin: row.try_get("is_admin")?,
                 is_disabled: row.try_get("is_disabled")?,
                 must_change_password: row.try_get("must_change_password")?,
+                sessions_valid_after: row.try_get("sessions_valid_after")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
             })
@@ -124,6 +145,23 @@ macro_rules! impl_sql_store {
             })
         }
 
+        fn audit_from_row(row: &DbRow) -> Result<sigil_core::audit::AuditEntry, sqlx::Error> {
+            Ok(sigil_core::audit::AuditEntry {
+                seq: row.try_get("seq")?,
+                record: sigil_core::audit::AuditRecord {
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    actor_id: row.try_get("actor_id")?,
+                    action: row.try_get("action")?,
+                    target: row.try_get("target")?,
+                    detail: row.try_get("detail")?,
+                    address: row.try_get("address")?,
+                },
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        }
+
         const CODE_COLUMNS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scope, code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, access_token_jti, access_token_exp";
 
         const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -136,7 +174,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"))
+                sqlx::query(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"))
                     .bind(&user.id)
                     .bind(&user.username)
                     .bind(&user.email)
@@ -146,6 +184,7 @@ macro_rules! impl_sql_store {
                     .bind(user.is_admin)
                     .bind(user.is_disabled)
                     .bind(user.must_change_password)
+                    .bind(user.sessions_valid_after)
                     .bind(user.created_at)
                     .bind(user.updated_at)
                     .execute(self.pool())
@@ -155,7 +194,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-                let result = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, updated_at = $9 WHERE id = $10")
+                let result = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, sessions_valid_after = $9, updated_at = $10 WHERE id = $11")
                     .bind(&user.username)
                     .bind(&user.email)
                     .bind(user.email_verified)
@@ -164,6 +203,7 @@ macro_rules! impl_sql_store {
                     .bind(user.is_admin)
                     .bind(user.is_disabled)
                     .bind(user.must_change_password)
+                    .bind(user.sessions_valid_after)
                     .bind(user.updated_at)
                     .bind(&user.id)
                     .execute(self.pool())
@@ -405,6 +445,169 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err(map_err)?;
                 Ok(())
+            }
+
+            async fn list_clients(&self, search: Option<&str>, limit: i64) -> Result<Vec<Client>, StoreError> {
+                let rows = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(id) LIKE $1 ESCAPE '\\' ORDER BY LOWER(name), id LIMIT $2"))
+                    .bind(like_pattern(search))
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(client_from_row).collect()
+            }
+
+            async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE clients SET name = $1, secret_hash = $2, redirect_uris = $3, post_logout_redirect_uris = $4, grant_types = $5, scopes = $6, audiences = $7, is_first_party = $8, always_issue_refresh_token = $9, access_token_ttl = $10, refresh_token_ttl = $11, updated_at = $12 WHERE id = $13")
+                    .bind(&client.name)
+                    .bind(&client.secret_hash)
+                    .bind(to_json(&client.redirect_uris))
+                    .bind(to_json(&client.post_logout_redirect_uris))
+                    .bind(grants_to_json(&client.grant_types))
+                    .bind(to_json(&client.scopes))
+                    .bind(to_json(&client.audiences))
+                    .bind(client.is_first_party)
+                    .bind(client.always_issue_refresh_token)
+                    .bind(client.access_token_ttl)
+                    .bind(client.refresh_token_ttl)
+                    .bind(client.updated_at)
+                    .bind(&client.id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+                // Families, their tokens, codes and consents go with it (ON DELETE CASCADE).
+                let result = sqlx::query("DELETE FROM clients WHERE id = $1")
+                    .bind(id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError> {
+                let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2"))
+                    .bind(like_pattern(search))
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(user_from_row).collect::<Result<_, _>>().map_err(map_err)
+            }
+
+            async fn list_consents(&self, user_id: &str) -> Result<Vec<sigil_core::store::Consent>, StoreError> {
+                let rows = sqlx::query("SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1 ORDER BY client_id")
+                    .bind(user_id)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                rows.iter()
+                    .map(|row| Ok(sigil_core::store::Consent {
+                        client_id: row.try_get("client_id")?,
+                        scope: row.try_get("scope")?,
+                        granted_at: row.try_get("granted_at")?,
+                    }))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(map_err)
+            }
+
+            async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+                let result = sqlx::query("DELETE FROM consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn list_live_refresh_families(&self, user_id: &str, now: i64) -> Result<Vec<RefreshFamily>, StoreError> {
+                let rows = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at"))
+                    .bind(user_id)
+                    .bind(now)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(family_from_row).collect::<Result<_, _>>().map_err(map_err)
+            }
+
+            async fn revoke_user_refresh_families(&self, user_id: &str, client_id: Option<&str>, now: i64) -> Result<u64, StoreError> {
+                let result = sqlx::query("UPDATE refresh_families SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND ($3 IS NULL OR client_id = $3)")
+                    .bind(now)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected())
+            }
+
+            async fn append_audit(&self, record: sigil_core::audit::AuditRecord) -> Result<sigil_core::audit::AuditEntry, StoreError> {
+                // Optimistic: read the last link, insert the next one under the primary key
+                // `seq`. A concurrent append (another task or replica) that took the place
+                // makes this insert conflict; then read again and retry.
+                for attempt in 0..AUDIT_APPEND_ATTEMPTS {
+                    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    let previous = match &last {
+                        Some(row) => Some((
+                            row.try_get::<i64, _>("seq").map_err(map_err)?,
+                            row.try_get::<String, _>("hash").map_err(map_err)?,
+                        )),
+                        None => None,
+                    };
+                    let entry = sigil_core::audit::chain_entry(
+                        previous.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+                        record.clone(),
+                    );
+                    let inserted = sqlx::query("INSERT INTO audit_log (seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (seq) DO NOTHING")
+                        .bind(entry.seq)
+                        .bind(entry.record.at)
+                        .bind(&entry.record.actor)
+                        .bind(&entry.record.actor_id)
+                        .bind(&entry.record.action)
+                        .bind(&entry.record.target)
+                        .bind(&entry.record.detail)
+                        .bind(&entry.record.address)
+                        .bind(&entry.prev_hash)
+                        .bind(&entry.hash)
+                        .execute(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    if inserted.rows_affected() == 1 {
+                        return Ok(entry);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1 + (attempt % 8) as u64)).await;
+                }
+                Err(StoreError::Unavailable("the audit log is too busy to append to".into()))
+            }
+
+            async fn list_audit(&self, filter: &sigil_core::audit::AuditFilter) -> Result<Vec<sigil_core::audit::AuditEntry>, StoreError> {
+                let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE ($1 IS NULL OR seq < $1) AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR target = $4) ORDER BY seq DESC LIMIT $5")
+                    .bind(filter.before_seq)
+                    .bind(filter.action_prefix.as_deref().map(|p| format!("{}%", escape_like(p))))
+                    .bind(filter.actor.as_deref())
+                    .bind(filter.target.as_deref())
+                    .bind(filter.limit)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(map_err)
+            }
+
+            async fn audit_entries_after(&self, after_seq: i64, limit: i64) -> Result<Vec<sigil_core::audit::AuditEntry>, StoreError> {
+                let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after_seq)
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(map_err)
             }
 
             async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {

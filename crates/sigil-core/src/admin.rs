@@ -1,0 +1,530 @@
+//! Administration: registering and editing clients, managing users and what they granted.
+//! The admin pages and the command line call these, so both follow the same rules and both
+//! leave the same audit trail. Every method takes the acting [`Actor`].
+
+use crate::audit::Actor;
+use crate::authority::Authority;
+use crate::client::{Client, ClientRegistration};
+use crate::secret::{random_token, Secret};
+use crate::store::StoreError;
+use crate::user::{validate_new_password, validate_username, User};
+
+/// Why an administrative action was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The input breaks a rule; the message says which, in words for a form.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    /// The password pool is full; try again shortly.
+    #[error("the server is busy; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new user, as an admin or the command line enters it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub is_admin: bool,
+    /// The user must pick a new password at first sign-in.
+    pub must_change_password: bool,
+}
+
+/// Profile claims an admin may edit.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// One application a user granted access to: a remembered consent, live refresh-token
+/// families, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrant {
+    pub client_id: String,
+    /// `None` when the client has been deleted meanwhile.
+    pub client_name: Option<String>,
+    /// The consented scope, if consent was remembered.
+    pub consented_scope: Option<String>,
+    pub consented_at: Option<i64>,
+    /// How many refresh-token families (signed-in devices) are live.
+    pub live_sessions: usize,
+    /// The newest live family's scope.
+    pub token_scope: Option<String>,
+}
+
+fn optional(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn validate_email(email: &Option<String>) -> Result<(), AdminError> {
+    if let Some(email) = email {
+        let parts: Vec<&str> = email.split('@').collect();
+        let valid = parts.len() == 2
+            && !parts[0].is_empty()
+            && parts[1].contains('.')
+            && email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(AdminError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_name(name: &Option<String>) -> Result<(), AdminError> {
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(AdminError::Invalid(
+            "the name must be at most 200 characters, without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Authority {
+    async fn hash_password(&self, password: Secret) -> Result<String, AdminError> {
+        validate_new_password(password.expose()).map_err(|e| AdminError::Invalid(e.into()))?;
+        let hasher = self.passwords.clone();
+        self.password_pool
+            .run(move || hasher.hash(password.expose()))
+            .await
+            .map_err(|_| AdminError::Busy)?
+            .map_err(AdminError::Invalid)
+    }
+
+    async fn existing_user(&self, user_id: &str) -> Result<User, AdminError> {
+        self.store
+            .find_user(user_id)
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    async fn existing_client(&self, client_id: &str) -> Result<Client, AdminError> {
+        self.store
+            .find_client(client_id)
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    /// Registers a client. A confidential client's secret is returned to be shown once.
+    pub async fn create_client(
+        &self,
+        actor: &Actor,
+        registration: ClientRegistration,
+    ) -> Result<(Client, Option<Secret>), AdminError> {
+        let (client, secret) = registration
+            .build(self.now())
+            .map_err(AdminError::Invalid)?;
+        self.store.create_client(&client).await?;
+        self.audit(
+            actor,
+            "client.created",
+            Some(&client.id),
+            format!(
+                "{} client {:?}",
+                if client.is_confidential() {
+                    "confidential"
+                } else {
+                    "public"
+                },
+                client.name
+            ),
+        )
+        .await;
+        Ok((client, secret))
+    }
+
+    /// Replaces a client's settings. Whether it is public or confidential, its id and its
+    /// secret stay as they are.
+    pub async fn update_client(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+        mut registration: ClientRegistration,
+    ) -> Result<Client, AdminError> {
+        let existing = self.existing_client(client_id).await?;
+        registration.is_public = !existing.is_confidential();
+        let (mut client, _unused_secret) = registration
+            .build(self.now())
+            .map_err(AdminError::Invalid)?;
+        client.id = existing.id.clone();
+        client.secret_hash = existing.secret_hash.clone();
+        client.created_at = existing.created_at;
+        if !self.store.update_client(&client).await? {
+            return Err(AdminError::NotFound);
+        }
+        self.forget_client(client_id);
+        self.audit(
+            actor,
+            "client.updated",
+            Some(client_id),
+            format!("settings of {:?} changed", client.name),
+        )
+        .await;
+        Ok(client)
+    }
+
+    /// Gives a confidential client a new secret; the old one stops working at once.
+    pub async fn rotate_client_secret(
+        &self,
+        actor: &Actor,
+        client_id: &str,
+    ) -> Result<(Client, Secret), AdminError> {
+        let mut client = self.existing_client(client_id).await?;
+        if !client.is_confidential() {
+            return Err(AdminError::Invalid(
+                "a public client has no secret to rotate".into(),
+            ));
+        }
+        let secret = Secret::generate();
+        client.secret_hash = Some(secret.storage_hash());
+        client.updated_at = self.now();
+        if !self.store.update_client(&client).await? {
+            return Err(AdminError::NotFound);
+        }
+        self.forget_client(client_id);
+        self.audit(
+            actor,
+            "client.secret_rotated",
+            Some(client_id),
+            format!("new secret for {:?}; the old one no longer works", client.name),
+        )
+        .await;
+        Ok((client, secret))
+    }
+
+    /// Deletes a client with its refresh tokens, codes and consents.
+    pub async fn delete_client(&self, actor: &Actor, client_id: &str) -> Result<(), AdminError> {
+        let client = self.existing_client(client_id).await?;
+        if !self.store.delete_client(client_id).await? {
+            return Err(AdminError::NotFound);
+        }
+        self.forget_client(client_id);
+        self.audit(
+            actor,
+            "client.deleted",
+            Some(client_id),
+            format!("{:?} and its refresh tokens deleted", client.name),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Creates a user with a password (hashed with argon2id on the password pool).
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        new: NewUser,
+        password: Secret,
+    ) -> Result<User, AdminError> {
+        let username = new.username.trim().to_string();
+        validate_username(&username).map_err(|e| AdminError::Invalid(e.into()))?;
+        let email = optional(new.email);
+        let name = optional(new.name);
+        validate_email(&email)?;
+        validate_name(&name)?;
+        let password_hash = self.hash_password(password).await?;
+        let now = self.now();
+        let user = User {
+            id: random_token(16),
+            username,
+            email,
+            email_verified: false,
+            name,
+            password_hash,
+            is_admin: new.is_admin,
+            is_disabled: false,
+            must_change_password: new.must_change_password,
+            sessions_valid_after: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.store.create_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                return Err(AdminError::Invalid(format!(
+                    "the user name {:?} is taken",
+                    user.username
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(
+            actor,
+            "user.created",
+            Some(&user.username),
+            if user.is_admin {
+                "with the admin role"
+            } else {
+                "without the admin role"
+            },
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Edits a user's profile claims.
+    pub async fn update_profile(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        update: ProfileUpdate,
+    ) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        let email = optional(update.email);
+        let name = optional(update.name);
+        validate_email(&email)?;
+        validate_name(&name)?;
+        user.email_verified = update.email_verified && email.is_some();
+        user.email = email;
+        user.name = name;
+        user.updated_at = self.now();
+        if !self.store.update_user(&user).await? {
+            return Err(AdminError::NotFound);
+        }
+        self.audit(
+            actor,
+            "user.updated",
+            Some(&user.username),
+            "profile changed",
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Sets a new password. When an admin resets someone's password, the user's sessions
+    /// and refresh tokens end; `must_change` makes them pick their own at next sign-in.
+    pub async fn reset_password(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        password: Secret,
+        must_change: bool,
+    ) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        user.password_hash = self.hash_password(password).await?;
+        let now = self.now();
+        user.must_change_password = must_change;
+        user.sessions_valid_after = now;
+        user.updated_at = now;
+        if !self.store.update_user(&user).await? {
+            return Err(AdminError::NotFound);
+        }
+        let revoked = self
+            .store
+            .revoke_user_refresh_families(&user.id, None, now)
+            .await?;
+        self.audit(
+            actor,
+            "user.password_reset",
+            Some(&user.username),
+            format!("sessions ended, {revoked} refresh-token families revoked"),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// A user changes their own password, proving the current one. The session that does
+    /// it stays signed in (its caller signs it in again); other sessions end.
+    pub async fn change_own_password(
+        &self,
+        user_id: &str,
+        current: Secret,
+        new_password: Secret,
+    ) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        if crate::secret::constant_time_eq(current.expose(), new_password.expose()) {
+            return Err(AdminError::Invalid(
+                "the new password must differ from the current one".into(),
+            ));
+        }
+        let hasher = self.passwords.clone();
+        let stored = user.password_hash.clone();
+        let matched = self
+            .password_pool
+            .run(move || hasher.verify(current.expose(), Some(&stored)))
+            .await
+            .map_err(|_| AdminError::Busy)?;
+        if !matched {
+            return Err(AdminError::Invalid(
+                "the current password is not correct".into(),
+            ));
+        }
+        user.password_hash = self.hash_password(new_password).await?;
+        let now = self.now();
+        user.must_change_password = false;
+        user.sessions_valid_after = now;
+        user.updated_at = now;
+        if !self.store.update_user(&user).await? {
+            return Err(AdminError::NotFound);
+        }
+        let actor = Actor::User {
+            id: user.id.clone(),
+            name: user.username.clone(),
+        };
+        self.audit(
+            &actor,
+            "user.password_changed",
+            Some(&user.username),
+            "changed by the user",
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Grants or removes the admin role. The last admin cannot lose it, and an admin
+    /// cannot remove their own.
+    pub async fn set_admin(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        is_admin: bool,
+    ) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        if user.is_admin == is_admin {
+            return Ok(user);
+        }
+        if !is_admin && actor.id() == Some(user.id.as_str()) {
+            return Err(AdminError::Invalid(
+                "you cannot remove your own admin role".into(),
+            ));
+        }
+        user.is_admin = is_admin;
+        user.updated_at = self.now();
+        if !self.store.update_user(&user).await? {
+            return Err(AdminError::NotFound);
+        }
+        self.audit(
+            actor,
+            if is_admin {
+                "user.admin_granted"
+            } else {
+                "user.admin_removed"
+            },
+            Some(&user.username),
+            "",
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Disables or re-enables a user. Disabling ends all their sessions and revokes all
+    /// their refresh tokens at once; access tokens already issued stop passing
+    /// introspection and userinfo.
+    pub async fn set_disabled(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        is_disabled: bool,
+    ) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        if is_disabled && actor.id() == Some(user.id.as_str()) {
+            return Err(AdminError::Invalid("you cannot disable yourself".into()));
+        }
+        let now = self.now();
+        user.is_disabled = is_disabled;
+        if is_disabled {
+            user.sessions_valid_after = now;
+        }
+        user.updated_at = now;
+        if !self.store.update_user(&user).await? {
+            return Err(AdminError::NotFound);
+        }
+        if is_disabled {
+            let revoked = self
+                .store
+                .revoke_user_refresh_families(&user.id, None, now)
+                .await?;
+            self.audit(
+                actor,
+                "user.disabled",
+                Some(&user.username),
+                format!("sessions ended, {revoked} refresh-token families revoked"),
+            )
+            .await;
+        } else {
+            self.audit(actor, "user.enabled", Some(&user.username), "")
+                .await;
+        }
+        Ok(user)
+    }
+
+    /// The applications a user granted: remembered consents and live refresh families.
+    pub async fn user_grants(&self, user_id: &str) -> Result<Vec<UserGrant>, AdminError> {
+        let consents = self.store.list_consents(user_id).await?;
+        let families = self
+            .store
+            .list_live_refresh_families(user_id, self.now())
+            .await?;
+        let mut ids: Vec<String> = consents
+            .iter()
+            .map(|c| c.client_id.clone())
+            .chain(families.iter().map(|f| f.client_id.clone()))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut grants = Vec::new();
+        for client_id in ids {
+            let consent = consents.iter().find(|c| c.client_id == client_id);
+            let live: Vec<_> = families
+                .iter()
+                .filter(|f| f.client_id == client_id)
+                .collect();
+            let client_name = self
+                .store
+                .find_client(&client_id)
+                .await?
+                .map(|c| c.name);
+            grants.push(UserGrant {
+                client_name,
+                consented_scope: consent.map(|c| c.scope.clone()),
+                consented_at: consent.map(|c| c.granted_at),
+                live_sessions: live.len(),
+                token_scope: live.last().map(|f| f.scope.clone()),
+                client_id,
+            });
+        }
+        Ok(grants)
+    }
+
+    /// Revokes what a user granted a client: the remembered consent and every refresh
+    /// family (the app must ask again, and its refresh tokens stop working).
+    pub async fn revoke_grant(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<(), AdminError> {
+        let user = self.existing_user(user_id).await?;
+        let forgot = self.store.delete_consent(user_id, client_id).await?;
+        let revoked = self
+            .store
+            .revoke_user_refresh_families(user_id, Some(client_id), self.now())
+            .await?;
+        self.audit(
+            actor,
+            "grant.revoked",
+            Some(&user.username),
+            format!(
+                "client {client_id}: {} consent, {revoked} refresh-token families revoked",
+                if forgot { "forgot the" } else { "no" }
+            ),
+        )
+        .await;
+        Ok(())
+    }
+}

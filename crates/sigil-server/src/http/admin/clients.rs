@@ -1,0 +1,547 @@
+//! `/admin/clients`: list, search, register, edit, rotate the secret of, and delete clients.
+//! A new or rotated secret is shown once, in the response to the POST that made it.
+
+use super::{done, failure, render, Admin, Chrome, ConfirmPage, NoticeQuery};
+use crate::http::form::OAuthForm;
+use crate::state::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use sigil_core::admin::AdminError;
+use sigil_core::client::{Client, ClientRegistration, GrantType};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/clients", get(list))
+        .route("/admin/clients/new", get(new_form).post(create))
+        .route("/admin/clients/{id}", get(show))
+        .route("/admin/clients/{id}/edit", get(edit_form).post(update))
+        .route(
+            "/admin/clients/{id}/rotate-secret",
+            get(confirm_rotate).post(rotate),
+        )
+        .route("/admin/clients/{id}/delete", get(confirm_delete).post(delete))
+}
+
+const LIST_LIMIT: i64 = 200;
+
+pub struct ClientRow {
+    pub id: String,
+    pub name: String,
+    pub kind: &'static str,
+    pub grants: String,
+    pub first_party: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clients.html")]
+struct ListPage {
+    chrome: Chrome,
+    query: String,
+    clients: Vec<ClientRow>,
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    notice: Option<String>,
+}
+
+fn grant_names(client: &Client) -> String {
+    client
+        .grant_types
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let search = query.q.unwrap_or_default();
+    let search = search.trim();
+    let found = state
+        .authority
+        .store()
+        .list_clients((!search.is_empty()).then_some(search), LIST_LIMIT + 1)
+        .await;
+    let mut clients = match found {
+        Ok(clients) => clients,
+        Err(error) => return failure(error.into()),
+    };
+    let truncated = clients.len() as i64 > LIST_LIMIT;
+    clients.truncate(LIST_LIMIT as usize);
+    let page = ListPage {
+        chrome: admin.chrome(query.notice.as_deref()),
+        query: search.to_string(),
+        clients: clients
+            .iter()
+            .map(|c| ClientRow {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                kind: if c.is_confidential() {
+                    "confidential"
+                } else {
+                    "public"
+                },
+                grants: grant_names(c),
+                first_party: c.is_first_party,
+            })
+            .collect(),
+        truncated,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The form's fields as typed, to show them again after an error.
+#[derive(Default)]
+pub struct ClientForm {
+    pub name: String,
+    pub is_public: bool,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grants: Vec<(&'static str, bool)>,
+    pub scopes: String,
+    pub audiences: String,
+    pub first_party: bool,
+    pub always_issue_refresh_token: bool,
+    pub access_token_ttl: String,
+    pub refresh_token_ttl: String,
+}
+
+impl ClientForm {
+    fn blank() -> Self {
+        Self {
+            grants: GrantType::ALL.iter().map(|g| (g.as_str(), false)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn from_client(client: &Client) -> Self {
+        Self {
+            name: client.name.clone(),
+            is_public: !client.is_confidential(),
+            redirect_uris: client.redirect_uris.join("\n"),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.join("\n"),
+            grants: GrantType::ALL
+                .iter()
+                .map(|g| (g.as_str(), client.grant_types.contains(g)))
+                .collect(),
+            scopes: client.scopes.join(" "),
+            audiences: client.audiences.join("\n"),
+            first_party: client.is_first_party,
+            always_issue_refresh_token: client.always_issue_refresh_token,
+            access_token_ttl: client
+                .access_token_ttl
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            refresh_token_ttl: client
+                .refresh_token_ttl
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn from_post(form: &OAuthForm) -> Self {
+        let text = |name: &str| {
+            form.single(name)
+                .ok()
+                .flatten()
+                .unwrap_or("")
+                .to_string()
+        };
+        let checked = form.all("grant_types");
+        Self {
+            name: text("name"),
+            is_public: text("client_type") == "public",
+            redirect_uris: text("redirect_uris"),
+            post_logout_redirect_uris: text("post_logout_redirect_uris"),
+            grants: GrantType::ALL
+                .iter()
+                .map(|g| (g.as_str(), checked.iter().any(|c| c == g.as_str())))
+                .collect(),
+            scopes: text("scopes"),
+            audiences: text("audiences"),
+            first_party: !text("first_party").is_empty(),
+            always_issue_refresh_token: !text("always_issue_refresh_token").is_empty(),
+            access_token_ttl: text("access_token_ttl"),
+            refresh_token_ttl: text("refresh_token_ttl"),
+        }
+    }
+
+    fn registration(&self) -> Result<ClientRegistration, String> {
+        let lines = |text: &str| -> Vec<String> {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let ttl = |text: &str, what: &str| -> Result<Option<i64>, String> {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("the {what} lifetime must be a whole number of seconds"))
+        };
+        let grants: Vec<String> = self
+            .grants
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(g, _)| g.to_string())
+            .collect();
+        let scopes: Vec<String> = self.scopes.split_whitespace().map(str::to_string).collect();
+        Ok(ClientRegistration {
+            name: self.name.clone(),
+            is_public: self.is_public,
+            redirect_uris: lines(&self.redirect_uris),
+            post_logout_redirect_uris: lines(&self.post_logout_redirect_uris),
+            grant_types: (!grants.is_empty()).then_some(grants),
+            scopes: (!scopes.is_empty()).then_some(scopes),
+            audiences: lines(&self.audiences),
+            is_first_party: self.first_party,
+            always_issue_refresh_token: self.always_issue_refresh_token,
+            access_token_ttl: ttl(&self.access_token_ttl, "access-token")?,
+            refresh_token_ttl: ttl(&self.refresh_token_ttl, "refresh-token")?,
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/client_form.html")]
+struct FormPage {
+    chrome: Chrome,
+    heading: String,
+    action: String,
+    submit: &'static str,
+    cancel: String,
+    is_new: bool,
+    form: ClientForm,
+    error: Option<String>,
+}
+
+fn new_page(admin: &Admin, form: ClientForm, error: Option<String>) -> Response {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    render(
+        status,
+        &FormPage {
+            chrome: admin.chrome(None),
+            heading: "Register a client".into(),
+            action: "/admin/clients/new".into(),
+            submit: "Register client",
+            cancel: "/admin/clients".into(),
+            is_new: true,
+            form,
+            error,
+        },
+    )
+}
+
+async fn new_form(admin: Admin) -> Response {
+    new_page(&admin, ClientForm::blank(), None)
+}
+
+async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
+    let form = match admin.form(&body).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let fields = ClientForm::from_post(&form);
+    let registration = match fields.registration() {
+        Ok(registration) => registration,
+        Err(message) => return new_page(&admin, fields, Some(message)),
+    };
+    match state
+        .authority
+        .create_client(&admin.actor(), registration)
+        .await
+    {
+        Ok((client, secret)) => client_page(
+            &state,
+            &admin,
+            &client,
+            secret.as_ref().map(|s| s.expose().to_string()),
+            Some("saved"),
+            StatusCode::CREATED,
+        ),
+        Err(AdminError::Invalid(message)) => new_page(&admin, fields, Some(message)),
+        Err(error) => failure(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/client.html")]
+struct ClientPage {
+    chrome: Chrome,
+    client: Client,
+    grants: String,
+    secret: Option<String>,
+    access_ttl: String,
+    refresh_ttl: String,
+    config: String,
+    example_authorize: Option<String>,
+}
+
+fn client_page(
+    state: &AppState,
+    admin: &Admin,
+    client: &Client,
+    secret: Option<String>,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let config = state.authority.config();
+    let issuer = &config.issuer;
+    let mut text = format!(
+        "issuer:         {issuer}\ndiscovery:      {issuer}/.well-known/openid-configuration\nclient_id:      {}\n",
+        client.id
+    );
+    if client.is_confidential() {
+        text.push_str(if secret.is_some() {
+            "client_secret:  (shown above, once)\n"
+        } else {
+            "client_secret:  (shown once at registration; rotate it if lost)\n"
+        });
+        text.push_str("token auth:     client_secret_basic or client_secret_post\n");
+    } else {
+        text.push_str("token auth:     none (public client: PKCE S256)\n");
+    }
+    if let Some(uri) = client.redirect_uris.first() {
+        text.push_str(&format!("redirect_uri:   {uri}\n"));
+    }
+    text.push_str(&format!("scopes:         {}\n", client.scopes.join(" ")));
+    let example_authorize = client
+        .redirect_uris
+        .first()
+        .filter(|_| client.allows_grant(GrantType::AuthorizationCode))
+        .map(|uri| {
+            let scope: Vec<&str> = client
+                .scopes
+                .iter()
+                .map(String::as_str)
+                .filter(|s| ["openid", "profile", "email", "offline_access"].contains(s))
+                .collect();
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &client.id)
+                .append_pair("redirect_uri", uri)
+                .append_pair("scope", &scope.join(" "))
+                .append_pair("state", "STATE")
+                .append_pair("nonce", "NONCE")
+                .append_pair("code_challenge", "BASE64URL_SHA256_OF_VERIFIER")
+                .append_pair("code_challenge_method", "S256")
+                .finish();
+            format!("{issuer}/authorize?{query}")
+        });
+    let lifetime = |ttl: Option<i64>, default: i64| match ttl {
+        Some(t) => format!("{t} s"),
+        None => format!("{default} s (server default)"),
+    };
+    render(
+        status,
+        &ClientPage {
+            chrome: admin.chrome(notice),
+            grants: grant_names(client),
+            secret,
+            access_ttl: lifetime(client.access_token_ttl, config.access_token_ttl),
+            refresh_ttl: lifetime(client.refresh_token_ttl, config.refresh_token_ttl),
+            config: text,
+            example_authorize,
+            client: client.clone(),
+        },
+    )
+}
+
+async fn find(state: &AppState, id: &str) -> Result<Client, Response> {
+    match state.authority.store().find_client(id).await {
+        Ok(Some(client)) => Ok(client),
+        Ok(None) => Err(failure(AdminError::NotFound)),
+        Err(error) => Err(failure(error.into())),
+    }
+}
+
+async fn show(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    match find(&state, &id).await {
+        Ok(client) => client_page(
+            &state,
+            &admin,
+            &client,
+            None,
+            query.notice.as_deref(),
+            StatusCode::OK,
+        ),
+        Err(response) => response,
+    }
+}
+
+fn edit_page(admin: &Admin, id: &str, form: ClientForm, error: Option<String>) -> Response {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    render(
+        status,
+        &FormPage {
+            chrome: admin.chrome(None),
+            heading: format!("Edit {}", form.name),
+            action: format!("/admin/clients/{id}/edit"),
+            submit: "Save changes",
+            cancel: format!("/admin/clients/{id}"),
+            is_new: false,
+            form,
+            error,
+        },
+    )
+}
+
+async fn edit_form(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
+    match find(&state, &id).await {
+        Ok(client) => edit_page(&admin, &id, ClientForm::from_client(&client), None),
+        Err(response) => response,
+    }
+}
+
+async fn update(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = match admin.form(&body).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let existing = match find(&state, &id).await {
+        Ok(client) => client,
+        Err(response) => return response,
+    };
+    let mut fields = ClientForm::from_post(&form);
+    fields.is_public = !existing.is_confidential();
+    let registration = match fields.registration() {
+        Ok(registration) => registration,
+        Err(message) => return edit_page(&admin, &id, fields, Some(message)),
+    };
+    match state
+        .authority
+        .update_client(&admin.actor(), &id, registration)
+        .await
+    {
+        Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
+        Err(AdminError::Invalid(message)) => edit_page(&admin, &id, fields, Some(message)),
+        Err(error) => failure(error),
+    }
+}
+
+async fn confirm_rotate(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
+    let client = match find(&state, &id).await {
+        Ok(client) => client,
+        Err(response) => return response,
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            chrome: admin.chrome(None),
+            title: format!("Rotate the secret of {}?", client.name),
+            message: "A new secret is generated and shown once. The current secret stops working at once: update the application right after.".into(),
+            action: format!("/admin/clients/{id}/rotate-secret"),
+            button: "Rotate secret".into(),
+            cancel: format!("/admin/clients/{id}"),
+            is_danger: true,
+            hidden: Vec::new(),
+        },
+    )
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    match state
+        .authority
+        .rotate_client_secret(&admin.actor(), &id)
+        .await
+    {
+        Ok((client, secret)) => client_page(
+            &state,
+            &admin,
+            &client,
+            Some(secret.expose().to_string()),
+            Some("saved"),
+            StatusCode::OK,
+        ),
+        Err(error) => failure(error),
+    }
+}
+
+async fn confirm_delete(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
+    let client = match find(&state, &id).await {
+        Ok(client) => client,
+        Err(response) => return response,
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            chrome: admin.chrome(None),
+            title: format!("Delete {}?", client.name),
+            message: "The client, its refresh tokens and its users' consents are deleted. Its access tokens stop passing introspection at once and expire on their own. This cannot be undone.".into(),
+            action: format!("/admin/clients/{id}/delete"),
+            button: "Delete client".into(),
+            cancel: format!("/admin/clients/{id}"),
+            is_danger: true,
+            hidden: Vec::new(),
+        },
+    )
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    match state.authority.delete_client(&admin.actor(), &id).await {
+        Ok(()) => done("/admin/clients", "client-deleted"),
+        Err(error) => failure(error),
+    }
+}

@@ -1,0 +1,208 @@
+//! `/admin/keys`: the signing keys with their state, and the rotate and prune actions (the
+//! same life cycle as `sigil keys`). The running server reloads its key ring at once;
+//! replicas sharing the directory follow at their next poll.
+
+use super::{done, failure, format_time, render, Admin, Chrome, ConfirmPage, NoticeQuery};
+use crate::state::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use sigil_core::admin::AdminError;
+use sigil_core::keys::KeyState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/keys", get(list))
+        .route("/admin/keys/rotate", get(confirm_rotate).post(rotate))
+        .route("/admin/keys/prune", get(confirm_prune).post(prune))
+}
+
+pub struct KeyRow {
+    pub kid: String,
+    pub state: &'static str,
+    pub created: String,
+    pub activates: String,
+    pub retired: String,
+    pub prunable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/keys.html")]
+struct KeysPage {
+    chrome: Chrome,
+    keys: Vec<KeyRow>,
+    activation: String,
+}
+
+/// The longest lifetime a token signed by a key can have: a retired key is needed that
+/// long after it stopped signing.
+async fn max_token_ttl(state: &AppState) -> Result<i64, AdminError> {
+    let config = state.authority.config();
+    let client_max = state
+        .authority
+        .store()
+        .max_client_access_token_ttl()
+        .await?;
+    Ok(config
+        .access_token_ttl
+        .max(config.id_token_ttl)
+        .max(client_max.unwrap_or(0)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let max_ttl = match max_token_ttl(&state).await {
+        Ok(ttl) => ttl,
+        Err(error) => return failure(error),
+    };
+    let now = state.authority.now();
+    let set = state.authority.keys().current();
+    let prunable = set.prunable(now, max_ttl);
+    let keys = set
+        .states(now)
+        .into_iter()
+        .rev()
+        .map(|(key, key_state)| KeyRow {
+            kid: key.kid().to_string(),
+            state: key_state.name(),
+            created: format_time(key.created_at()),
+            activates: format_time(key.activates_at()),
+            retired: match key_state {
+                KeyState::Retired { retired_at } => format_time(retired_at),
+                _ => "-".into(),
+            },
+            prunable: prunable.iter().any(|k| k == key.kid()),
+        })
+        .collect();
+    render(
+        StatusCode::OK,
+        &KeysPage {
+            chrome: admin.chrome(query.notice.as_deref()),
+            keys,
+            activation: humantime::format_duration(std::time::Duration::from_secs(
+                state.jwks_max_age,
+            ))
+            .to_string(),
+        },
+    )
+}
+
+fn confirm(admin: &Admin, title: &str, message: &str, action: &str, button: &str) -> Response {
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            chrome: admin.chrome(None),
+            title: title.into(),
+            message: message.into(),
+            action: action.into(),
+            button: button.into(),
+            cancel: "/admin/keys".into(),
+            is_danger: false,
+            hidden: Vec::new(),
+        },
+    )
+}
+
+async fn confirm_rotate(admin: Admin) -> Response {
+    confirm(
+        &admin,
+        "Rotate the signing key?",
+        "A new key is published now and becomes the signing key once the JWKS cache lifetime has passed. The current key keeps being published until its tokens have expired.",
+        "/admin/keys/rotate",
+        "Rotate",
+    )
+}
+
+async fn confirm_prune(admin: Admin) -> Response {
+    confirm(
+        &admin,
+        "Prune retired keys?",
+        "Retired keys whose every token has expired are deleted from the key directory and from the JWKS.",
+        "/admin/keys/prune",
+        "Prune",
+    )
+}
+
+/// Reloads the key ring from the directory right away.
+async fn reload(state: &AppState) -> Result<(), AdminError> {
+    let dir = state.keys_dir.clone();
+    let set = tokio::task::spawn_blocking(move || dir.load())
+        .await
+        .map_err(|e| AdminError::Invalid(e.to_string()))?
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    state.authority.keys().replace(set);
+    Ok(())
+}
+
+async fn rotate(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    let dir = state.keys_dir.clone();
+    let now = state.authority.now();
+    let delay = state.jwks_max_age as i64;
+    let rotated =
+        tokio::task::spawn_blocking(move || crate::keyfiles::rotate(&dir, now, delay, false))
+            .await;
+    let (kid, activates_at) = match rotated {
+        Ok(Ok(rotated)) => rotated,
+        Ok(Err(error)) => return failure(AdminError::Invalid(error.to_string())),
+        Err(error) => return failure(AdminError::Invalid(error.to_string())),
+    };
+    if let Err(error) = reload(&state).await {
+        return failure(error);
+    }
+    state
+        .authority
+        .audit(
+            &admin.actor(),
+            "key.rotated",
+            Some(&kid),
+            format!("published; signs from {}", format_time(activates_at)),
+        )
+        .await;
+    done("/admin/keys", "rotated")
+}
+
+async fn prune(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    let max_ttl = match max_token_ttl(&state).await {
+        Ok(ttl) => ttl,
+        Err(error) => return failure(error),
+    };
+    let dir = state.keys_dir.clone();
+    let now = state.authority.now();
+    let pruned =
+        tokio::task::spawn_blocking(move || crate::keyfiles::prune(&dir, now, max_ttl)).await;
+    let pruned = match pruned {
+        Ok(Ok(pruned)) => pruned,
+        Ok(Err(error)) => return failure(AdminError::Invalid(error.to_string())),
+        Err(error) => return failure(AdminError::Invalid(error.to_string())),
+    };
+    if let Err(error) = reload(&state).await {
+        return failure(error);
+    }
+    for kid in &pruned {
+        state
+            .authority
+            .audit(&admin.actor(), "key.pruned", Some(kid), "removed from the JWKS")
+            .await;
+    }
+    done(
+        "/admin/keys",
+        if pruned.is_empty() {
+            "nothing-pruned"
+        } else {
+            "pruned"
+        },
+    )
+}

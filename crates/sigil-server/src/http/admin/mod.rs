@@ -1,0 +1,318 @@
+//! `/admin`: the admin console. Only signed-in admins get in: anonymous visitors are sent to
+//! the sign-in page, signed-in users without the role get 403. Every form carries the
+//! session's CSRF token; destructive actions go through a confirmation page. The pages call
+//! the same core operations as the command line, which write the audit log.
+
+mod account;
+mod audit;
+mod clients;
+mod keys;
+mod users;
+
+use super::browser;
+use super::form::OAuthForm;
+use super::pages;
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sigil_core::admin::AdminError;
+use sigil_core::audit::Actor;
+use sigil_core::user::User;
+use std::time::{Duration, UNIX_EPOCH};
+use tower_sessions::Session;
+
+/// The admin routes; the caller layers sessions on top.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(dashboard))
+        .route("/admin/", get(dashboard))
+        .route("/admin/logout", post(sign_out))
+        .route("/static/admin.js", get(script))
+        .merge(account::router())
+        .merge(clients::router())
+        .merge(users::router())
+        .merge(keys::router())
+        .merge(audit::router())
+}
+
+const SCRIPT: &str = include_str!("../../../../../templates/admin.js");
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+/// What every admin page shows around its content.
+pub struct Chrome {
+    pub csrf: String,
+    pub admin_name: String,
+    pub notice: Option<&'static str>,
+}
+
+/// A signed-in admin, with the session and its CSRF token. As an extractor it turns
+/// everyone else away.
+pub struct Admin {
+    pub user: User,
+    pub session: Session,
+    pub csrf: String,
+}
+
+impl Admin {
+    pub fn actor(&self) -> Actor {
+        Actor::User {
+            id: self.user.id.clone(),
+            name: self.user.username.clone(),
+        }
+    }
+
+    pub fn chrome(&self, notice: Option<&str>) -> Chrome {
+        Chrome {
+            csrf: self.csrf.clone(),
+            admin_name: self.user.username.clone(),
+            notice: notice.and_then(notice_text),
+        }
+    }
+
+    /// Parses a posted form and checks its CSRF token.
+    pub async fn form(&self, body: &[u8]) -> Result<OAuthForm, Response> {
+        let form = OAuthForm::parse(body);
+        browser::check_csrf(&self.session, &form).await?;
+        Ok(form)
+    }
+}
+
+/// Where anonymous visitors are sent: the sign-in page, coming back here afterwards.
+fn to_login(path_and_query: &str) -> Response {
+    let mut url = String::from("/login?next=");
+    url.push_str(&form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect::<String>());
+    browser::redirect(StatusCode::SEE_OTHER, &url)
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(status, message)| (status, message).into_response())?;
+        let path = parts.uri.path().to_string();
+        let back = if parts.method == axum::http::Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| path.clone())
+        } else {
+            "/admin".to_string()
+        };
+        let Some(signed_in) = browser::signed_in(&session).await? else {
+            return Err(to_login(&back));
+        };
+        let user = match state.authority.store().find_user(&signed_in.user_id).await {
+            Ok(user) => user,
+            Err(error) => {
+                tracing::warn!(%error, "admin: user look-up failed");
+                return Err(unavailable());
+            }
+        };
+        let user = match user {
+            Some(user)
+                if !user.is_disabled && signed_in.auth_time >= user.sessions_valid_after =>
+            {
+                user
+            }
+            // Disabled, deleted, or signed out everywhere since: this session is over.
+            _ => {
+                browser::sign_out(&session).await?;
+                return Err(to_login(&back));
+            }
+        };
+        if !user.is_admin {
+            return Err(pages::message(
+                StatusCode::FORBIDDEN,
+                "Admins only",
+                "You are signed in, but your account does not have the admin role.",
+            ));
+        }
+        if user.must_change_password && path != "/admin/password" && path != "/admin/logout" {
+            return Err(browser::redirect(StatusCode::SEE_OTHER, "/admin/password"));
+        }
+        let csrf = browser::csrf_token(&session).await?;
+        Ok(Admin {
+            user,
+            session,
+            csrf,
+        })
+    }
+}
+
+fn unavailable() -> Response {
+    pages::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "Sigil cannot reach its database right now. Please try again in a moment.",
+    )
+}
+
+/// The fixed messages a redirect may ask a page to show (`?notice=…`): only these, so
+/// that a link cannot put words on the page.
+fn notice_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "saved" => "Saved.",
+        "client-deleted" => "The client was deleted.",
+        "user-created" => "The user was created.",
+        "user-disabled" => {
+            "The user was disabled: their sessions ended and their refresh tokens were revoked."
+        }
+        "user-enabled" => "The user was enabled.",
+        "password-reset" => {
+            "The password was reset: their sessions ended and their refresh tokens were revoked."
+        }
+        "grant-revoked" => "Access was revoked.",
+        "rotated" => "A new signing key was published.",
+        "pruned" => "Keys whose tokens have all expired were removed.",
+        "nothing-pruned" => "No key can be pruned yet.",
+        "password-changed" => "Your password was changed.",
+        _ => return None,
+    })
+}
+
+/// Redirect after a successful POST, with a notice.
+pub fn done(location: &str, notice: &str) -> Response {
+    let separator = if location.contains('?') { '&' } else { '?' };
+    browser::redirect(
+        StatusCode::SEE_OTHER,
+        &format!("{location}{separator}notice={notice}"),
+    )
+}
+
+/// Renders an admin page (the same security headers as every page; scripts from this
+/// origin only).
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    pages::render(status, template, &[])
+}
+
+/// Maps a refused action to a response: a form error is shown by the caller; the rest
+/// become pages here.
+pub fn failure(error: AdminError) -> Response {
+    match error {
+        AdminError::NotFound => pages::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such record. It may have been deleted.",
+        ),
+        AdminError::Busy => pages::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "Sigil is busy. Please try again in a moment.",
+        ),
+        AdminError::Invalid(message) => {
+            pages::message(StatusCode::UNPROCESSABLE_ENTITY, "Not possible", &message)
+        }
+        other => {
+            tracing::warn!(error = %other, "admin action failed");
+            unavailable()
+        }
+    }
+}
+
+/// A confirmation page for a destructive action.
+#[derive(Template)]
+#[template(path = "admin/confirm.html")]
+pub struct ConfirmPage {
+    pub chrome: Chrome,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub button: String,
+    pub cancel: String,
+    pub is_danger: bool,
+    pub hidden: Vec<(String, String)>,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct NoticeQuery {
+    pub notice: Option<String>,
+}
+
+/// Seconds since the epoch as `2026-11-28 13:45:00`.
+pub fn format_time(unix: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(time)
+        .to_string()
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_string()
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    issuer: String,
+    clients: usize,
+    clients_more: bool,
+    users: usize,
+    keys: usize,
+    last_audit: i64,
+}
+
+const DASHBOARD_COUNT_LIMIT: i64 = 1000;
+
+async fn dashboard(
+    State(state): State<AppState>,
+    admin: Admin,
+    axum::extract::Query(query): axum::extract::Query<NoticeQuery>,
+) -> Response {
+    let store = state.authority.store();
+    let counts = async {
+        let clients = store.list_clients(None, DASHBOARD_COUNT_LIMIT).await?;
+        let users = store.count_users().await?;
+        let last = store
+            .list_audit(&sigil_core::audit::AuditFilter {
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        Ok::<_, sigil_core::store::StoreError>((
+            clients.len(),
+            users,
+            last.first().map(|e| e.seq).unwrap_or(0),
+        ))
+    };
+    let (clients, users, last_audit) = match counts.await {
+        Ok(counts) => counts,
+        Err(error) => return failure(error.into()),
+    };
+    let page = DashboardPage {
+        chrome: admin.chrome(query.notice.as_deref()),
+        issuer: state.authority.config().issuer.clone(),
+        clients,
+        clients_more: clients as i64 >= DASHBOARD_COUNT_LIMIT,
+        users: users.max(0) as usize,
+        keys: state.authority.keys().current().keys().len(),
+        last_audit,
+    };
+    render(StatusCode::OK, &page)
+}
+
+async fn sign_out(admin: Admin, body: axum::body::Bytes) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    if let Err(response) = browser::sign_out(&admin.session).await {
+        return response;
+    }
+    pages::message(StatusCode::OK, "Signed out", "You are signed out of Sigil.")
+}

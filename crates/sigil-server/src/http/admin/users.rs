@@ -1,0 +1,383 @@
+//! `/admin/users`: list, search, create, edit profiles, reset passwords, grant or remove the
+//! admin role, disable and enable, and revoke the applications a user granted.
+
+use super::{done, failure, render, Admin, Chrome, ConfirmPage, NoticeQuery};
+use crate::state::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use sigil_core::admin::{AdminError, NewUser, ProfileUpdate, UserGrant};
+use sigil_core::secret::Secret;
+use sigil_core::user::User;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(list))
+        .route("/admin/users/new", get(new_form).post(create))
+        .route("/admin/users/{id}", get(show))
+        .route("/admin/users/{id}/profile", post(profile))
+        .route("/admin/users/{id}/password", post(password))
+        .route("/admin/users/{id}/role", post(role))
+        .route("/admin/users/{id}/disable", get(confirm_disable).post(disable))
+        .route("/admin/users/{id}/enable", post(enable))
+        .route(
+            "/admin/users/{id}/grants/{client_id}/revoke",
+            get(confirm_revoke).post(revoke),
+        )
+}
+
+const LIST_LIMIT: i64 = 200;
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct ListPage {
+    chrome: Chrome,
+    query: String,
+    users: Vec<User>,
+    truncated: bool,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    notice: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let search = query.q.unwrap_or_default();
+    let search = search.trim();
+    let found = state
+        .authority
+        .store()
+        .list_users((!search.is_empty()).then_some(search), LIST_LIMIT + 1)
+        .await;
+    let mut users = match found {
+        Ok(users) => users,
+        Err(error) => return failure(error.into()),
+    };
+    let truncated = users.len() as i64 > LIST_LIMIT;
+    users.truncate(LIST_LIMIT as usize);
+    render(
+        StatusCode::OK,
+        &ListPage {
+            chrome: admin.chrome(query.notice.as_deref()),
+            query: search.to_string(),
+            users,
+            truncated,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "admin/user_new.html")]
+struct NewPage {
+    chrome: Chrome,
+    username: String,
+    name: String,
+    email: String,
+    is_admin: bool,
+    must_change: bool,
+    error: Option<String>,
+}
+
+async fn new_form(admin: Admin) -> Response {
+    render(
+        StatusCode::OK,
+        &NewPage {
+            chrome: admin.chrome(None),
+            username: String::new(),
+            name: String::new(),
+            email: String::new(),
+            is_admin: false,
+            must_change: true,
+            error: None,
+        },
+    )
+}
+
+async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
+    let form = match admin.form(&body).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let text = |name: &str| form.single(name).ok().flatten().unwrap_or("").to_string();
+    let new = NewUser {
+        username: text("username"),
+        email: Some(text("email")),
+        name: Some(text("name")),
+        is_admin: !text("is_admin").is_empty(),
+        must_change_password: !text("must_change_password").is_empty(),
+    };
+    let result = state
+        .authority
+        .create_user(&admin.actor(), new.clone(), Secret::new(text("password")))
+        .await;
+    match result {
+        Ok(user) => done(&format!("/admin/users/{}", user.id), "user-created"),
+        Err(AdminError::Invalid(message)) => render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewPage {
+                chrome: admin.chrome(None),
+                username: new.username,
+                name: new.name.unwrap_or_default(),
+                email: new.email.unwrap_or_default(),
+                is_admin: new.is_admin,
+                must_change: new.must_change_password,
+                error: Some(message),
+            },
+        ),
+        Err(error) => failure(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    chrome: Chrome,
+    user: User,
+    grants: Vec<UserGrant>,
+    error: Option<String>,
+    audit_link: String,
+}
+
+async fn user_page(
+    state: &AppState,
+    admin: &Admin,
+    user_id: &str,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Response {
+    let user = match state.authority.store().find_user(user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return failure(AdminError::NotFound),
+        Err(error) => return failure(error.into()),
+    };
+    let grants = match state.authority.user_grants(user_id).await {
+        Ok(grants) => grants,
+        Err(error) => return failure(error),
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let audit_link = format!(
+        "/admin/audit?target={}",
+        form_urlencoded::byte_serialize(user.username.as_bytes()).collect::<String>()
+    );
+    render(
+        status,
+        &UserPage {
+            chrome: admin.chrome(notice),
+            user,
+            grants,
+            error,
+            audit_link,
+        },
+    )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    user_page(&state, &admin, &id, query.notice.as_deref(), None).await
+}
+
+/// Runs an action from a user page: on success back to the page with a notice; a rule
+/// broken is shown on the page.
+async fn after(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    result: Result<(), AdminError>,
+    notice: &str,
+) -> Response {
+    match result {
+        Ok(()) => done(&format!("/admin/users/{id}"), notice),
+        Err(AdminError::Invalid(message)) => user_page(state, admin, id, None, Some(message)).await,
+        Err(error) => failure(error),
+    }
+}
+
+async fn profile(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = match admin.form(&body).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let text = |name: &str| form.single(name).ok().flatten().map(str::to_string);
+    let update = ProfileUpdate {
+        email: text("email"),
+        email_verified: text("email_verified").is_some(),
+        name: text("name"),
+    };
+    let result = state
+        .authority
+        .update_profile(&admin.actor(), &id, update)
+        .await
+        .map(|_| ());
+    after(&state, &admin, &id, result, "saved").await
+}
+
+async fn password(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = match admin.form(&body).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let new_password = form.single("password").ok().flatten().unwrap_or("");
+    let must_change = form
+        .single("must_change_password")
+        .ok()
+        .flatten()
+        .is_some();
+    let result = state
+        .authority
+        .reset_password(&admin.actor(), &id, Secret::new(new_password), must_change)
+        .await
+        .map(|_| ());
+    after(&state, &admin, &id, result, "password-reset").await
+}
+
+async fn role(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = match admin.form(&body).await {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let is_admin = form.single("is_admin").ok().flatten() == Some("1");
+    let result = state
+        .authority
+        .set_admin(&admin.actor(), &id, is_admin)
+        .await
+        .map(|_| ());
+    after(&state, &admin, &id, result, "saved").await
+}
+
+async fn confirm_disable(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> Response {
+    let user = match state.authority.store().find_user(&id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return failure(AdminError::NotFound),
+        Err(error) => return failure(error.into()),
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            chrome: admin.chrome(None),
+            title: format!("Disable {}?", user.username),
+            message: "They can no longer sign in. All their sessions end and all their refresh tokens are revoked at once; their access tokens stop passing introspection and userinfo.".into(),
+            action: format!("/admin/users/{id}/disable"),
+            button: "Disable user".into(),
+            cancel: format!("/admin/users/{id}"),
+            is_danger: true,
+            hidden: Vec::new(),
+        },
+    )
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    let result = state
+        .authority
+        .set_disabled(&admin.actor(), &id, true)
+        .await
+        .map(|_| ());
+    after(&state, &admin, &id, result, "user-disabled").await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    let result = state
+        .authority
+        .set_disabled(&admin.actor(), &id, false)
+        .await
+        .map(|_| ());
+    after(&state, &admin, &id, result, "user-enabled").await
+}
+
+async fn confirm_revoke(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, client_id)): Path<(String, String)>,
+) -> Response {
+    let user = match state.authority.store().find_user(&id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return failure(AdminError::NotFound),
+        Err(error) => return failure(error.into()),
+    };
+    let client_name = match state.authority.store().find_client(&client_id).await {
+        Ok(client) => client.map(|c| c.name).unwrap_or_else(|| client_id.clone()),
+        Err(error) => return failure(error.into()),
+    };
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            chrome: admin.chrome(None),
+            title: format!("Revoke {client_name}'s access for {}?", user.username),
+            message: "The remembered consent is forgotten and every refresh token the application holds for this user is revoked. The application must ask again.".into(),
+            action: format!("/admin/users/{id}/grants/{client_id}/revoke"),
+            button: "Revoke access".into(),
+            cancel: format!("/admin/users/{id}"),
+            is_danger: true,
+            hidden: Vec::new(),
+        },
+    )
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path((id, client_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = admin.form(&body).await {
+        return response;
+    }
+    let result = state
+        .authority
+        .revoke_grant(&admin.actor(), &id, &client_id)
+        .await;
+    after(&state, &admin, &id, result, "grant-revoked").await
+}
