@@ -1,7 +1,7 @@
--- 0003: what the admin console needs: a per-user cut-off for browser sessions (set when a
--- user is disabled or their password is reset) and the tamper-evident audit log.
+-- 0003: what the admin console needs: a per-user session epoch (incremented to end all of
+-- a user's browser sessions: disabled, password reset) and the tamper-evident audit log.
 
-ALTER TABLE users ADD COLUMN sessions_valid_after BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN session_epoch BIGINT NOT NULL DEFAULT 0;
 
 -- Each entry's hash covers its fields and the previous entry's hash (see sigil-core's
 -- audit module), so an edit or a deletion breaks the chain at that entry. `seq` is the

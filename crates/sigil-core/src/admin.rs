@@ -249,7 +249,7 @@ impl Authority {
             is_admin: new.is_admin,
             is_disabled: false,
             must_change_password: new.must_change_password,
-            sessions_valid_after: 0,
+            session_epoch: 0,
             created_at: now,
             updated_at: now,
         };
@@ -319,7 +319,7 @@ impl Authority {
         user.password_hash = self.hash_password(password).await?;
         let now = self.now();
         user.must_change_password = must_change;
-        user.sessions_valid_after = now;
+        user.session_epoch += 1;
         user.updated_at = now;
         if !self.store.update_user(&user).await? {
             return Err(AdminError::NotFound);
@@ -367,7 +367,7 @@ impl Authority {
         user.password_hash = self.hash_password(new_password).await?;
         let now = self.now();
         user.must_change_password = false;
-        user.sessions_valid_after = now;
+        user.session_epoch += 1;
         user.updated_at = now;
         if !self.store.update_user(&user).await? {
             return Err(AdminError::NotFound);
@@ -438,7 +438,7 @@ impl Authority {
         let now = self.now();
         user.is_disabled = is_disabled;
         if is_disabled {
-            user.sessions_valid_after = now;
+            user.session_epoch += 1;
         }
         user.updated_at = now;
         if !self.store.update_user(&user).await? {

@@ -71,6 +71,9 @@ pub enum AuthorizeError {
 pub struct SignedIn {
     pub user_id: String,
     pub auth_time: i64,
+    /// The user's `session_epoch` at sign-in.
+    #[serde(default)]
+    pub session_epoch: i64,
 }
 
 /// What the browser flow must do next.
@@ -277,7 +280,7 @@ impl Authority {
                 .find_user(&s.user_id)
                 .await
                 .map_err(|e| server_error(e.into()))?
-                .filter(|u| !u.is_disabled && s.auth_time >= u.sessions_valid_after)
+                .filter(|u| !u.is_disabled && s.session_epoch == u.session_epoch)
                 .map(|u| (u, s.auth_time)),
             None => None,
         };

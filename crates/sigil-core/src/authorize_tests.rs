@@ -155,6 +155,7 @@ async fn login_consent_and_code_exchange() {
     let session = SignedIn {
         user_id: f.user.id.clone(),
         auth_time: 1_700_000_000,
+        session_epoch: 0,
     };
     assert_eq!(
         a.decide(&request, Some(&session), true, false).await,
@@ -255,6 +256,7 @@ async fn code_binding_and_expiry() {
     let session = SignedIn {
         user_id: f.user.id.clone(),
         auth_time: 1_700_000_000,
+        session_epoch: 0,
     };
     assert!(
         matches!(

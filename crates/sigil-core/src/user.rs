@@ -13,9 +13,9 @@ pub struct User {
     pub is_disabled: bool,
     /// Set for the bootstrap admin: the one-time password must be changed at first sign-in.
     pub must_change_password: bool,
-    /// Browser sessions signed in before this time (Unix seconds) are no longer valid: set
-    /// when the user is disabled or their password is reset.
-    pub sessions_valid_after: i64,
+    /// Incremented when all the user's browser sessions must end (disabled, password reset
+    /// or changed). A session is valid only while it carries the current epoch.
+    pub session_epoch: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }

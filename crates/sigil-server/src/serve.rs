@@ -120,7 +120,7 @@ pub async fn bootstrap_admin(
         is_admin: true,
         is_disabled: false,
         must_change_password: generated,
-        sessions_valid_after: 0,
+        session_epoch: 0,
         created_at: now,
         updated_at: now,
     };

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{cheap_hasher, TestDb};
+use sigil_core::audit::{verify_chain, AuditFilter, AuditRecord};
 use sigil_core::client::ClientRegistration;
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
@@ -24,7 +25,7 @@ fn user(username: &str) -> User {
         is_admin: false,
         is_disabled: false,
         must_change_password: true,
-        sessions_valid_after: 0,
+        session_epoch: 0,
         created_at: NOW,
         updated_at: NOW,
     }
@@ -363,6 +364,242 @@ async fn conformance(store: Arc<dyn Store>) {
     );
 
     concurrent_rotation(store.clone(), &client.id, &bob.id).await;
+    administration(store.clone()).await;
+    audit_chain(store.clone()).await;
+}
+
+fn registration(name: &str) -> ClientRegistration {
+    ClientRegistration {
+        name: name.into(),
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+        ..Default::default()
+    }
+}
+
+/// What the admin console needs: search, update and delete (with cascade), consents and
+/// live families per user.
+async fn administration(store: Arc<dyn Store>) {
+    let (mut web, _) = registration("Zeta Web_Shop").build(NOW).expect("client");
+    let (other, _) = registration("alpha 100%").build(NOW).expect("client");
+    store.create_client(&web).await.expect("create");
+    store.create_client(&other).await.expect("create");
+    let names = |list: Vec<sigil_core::client::Client>| -> Vec<String> {
+        list.into_iter().map(|c| c.name).collect()
+    };
+    let found = store.list_clients(Some("web_s"), 10).await.expect("list");
+    assert_eq!(names(found), vec!["Zeta Web_Shop"], "case-insensitive");
+    // LIKE wildcards in the search are literal characters.
+    let found = store.list_clients(Some("100%"), 10).await.expect("list");
+    assert_eq!(names(found), vec!["alpha 100%"]);
+    assert!(store
+        .list_clients(Some("a_p"), 10)
+        .await
+        .expect("list")
+        .is_empty());
+    let all = store.list_clients(None, 100).await.expect("list");
+    let alpha = all.iter().position(|c| c.name == "alpha 100%");
+    let zeta = all.iter().position(|c| c.name == "Zeta Web_Shop");
+    assert!(alpha < zeta, "ordered by name, case-insensitively");
+    assert_eq!(store.list_clients(None, 1).await.expect("list").len(), 1);
+
+    web.name = "Renamed".into();
+    web.redirect_uris.push("https://app.example.com/cb2".into());
+    web.updated_at = NOW + 3;
+    assert!(store.update_client(&web).await.expect("update"));
+    assert_eq!(
+        store.find_client(&web.id).await.expect("find"),
+        Some(web.clone())
+    );
+
+    let mut carol = user("carol");
+    carol.name = Some("Carol Danvers".into());
+    store.create_user(&carol).await.expect("user");
+    let found = store.list_users(Some("DANVERS"), 10).await.expect("list");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, carol.id);
+    let found = store
+        .list_users(Some("carol@example"), 10)
+        .await
+        .expect("list");
+    assert_eq!(found.len(), 1, "email is searched");
+
+    store
+        .save_consent(&carol.id, &web.id, "openid profile", NOW)
+        .await
+        .expect("consent");
+    store
+        .save_consent(&carol.id, &other.id, "openid", NOW + 1)
+        .await
+        .expect("consent");
+    let consents = store.list_consents(&carol.id).await.expect("consents");
+    assert_eq!(consents.len(), 2);
+    assert!(consents
+        .iter()
+        .any(|c| c.client_id == web.id && c.scope == "openid profile" && c.granted_at == NOW));
+    let mut families = Vec::new();
+    for (client_id, expires_at) in [(&web.id, NOW + 500), (&web.id, NOW + 500), (&other.id, NOW + 500), (&other.id, NOW - 1)] {
+        let family = RefreshFamily {
+            id: random_token(16),
+            client_id: client_id.clone(),
+            user_id: carol.id.clone(),
+            scope: "openid offline_access".into(),
+            auth_time: NOW,
+            created_at: NOW,
+            expires_at,
+            revoked_at: None,
+        };
+        let (first, _) = token(&family.id, None);
+        store
+            .create_refresh_family(&family, &first)
+            .await
+            .expect("family");
+        families.push((family, first));
+    }
+    let live = store
+        .list_live_refresh_families(&carol.id, NOW)
+        .await
+        .expect("live");
+    assert_eq!(live.len(), 3, "the expired family is not live");
+    assert_eq!(
+        store
+            .revoke_user_refresh_families(&carol.id, Some(&web.id), NOW + 2)
+            .await
+            .expect("revoke"),
+        2
+    );
+    let live = store
+        .list_live_refresh_families(&carol.id, NOW)
+        .await
+        .expect("live");
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].client_id, other.id);
+    assert!(store
+        .delete_consent(&carol.id, &web.id)
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_consent(&carol.id, &web.id)
+        .await
+        .expect("delete"));
+
+    // Deleting a client takes its families, tokens and consents with it.
+    let (_, other_token) = &families[2];
+    assert!(store.delete_client(&other.id).await.expect("delete"));
+    assert!(!store.delete_client(&other.id).await.expect("delete"));
+    assert_eq!(store.find_client(&other.id).await.expect("find"), None);
+    assert_eq!(
+        store
+            .find_refresh_token(&other_token.token_hash)
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(store
+        .list_consents(&carol.id)
+        .await
+        .expect("consents")
+        .is_empty());
+    assert_eq!(
+        store
+            .revoke_user_refresh_families(&carol.id, None, NOW + 3)
+            .await
+            .expect("revoke"),
+        0,
+        "nothing live is left"
+    );
+}
+
+fn record(n: usize, action: &str, actor: &str) -> AuditRecord {
+    AuditRecord {
+        at: NOW + n as i64,
+        actor: actor.into(),
+        actor_id: None,
+        action: action.into(),
+        target: Some(format!("t{}", n % 3)),
+        detail: format!("entry {n} with 'quotes' and 100% _wild_ chars"),
+        address: (n % 2 == 0).then(|| "127.0.0.1".to_string()),
+    }
+}
+
+/// The audit log: appends from many tasks at once form one gap-free chain; filters and
+/// paging work; the chain verifies in batches.
+async fn audit_chain(store: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for n in 0..40 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let action = if n % 4 == 0 { "sign_in.failure" } else { "client.updated" };
+            store.append_audit(record(n, action, "admin")).await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join").expect("append");
+    }
+    let mut seqs: Vec<i64> = Vec::new();
+    let mut state = None;
+    let mut after = 0;
+    loop {
+        let batch = store.audit_entries_after(after, 7).await.expect("batch");
+        if batch.is_empty() {
+            break;
+        }
+        verify_chain(&mut state, &batch).expect("an intact chain");
+        seqs.extend(batch.iter().map(|e| e.seq));
+        after = batch.last().map(|e| e.seq).unwrap_or(after);
+    }
+    assert_eq!(seqs, (1..=40).collect::<Vec<i64>>(), "no gaps, no duplicates");
+
+    let failures = store
+        .list_audit(&AuditFilter {
+            action_prefix: Some("sign_in.".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(failures.len(), 10);
+    assert!(failures.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let page = store
+        .list_audit(&AuditFilter {
+            before_seq: Some(11),
+            limit: 4,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![10, 9, 8, 7]);
+    let by_target = store
+        .list_audit(&AuditFilter {
+            target: Some("t1".into()),
+            actor: Some("admin".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert!(!by_target.is_empty());
+    assert!(by_target
+        .iter()
+        .all(|e| e.record.target.as_deref() == Some("t1")));
+    assert!(store
+        .list_audit(&AuditFilter {
+            actor: Some("nobody-like-this".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .is_empty());
+    // The wildcard in a prefix is literal.
+    assert!(store
+        .list_audit(&AuditFilter {
+            action_prefix: Some("%".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .is_empty());
 }
 
 /// Many concurrent rotations of one token: exactly one wins, whatever the database.

@@ -51,7 +51,7 @@ pub(crate) async fn fixture() -> Fixture {
         is_admin: false,
         is_disabled: false,
         must_change_password: false,
-        sessions_valid_after: 0,
+        session_epoch: 0,
         created_at: T0,
         updated_at: T0,
     };

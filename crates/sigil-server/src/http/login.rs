@@ -155,6 +155,7 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         SignedIn {
             user_id: user.id.clone(),
             auth_time: now,
+            session_epoch: user.session_epoch,
         },
     )
     .await

@@ -4,7 +4,7 @@
 use sigil_core::client::GrantType;
 use sigil_core::store::StoreError;
 
-pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, sessions_valid_after, created_at, updated_at";
+pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, created_at, updated_at";
 pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
 pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
 pub(crate) const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
@@ -74,7 +74,7 @@ macro_rules! impl_sql_store {
                 is_admin: row.try_get("is_admin")?,
                 is_disabled: row.try_get("is_disabled")?,
                 must_change_password: row.try_get("must_change_password")?,
-                sessions_valid_after: row.try_get("sessions_valid_after")?,
+                session_epoch: row.try_get("session_epoch")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
             })
@@ -184,7 +184,7 @@ macro_rules! impl_sql_store {
                     .bind(user.is_admin)
                     .bind(user.is_disabled)
                     .bind(user.must_change_password)
-                    .bind(user.sessions_valid_after)
+                    .bind(user.session_epoch)
                     .bind(user.created_at)
                     .bind(user.updated_at)
                     .execute(self.pool())
@@ -194,7 +194,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-                let result = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, sessions_valid_after = $9, updated_at = $10 WHERE id = $11")
+                let result = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, session_epoch = $9, updated_at = $10 WHERE id = $11")
                     .bind(&user.username)
                     .bind(&user.email)
                     .bind(user.email_verified)
@@ -203,7 +203,7 @@ macro_rules! impl_sql_store {
                     .bind(user.is_admin)
                     .bind(user.is_disabled)
                     .bind(user.must_change_password)
-                    .bind(user.sessions_valid_after)
+                    .bind(user.session_epoch)
                     .bind(user.updated_at)
                     .bind(&user.id)
                     .execute(self.pool())

@@ -194,7 +194,7 @@ impl TestApp {
             is_admin: false,
             is_disabled: false,
             must_change_password: false,
-            sessions_valid_after: 0,
+            session_epoch: 0,
             created_at: now,
             updated_at: now,
         };

@@ -71,6 +71,7 @@ async fn change(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
             let signed_in = SignedIn {
                 user_id: user.id.clone(),
                 auth_time: state.authority.now(),
+                session_epoch: user.session_epoch,
             };
             if let Err(response) = browser::sign_in(&admin.session, signed_in).await {
                 return response;

@@ -128,7 +128,7 @@ impl FromRequestParts<AppState> for Admin {
         };
         let user = match user {
             Some(user)
-                if !user.is_disabled && signed_in.auth_time >= user.sessions_valid_after =>
+                if !user.is_disabled && signed_in.session_epoch == user.session_epoch =>
             {
                 user
             }

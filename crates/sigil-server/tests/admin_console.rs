@@ -1,0 +1,740 @@
+//! The admin console in process (tower `oneshot`, real SQLite, a cookie jar by hand):
+//! who gets in, CSRF on every form, validation shown on the form, the secret shown once,
+//! disabling a user, the audit log; and `sigil audit verify` (the real binary) finding an
+//! edited or deleted row.
+
+mod common;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use common::process::SIGIL;
+use common::{TestApp, TestDb};
+use http_body_util::BodyExt;
+use sigil_core::audit::AuditFilter;
+use sigil_core::client::ClientRegistration;
+use sigil_core::secret::Secret;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tower::ServiceExt;
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// A browser's worth of state: cookies, and the address it comes from.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookies: HashMap<String, String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, mut request: Request<Body>) -> Page {
+        if !self.cookies.is_empty() {
+            let cookie = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            request.headers_mut().insert(
+                header::COOKIE,
+                cookie.parse().expect("cookie header"),
+            );
+        }
+        let peer: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let response = self
+            .app
+            .router()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        for value in headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().expect("ascii cookie");
+            let pair = text.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || text.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Page {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        self.send(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body))
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Signs in through the real form, coming from `/admin`.
+    async fn sign_in(&mut self, username: &str, password: &str) -> Page {
+        let login = self.get("/login?next=%2Fadmin").await;
+        assert_eq!(login.status, StatusCode::OK);
+        let csrf = hidden(&login.body, "csrf");
+        self.post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("username", username),
+                ("password", password),
+                ("next", "/admin"),
+            ],
+        )
+        .await
+    }
+
+    /// The CSRF token of a page's forms.
+    async fn csrf(&mut self, path: &str) -> String {
+        let page = self.get(path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
+        hidden(&page.body, "csrf")
+    }
+}
+
+/// The value of a hidden input in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .expect("value")
+        .to_string()
+}
+
+/// The value of the element with an id (the secret field).
+fn value_of_id(html: &str, id: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[start..];
+    let value = rest.find("value=\"")? + "value=\"".len();
+    Some(rest[value..].split('"').next()?.to_string())
+}
+
+async fn app_with_admin() -> TestApp {
+    let app = TestApp::start(TestDb::sqlite(), &[]).await;
+    let admin = app.add_user("root", "root password 1").await;
+    let mut admin = admin.clone();
+    admin.is_admin = true;
+    app.state
+        .authority
+        .store()
+        .update_user(&admin)
+        .await
+        .expect("make admin");
+    app
+}
+
+async fn token_request(app: &TestApp, body: &str, basic: (&str, &str)) -> (StatusCode, serde_json::Value) {
+    let credentials = STANDARD.encode(format!("{}:{}", basic.0, basic.1));
+    let response = app
+        .router()
+        .oneshot(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/token")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(header::AUTHORIZATION, format!("Basic {credentials}"))
+                .body(Body::from(body.to_string()))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn only_admins_get_in() {
+    let app = app_with_admin().await;
+    app.add_user("pat", "pat password 1").await;
+
+    // Anonymous: sent to sign in, and back afterwards.
+    let mut anonymous = Browser::new(&app);
+    let page = anonymous.get("/admin/clients?q=x").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/login?next=%2Fadmin%2Fclients%3Fq%3Dx");
+    let page = anonymous.post("/admin/clients/new", &[("name", "x")]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location().starts_with("/login"));
+    assert!(app
+        .state
+        .authority
+        .store()
+        .list_clients(None, 10)
+        .await
+        .expect("list")
+        .is_empty());
+
+    // Signed in without the role: 403, for pages and for actions.
+    let mut pat = Browser::new(&app);
+    let page = pat.sign_in("pat", "pat password 1").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    for path in ["/admin", "/admin/users", "/admin/keys", "/admin/audit"] {
+        let page = pat.get(path).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let page = pat.post("/admin/keys/rotate", &[]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+
+    // An admin signs in and lands on the page asked for.
+    let mut root = Browser::new(&app);
+    let page = root.sign_in("root", "root password 1").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/admin");
+    let page = root.get("/admin").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Overview"));
+    let csp = page
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(
+        page.headers.get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+        Some(&b"no-store"[..])
+    );
+
+    // `next` only ever leads into the admin console.
+    let mut other = Browser::new(&app);
+    let login = other.get("/login").await;
+    let csrf = hidden(&login.body, "csrf");
+    let page = other
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "root"),
+                ("password", "root password 1"),
+                ("next", "https://evil.example.com/"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "no redirect off-site");
+    assert!(page.location().is_empty());
+}
+
+#[tokio::test]
+async fn every_form_needs_the_csrf_token() {
+    let app = app_with_admin().await;
+    let victim = app.add_user("victim", "victim password").await;
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "root password 1").await;
+    let csrf = root.csrf("/admin/clients/new").await;
+    let disable = format!("/admin/users/{}/disable", victim.id);
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("/admin/clients/new", vec![("name", "Forged")]),
+        ("/admin/clients/new", vec![("name", "Forged"), ("csrf", "wrong")]),
+        (&disable, vec![]),
+        (&disable, vec![("csrf", "0000")]),
+        ("/admin/keys/rotate", vec![("csrf", "")]),
+    ];
+    for (path, fields) in cases {
+        let page = root.post(path, &fields).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} {fields:?}");
+        assert!(page.body.contains("This form has expired"));
+    }
+    let store = app.state.authority.store();
+    assert!(store.list_clients(None, 10).await.expect("list").is_empty());
+    let victim = store.find_user(&victim.id).await.expect("find").expect("user");
+    assert!(!victim.is_disabled);
+    assert_eq!(app.state.authority.keys().current().keys().len(), 1);
+
+    // With the token, the same action works.
+    let page = root
+        .post(&disable, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let victim = store.find_user(&victim.id).await.expect("find").expect("user");
+    assert!(victim.is_disabled);
+}
+
+#[tokio::test]
+async fn bad_client_input_is_explained_on_the_form() {
+    let app = app_with_admin().await;
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "root password 1").await;
+    let csrf = root.csrf("/admin/clients/new").await;
+    let cases = [
+        ("http://app.example.com/cb", "must use https"),
+        ("https://app.example.com/cb#top", "must not contain a fragment"),
+        ("/relative/cb", "must be an absolute URI"),
+        ("javascript:alert(1)", "this scheme is not allowed"),
+        ("myapp:/cb", "reverse domain name"),
+    ];
+    for (uri, message) in cases {
+        let page = root
+            .post(
+                "/admin/clients/new",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Shop"),
+                    ("client_type", "confidential"),
+                    ("redirect_uris", uri),
+                    ("grant_types", "authorization_code"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+        assert!(page.body.contains(message), "{uri}: {}", page.body);
+        assert!(page.body.contains("role=\"alert\""));
+        assert!(page.body.contains("value=\"Shop\""), "the form keeps what was typed");
+    }
+    let page = root
+        .post(
+            "/admin/clients/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "Shop"),
+                ("client_type", "public"),
+                ("grant_types", "client_credentials"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("a public client cannot use the client_credentials grant"));
+    let page = root
+        .post(
+            "/admin/clients/new",
+            &[("csrf", &csrf), ("name", "Shop"), ("access_token_ttl", "ten")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("whole number of seconds"));
+    assert!(app
+        .state
+        .authority
+        .store()
+        .list_clients(None, 10)
+        .await
+        .expect("list")
+        .is_empty());
+
+    let page = root
+        .post(
+            "/admin/users/new",
+            &[("csrf", &csrf), ("username", "has space"), ("password", "long enough 1")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("user name may contain"));
+    let page = root
+        .post(
+            "/admin/users/new",
+            &[("csrf", &csrf), ("username", "short"), ("password", "short")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("at least 8 characters"));
+}
+
+#[tokio::test]
+async fn a_client_secret_is_shown_once_and_works() {
+    let app = app_with_admin().await;
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "root password 1").await;
+    let csrf = root.csrf("/admin/clients/new").await;
+    let page = root
+        .post(
+            "/admin/clients/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "Billing worker"),
+                ("client_type", "confidential"),
+                ("grant_types", "client_credentials"),
+                ("scopes", "billing:read"),
+                ("audiences", "https://billing.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+    let secret = value_of_id(&page.body, "client-secret").expect("the secret is shown");
+    let client_id = page
+        .body
+        .split("id=\"client-id\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("client id")
+        .to_string();
+    assert!(page.body.contains("only time it is shown"));
+    assert!(page.body.contains("/.well-known/openid-configuration"));
+
+    let (status, body) = token_request(
+        &app,
+        "grant_type=client_credentials&scope=billing%3Aread",
+        (&client_id, &secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Never again: not on the client's page, not in the database, not in the audit log.
+    let page = root.get(&format!("/admin/clients/{client_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains(&secret));
+    assert!(value_of_id(&page.body, "client-secret").is_none());
+    let stored = app
+        .state
+        .authority
+        .store()
+        .find_client(&client_id)
+        .await
+        .expect("find")
+        .expect("client");
+    assert_eq!(stored.secret_hash, Some(Secret::new(secret.clone()).storage_hash()));
+    let audit = app
+        .state
+        .authority
+        .store()
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert!(audit.iter().all(|e| !format!("{e:?}").contains(&secret)));
+
+    // Rotation: a new secret once; the old one stops working at once.
+    let csrf = root
+        .csrf(&format!("/admin/clients/{client_id}/rotate-secret"))
+        .await;
+    let page = root
+        .post(&format!("/admin/clients/{client_id}/rotate-secret"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let new_secret = value_of_id(&page.body, "client-secret").expect("new secret");
+    assert_ne!(new_secret, secret);
+    let (status, _) = token_request(&app, "grant_type=client_credentials", (&client_id, &secret)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) =
+        token_request(&app, "grant_type=client_credentials", (&client_id, &new_secret)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Edit keeps id and secret; delete ends it.
+    let page = root
+        .post(
+            &format!("/admin/clients/{client_id}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("name", "Billing worker v2"),
+                ("grant_types", "client_credentials"),
+                ("scopes", "billing:read billing:write"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let (status, _) = token_request(
+        &app,
+        "grant_type=client_credentials&scope=billing%3Awrite",
+        (&client_id, &new_secret),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "the edit took effect at once");
+    let list = root.get("/admin/clients?q=v2").await;
+    assert!(list.body.contains("Billing worker v2"));
+    let page = root
+        .post(&format!("/admin/clients/{client_id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let (status, _) =
+        token_request(&app, "grant_type=client_credentials", (&client_id, &new_secret)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
+    let app = app_with_admin().await;
+    let (client, secret) = app
+        .add_client(ClientRegistration {
+            name: "First-party app".into(),
+            grant_types: Some(vec!["password".into(), "refresh_token".into()]),
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.expect("secret");
+    let sam = app.add_user("sam", "sam password 1").await;
+    let (status, tokens) = token_request(
+        &app,
+        "grant_type=password&username=sam&password=sam%20password%201&scope=openid%20offline_access",
+        (&client.id, secret.expose()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh").to_string();
+
+    // A second admin, signed in elsewhere, to show their session ends too.
+    let mut deputy_user = app.add_user("deputy", "deputy password").await;
+    deputy_user.is_admin = true;
+    app.state
+        .authority
+        .store()
+        .update_user(&deputy_user)
+        .await
+        .expect("admin");
+    let mut deputy = Browser::new(&app);
+    deputy.sign_in("deputy", "deputy password").await;
+    assert_eq!(deputy.get("/admin").await.status, StatusCode::OK);
+
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "root password 1").await;
+    let user_page = root.get(&format!("/admin/users/{}", sam.id)).await;
+    assert!(user_page.body.contains("First-party app"), "the live grant is listed");
+    let csrf = hidden(&user_page.body, "csrf");
+    for user in [&sam.id, &deputy_user.id] {
+        let page = root
+            .post(&format!("/admin/users/{user}/disable"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+    }
+    let refresh_body = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        form_urlencoded::byte_serialize(refresh.as_bytes()).collect::<String>()
+    );
+    let (status, body) = token_request(&app, &refresh_body, (&client.id, secret.expose())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "invalid_grant");
+    let page = deputy.get("/admin").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "the deputy's session is over");
+    assert!(page.location().starts_with("/login"));
+
+    // Re-enabling does not bring old sessions back.
+    let page = root
+        .post(&format!("/admin/users/{}/enable", deputy_user.id), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(deputy.get("/admin").await.status, StatusCode::SEE_OTHER);
+
+    // An admin cannot disable themselves.
+    let root_id = app
+        .state
+        .authority
+        .store()
+        .find_user_by_username("root")
+        .await
+        .expect("find")
+        .expect("root")
+        .id;
+    let page = root
+        .post(&format!("/admin/users/{root_id}/disable"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("you cannot disable yourself"));
+}
+
+#[tokio::test]
+async fn a_one_time_password_must_be_changed_first() {
+    let app = TestApp::start(TestDb::sqlite(), &["--admin-password", "one time pass 1"]).await;
+    sigil_server::serve::bootstrap_admin(&app.state, None)
+        .await
+        .expect("bootstrap");
+    // The generated password is unknown here: set a known one-time password the same way
+    // an admin reset would.
+    let admin = app
+        .state
+        .authority
+        .store()
+        .find_user_by_username("admin")
+        .await
+        .expect("find")
+        .expect("admin");
+    app.state
+        .authority
+        .reset_password(
+            &sigil_core::audit::Actor::Cli,
+            &admin.id,
+            Secret::new("one time pass 1"),
+            true,
+        )
+        .await
+        .expect("reset");
+    let mut browser = Browser::new(&app);
+    browser.sign_in("admin", "one time pass 1").await;
+    let page = browser.get("/admin/clients").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), "/admin/password");
+    let csrf = browser.csrf("/admin/password").await;
+    let page = browser
+        .post(
+            "/admin/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "one time pass 1"),
+                ("new_password", "my own password 2"),
+                ("repeat_password", "my own password 3"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("differ"));
+    let page = browser
+        .post(
+            "/admin/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "one time pass 1"),
+                ("new_password", "my own password 2"),
+                ("repeat_password", "my own password 2"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = browser.get("/admin/clients").await;
+    assert_eq!(page.status, StatusCode::OK, "this session continues");
+}
+
+#[tokio::test]
+async fn the_audit_log_records_who_what_and_from_where() {
+    let app = app_with_admin().await;
+    let mut root = Browser::new(&app);
+    let page = root.sign_in("root", "Tr0ub4dor guess").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    root.sign_in("nobody-here", "whatever pw").await;
+    root.sign_in("root", "root password 1").await;
+    let csrf = root.csrf("/admin/keys").await;
+    let page = root.post("/admin/keys/rotate", &[("csrf", &csrf)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.state.authority.keys().current().keys().len(), 2, "published at once");
+    let keys = root.get("/admin/keys").await;
+    assert!(keys.body.contains("next") && keys.body.contains("active"));
+
+    let entries = app
+        .state
+        .authority
+        .store()
+        .list_audit(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = entries.iter().rev().map(|e| e.record.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["sign_in.failure", "sign_in.failure", "sign_in.success", "key.rotated"]
+    );
+    let failure = &entries[3].record;
+    assert_eq!(failure.target.as_deref(), Some("root"), "a known user is named");
+    assert_eq!(entries[2].record.target, None, "an unknown name is not recorded");
+    assert!(entries.iter().all(|e| e.record.address.as_deref() == Some("127.0.0.1")));
+    assert_eq!(entries[0].record.actor, "root");
+    assert!(entries.iter().all(|e| !format!("{e:?}").contains("Tr0ub4dor")));
+
+    let page = root.get("/admin/audit?action=sign_in.failure").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body.matches("<td><span class=\"tag\">sign_in.failure").count(), 2);
+    assert!(!page.body.contains("<td><span class=\"tag\">key.rotated"));
+    let page = root.get("/admin/audit?before=3").await;
+    assert_eq!(page.body.matches("<tr>").count(), 1 + 2, "header and entries 2 and 1");
+}
+
+#[tokio::test]
+async fn audit_verify_finds_the_first_broken_entry() {
+    let db = TestDb::sqlite();
+    let url = db.url().to_string();
+    let app = TestApp::start(db, &[]).await;
+    let authority = &app.state.authority;
+    for n in 0..5 {
+        authority
+            .audit(
+                &sigil_core::audit::Actor::Cli,
+                "client.updated",
+                Some(&format!("c{n}")),
+                format!("change {n}"),
+            )
+            .await;
+    }
+    let verify = || {
+        std::process::Command::new(SIGIL)
+            .args(["--database-url", &url, "audit", "verify"])
+            .output()
+            .expect("run sigil")
+    };
+    let out = verify();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("audit log intact: 5 entries"));
+
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
+    sqlx::query("UPDATE audit_log SET detail = 'nothing to see' WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let out = verify();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken at entry #3"), "{stderr}");
+    assert!(stderr.contains("edited"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+
+    // Restore it, then remove an entry instead.
+    sqlx::query("UPDATE audit_log SET detail = 'change 2' WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .expect("restore");
+    assert!(verify().status.success());
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .expect("delete");
+    let out = verify();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken at entry #2"));
+    pool.close().await;
+}
