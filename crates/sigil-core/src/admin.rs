@@ -201,7 +201,10 @@ impl Authority {
             actor,
             "client.secret_rotated",
             Some(client_id),
-            format!("new secret for {:?}; the old one no longer works", client.name),
+            format!(
+                "new secret for {:?}; the old one no longer works",
+                client.name
+            ),
         )
         .await;
         Ok((client, secret))
@@ -484,11 +487,7 @@ impl Authority {
                 .iter()
                 .filter(|f| f.client_id == client_id)
                 .collect();
-            let client_name = self
-                .store
-                .find_client(&client_id)
-                .await?
-                .map(|c| c.name);
+            let client_name = self.store.find_client(&client_id).await?.map(|c| c.name);
             grants.push(UserGrant {
                 client_name,
                 consented_scope: consent.map(|c| c.scope.clone()),

@@ -175,7 +175,10 @@ pub enum Actor {
     Nobody,
     /// The `sigil` command line.
     Cli,
-    User { id: String, name: String },
+    User {
+        id: String,
+        name: String,
+    },
 }
 
 impl Actor {
@@ -257,11 +260,17 @@ mod tests {
         a.action = "c".into();
         b.actor = "a".into();
         b.action = "bc".into();
-        assert_ne!(entry_hash(GENESIS_HASH, 1, &a), entry_hash(GENESIS_HASH, 1, &b));
+        assert_ne!(
+            entry_hash(GENESIS_HASH, 1, &a),
+            entry_hash(GENESIS_HASH, 1, &b)
+        );
         let mut c = record(1);
         c.target = None;
         let mut d = record(1);
         d.target = Some(String::new());
-        assert_ne!(entry_hash(GENESIS_HASH, 1, &c), entry_hash(GENESIS_HASH, 1, &d));
+        assert_ne!(
+            entry_hash(GENESIS_HASH, 1, &c),
+            entry_hash(GENESIS_HASH, 1, &d)
+        );
     }
 }

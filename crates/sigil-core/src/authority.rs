@@ -10,8 +10,8 @@ use crate::keys::KeyRing;
 use crate::password::PasswordHasher;
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::user::User;
 use crate::token::{sign_jwt, verify_access_token, AccessTokenClaims, TokenError};
+use crate::user::User;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -203,18 +203,27 @@ impl Authority {
                     id: user.id.clone(),
                     name: user.username.clone(),
                 };
-                self.audit(&actor, "sign_in.success", Some(&user.username), format!("via {via}"))
-                    .await
+                self.audit(
+                    &actor,
+                    "sign_in.success",
+                    Some(&user.username),
+                    format!("via {via}"),
+                )
+                .await
             }
             None => {
-                let known = matches!(self.store.find_user_by_username(username).await, Ok(Some(_)));
+                let known = matches!(
+                    self.store.find_user_by_username(username).await,
+                    Ok(Some(_))
+                );
                 let target = known.then_some(username);
                 let detail = if known {
                     format!("wrong password or disabled account, via {via}")
                 } else {
                     format!("unknown user name, via {via}")
                 };
-                self.audit(&Actor::Nobody, "sign_in.failure", target, detail).await
+                self.audit(&Actor::Nobody, "sign_in.failure", target, detail)
+                    .await
             }
         }
     }

@@ -162,8 +162,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Clients whose name or id contains `search` (case-insensitive), by name; at most `limit`.
-    async fn list_clients(&self, search: Option<&str>, limit: i64)
-        -> Result<Vec<Client>, StoreError>;
+    async fn list_clients(
+        &self,
+        search: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Client>, StoreError>;
     /// Replaces a client's record (matched by id). Returns false when there is no such client.
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
     /// Deletes a client with its refresh families, codes and consents.

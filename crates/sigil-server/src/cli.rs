@@ -3,9 +3,9 @@
 //! admin console and are audited with the actor `cli`.
 
 use crate::config::{
-    secs, AuditListArgs, ClientAddArgs, ClientRefArgs, ClientSettings, ClientUpdateArgs,
-    KeysArgs, KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs, UserPasswordArgs,
-    UserRefArgs, UserRevokeGrantArgs, UserUpdateArgs,
+    secs, AuditListArgs, ClientAddArgs, ClientRefArgs, ClientSettings, ClientUpdateArgs, KeysArgs,
+    KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs, UserPasswordArgs, UserRefArgs,
+    UserRevokeGrantArgs, UserUpdateArgs,
 };
 use crate::error::CommandError;
 use crate::keyfiles::KeyDir;
@@ -56,9 +56,7 @@ fn authority(
     database: &Database,
     passwords: Option<&PasswordArgs>,
 ) -> Result<Authority, CommandError> {
-    let params = passwords
-        .map(PasswordArgs::params)
-        .unwrap_or_default();
+    let params = passwords.map(PasswordArgs::params).unwrap_or_default();
     let hasher = PasswordHasher::new(params).map_err(CommandError::Invalid)?;
     Ok(Authority::new(
         AuthorityConfig::new("cli"),
@@ -149,14 +147,21 @@ pub async fn user_list(database_url: &str, args: &ListArgs) -> Result<(), Comman
         println!("{}", serde_json::Value::from(list));
         return Ok(());
     }
-    println!("{:<24}  {:<32}  {:<6}  STATUS", "USERNAME", "EMAIL", "ADMIN");
+    println!(
+        "{:<24}  {:<32}  {:<6}  STATUS",
+        "USERNAME", "EMAIL", "ADMIN"
+    );
     for user in users {
         println!(
             "{:<24}  {:<32}  {:<6}  {}",
             user.username,
             user.email.as_deref().unwrap_or("-"),
             if user.is_admin { "yes" } else { "no" },
-            if user.is_disabled { "disabled" } else { "active" }
+            if user.is_disabled {
+                "disabled"
+            } else {
+                "active"
+            }
         );
     }
     Ok(())
@@ -202,7 +207,10 @@ pub async fn user_set_password(
         .reset_password(&Actor::Cli, &user.id, password, args.must_change)
         .await
         .map_err(admin_error)?;
-    println!("password of {} set; their sessions and refresh tokens ended", user.username);
+    println!(
+        "password of {} set; their sessions and refresh tokens ended",
+        user.username
+    );
     database.close().await;
     Ok(())
 }
@@ -221,7 +229,10 @@ pub async fn user_set_disabled(
         .await
         .map_err(admin_error)?;
     if is_disabled {
-        println!("{} disabled; sessions and refresh tokens revoked", user.username);
+        println!(
+            "{} disabled; sessions and refresh tokens revoked",
+            user.username
+        );
     } else {
         println!("{} enabled", user.username);
     }
@@ -329,7 +340,11 @@ pub async fn client_list(database_url: &str, args: &ListArgs) -> Result<(), Comm
         println!(
             "{:<24}  {:<12}  {}",
             client.id,
-            if client.is_confidential() { "confidential" } else { "public" },
+            if client.is_confidential() {
+                "confidential"
+            } else {
+                "public"
+            },
             client.name
         );
     }
@@ -349,7 +364,10 @@ pub async fn client_show(database_url: &str, args: &ClientRefArgs) -> Result<(),
     if args.json {
         println!("{json}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
     }
     Ok(())
 }
@@ -475,9 +493,9 @@ pub async fn audit_verify(database_url: &str) -> Result<(), CommandError> {
     }
     database.close().await;
     match state {
-        Some((seq, hash)) => println!(
-            "audit log intact: {total} entries, #1 to #{seq}; last hash {hash}"
-        ),
+        Some((seq, hash)) => {
+            println!("audit log intact: {total} entries, #1 to #{seq}; last hash {hash}")
+        }
         None => println!("audit log is empty"),
     }
     Ok(())
@@ -489,7 +507,9 @@ async fn audit_key_action(database_url: &str, action: &str, kid: &str, detail: S
     let recorded = async {
         let database = open(database_url).await?;
         let authority = authority(&database, None)?;
-        authority.audit(&Actor::Cli, action, Some(kid), detail).await;
+        authority
+            .audit(&Actor::Cli, action, Some(kid), detail)
+            .await;
         database.close().await;
         Ok::<(), CommandError>(())
     };
@@ -559,7 +579,11 @@ pub async fn keys_rotate(
         "published key {kid}; it signs from {}",
         rfc3339(activates_at)
     );
-    let how = if args.immediately { " (immediately)" } else { "" };
+    let how = if args.immediately {
+        " (immediately)"
+    } else {
+        ""
+    };
     audit_key_action(
         database_url,
         "key.rotated",
@@ -590,7 +614,13 @@ pub async fn keys_prune(
     }
     for kid in pruned {
         println!("pruned key {kid}");
-        audit_key_action(database_url, "key.pruned", &kid, "removed from the JWKS".into()).await;
+        audit_key_action(
+            database_url,
+            "key.pruned",
+            &kid,
+            "removed from the JWKS".into(),
+        )
+        .await;
     }
     Ok(())
 }

@@ -172,8 +172,8 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     watcher.abort();
     housekeeping.abort();
     database.close().await;

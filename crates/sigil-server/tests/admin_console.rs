@@ -57,10 +57,9 @@ impl<'a> Browser<'a> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join("; ");
-            request.headers_mut().insert(
-                header::COOKIE,
-                cookie.parse().expect("cookie header"),
-            );
+            request
+                .headers_mut()
+                .insert(header::COOKIE, cookie.parse().expect("cookie header"));
         }
         let peer: SocketAddr = "127.0.0.1:50000".parse().expect("addr");
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -148,11 +147,7 @@ fn hidden(html: &str, name: &str) -> String {
         .find(&marker)
         .unwrap_or_else(|| panic!("no {name} field in {html}"))
         + marker.len();
-    html[start..]
-        .split('"')
-        .next()
-        .expect("value")
-        .to_string()
+    html[start..].split('"').next().expect("value").to_string()
 }
 
 /// The value of the element with an id (the secret field).
@@ -177,7 +172,11 @@ async fn app_with_admin() -> TestApp {
     app
 }
 
-async fn token_request(app: &TestApp, body: &str, basic: (&str, &str)) -> (StatusCode, serde_json::Value) {
+async fn token_request(
+    app: &TestApp,
+    body: &str,
+    basic: (&str, &str),
+) -> (StatusCode, serde_json::Value) {
     let credentials = STANDARD.encode(format!("{}:{}", basic.0, basic.1));
     let response = app
         .router()
@@ -250,7 +249,9 @@ async fn only_admins_get_in() {
         .unwrap_or("");
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
     assert_eq!(
-        page.headers.get(header::CACHE_CONTROL).map(|v| v.as_bytes()),
+        page.headers
+            .get(header::CACHE_CONTROL)
+            .map(|v| v.as_bytes()),
         Some(&b"no-store"[..])
     );
 
@@ -283,7 +284,10 @@ async fn every_form_needs_the_csrf_token() {
     let disable = format!("/admin/users/{}/disable", victim.id);
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("/admin/clients/new", vec![("name", "Forged")]),
-        ("/admin/clients/new", vec![("name", "Forged"), ("csrf", "wrong")]),
+        (
+            "/admin/clients/new",
+            vec![("name", "Forged"), ("csrf", "wrong")],
+        ),
         (&disable, vec![]),
         (&disable, vec![("csrf", "0000")]),
         ("/admin/keys/rotate", vec![("csrf", "")]),
@@ -295,16 +299,22 @@ async fn every_form_needs_the_csrf_token() {
     }
     let store = app.state.authority.store();
     assert!(store.list_clients(None, 10).await.expect("list").is_empty());
-    let victim = store.find_user(&victim.id).await.expect("find").expect("user");
+    let victim = store
+        .find_user(&victim.id)
+        .await
+        .expect("find")
+        .expect("user");
     assert!(!victim.is_disabled);
     assert_eq!(app.state.authority.keys().current().keys().len(), 1);
 
     // With the token, the same action works.
-    let page = root
-        .post(&disable, &[("csrf", &csrf)])
-        .await;
+    let page = root.post(&disable, &[("csrf", &csrf)]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-    let victim = store.find_user(&victim.id).await.expect("find").expect("user");
+    let victim = store
+        .find_user(&victim.id)
+        .await
+        .expect("find")
+        .expect("user");
     assert!(victim.is_disabled);
 }
 
@@ -316,7 +326,10 @@ async fn bad_client_input_is_explained_on_the_form() {
     let csrf = root.csrf("/admin/clients/new").await;
     let cases = [
         ("http://app.example.com/cb", "must use https"),
-        ("https://app.example.com/cb#top", "must not contain a fragment"),
+        (
+            "https://app.example.com/cb#top",
+            "must not contain a fragment",
+        ),
         ("/relative/cb", "must be an absolute URI"),
         ("javascript:alert(1)", "this scheme is not allowed"),
         ("myapp:/cb", "reverse domain name"),
@@ -337,7 +350,10 @@ async fn bad_client_input_is_explained_on_the_form() {
         assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
         assert!(page.body.contains(message), "{uri}: {}", page.body);
         assert!(page.body.contains("role=\"alert\""));
-        assert!(page.body.contains("value=\"Shop\""), "the form keeps what was typed");
+        assert!(
+            page.body.contains("value=\"Shop\""),
+            "the form keeps what was typed"
+        );
     }
     let page = root
         .post(
@@ -351,11 +367,17 @@ async fn bad_client_input_is_explained_on_the_form() {
         )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(page.body.contains("a public client cannot use the client_credentials grant"));
+    assert!(page
+        .body
+        .contains("a public client cannot use the client_credentials grant"));
     let page = root
         .post(
             "/admin/clients/new",
-            &[("csrf", &csrf), ("name", "Shop"), ("access_token_ttl", "ten")],
+            &[
+                ("csrf", &csrf),
+                ("name", "Shop"),
+                ("access_token_ttl", "ten"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -372,7 +394,11 @@ async fn bad_client_input_is_explained_on_the_form() {
     let page = root
         .post(
             "/admin/users/new",
-            &[("csrf", &csrf), ("username", "has space"), ("password", "long enough 1")],
+            &[
+                ("csrf", &csrf),
+                ("username", "has space"),
+                ("password", "long enough 1"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -380,7 +406,11 @@ async fn bad_client_input_is_explained_on_the_form() {
     let page = root
         .post(
             "/admin/users/new",
-            &[("csrf", &csrf), ("username", "short"), ("password", "short")],
+            &[
+                ("csrf", &csrf),
+                ("username", "short"),
+                ("password", "short"),
+            ],
         )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -439,7 +469,10 @@ async fn a_client_secret_is_shown_once_and_works() {
         .await
         .expect("find")
         .expect("client");
-    assert_eq!(stored.secret_hash, Some(Secret::new(secret.clone()).storage_hash()));
+    assert_eq!(
+        stored.secret_hash,
+        Some(Secret::new(secret.clone()).storage_hash())
+    );
     let audit = app
         .state
         .authority
@@ -457,15 +490,23 @@ async fn a_client_secret_is_shown_once_and_works() {
         .csrf(&format!("/admin/clients/{client_id}/rotate-secret"))
         .await;
     let page = root
-        .post(&format!("/admin/clients/{client_id}/rotate-secret"), &[("csrf", &csrf)])
+        .post(
+            &format!("/admin/clients/{client_id}/rotate-secret"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(page.status, StatusCode::OK);
     let new_secret = value_of_id(&page.body, "client-secret").expect("new secret");
     assert_ne!(new_secret, secret);
-    let (status, _) = token_request(&app, "grant_type=client_credentials", (&client_id, &secret)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) =
-        token_request(&app, "grant_type=client_credentials", (&client_id, &new_secret)).await;
+        token_request(&app, "grant_type=client_credentials", (&client_id, &secret)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = token_request(
+        &app,
+        "grant_type=client_credentials",
+        (&client_id, &new_secret),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
     // Edit keeps id and secret; delete ends it.
@@ -491,11 +532,18 @@ async fn a_client_secret_is_shown_once_and_works() {
     let list = root.get("/admin/clients?q=v2").await;
     assert!(list.body.contains("Billing worker v2"));
     let page = root
-        .post(&format!("/admin/clients/{client_id}/delete"), &[("csrf", &csrf)])
+        .post(
+            &format!("/admin/clients/{client_id}/delete"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    let (status, _) =
-        token_request(&app, "grant_type=client_credentials", (&client_id, &new_secret)).await;
+    let (status, _) = token_request(
+        &app,
+        "grant_type=client_credentials",
+        (&client_id, &new_secret),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -518,7 +566,10 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
-    let refresh = tokens["refresh_token"].as_str().expect("refresh").to_string();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
 
     // A second admin, signed in elsewhere, to show their session ends too.
     let mut deputy_user = app.add_user("deputy", "deputy password").await;
@@ -536,7 +587,10 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
     let mut root = Browser::new(&app);
     root.sign_in("root", "root password 1").await;
     let user_page = root.get(&format!("/admin/users/{}", sam.id)).await;
-    assert!(user_page.body.contains("First-party app"), "the live grant is listed");
+    assert!(
+        user_page.body.contains("First-party app"),
+        "the live grant is listed"
+    );
     let csrf = hidden(&user_page.body, "csrf");
     for user in [&sam.id, &deputy_user.id] {
         let page = root
@@ -552,12 +606,19 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_grant");
     let page = deputy.get("/admin").await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER, "the deputy's session is over");
+    assert_eq!(
+        page.status,
+        StatusCode::SEE_OTHER,
+        "the deputy's session is over"
+    );
     assert!(page.location().starts_with("/login"));
 
     // Re-enabling does not bring old sessions back.
     let page = root
-        .post(&format!("/admin/users/{}/enable", deputy_user.id), &[("csrf", &csrf)])
+        .post(
+            &format!("/admin/users/{}/enable", deputy_user.id),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(deputy.get("/admin").await.status, StatusCode::SEE_OTHER);
@@ -573,7 +634,10 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
         .expect("root")
         .id;
     let page = root
-        .post(&format!("/admin/users/{root_id}/disable"), &[("csrf", &csrf)])
+        .post(
+            &format!("/admin/users/{root_id}/disable"),
+            &[("csrf", &csrf)],
+        )
         .await;
     assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(page.body.contains("you cannot disable yourself"));
@@ -651,7 +715,11 @@ async fn the_audit_log_records_who_what_and_from_where() {
     let csrf = root.csrf("/admin/keys").await;
     let page = root.post("/admin/keys/rotate", &[("csrf", &csrf)]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    assert_eq!(app.state.authority.keys().current().keys().len(), 2, "published at once");
+    assert_eq!(
+        app.state.authority.keys().current().keys().len(),
+        2,
+        "published at once"
+    );
     let keys = root.get("/admin/keys").await;
     assert!(keys.body.contains("next") && keys.body.contains("active"));
 
@@ -665,24 +733,53 @@ async fn the_audit_log_records_who_what_and_from_where() {
         })
         .await
         .expect("audit");
-    let actions: Vec<&str> = entries.iter().rev().map(|e| e.record.action.as_str()).collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .rev()
+        .map(|e| e.record.action.as_str())
+        .collect();
     assert_eq!(
         actions,
-        vec!["sign_in.failure", "sign_in.failure", "sign_in.success", "key.rotated"]
+        vec![
+            "sign_in.failure",
+            "sign_in.failure",
+            "sign_in.success",
+            "key.rotated"
+        ]
     );
     let failure = &entries[3].record;
-    assert_eq!(failure.target.as_deref(), Some("root"), "a known user is named");
-    assert_eq!(entries[2].record.target, None, "an unknown name is not recorded");
-    assert!(entries.iter().all(|e| e.record.address.as_deref() == Some("127.0.0.1")));
+    assert_eq!(
+        failure.target.as_deref(),
+        Some("root"),
+        "a known user is named"
+    );
+    assert_eq!(
+        entries[2].record.target, None,
+        "an unknown name is not recorded"
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e.record.address.as_deref() == Some("127.0.0.1")));
     assert_eq!(entries[0].record.actor, "root");
-    assert!(entries.iter().all(|e| !format!("{e:?}").contains("Tr0ub4dor")));
+    assert!(entries
+        .iter()
+        .all(|e| !format!("{e:?}").contains("Tr0ub4dor")));
 
     let page = root.get("/admin/audit?action=sign_in.failure").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert_eq!(page.body.matches("<td><span class=\"tag\">sign_in.failure").count(), 2);
+    assert_eq!(
+        page.body
+            .matches("<td><span class=\"tag\">sign_in.failure")
+            .count(),
+        2
+    );
     assert!(!page.body.contains("<td><span class=\"tag\">key.rotated"));
     let page = root.get("/admin/audit?before=3").await;
-    assert_eq!(page.body.matches("<tr>").count(), 1 + 2, "header and entries 2 and 1");
+    assert_eq!(
+        page.body.matches("<tr>").count(),
+        1 + 2,
+        "header and entries 2 and 1"
+    );
 }
 
 #[tokio::test]
@@ -708,7 +805,11 @@ async fn audit_verify_finds_the_first_broken_entry() {
             .expect("run sigil")
     };
     let out = verify();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("audit log intact: 5 entries"));
 
     let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");

@@ -7,45 +7,13 @@
 mod common;
 
 use common::process::{Server, Setup};
-use common::TestDb;
-use fantoccini::{ClientBuilder, Locator};
-use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use common::{webdriver, TestDb};
+use fantoccini::Locator;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD: &str = "chromium correct horse battery";
-
-fn chromedriver() -> Option<PathBuf> {
-    let found = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("chromedriver is missing, and CI=true requires the browser tests (apt-get install chromium chromium-driver)");
-        }
-        eprintln!("NOTICE: browser test skipped: install chromium and chromium-driver to run it");
-    }
-    found
-}
-
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
 
 /// A stand-in for the client application: answers every request with a small page.
 async fn callback_server() -> u16 {
@@ -72,7 +40,7 @@ async fn callback_server() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_and_consent_in_a_real_browser() {
-    let Some(driver_path) = chromedriver() else {
+    let Some(driver_path) = webdriver::chromedriver() else {
         return;
     };
     let db = TestDb::sqlite();
@@ -108,45 +76,9 @@ async fn sign_in_and_consent_in_a_real_browser() {
     .expect("json");
     let client_id = client["client_id"].as_str().expect("id");
 
-    let driver_port = free_port();
-    let _driver = Driver(
-        Command::new(driver_path)
-            .arg(format!("--port={driver_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while common::process::http_status(&format!("http://127.0.0.1:{driver_port}/status"))
-        .unwrap_or(0)
-        != 200
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let profile = tempfile::tempdir().expect("profile");
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=900,760",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }),
-    );
-    let browser = ClientBuilder::native()
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{driver_port}"))
-        .await
-        .expect("a WebDriver session");
+    let (_driver, browser, _profile) = webdriver::open(driver_path, "900,760").await;
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let shots = webdriver::screenshot_dir();
     let authorize = format!(
         "{}/authorize?client_id={client_id}&redirect_uri={}&response_type=code&scope=openid%20profile%20offline_access&state=st-123&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
         server.base,

@@ -437,7 +437,12 @@ async fn administration(store: Arc<dyn Store>) {
         .iter()
         .any(|c| c.client_id == web.id && c.scope == "openid profile" && c.granted_at == NOW));
     let mut families = Vec::new();
-    for (client_id, expires_at) in [(&web.id, NOW + 500), (&web.id, NOW + 500), (&other.id, NOW + 500), (&other.id, NOW - 1)] {
+    for (client_id, expires_at) in [
+        (&web.id, NOW + 500),
+        (&web.id, NOW + 500),
+        (&other.id, NOW + 500),
+        (&other.id, NOW - 1),
+    ] {
         let family = RefreshFamily {
             id: random_token(16),
             client_id: client_id.clone(),
@@ -528,7 +533,11 @@ async fn audit_chain(store: Arc<dyn Store>) {
     for n in 0..40 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let action = if n % 4 == 0 { "sign_in.failure" } else { "client.updated" };
+            let action = if n % 4 == 0 {
+                "sign_in.failure"
+            } else {
+                "client.updated"
+            };
             store.append_audit(record(n, action, "admin")).await
         }));
     }
@@ -547,7 +556,11 @@ async fn audit_chain(store: Arc<dyn Store>) {
         seqs.extend(batch.iter().map(|e| e.seq));
         after = batch.last().map(|e| e.seq).unwrap_or(after);
     }
-    assert_eq!(seqs, (1..=40).collect::<Vec<i64>>(), "no gaps, no duplicates");
+    assert_eq!(
+        seqs,
+        (1..=40).collect::<Vec<i64>>(),
+        "no gaps, no duplicates"
+    );
 
     let failures = store
         .list_audit(&AuditFilter {
@@ -558,7 +571,10 @@ async fn audit_chain(store: Arc<dyn Store>) {
         .await
         .expect("list");
     assert_eq!(failures.len(), 10);
-    assert!(failures.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    assert!(
+        failures.windows(2).all(|w| w[0].seq > w[1].seq),
+        "newest first"
+    );
     let page = store
         .list_audit(&AuditFilter {
             before_seq: Some(11),
@@ -567,7 +583,10 @@ async fn audit_chain(store: Arc<dyn Store>) {
         })
         .await
         .expect("list");
-    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![10, 9, 8, 7]);
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![10, 9, 8, 7]
+    );
     let by_target = store
         .list_audit(&AuditFilter {
             target: Some("t1".into()),

@@ -48,7 +48,10 @@ pub(crate) fn escape_like(text: &str) -> String {
 
 /// `%search%`, lower-cased and escaped; `%` alone when there is no search.
 pub(crate) fn like_pattern(search: Option<&str>) -> String {
-    format!("%{}%", escape_like(&search.unwrap_or("").trim().to_lowercase()))
+    format!(
+        "%{}%",
+        escape_like(&search.unwrap_or("").trim().to_lowercase())
+    )
 }
 
 /// Implements [`sigil_core::store::Store`] for `$store`, whose `pool()` is a `$pool`.

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod webdriver;
 
 use clap::Parser;
 use sigil_core::client::{Client, ClientRegistration};

@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
             "/admin/clients/{id}/rotate-secret",
             get(confirm_rotate).post(rotate),
         )
-        .route("/admin/clients/{id}/delete", get(confirm_delete).post(delete))
+        .route(
+            "/admin/clients/{id}/delete",
+            get(confirm_delete).post(delete),
+        )
 }
 
 const LIST_LIMIT: i64 = 200;
@@ -152,13 +155,7 @@ impl ClientForm {
     }
 
     fn from_post(form: &OAuthForm) -> Self {
-        let text = |name: &str| {
-            form.single(name)
-                .ok()
-                .flatten()
-                .unwrap_or("")
-                .to_string()
-        };
+        let text = |name: &str| form.single(name).ok().flatten().unwrap_or("").to_string();
         let checked = form.all("grant_types");
         Self {
             name: text("name"),

@@ -149,8 +149,7 @@ async fn rotate(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
     let now = state.authority.now();
     let delay = state.jwks_max_age as i64;
     let rotated =
-        tokio::task::spawn_blocking(move || crate::keyfiles::rotate(&dir, now, delay, false))
-            .await;
+        tokio::task::spawn_blocking(move || crate::keyfiles::rotate(&dir, now, delay, false)).await;
     let (kid, activates_at) = match rotated {
         Ok(Ok(rotated)) => rotated,
         Ok(Err(error)) => return failure(AdminError::Invalid(error.to_string())),
@@ -194,7 +193,12 @@ async fn prune(State(state): State<AppState>, admin: Admin, body: Bytes) -> Resp
     for kid in &pruned {
         state
             .authority
-            .audit(&admin.actor(), "key.pruned", Some(kid), "removed from the JWKS")
+            .audit(
+                &admin.actor(),
+                "key.pruned",
+                Some(kid),
+                "removed from the JWKS",
+            )
             .await;
     }
     done(

@@ -127,9 +127,7 @@ impl FromRequestParts<AppState> for Admin {
             }
         };
         let user = match user {
-            Some(user)
-                if !user.is_disabled && signed_in.session_epoch == user.session_epoch =>
-            {
+            Some(user) if !user.is_disabled && signed_in.session_epoch == user.session_epoch => {
                 user
             }
             // Disabled, deleted, or signed out everywhere since: this session is over.

@@ -23,7 +23,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/{id}/profile", post(profile))
         .route("/admin/users/{id}/password", post(password))
         .route("/admin/users/{id}/role", post(role))
-        .route("/admin/users/{id}/disable", get(confirm_disable).post(disable))
+        .route(
+            "/admin/users/{id}/disable",
+            get(confirm_disable).post(disable),
+        )
         .route("/admin/users/{id}/enable", post(enable))
         .route(
             "/admin/users/{id}/grants/{client_id}/revoke",
@@ -246,11 +249,7 @@ async fn password(
         Err(response) => return response,
     };
     let new_password = form.single("password").ok().flatten().unwrap_or("");
-    let must_change = form
-        .single("must_change_password")
-        .ok()
-        .flatten()
-        .is_some();
+    let must_change = form.single("must_change_password").ok().flatten().is_some();
     let result = state
         .authority
         .reset_password(&admin.actor(), &id, Secret::new(new_password), must_change)

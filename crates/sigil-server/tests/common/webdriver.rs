@@ -1,0 +1,105 @@
+//! A real headless browser for page tests: Debian's chromium driven through chromedriver
+//! with fantoccini. Skipped with a notice when chromedriver is missing, except under
+//! CI=true, where that is a failure.
+#![allow(dead_code)]
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// chromedriver's path, or `None` (with a notice) when it is not installed.
+pub fn chromedriver() -> Option<PathBuf> {
+    let found = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("chromedriver is missing, and CI=true requires the browser tests (apt-get install chromium chromium-driver)");
+        }
+        eprintln!("NOTICE: browser test skipped: install chromium and chromium-driver to run it");
+    }
+    found
+}
+
+/// The chromedriver process, killed when dropped.
+pub struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}
+
+/// Starts chromedriver and opens a headless chromium session with a fresh profile.
+/// `window` is `"width,height"`.
+pub async fn open(driver_path: PathBuf, window: &str) -> (Driver, Client, tempfile::TempDir) {
+    let driver_port = free_port();
+    let driver = Driver(
+        Command::new(driver_path)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while super::process::http_status(&format!("http://127.0.0.1:{driver_port}/status"))
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = tempfile::tempdir().expect("profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", format!("--window-size={window}"),
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }),
+    );
+    let browser = ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver_port}"))
+        .await
+        .expect("a WebDriver session");
+    (driver, browser, profile)
+}
+
+/// Where screenshots go: `target/tmp/screenshots/`.
+pub fn screenshot_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+/// Waits until the browser's URL path is `path`.
+pub async fn wait_for_path(browser: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.current_url().await.expect("url").path() != path {
+        assert!(
+            Instant::now() < deadline,
+            "never reached {path}; at {}: {}",
+            browser.current_url().await.expect("url"),
+            browser.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
