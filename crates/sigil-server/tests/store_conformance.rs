@@ -522,7 +522,7 @@ fn record(n: usize, action: &str, actor: &str) -> AuditRecord {
         action: action.into(),
         target: Some(format!("t{}", n % 3)),
         detail: format!("entry {n} with 'quotes' and 100% _wild_ chars"),
-        address: (n % 2 == 0).then(|| "127.0.0.1".to_string()),
+        address: n.is_multiple_of(2).then(|| "127.0.0.1".to_string()),
     }
 }
 
@@ -530,10 +530,10 @@ fn record(n: usize, action: &str, actor: &str) -> AuditRecord {
 /// paging work; the chain verifies in batches.
 async fn audit_chain(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
-    for n in 0..40 {
+    for n in 0..40usize {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let action = if n % 4 == 0 {
+            let action = if n.is_multiple_of(4) {
                 "sign_in.failure"
             } else {
                 "client.updated"

@@ -242,7 +242,7 @@ impl Store for MemoryStore {
             })
             .cloned()
             .collect();
-        out.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        out.sort_by_key(|a| a.name.to_lowercase());
         out.truncate(limit.max(0) as usize);
         Ok(out)
     }
