@@ -839,3 +839,164 @@ async fn audit_verify_finds_the_first_broken_entry() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken at entry #2"));
     pool.close().await;
 }
+
+/// Runs `sigil` expecting failure; returns its standard error.
+fn sigil_fails(setup: &common::process::Setup, args: &[&str]) -> String {
+    let out = std::process::Command::new(SIGIL)
+        .args(["--database-url", &setup.database_url])
+        .args(args)
+        .output()
+        .expect("run sigil");
+    assert!(!out.status.success(), "sigil {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn the_command_line_does_the_same() {
+    let db = TestDb::sqlite();
+    let setup = common::process::Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    setup.sigil(&["migrate"], None);
+    setup.sigil(
+        &["user", "add", "--username", "quinn", "--password-stdin"],
+        Some("quinn password 1"),
+    );
+    let created: serde_json::Value = serde_json::from_str(&setup.sigil(
+        &[
+            "client", "add", "--name", "Cron job", "--scopes", "jobs", "--json",
+        ],
+        None,
+    ))
+    .expect("json");
+    let id = created["client_id"].as_str().expect("id").to_string();
+
+    let list: serde_json::Value =
+        serde_json::from_str(&setup.sigil(&["client", "list", "--search", "CRON", "--json"], None))
+            .expect("json");
+    assert_eq!(list[0]["client_id"], id.as_str());
+    let shown: serde_json::Value =
+        serde_json::from_str(&setup.sigil(&["client", "show", "--client-id", &id, "--json"], None))
+            .expect("json");
+    assert_eq!(shown["scopes"], serde_json::json!(["jobs"]));
+    assert!(shown.get("client_secret").is_none() && !shown.to_string().contains("secret_hash"));
+    let updated: serde_json::Value = serde_json::from_str(&setup.sigil(
+        &[
+            "client",
+            "update",
+            "--client-id",
+            &id,
+            "--name",
+            "Cron job v2",
+            "--scopes",
+            "jobs,reports",
+            "--access-token-ttl",
+            "5m",
+        ],
+        None,
+    ))
+    .expect("json");
+    assert_eq!(updated["name"], "Cron job v2");
+    assert_eq!(updated["access_token_ttl"], 300);
+    let err = sigil_fails(
+        &setup,
+        &[
+            "client",
+            "update",
+            "--client-id",
+            &id,
+            "--name",
+            "x",
+            "--redirect-uri",
+            "http://evil.example.com/",
+        ],
+    );
+    assert!(err.contains("must use https"), "{err}");
+    let rotated: serde_json::Value = serde_json::from_str(&setup.sigil(
+        &["client", "rotate-secret", "--client-id", &id, "--json"],
+        None,
+    ))
+    .expect("json");
+    assert_ne!(rotated["client_secret"], created["client_secret"]);
+
+    let users = setup.sigil(&["user", "list", "--search", "quin"], None);
+    assert!(users.contains("quinn") && users.contains("active"));
+    let user: serde_json::Value = serde_json::from_str(&setup.sigil(
+        &[
+            "user",
+            "update",
+            "--username",
+            "quinn",
+            "--email",
+            "q@example.com",
+            "--admin",
+            "true",
+        ],
+        None,
+    ))
+    .expect("json");
+    assert_eq!(user["email"], "q@example.com");
+    assert_eq!(user["is_admin"], true);
+    setup.sigil(
+        &[
+            "user",
+            "set-password",
+            "--username",
+            "quinn",
+            "--password-stdin",
+            "--must-change",
+        ],
+        Some("a fresh password 9"),
+    );
+    setup.sigil(&["user", "disable", "--username", "quinn"], None);
+    let users: serde_json::Value =
+        serde_json::from_str(&setup.sigil(&["user", "list", "--json"], None)).expect("json");
+    assert_eq!(users[0]["is_disabled"], true);
+    setup.sigil(&["user", "enable", "--username", "quinn"], None);
+    setup.sigil(
+        &[
+            "user",
+            "revoke-grant",
+            "--username",
+            "quinn",
+            "--client-id",
+            &id,
+        ],
+        None,
+    );
+    let err = sigil_fails(&setup, &["user", "disable", "--username", "nobody"]);
+    assert!(err.contains("no user named"), "{err}");
+    setup.sigil(&["client", "delete", "--client-id", &id], None);
+    let err = sigil_fails(&setup, &["client", "show", "--client-id", &id]);
+    assert!(err.contains("no client"), "{err}");
+
+    let log = setup.sigil(&["audit", "list", "--actor", "cli", "--json"], None);
+    let actions: Vec<String> = log
+        .lines()
+        .map(|line| {
+            let entry: serde_json::Value = serde_json::from_str(line).expect("json line");
+            entry["action"].as_str().expect("action").to_string()
+        })
+        .rev()
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "user.created",
+            "client.created",
+            "client.updated",
+            "client.secret_rotated",
+            "user.updated",
+            "user.admin_granted",
+            "user.password_reset",
+            "user.disabled",
+            "user.enabled",
+            "grant.revoked",
+            "client.deleted",
+        ]
+    );
+    for secret in [&created["client_secret"], &rotated["client_secret"]] {
+        assert!(!log.contains(secret.as_str().expect("secret")));
+    }
+    assert!(setup
+        .sigil(&["audit", "verify"], None)
+        .contains("audit log intact: 11 entries"));
+}
