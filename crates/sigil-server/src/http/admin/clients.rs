@@ -1,7 +1,7 @@
 //! `/admin/clients`: list, search, register, edit, rotate the secret of, and delete clients.
 //! A new or rotated secret is shown once, in the response to the POST that made it.
 
-use super::{done, failure, render, Admin, Chrome, ConfirmPage, NoticeQuery};
+use super::{confirm, done, failure, render, Admin, Chrome, Confirm, NoticeQuery};
 use crate::http::form::OAuthForm;
 use crate::state::AppState;
 use askama::Template;
@@ -463,17 +463,15 @@ async fn confirm_rotate(
         Ok(client) => client,
         Err(response) => return response,
     };
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: admin.chrome(None),
+    confirm(
+        &admin,
+        Confirm {
             title: format!("Rotate the secret of {}?", client.name),
-            message: "A new secret is generated and shown once. The current secret stops working at once: update the application right after.".into(),
+            message: "A new secret is generated and shown once. The current secret stops working at once: update the application right after.",
             action: format!("/admin/clients/{id}/rotate-secret"),
-            button: "Rotate secret".into(),
+            button: "Rotate secret",
             cancel: format!("/admin/clients/{id}"),
             is_danger: true,
-            hidden: Vec::new(),
         },
     )
 }
@@ -513,17 +511,15 @@ async fn confirm_delete(
         Ok(client) => client,
         Err(response) => return response,
     };
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: admin.chrome(None),
+    confirm(
+        &admin,
+        Confirm {
             title: format!("Delete {}?", client.name),
-            message: "The client, its refresh tokens and its users' consents are deleted. Its access tokens stop passing introspection at once and expire on their own. This cannot be undone.".into(),
+            message: "The client, its refresh tokens and its users' consents are deleted. Its access tokens stop passing introspection at once and expire on their own. This cannot be undone.",
             action: format!("/admin/clients/{id}/delete"),
-            button: "Delete client".into(),
+            button: "Delete client",
             cancel: format!("/admin/clients/{id}"),
             is_danger: true,
-            hidden: Vec::new(),
         },
     )
 }

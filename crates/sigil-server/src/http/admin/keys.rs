@@ -2,7 +2,7 @@
 //! same life cycle as `sigil keys`). The running server reloads its key ring at once;
 //! replicas sharing the directory follow at their next poll.
 
-use super::{done, failure, format_time, render, Admin, Chrome, ConfirmPage, NoticeQuery};
+use super::{confirm, done, failure, format_time, render, Admin, Chrome, Confirm, NoticeQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
@@ -94,39 +94,31 @@ async fn list(
     )
 }
 
-fn confirm(admin: &Admin, title: &str, message: &str, action: &str, button: &str) -> Response {
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: admin.chrome(None),
-            title: title.into(),
-            message: message.into(),
-            action: action.into(),
-            button: button.into(),
-            cancel: "/admin/keys".into(),
-            is_danger: false,
-            hidden: Vec::new(),
-        },
-    )
-}
-
 async fn confirm_rotate(admin: Admin) -> Response {
     confirm(
         &admin,
-        "Rotate the signing key?",
-        "A new key is published now and becomes the signing key once the JWKS cache lifetime has passed. The current key keeps being published until its tokens have expired.",
-        "/admin/keys/rotate",
-        "Rotate",
+        Confirm {
+            title: "Rotate the signing key?".into(),
+            message: "A new key is published now and becomes the signing key once the JWKS cache lifetime has passed. The current key keeps being published until its tokens have expired.",
+            action: "/admin/keys/rotate".into(),
+            button: "Rotate",
+            cancel: "/admin/keys".into(),
+            is_danger: false,
+        },
     )
 }
 
 async fn confirm_prune(admin: Admin) -> Response {
     confirm(
         &admin,
-        "Prune retired keys?",
-        "Retired keys whose every token has expired are deleted from the key directory and from the JWKS.",
-        "/admin/keys/prune",
-        "Prune",
+        Confirm {
+            title: "Prune retired keys?".into(),
+            message: "Retired keys whose every token has expired are deleted from the key directory and from the JWKS.",
+            action: "/admin/keys/prune".into(),
+            button: "Prune",
+            cancel: "/admin/keys".into(),
+            is_danger: false,
+        },
     )
 }
 

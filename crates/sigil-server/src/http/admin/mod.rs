@@ -239,6 +239,33 @@ pub struct ConfirmPage {
     pub hidden: Vec<(String, String)>,
 }
 
+/// What a confirmation page asks.
+pub struct Confirm<'a> {
+    pub title: String,
+    pub message: &'a str,
+    pub action: String,
+    pub button: &'a str,
+    pub cancel: String,
+    pub is_danger: bool,
+}
+
+/// Renders a confirmation page whose form posts to `action`.
+pub fn confirm(admin: &Admin, confirm: Confirm<'_>) -> Response {
+    render(
+        StatusCode::OK,
+        &ConfirmPage {
+            chrome: admin.chrome(None),
+            title: confirm.title,
+            message: confirm.message.to_string(),
+            action: confirm.action,
+            button: confirm.button.to_string(),
+            cancel: confirm.cancel,
+            is_danger: confirm.is_danger,
+            hidden: Vec::new(),
+        },
+    )
+}
+
 #[derive(serde::Deserialize, Default)]
 pub struct NoticeQuery {
     pub notice: Option<String>,

@@ -1,7 +1,7 @@
 //! `/admin/users`: list, search, create, edit profiles, reset passwords, grant or remove the
 //! admin role, disable and enable, and revoke the applications a user granted.
 
-use super::{done, failure, render, Admin, Chrome, ConfirmPage, NoticeQuery};
+use super::{confirm, done, failure, render, Admin, Chrome, Confirm, NoticeQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
@@ -152,6 +152,14 @@ struct UserPage {
     audit_link: String,
 }
 
+async fn find_user(state: &AppState, id: &str) -> Result<User, Response> {
+    match state.authority.store().find_user(id).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(failure(AdminError::NotFound)),
+        Err(error) => Err(failure(error.into())),
+    }
+}
+
 async fn user_page(
     state: &AppState,
     admin: &Admin,
@@ -159,10 +167,9 @@ async fn user_page(
     notice: Option<&str>,
     error: Option<String>,
 ) -> Response {
-    let user = match state.authority.store().find_user(user_id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return failure(AdminError::NotFound),
-        Err(error) => return failure(error.into()),
+    let user = match find_user(state, user_id).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     let grants = match state.authority.user_grants(user_id).await {
         Ok(grants) => grants,
@@ -282,22 +289,19 @@ async fn confirm_disable(
     admin: Admin,
     Path(id): Path<String>,
 ) -> Response {
-    let user = match state.authority.store().find_user(&id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return failure(AdminError::NotFound),
-        Err(error) => return failure(error.into()),
+    let user = match find_user(&state, &id).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: admin.chrome(None),
+    confirm(
+        &admin,
+        Confirm {
             title: format!("Disable {}?", user.username),
-            message: "They can no longer sign in. All their sessions end and all their refresh tokens are revoked at once; their access tokens stop passing introspection and userinfo.".into(),
+            message: "They can no longer sign in. All their sessions end and all their refresh tokens are revoked at once; their access tokens stop passing introspection and userinfo.",
             action: format!("/admin/users/{id}/disable"),
-            button: "Disable user".into(),
+            button: "Disable user",
             cancel: format!("/admin/users/{id}"),
             is_danger: true,
-            hidden: Vec::new(),
         },
     )
 }
@@ -341,26 +345,23 @@ async fn confirm_revoke(
     admin: Admin,
     Path((id, client_id)): Path<(String, String)>,
 ) -> Response {
-    let user = match state.authority.store().find_user(&id).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return failure(AdminError::NotFound),
-        Err(error) => return failure(error.into()),
+    let user = match find_user(&state, &id).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     let client_name = match state.authority.store().find_client(&client_id).await {
         Ok(client) => client.map(|c| c.name).unwrap_or_else(|| client_id.clone()),
         Err(error) => return failure(error.into()),
     };
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: admin.chrome(None),
+    confirm(
+        &admin,
+        Confirm {
             title: format!("Revoke {client_name}'s access for {}?", user.username),
-            message: "The remembered consent is forgotten and every refresh token the application holds for this user is revoked. The application must ask again.".into(),
+            message: "The remembered consent is forgotten and every refresh token the application holds for this user is revoked. The application must ask again.",
             action: format!("/admin/users/{id}/grants/{client_id}/revoke"),
-            button: "Revoke access".into(),
+            button: "Revoke access",
             cancel: format!("/admin/users/{id}"),
             is_danger: true,
-            hidden: Vec::new(),
         },
     )
 }
