@@ -378,6 +378,31 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
         .await
         .expect("introspect");
     assert!(!live.active);
+
+    // The audit log has the sign-in and the reuse, naming the user and never the token.
+    let entries = f
+        .store
+        .list_audit(&crate::audit::AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    let actions: Vec<&str> = entries.iter().map(|e| e.record.action.as_str()).collect();
+    assert!(actions.contains(&"sign_in.success"));
+    let reuse: Vec<_> = entries
+        .iter()
+        .filter(|e| e.record.action == "refresh_token.reuse_detected")
+        .collect();
+    assert_eq!(reuse.len(), 1, "one reuse, recorded once: {actions:?}");
+    assert_eq!(
+        reuse[0].record.target.as_deref(),
+        Some(f.user.username.as_str())
+    );
+    for entry in &entries {
+        let text = format!("{entry:?}");
+        assert!(!text.contains(&r1) && !text.contains(&r2));
+    }
 }
 
 #[tokio::test]
@@ -516,6 +541,21 @@ async fn revocation_of_access_and_refresh_tokens() {
         .revoke(&f.creds(), Secret::new("whatever"), None)
         .await
         .expect("unknown token is not an error");
+
+    // Two revocations recorded (access token, refresh family); the unknown token is not.
+    let revoked = f
+        .store
+        .list_audit(&crate::audit::AuditFilter {
+            action_prefix: Some("token.revoked".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(revoked.len(), 2);
+    assert!(revoked
+        .iter()
+        .all(|e| e.record.target.as_deref() == Some(f.app.0.id.as_str())));
 }
 
 #[tokio::test]
