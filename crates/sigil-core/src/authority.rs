@@ -14,6 +14,7 @@ use crate::token::{sign_jwt, verify_access_token, AccessTokenClaims, TokenError}
 use crate::user::User;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Lifetimes and names the protocol needs. All durations in seconds.
@@ -52,6 +53,14 @@ pub struct ClientCredentials {
     pub secret: Option<Secret>,
 }
 
+/// Counts of security events, for metrics.
+#[derive(Debug, Default)]
+pub struct EventCounts {
+    pub sign_in_successes: AtomicU64,
+    pub sign_in_failures: AtomicU64,
+    pub refresh_reuse_detected: AtomicU64,
+}
+
 /// The protocol engine. Cheap to share behind an `Arc`.
 pub struct Authority {
     pub(crate) config: AuthorityConfig,
@@ -62,6 +71,7 @@ pub struct Authority {
     pub(crate) password_pool: CpuPool,
     pub(crate) signing_pool: CpuPool,
     clients: Mutex<HashMap<String, (Arc<Client>, i64)>>,
+    pub(crate) events: EventCounts,
 }
 
 const CLIENT_CACHE_MAX: usize = 10_000;
@@ -85,6 +95,7 @@ impl Authority {
             password_pool,
             signing_pool,
             clients: Mutex::new(HashMap::new()),
+            events: EventCounts::default(),
         }
     }
 
@@ -105,6 +116,10 @@ impl Authority {
     }
     pub fn password_pool(&self) -> &CpuPool {
         &self.password_pool
+    }
+    /// Security events counted since start.
+    pub fn events(&self) -> &EventCounts {
+        &self.events
     }
 
     /// Finds a client, from a short-lived memory cache when possible.
@@ -197,6 +212,11 @@ impl Authority {
     /// Records a sign-in attempt. The user name is recorded as typed only when it names a
     /// real user: a mistyped password in the user-name field must not land in the log.
     pub(crate) async fn audit_sign_in(&self, username: &str, user: Option<&User>, via: &str) {
+        let counter = match user {
+            Some(_) => &self.events.sign_in_successes,
+            None => &self.events.sign_in_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         match user {
             Some(user) => {
                 let actor = Actor::User {

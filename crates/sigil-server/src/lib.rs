@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod keyfiles;
+pub mod metrics;
 pub mod serve;
 pub mod sessions;
 pub mod state;

@@ -86,6 +86,7 @@ pub async fn build_state(
         ))),
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
         keys_dir: keys.clone(),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     })
 }
 

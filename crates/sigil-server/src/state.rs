@@ -35,4 +35,6 @@ pub struct AppState {
     pub session_ttl: i64,
     /// The signing-key directory, for the admin console's rotate and prune.
     pub keys_dir: crate::keyfiles::KeyDir,
+    /// Counters and histograms served at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -720,3 +720,165 @@ async fn first_start_creates_one_admin_with_a_one_time_password() {
         "only on an empty user table"
     );
 }
+
+/// Parses Prometheus text format into (name, labels, value), checking every line's shape.
+fn parse_metrics(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let mut samples = Vec::new();
+    let mut typed = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().expect("name").to_string();
+            let kind = parts.next().expect("kind");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name);
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("a value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("number in {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let mut labels = std::collections::BTreeMap::new();
+                for pair in body.split("\",") {
+                    let (k, v) = pair.split_once("=\"").expect("label=\"value\"");
+                    labels.insert(k.to_string(), v.trim_end_matches('"').to_string());
+                }
+                (name.to_string(), labels)
+            }
+            None => (series.to_string(), Default::default()),
+        };
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|base| typed.contains(*base))
+            .unwrap_or(&name)
+            .to_string();
+        assert!(typed.contains(&family), "{name} has no TYPE line");
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+#[tokio::test]
+async fn metrics_are_scraped_and_parsed() {
+    let w = world().await;
+    for _ in 0..3 {
+        let reply = post(
+            &w.app,
+            "/token",
+            "grant_type=client_credentials",
+            Some((&w.plain_id, &w.plain_secret)),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=password&username=alice&password=not+hers",
+        w.basic(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(w.password_grant("openid").await.status, StatusCode::OK);
+    get(&w.app, "/no/such/path", &[]).await;
+
+    let response = w
+        .app
+        .router()
+        .oneshot(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    let samples = parse_metrics(&text);
+    let value = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    };
+    assert_eq!(
+        value(
+            "sigil_http_requests_total",
+            &[("route", "/token"), ("status", "200")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        value(
+            "sigil_http_requests_total",
+            &[("route", "/token"), ("status", "400")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "sigil_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        ),
+        1.0,
+        "unknown paths share one label, not one series each"
+    );
+    assert_eq!(
+        value(
+            "sigil_http_request_duration_seconds_count",
+            &[("route", "/token")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            "sigil_http_request_duration_seconds_bucket",
+            &[("route", "/token"), ("le", "+Inf")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            "sigil_tokens_issued_total",
+            &[("grant_type", "client_credentials")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value("sigil_tokens_issued_total", &[("grant_type", "password")]),
+        1.0
+    );
+    assert_eq!(value("sigil_sign_in_failures_total", &[]), 1.0);
+    assert_eq!(value("sigil_sign_in_successes_total", &[]), 1.0);
+    assert_eq!(value("sigil_refresh_token_reuse_detected_total", &[]), 0.0);
+    assert_eq!(value("sigil_throttled_requests_total", &[]), 0.0);
+    assert_eq!(value("sigil_password_hash_queue_depth", &[]), 0.0);
+    assert!(value("sigil_db_pool_max_connections", &[]) >= 1.0);
+    assert!(value("sigil_db_pool_connections", &[]) >= 1.0);
+    assert_eq!(value("sigil_signing_keys", &[]), 1.0);
+    assert!(!text.contains(w.secret.expose()));
+}

@@ -102,6 +102,9 @@ impl Authority {
     }
 
     async fn audit_reuse(&self, family: &crate::store::RefreshFamily, client: &Client) {
+        self.events
+            .refresh_reuse_detected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let user = self.store.find_user(&family.user_id).await.ok().flatten();
         self.audit(
             &Actor::Nobody,

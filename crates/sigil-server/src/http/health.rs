@@ -2,16 +2,44 @@
 
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus text exposition (format 0.0.4).
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let events = state.authority.events();
+    let (open, idle, max) = state.database.pool_stats();
+    let gauges = crate::metrics::Gauges {
+        sign_in_successes: events.sign_in_successes.load(Ordering::Relaxed),
+        sign_in_failures: events.sign_in_failures.load(Ordering::Relaxed),
+        refresh_reuse_detected: events.refresh_reuse_detected.load(Ordering::Relaxed),
+        password_queue_depth: state.authority.password_pool().depth(),
+        db_connections_open: open,
+        db_connections_idle: idle,
+        db_connections_max: max,
+        signing_keys: state.authority.keys().current().keys().len(),
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        state.metrics.render(&gauges),
+    )
 }
 
 /// The process is up.

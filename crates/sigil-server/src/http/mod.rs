@@ -60,7 +60,7 @@ pub fn app(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
@@ -73,7 +73,17 @@ async fn not_found() -> impl IntoResponse {
 
 /// Gives every request an id (in the log span and the response header) and logs one line
 /// per request: method, path without the query (queries can carry codes), status, time.
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().as_str().to_string();
     let id = request
         .headers()
         .get(&REQUEST_ID)
@@ -103,6 +113,15 @@ async fn observe(request: Request, next: Next) -> Response {
         .instrument(span.clone())
         .await;
     let status = response.status().as_u16();
+    let throttled =
+        status == 429 || (status == 503 && response.headers().contains_key(header::RETRY_AFTER));
+    state.metrics.observe_request(
+        &route,
+        &method,
+        status,
+        started.elapsed().as_secs_f64(),
+        throttled,
+    );
     span.in_scope(|| {
         tracing::info!(
             status,

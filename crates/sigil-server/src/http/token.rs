@@ -29,7 +29,10 @@ async fn token(
     let grant = grant_name(&request);
     let response = state.authority.token(&credentials, request).await;
     match &response {
-        Ok(_) => tracing::info!(client = %credentials.client_id, grant, "token issued"),
+        Ok(_) => {
+            state.metrics.token_issued(grant);
+            tracing::info!(client = %credentials.client_id, grant, "token issued")
+        }
         Err(e) => {
             tracing::info!(client = %credentials.client_id, grant, error = e.code.as_str(), "token request refused")
         }

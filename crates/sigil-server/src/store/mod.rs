@@ -82,6 +82,28 @@ impl Database {
         }
     }
 
+    /// Open, idle and maximum connections of the pool.
+    pub fn pool_stats(&self) -> (u32, usize, u32) {
+        match self {
+            Self::Sqlite(s) => {
+                let pool = s.pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+            Self::Postgres(s) => {
+                let pool = s.pool();
+                (
+                    pool.size(),
+                    pool.num_idle(),
+                    pool.options().get_max_connections(),
+                )
+            }
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",

@@ -1,0 +1,276 @@
+//! Prometheus metrics, kept in memory and rendered as text at `GET /metrics`: requests by
+//! route and status with latency histograms, tokens issued by grant type, sign-in
+//! outcomes, throttled requests, refresh-token reuse, the password-hash queue and the
+//! database pool. Routes are labelled by their pattern (`/admin/users/{id}`), never by the
+//! raw path, so the number of series stays bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    /// Non-cumulative counts per bucket; the last slot is +Inf.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let slot = BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS.len());
+        self.counts[slot] += 1;
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+/// The grant types a token can be issued under, in a fixed order.
+pub const GRANTS: [&str; 4] = [
+    "authorization_code",
+    "client_credentials",
+    "password",
+    "refresh_token",
+];
+
+/// The server's metrics. One per process; shared through `AppState`.
+#[derive(Default)]
+pub struct Metrics {
+    /// (route, method, status) -> count
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route -> latency histogram
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    tokens_issued: [AtomicU64; GRANTS.len()],
+    throttled: AtomicU64,
+}
+
+/// Values read from elsewhere at scrape time.
+pub struct Gauges {
+    pub sign_in_successes: u64,
+    pub sign_in_failures: u64,
+    pub refresh_reuse_detected: u64,
+    pub password_queue_depth: usize,
+    pub db_connections_open: u32,
+    pub db_connections_idle: usize,
+    pub db_connections_max: u32,
+    pub signing_keys: usize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Escapes a label value (Prometheus text format 0.0.4).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one finished request. 429s, and 503s that carry `Retry-After` (a full
+    /// password pool), count as throttled.
+    pub fn observe_request(
+        &self,
+        route: &str,
+        method: &str,
+        status: u16,
+        seconds: f64,
+        throttled: bool,
+    ) {
+        *lock(&self.requests)
+            .entry((route.to_string(), method.to_string(), status))
+            .or_insert(0) += 1;
+        lock(&self.latency)
+            .entry(route.to_string())
+            .or_default()
+            .observe(seconds);
+        if throttled {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn token_issued(&self, grant: &str) {
+        if let Some(i) = GRANTS.iter().position(|g| *g == grant) {
+            self.tokens_issued[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(8192);
+        let _ = writeln!(
+            out,
+            "# HELP sigil_http_requests_total HTTP requests by route pattern, method and status."
+        );
+        let _ = writeln!(out, "# TYPE sigil_http_requests_total counter");
+        for ((route, method, status), count) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "sigil_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {count}",
+                label(route),
+                label(method)
+            );
+        }
+        let _ = writeln!(out, "# HELP sigil_http_request_duration_seconds Time to answer a request, by route pattern.");
+        let _ = writeln!(out, "# TYPE sigil_http_request_duration_seconds histogram");
+        for (route, histogram) in lock(&self.latency).iter() {
+            let route = label(route);
+            let mut cumulative = 0;
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                cumulative += histogram.counts[i];
+                let _ = writeln!(
+                    out,
+                    "sigil_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += histogram.counts[BUCKETS.len()];
+            let _ = writeln!(
+                out,
+                "sigil_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let _ = writeln!(
+                out,
+                "sigil_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "sigil_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                histogram.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP sigil_tokens_issued_total Successful token responses by grant type."
+        );
+        let _ = writeln!(out, "# TYPE sigil_tokens_issued_total counter");
+        for (i, grant) in GRANTS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sigil_tokens_issued_total{{grant_type=\"{grant}\"}} {}",
+                self.tokens_issued[i].load(Ordering::Relaxed)
+            );
+        }
+        let counters = [
+            (
+                "sigil_sign_in_successes_total",
+                "Successful sign-ins (sign-in page and password grant).",
+                gauges.sign_in_successes,
+            ),
+            (
+                "sigil_sign_in_failures_total",
+                "Failed sign-ins (sign-in page and password grant).",
+                gauges.sign_in_failures,
+            ),
+            (
+                "sigil_throttled_requests_total",
+                "Requests refused with 429, or 503 with Retry-After (password pool full).",
+                self.throttled.load(Ordering::Relaxed),
+            ),
+            (
+                "sigil_refresh_token_reuse_detected_total",
+                "Rotated refresh tokens presented again; each revoked its family.",
+                gauges.refresh_reuse_detected,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        let gauge_values = [
+            (
+                "sigil_password_hash_queue_depth",
+                "Password hashes running or waiting for a worker.",
+                gauges.password_queue_depth as u64,
+            ),
+            (
+                "sigil_db_pool_connections",
+                "Open database connections.",
+                u64::from(gauges.db_connections_open),
+            ),
+            (
+                "sigil_db_pool_idle_connections",
+                "Idle database connections.",
+                gauges.db_connections_idle as u64,
+            ),
+            (
+                "sigil_db_pool_max_connections",
+                "Largest allowed database pool.",
+                u64::from(gauges.db_connections_max),
+            ),
+            (
+                "sigil_signing_keys",
+                "Published signing keys.",
+                gauges.signing_keys as u64,
+            ),
+        ];
+        for (name, help, value) in gauge_values {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_labels_escaped() {
+        let metrics = Metrics::new();
+        metrics.observe_request("/token", "POST", 200, 0.003, false);
+        metrics.observe_request("/token", "POST", 200, 0.2, false);
+        metrics.observe_request("/token", "POST", 503, 20.0, true);
+        metrics.observe_request("/we\"ird", "GET", 404, 0.0001, false);
+        metrics.token_issued("password");
+        metrics.token_issued("nonsense");
+        let text = metrics.render(&Gauges {
+            sign_in_successes: 1,
+            sign_in_failures: 2,
+            refresh_reuse_detected: 3,
+            password_queue_depth: 4,
+            db_connections_open: 5,
+            db_connections_idle: 6,
+            db_connections_max: 7,
+            signing_keys: 8,
+        });
+        assert!(text.contains(
+            "sigil_http_requests_total{route=\"/token\",method=\"POST\",status=\"200\"} 2"
+        ));
+        assert!(text.contains(
+            "sigil_http_request_duration_seconds_bucket{route=\"/token\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "sigil_http_request_duration_seconds_bucket{route=\"/token\",le=\"0.25\"} 2"
+        ));
+        assert!(text.contains(
+            "sigil_http_request_duration_seconds_bucket{route=\"/token\",le=\"+Inf\"} 3"
+        ));
+        assert!(text.contains("sigil_http_request_duration_seconds_count{route=\"/token\"} 3"));
+        assert!(text.contains("route=\"/we\\\"ird\""));
+        assert!(text.contains("sigil_tokens_issued_total{grant_type=\"password\"} 1"));
+        assert!(text.contains("sigil_throttled_requests_total 1"));
+        assert!(text.contains("sigil_db_pool_max_connections 7"));
+    }
+}
