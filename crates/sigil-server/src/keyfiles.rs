@@ -255,6 +255,7 @@ pub fn spawn_watcher(
     ring: Arc<KeyRing>,
     interval: Duration,
 ) -> tokio::task::JoinHandle<()> {
+    use tracing::Instrument;
     tokio::spawn(async move {
         let mut last = dir.fingerprint().unwrap_or_default();
         let mut ticker = tokio::time::interval(interval);
@@ -285,7 +286,8 @@ pub fn spawn_watcher(
                 Err(e) => tracing::error!(error = %e, "key reload task failed"),
             }
         }
-    })
+    }
+    .instrument(tracing::info_span!("task", task = "key-watcher")))
 }
 
 #[cfg(test)]

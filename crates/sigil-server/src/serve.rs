@@ -184,22 +184,26 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
 
 /// Deletes expired refresh families and deny-list entries once an hour.
 fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            ticker.tick().await;
-            match state
-                .authority
-                .store()
-                .delete_expired(state.authority.now())
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "deleted expired records"),
-                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+    use tracing::Instrument;
+    tokio::spawn(
+        async move {
+            let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                ticker.tick().await;
+                match state
+                    .authority
+                    .store()
+                    .delete_expired(state.authority.now())
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "deleted expired records"),
+                    Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+                }
             }
         }
-    })
+        .instrument(tracing::info_span!("task", task = "housekeeping")),
+    )
 }
 
 async fn shutdown_signal() {

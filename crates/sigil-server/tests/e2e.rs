@@ -575,21 +575,6 @@ async fn end_to_end_on_postgres() {
 }
 
 #[test]
-fn startup_errors_are_one_clear_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(SIGIL)
-        .args(["--database-url", "mysql://nope", "--keys-dir"])
-        .arg(dir.path())
-        .arg("migrate")
-        .output()
-        .expect("run");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("sigil: error: database: "), "{stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-}
-
-#[test]
 fn keys_prune_removes_only_keys_whose_tokens_have_all_expired() {
     let dir = tempfile::tempdir().expect("tempdir");
     let database_url = format!("sqlite://{}/sigil.db", dir.path().display());

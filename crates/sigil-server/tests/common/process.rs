@@ -68,6 +68,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(setup: &Setup) -> Self {
+        Self::start_with(setup, &[])
+    }
+
+    /// Starts `sigil serve` with extra global options (e.g. `--log-format json`).
+    pub fn start_with(setup: &Setup, global: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -81,6 +86,7 @@ impl Server {
         let child = Command::new(SIGIL)
             .args(["--database-url", &setup.database_url, "--keys-dir"])
             .arg(setup.keys())
+            .args(global)
             .args([
                 "serve",
                 "--bind",
