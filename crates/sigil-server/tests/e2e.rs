@@ -5,11 +5,10 @@
 
 mod common;
 
-use common::process::{Server, Setup, ADMIN_PASSWORD, SIGIL};
+use common::process::{Server, Setup, ADMIN_PASSWORD};
 use common::TestDb;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const USER_PASSWORD: &str = "e2e correct horse battery";
