@@ -8,6 +8,7 @@ use serde::Serialize;
 
 /// RFC 7662 §2.2 response. Only `active` is present for an inactive token.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Introspection {
     pub active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -25,6 +26,8 @@ pub struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    /// A string or an array of strings.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub aud: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,

@@ -882,3 +882,72 @@ async fn metrics_are_scraped_and_parsed() {
     assert_eq!(value("sigil_signing_keys", &[]), 1.0);
     assert!(!text.contains(w.secret.expose()));
 }
+
+#[tokio::test]
+async fn openapi_document_describes_the_json_endpoints() {
+    let w = world().await;
+    let reply = get(&w.app, "/openapi.json", &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let doc = &reply.json;
+    assert!(doc["openapi"].as_str().expect("version").starts_with("3."));
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/token",
+        "/revoke",
+        "/introspect",
+        "/userinfo",
+        "/.well-known/openid-configuration",
+        "/jwks.json",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} is missing");
+    }
+    let token = &doc["paths"]["/token"]["post"];
+    assert_eq!(
+        token["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/TokenResponse"
+    );
+    assert!(token["requestBody"]["content"]
+        .get("application/x-www-form-urlencoded")
+        .is_some());
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    for schema in ["TokenResponse", "Introspection", "ErrorBody", "TokenForm"] {
+        assert!(schemas.contains_key(schema), "{schema} is missing");
+    }
+    let required: Vec<&str> = schemas["TokenResponse"]["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(required.contains(&"access_token") && required.contains(&"token_type"));
+
+    // Every documented path is in docs/api.md, and every JSON endpoint the router answers
+    // is in the document.
+    let api_md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
+        .expect("docs/api.md");
+    for path in paths.keys() {
+        assert!(
+            api_md.contains(path.as_str()),
+            "docs/api.md does not mention {path}"
+        );
+    }
+    for path in paths.keys() {
+        let method = paths[path]
+            .as_object()
+            .and_then(|m| m.keys().next().cloned())
+            .expect("a method");
+        let reply = if method == "get" {
+            get(&w.app, path, &[]).await
+        } else {
+            post(&w.app, path, "", None).await
+        };
+        assert_ne!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "{path} is documented but not routed"
+        );
+    }
+}

@@ -46,8 +46,12 @@ pub enum TokenRequest {
 
 /// RFC 6749 §5.1 successful token response.
 #[derive(Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
+    /// An RS256 JWT (RFC 9068, `typ: at+jwt`).
     pub access_token: String,
+    /// Always `Bearer`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,

@@ -14,12 +14,26 @@ pub fn router() -> Router<AppState> {
         .route("/jwks.json", get(jwks))
 }
 
-async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// OIDC Discovery 1.0 / RFC 8414 metadata (also at `/.well-known/oauth-authorization-server`).
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "oidc",
+    responses((status = 200, description = "Server metadata, with `ETag` and `Cache-Control`", body = Object), (status = 304, description = "Not modified (`If-None-Match`)"))
+)]
+pub(crate) async fn metadata(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let discovery = &state.discovery;
     cached_json(&headers, &discovery.body, &discovery.etag, 3600)
 }
 
-async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The public signing keys (RFC 7517).
+#[utoipa::path(
+    get,
+    path = "/jwks.json",
+    tag = "oidc",
+    responses((status = 200, description = "`{\"keys\": [...]}`: RSA public keys with `kid`, `Cache-Control: public, max-age`", body = Object), (status = 304, description = "Not modified (`If-None-Match`)"))
+)]
+pub(crate) async fn jwks(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let keys = state.authority.keys().current();
     cached_json(
         &headers,

@@ -17,7 +17,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Prometheus text exposition (format 0.0.4).
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text format 0.0.4.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let events = state.authority.events();
     let (open, idle, max) = state.database.pool_stats();
     let gauges = crate::metrics::Gauges {
@@ -43,12 +45,22 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The process is up.
-async fn healthz() -> impl IntoResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
+pub(crate) async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// The database answers within two seconds and signing keys are loaded.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Database reachable and keys loaded", body = Object),
+        (status = 503, description = "Not ready: `database` or `signing_keys` says which", body = Object),
+    )
+)]
+pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = matches!(
         tokio::time::timeout(Duration::from_secs(2), state.authority.store().ping()).await,
         Ok(Ok(()))

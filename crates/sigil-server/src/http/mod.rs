@@ -13,6 +13,7 @@ pub mod health;
 pub mod introspect;
 pub mod login;
 pub mod logout;
+pub mod openapi;
 pub mod pages;
 pub mod revoke;
 pub mod token;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .merge(introspect::router())
         .merge(userinfo::router())
         .merge(health::router())
+        .merge(openapi::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(form::MAX_FORM_BYTES))
         .layer(TimeoutLayer::with_status_code(

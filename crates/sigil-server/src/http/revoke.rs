@@ -16,7 +16,20 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/revoke", post(revoke))
 }
 
-async fn revoke(
+/// Token revocation (RFC 7009).
+#[utoipa::path(
+    post,
+    path = "/revoke",
+    tag = "oauth",
+    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token` and an optional `token_type_hint`, with client authentication"),
+    security(("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Revoked, or unknown (RFC 7009 §2.2): the body is empty"),
+        (status = 400, description = "`invalid_request` or `unauthorized_client` (a token of another client)", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::http::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: OAuthForm,

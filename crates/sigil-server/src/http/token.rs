@@ -19,7 +19,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/token", post(token))
 }
 
-async fn token(
+/// The token endpoint (RFC 6749 §3.2): one grant per request.
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "oauth",
+    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "Tokens issued (`Cache-Control: no-store`)", body = sigil_core::grant::TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client` or `unsupported_grant_type`", body = crate::http::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`", body = crate::http::openapi::ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = crate::http::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     form: OAuthForm,

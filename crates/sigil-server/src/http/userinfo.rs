@@ -15,7 +15,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/userinfo", get(userinfo).post(userinfo))
 }
 
-async fn userinfo(
+/// OIDC Core §5.3: claims about the token's user, by scope.
+#[utoipa::path(
+    get,
+    path = "/userinfo",
+    tag = "oidc",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`sub`, plus `name`/`preferred_username` with `profile` and `email`/`email_verified` with `email`", body = Object),
+        (status = 401, description = "No or an invalid token: `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`"),
+    )
+)]
+pub(crate) async fn userinfo(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, BearerError> {
