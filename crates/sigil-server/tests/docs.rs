@@ -491,3 +491,32 @@ async fn every_metric_in_the_docs_is_served() {
         );
     }
 }
+
+#[test]
+fn security_md_states_the_limits_the_code_enforces() {
+    let text = doc("security.md");
+    let claims = [
+        format!(
+            "{} KiB body limit",
+            sigil_server::http::form::MAX_FORM_BYTES / 1024
+        ),
+        format!(
+            "tokens longer than {} KiB refused",
+            sigil_core::token::MAX_TOKEN_LEN / 1024
+        ),
+        format!("codes live {} seconds", sigil_core::authorize::CODE_TTL),
+    ];
+    for claim in claims {
+        assert!(text.contains(&claim), "security.md should say {claim:?}");
+    }
+    // The access-token lifetime it names is the default of --access-token-ttl.
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("serve");
+    let ttl = serve
+        .get_arguments()
+        .find(|a| a.get_long() == Some("access-token-ttl"))
+        .and_then(|a| a.get_default_values().first().cloned())
+        .expect("default");
+    assert_eq!(ttl, "10m");
+    assert!(text.contains("10 minutes"));
+}
