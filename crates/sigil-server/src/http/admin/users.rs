@@ -312,15 +312,7 @@ async fn disable(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
-    let result = state
-        .authority
-        .set_disabled(&admin.actor(), &id, true)
-        .await
-        .map(|_| ());
-    after(&state, &admin, &id, result, "user-disabled").await
+    set_disabled(&state, &admin, &id, &body, true).await
 }
 
 async fn enable(
@@ -329,15 +321,30 @@ async fn enable(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = admin.form(&body).await {
+    set_disabled(&state, &admin, &id, &body, false).await
+}
+
+async fn set_disabled(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    body: &[u8],
+    is_disabled: bool,
+) -> Response {
+    if let Err(response) = admin.form(body).await {
         return response;
     }
     let result = state
         .authority
-        .set_disabled(&admin.actor(), &id, false)
+        .set_disabled(&admin.actor(), id, is_disabled)
         .await
         .map(|_| ());
-    after(&state, &admin, &id, result, "user-enabled").await
+    let notice = if is_disabled {
+        "user-disabled"
+    } else {
+        "user-enabled"
+    };
+    after(state, admin, id, result, notice).await
 }
 
 async fn confirm_revoke(
