@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The load benchmark: builds release binaries, starts Sigil (SQLite; PostgreSQL too when
+# SIGIL_TEST_DATABASE_URL is set) and todo-api on loopback, runs each scenario with wrk for
+# a bounded time, and prints requests/s, p50/p99 latency, errors and peak RSS, with the
+# token-issuing scenarios as a fraction of the RSA-2048 signing ceiling (openssl speed).
+#
+# Usage: tests/load/run.sh [seconds per scenario, default 10] [connections, default 32]
+# Needs wrk, curl, openssl and python3 (Debian: apt-get install wrk curl openssl python3).
+# All traffic goes to 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds="${1:-10}"
+connections="${2:-32}"
+for tool in wrk curl openssl python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 1; }
+done
+cargo build --release -q -p sigil-server -p todo-api
+sigil="$PWD/target/release/sigil"
+todo="$PWD/target/release/todo-api"
+cores=$(nproc)
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+
+echo "== machine: $cores cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
+sign_ceiling=$(openssl speed -seconds 3 -multi "$cores" rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $(NF-1)}')
+echo "== RSA-2048 signing ceiling (openssl speed -multi $cores): ${sign_ceiling} signs/s"
+
+results="$work/results.txt"
+: >"$results"
+# run_wrk NAME URL SCRIPT [extra wrk args...] -> appends a row
+run_wrk() {
+  local name="$1" url="$2" script="$3"; shift 3
+  local out
+  out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" ${script:+-s "$script"} "$url")
+  local rps p50 p99 errors
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  errors=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "socket:" $0}' | tr '\n' ' ')
+  printf '%-34s %10s %9s %9s  %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
+}
+
+start_sigil() { # DB_URL LABEL
+  local url="$1" label="$2" port
+  port=$(free_port)
+  export SIGIL_DATABASE_URL="$url" SIGIL_KEYS_DIR="$work/keys-$label"
+  local started=$(date +%s%N)
+  "$sigil" migrate >/dev/null
+  # First start creates the key; time a second start, once keys exist.
+  RUST_LOG=warn SIGIL_ADMIN_PASSWORD=bench-admin-password "$sigil" serve --bind "127.0.0.1:$port" --issuer "http://127.0.0.1:$port" >"$work/sigil-$label.log" 2>&1 &
+  local pid=$!
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  started=$(date +%s%N)
+  RUST_LOG=warn "$sigil" serve --bind "127.0.0.1:$port" --issuer "http://127.0.0.1:$port" >>"$work/sigil-$label.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.005; done
+  local ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
+  sleep 1
+  echo "== sigil ($label): start to ready ${ready_ms} ms (keys existing, including process start); idle RSS $(rss_kib "$pid") KiB"
+  SIGIL_PORT=$port SIGIL_PID=$pid
+}
+
+scenarios() { # LABEL
+  local label="$1" base="http://127.0.0.1:$SIGIL_PORT"
+  local creds id secret
+  creds=$("$sigil" client add --name "bench-$label" --grant-types client_credentials,password,refresh_token --scopes openid,offline_access,todos:read,todos:write --audience todo-api --json)
+  id=$(echo "$creds" | json_field client_id); secret=$(echo "$creds" | json_field client_secret)
+  echo 'bench user password 1' | "$sigil" user add --username "bench-$label" --password-stdin >/dev/null
+  export SIGIL_BASIC=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
+  printf '%-34s %10s %9s %9s  %s\n' "scenario ($label)" "req/s" "p50" "p99" "errors" | tee -a "$results"
+
+  WRK_BODY="grant_type=client_credentials" run_wrk "client_credentials" "$base/token" tests/load/post_form.lua
+  local cc_rps=$(tail -1 "$results" | awk '{print $2}')
+
+  # Starting refresh tokens, one per connection.
+  local tokens=""
+  for _ in $(seq 1 "$connections"); do
+    tokens+=" $(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=openid offline_access' "$base/token" | json_field refresh_token)"
+  done
+  REFRESH_TOKENS="$tokens" wrk -t"$connections" -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' "$work/refresh.out")
+  p50=$(awk '$1=="50%" {print $2}' "$work/refresh.out"); p99=$(awk '$1=="99%" {print $2}' "$work/refresh.out")
+  errors=$(awk '/Non-2xx/ {print $NF}' "$work/refresh.out")
+  printf '%-34s %10s %9s %9s  %s\n' "refresh_token (rotation)" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
+  local refresh_rps=$rps
+
+  # Password grant at production argon2 parameters, with /healthz probed beside it.
+  python3 tests/load/probe.py "$base/healthz" "$seconds" >"$work/health.out" &
+  local health=$!
+  WRK_BODY="grant_type=password&username=bench-$label&password=bench+user+password+1" run_wrk "password (argon2id)" "$base/token" tests/load/post_form.lua
+  wait "$health"
+  read -r probes health_p50 health_p99 health_failures <"$work/health.out"
+  printf '%-34s %10s %9s %9s  %s\n' "  /healthz every 20 ms meanwhile" "($probes)" "$health_p50" "$health_p99" "$health_failures" | tee -a "$results"
+  local pw_rps=$(grep 'password (argon2id)' "$results" | tail -1 | awk '{print $3}')
+
+  local access
+  access=$(curl -s -u "$id:$secret" -d grant_type=client_credentials -d scope=todos:read "$base/token" | json_field access_token)
+  WRK_BODY="token=$access" run_wrk "introspection" "$base/introspect" tests/load/post_form.lua
+  run_wrk "jwks.json" "$base/jwks.json" ""
+  run_wrk "discovery" "$base/.well-known/openid-configuration" ""
+  echo "== peak RSS of sigil ($label): $(peak_kib "$SIGIL_PID") KiB"
+  python3 - "$sign_ceiling" "$cc_rps" "$refresh_rps" <<'PY'
+import sys
+ceiling, cc, refresh = (float(x) for x in sys.argv[1:])
+print(f"== client_credentials at {cc / ceiling:.0%} of the signing ceiling; refresh at {refresh / ceiling:.0%}")
+PY
+  echo "== password grant: ${pw_rps:-?} req/s; argon2id ceiling: see 'cargo bench -p sigil-core' (one verification per core)"
+  ACCESS_FOR_TODO=$(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=todos:read' "$base/token" | json_field access_token)
+}
+
+start_sigil "sqlite://$work/sigil.db" sqlite
+scenarios sqlite
+
+todo_port=$(free_port)
+RUST_LOG=warn "$todo" --issuer "http://127.0.0.1:$SIGIL_PORT" --audience todo-api --bind "127.0.0.1:$todo_port" --database-url "sqlite://$work/todo.db" >"$work/todo.log" 2>&1 &
+todo_pid=$!
+pids+=("$todo_pid")
+until curl -sf "http://127.0.0.1:$todo_port/healthz" >/dev/null; do sleep 0.05; done
+WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/todos (token)" "http://127.0.0.1:$todo_port/api/todos" tests/load/bearer.lua
+run_wrk "todo-api GET /healthz (open)" "http://127.0.0.1:$todo_port/healthz" ""
+echo "== peak RSS of todo-api: $(peak_kib "$todo_pid") KiB"
+
+if [ -n "${SIGIL_TEST_DATABASE_URL:-}" ]; then
+  db="sigil_load_$$"
+  psql "$SIGIL_TEST_DATABASE_URL" -qc "CREATE DATABASE $db" >/dev/null
+  start_sigil "${SIGIL_TEST_DATABASE_URL%/*}/$db" postgres
+  scenarios postgres
+  kill "$SIGIL_PID"; wait "$SIGIL_PID" 2>/dev/null || true
+  psql "$SIGIL_TEST_DATABASE_URL" -qc "DROP DATABASE $db WITH (FORCE)" >/dev/null
+fi
+
+echo
+echo "== summary"
+cat "$results"
