@@ -1,8 +1,13 @@
 //! A bounded pool for CPU-heavy work (argon2, RSA signing) so it never blocks the async
-//! runtime and never queues without limit.
+//! runtime and never queues without limit. Its workers are its own few threads, started
+//! once: argon2 allocates 19 MiB per hash, and the C allocator keeps freed memory per
+//! thread, so running hashes on an ever-changing set of threads would let memory grow with
+//! the number of threads that ever hashed. A fixed set keeps it to a few hashes' worth.
 
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{oneshot, Semaphore};
 
 /// The pool's queue is full: the caller should answer 503 with `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,25 +19,54 @@ impl std::fmt::Display for Overloaded {
     }
 }
 
-/// At most `workers` jobs run at once on tokio's blocking threads; at most `queue` more wait.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// `workers` threads run the jobs; at most `queue` more jobs wait for one.
 #[derive(Debug, Clone)]
 pub struct CpuPool {
     admitted: Arc<Semaphore>,
-    running: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     capacity: usize,
 }
 
 impl CpuPool {
     pub fn new(workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..workers {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sigil-cpu-{n}"))
+                .spawn(move || loop {
+                    let job = {
+                        let guard = match receiver.lock() {
+                            Ok(guard) => guard,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        guard.recv()
+                    };
+                    match job {
+                        // A panicking job must not take the worker with it.
+                        Ok(job) => {
+                            let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                        }
+                        // Every handle to the pool is gone.
+                        Err(_) => break,
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a CPU worker thread");
+            }
+        }
         Self {
             admitted: Arc::new(Semaphore::new(workers + queue)),
-            running: Arc::new(Semaphore::new(workers)),
+            jobs,
             capacity: workers + queue,
         }
     }
 
-    /// Runs `job` on a blocking thread once a worker is free, or fails at once with
+    /// Runs `job` on a worker thread once one is free, or fails at once with
     /// [`Overloaded`] when the queue is full.
     pub async fn run<T, F>(&self, job: F) -> Result<T, Overloaded>
     where
@@ -44,15 +78,13 @@ impl CpuPool {
             .clone()
             .try_acquire_owned()
             .map_err(|_| Overloaded)?;
-        let _running = self
-            .running
-            .clone()
-            .acquire_owned()
-            .await
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(job());
+            }))
             .map_err(|_| Overloaded)?;
-        tokio::task::spawn_blocking(job)
-            .await
-            .map_err(|_| Overloaded)
+        result.await.map_err(|_| Overloaded)
     }
 
     /// Jobs admitted and not yet finished (running plus waiting).
@@ -95,5 +127,33 @@ mod tests {
         assert!(first.await.ok().and_then(|r| r.ok()).is_some());
         assert_eq!(second.await.ok().and_then(|r| r.ok()), Some(2));
         assert_eq!(pool.run(|| 4).await, Ok(4));
+    }
+
+    #[tokio::test]
+    async fn jobs_run_on_the_pools_own_threads_and_survive_panics() {
+        let pool = CpuPool::new(2, 64);
+        let mut names = std::collections::BTreeSet::new();
+        let jobs: Vec<_> = (0..40)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.run(|| std::thread::current().name().map(str::to_string))
+                        .await
+                })
+            })
+            .collect();
+        for job in jobs {
+            let name = job.await.ok().and_then(|r| r.ok()).flatten();
+            names.insert(name.unwrap_or_default());
+        }
+        assert!(names.len() <= 2, "{names:?}");
+        assert!(
+            names.iter().all(|n| n.starts_with("sigil-cpu-")),
+            "{names:?}"
+        );
+        let panicked = pool.run(|| -> i32 { panic!("job failure") }).await;
+        assert_eq!(panicked, Err(Overloaded));
+        assert_eq!(pool.run(|| 5).await, Ok(5), "the workers survive a panic");
+        assert_eq!(pool.depth(), 0);
     }
 }
