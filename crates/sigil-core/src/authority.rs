@@ -209,16 +209,31 @@ impl Authority {
         }
     }
 
-    /// Records a sign-in attempt. The user name is recorded as typed only when it names a
-    /// real user: a mistyped password in the user-name field must not land in the log.
-    pub(crate) async fn audit_sign_in(&self, username: &str, user: Option<&User>, via: &str) {
-        let counter = match user {
-            Some(_) => &self.events.sign_in_successes,
-            None => &self.events.sign_in_failures,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        match user {
+    /// Checks a user name and password on the password pool, counts and audits the
+    /// attempt, and returns the user when both are right and the account is enabled. An
+    /// unknown user costs the same argon2 work and gets the same answer (no enumeration).
+    /// The audit entry names the user only when the name exists, so a password typed into
+    /// the user-name field never lands in the log. `via` says where the attempt came from.
+    pub(crate) async fn check_password(
+        &self,
+        username: &str,
+        password: Secret,
+        via: &str,
+    ) -> Result<Option<User>, OAuthError> {
+        let found = self.store.find_user_by_username(username).await?;
+        let stored_hash = found.as_ref().map(|u| u.password_hash.clone());
+        let hasher = self.passwords.clone();
+        let matched = self
+            .password_pool
+            .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
+            .await?;
+        let is_known = found.is_some();
+        let accepted = found.filter(|u| matched && !u.is_disabled);
+        match &accepted {
             Some(user) => {
+                self.events
+                    .sign_in_successes
+                    .fetch_add(1, Ordering::Relaxed);
                 let actor = Actor::User {
                     id: user.id.clone(),
                     name: user.username.clone(),
@@ -232,20 +247,20 @@ impl Authority {
                 .await
             }
             None => {
-                let known = matches!(
-                    self.store.find_user_by_username(username).await,
-                    Ok(Some(_))
-                );
-                let target = known.then_some(username);
-                let detail = if known {
-                    format!("wrong password or disabled account, via {via}")
+                self.events.sign_in_failures.fetch_add(1, Ordering::Relaxed);
+                let (target, detail) = if is_known {
+                    (
+                        Some(username),
+                        format!("wrong password or disabled account, via {via}"),
+                    )
                 } else {
-                    format!("unknown user name, via {via}")
+                    (None, format!("unknown user name, via {via}"))
                 };
                 self.audit(&Actor::Nobody, "sign_in.failure", target, detail)
                     .await
             }
         }
+        Ok(accepted)
     }
 
     /// Forgets a cached client at once (after an admin edited or deleted it).

@@ -76,6 +76,14 @@ pub struct SignedIn {
     pub session_epoch: i64,
 }
 
+impl SignedIn {
+    /// Whether this session still counts for `user`: the account is enabled and nothing
+    /// (disabling, a password reset) ended its sessions since.
+    pub fn is_valid_for(&self, user: &User) -> bool {
+        user.id == self.user_id && !user.is_disabled && self.session_epoch == user.session_epoch
+    }
+}
+
 /// What the browser flow must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -280,7 +288,7 @@ impl Authority {
                 .find_user(&s.user_id)
                 .await
                 .map_err(|e| server_error(e.into()))?
-                .filter(|u| !u.is_disabled && s.session_epoch == u.session_epoch)
+                .filter(|u| s.is_valid_for(u))
                 .map(|u| (u, s.auth_time)),
             None => None,
         };
@@ -398,16 +406,7 @@ impl Authority {
         username: &str,
         password: Secret,
     ) -> Result<Option<User>, OAuthError> {
-        let user = self.store.find_user_by_username(username).await?;
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let hasher = self.passwords.clone();
-        let matched = self
-            .password_pool
-            .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
-            .await?;
-        let user = user.filter(|u| matched && !u.is_disabled);
-        self.audit_sign_in(username, user.as_ref(), "sign-in page")
-            .await;
-        Ok(user)
+        self.check_password(username, password, "sign-in page")
+            .await
     }
 }

@@ -151,6 +151,15 @@ impl SigningKey {
     }
 }
 
+/// How long a token signed by a key can outlive the key's signing period: the longest of
+/// the access-token and ID-token lifetimes and any client's access-token override. A retired
+/// key must stay published at least this long.
+pub fn longest_token_ttl(access_token_ttl: i64, id_token_ttl: i64, client_max: Option<i64>) -> i64 {
+    access_token_ttl
+        .max(id_token_ttl)
+        .max(client_max.unwrap_or(0))
+}
+
 /// Where a key stands in its life cycle at a given time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {

@@ -600,14 +600,15 @@ pub async fn keys_prune(
     dir: &Path,
     args: &KeysArgs,
 ) -> Result<(), CommandError> {
-    let (keys, set) = load(dir)?;
+    let keys = KeyDir::new(dir);
     let database = open(database_url).await?;
     let client_max = database.store().max_client_access_token_ttl().await?;
     database.close().await;
-    let max_ttl = secs(args.lifetimes.access_token_ttl)
-        .max(secs(args.lifetimes.id_token_ttl))
-        .max(client_max.unwrap_or(0));
-    drop(set);
+    let max_ttl = sigil_core::keys::longest_token_ttl(
+        secs(args.lifetimes.access_token_ttl),
+        secs(args.lifetimes.id_token_ttl),
+        client_max,
+    );
     let pruned = crate::keyfiles::prune(&keys, SystemClock.now(), max_ttl)?;
     if pruned.is_empty() {
         println!("nothing to prune");

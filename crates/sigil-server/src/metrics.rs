@@ -42,13 +42,19 @@ pub const GRANTS: [&str; 4] = [
     "refresh_token",
 ];
 
+/// What is known of one route pattern.
+#[derive(Default)]
+struct RouteStats {
+    /// (method, status) -> count
+    responses: BTreeMap<(String, u16), u64>,
+    latency: Histogram,
+}
+
 /// The server's metrics. One per process; shared through `AppState`.
 #[derive(Default)]
 pub struct Metrics {
-    /// (route, method, status) -> count
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    /// route -> latency histogram
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// route pattern -> its counts and latencies, under one lock taken once per request
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     tokens_issued: [AtomicU64; GRANTS.len()],
     throttled: AtomicU64,
 }
@@ -95,13 +101,25 @@ impl Metrics {
         seconds: f64,
         throttled: bool,
     ) {
-        *lock(&self.requests)
-            .entry((route.to_string(), method.to_string(), status))
-            .or_insert(0) += 1;
-        lock(&self.latency)
-            .entry(route.to_string())
-            .or_default()
-            .observe(seconds);
+        let mut routes = lock(&self.routes);
+        // Strings are allocated only the first time a route or a (method, status) is seen.
+        if !routes.contains_key(route) {
+            routes.insert(route.to_string(), RouteStats::default());
+        }
+        if let Some(stats) = routes.get_mut(route) {
+            match stats
+                .responses
+                .iter_mut()
+                .find(|((m, s), _)| m == method && *s == status)
+            {
+                Some((_, count)) => *count += 1,
+                None => {
+                    stats.responses.insert((method.to_string(), status), 1);
+                }
+            }
+            stats.latency.observe(seconds);
+        }
+        drop(routes);
         if throttled {
             self.throttled.fetch_add(1, Ordering::Relaxed);
         }
@@ -121,17 +139,21 @@ impl Metrics {
             "# HELP sigil_http_requests_total HTTP requests by route pattern, method and status."
         );
         let _ = writeln!(out, "# TYPE sigil_http_requests_total counter");
-        for ((route, method, status), count) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "sigil_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {count}",
-                label(route),
-                label(method)
-            );
+        let routes = lock(&self.routes);
+        for (route, stats) in routes.iter() {
+            for ((method, status), count) in &stats.responses {
+                let _ = writeln!(
+                    out,
+                    "sigil_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {count}",
+                    label(route),
+                    label(method)
+                );
+            }
         }
         let _ = writeln!(out, "# HELP sigil_http_request_duration_seconds Time to answer a request, by route pattern.");
         let _ = writeln!(out, "# TYPE sigil_http_request_duration_seconds histogram");
-        for (route, histogram) in lock(&self.latency).iter() {
+        for (route, stats) in routes.iter() {
+            let histogram = &stats.latency;
             let route = label(route);
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
@@ -157,6 +179,7 @@ impl Metrics {
                 histogram.count
             );
         }
+        drop(routes);
         let _ = writeln!(
             out,
             "# HELP sigil_tokens_issued_total Successful token responses by grant type."

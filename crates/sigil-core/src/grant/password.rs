@@ -27,21 +27,13 @@ impl Authority {
         }
         let scope = Self::resolve_scope(scope, &client.allowed_scopes())?;
         let audience = self.resolve_audience(client, resources)?;
-        let user = self.store.find_user_by_username(username).await?;
-        // Unknown users cost the same argon2 work as known ones (no enumeration).
-        let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-        let hasher = self.passwords.clone();
-        let matched = self
-            .password_pool
-            .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
+        let user = self
+            .check_password(
+                username,
+                password,
+                &format!("password grant, client {}", client.id),
+            )
             .await?;
-        let user = user.filter(|u| matched && !u.is_disabled);
-        self.audit_sign_in(
-            username,
-            user.as_ref(),
-            &format!("password grant, client {}", client.id),
-        )
-        .await;
         let Some(user) = user else {
             return Err(OAuthError::invalid_grant("invalid username or password"));
         };

@@ -242,21 +242,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
-                sqlx::query(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"))
-                    .bind(&client.id)
-                    .bind(&client.name)
-                    .bind(&client.secret_hash)
-                    .bind(to_json(&client.redirect_uris))
-                    .bind(to_json(&client.post_logout_redirect_uris))
-                    .bind(grants_to_json(&client.grant_types))
-                    .bind(to_json(&client.scopes))
-                    .bind(to_json(&client.audiences))
-                    .bind(client.is_first_party)
-                    .bind(client.always_issue_refresh_token)
-                    .bind(client.access_token_ttl)
-                    .bind(client.refresh_token_ttl)
-                    .bind(client.created_at)
-                    .bind(client.updated_at)
+                let sql = format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
+                bind_client(sqlx::query(&sql), client)
                     .execute(self.pool())
                     .await
                     .map_err(map_err)?;
@@ -461,20 +448,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
-                let result = sqlx::query("UPDATE clients SET name = $1, secret_hash = $2, redirect_uris = $3, post_logout_redirect_uris = $4, grant_types = $5, scopes = $6, audiences = $7, is_first_party = $8, always_issue_refresh_token = $9, access_token_ttl = $10, refresh_token_ttl = $11, updated_at = $12 WHERE id = $13")
-                    .bind(&client.name)
-                    .bind(&client.secret_hash)
-                    .bind(to_json(&client.redirect_uris))
-                    .bind(to_json(&client.post_logout_redirect_uris))
-                    .bind(grants_to_json(&client.grant_types))
-                    .bind(to_json(&client.scopes))
-                    .bind(to_json(&client.audiences))
-                    .bind(client.is_first_party)
-                    .bind(client.always_issue_refresh_token)
-                    .bind(client.access_token_ttl)
-                    .bind(client.refresh_token_ttl)
-                    .bind(client.updated_at)
-                    .bind(&client.id)
+                // The same parameter order as the insert ($1 is the id).
+                let result = bind_client(sqlx::query("UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, audiences = $8, is_first_party = $9, always_issue_refresh_token = $10, access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14 WHERE id = $1"), client)
                     .execute(self.pool())
                     .await
                     .map_err(map_err)?;
@@ -638,6 +613,28 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err(map_err)?;
                 Ok(codes.rows_affected() + tokens.rows_affected() + families.rows_affected() + denied.rows_affected())
             }
+        }
+
+        /// Binds a client's fields in `CLIENT_COLUMNS` order.
+        fn bind_client<'q>(
+            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            client: &'q Client,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            query
+                .bind(&client.id)
+                .bind(&client.name)
+                .bind(&client.secret_hash)
+                .bind(to_json(&client.redirect_uris))
+                .bind(to_json(&client.post_logout_redirect_uris))
+                .bind(grants_to_json(&client.grant_types))
+                .bind(to_json(&client.scopes))
+                .bind(to_json(&client.audiences))
+                .bind(client.is_first_party)
+                .bind(client.always_issue_refresh_token)
+                .bind(client.access_token_ttl)
+                .bind(client.refresh_token_ttl)
+                .bind(client.created_at)
+                .bind(client.updated_at)
         }
 
         fn bind_token<'q>(

@@ -47,10 +47,11 @@ async fn max_token_ttl(state: &AppState) -> Result<i64, AdminError> {
         .store()
         .max_client_access_token_ttl()
         .await?;
-    Ok(config
-        .access_token_ttl
-        .max(config.id_token_ttl)
-        .max(client_max.unwrap_or(0)))
+    Ok(sigil_core::keys::longest_token_ttl(
+        config.access_token_ttl,
+        config.id_token_ttl,
+        client_max,
+    ))
 }
 
 async fn list(

@@ -127,9 +127,7 @@ impl FromRequestParts<AppState> for Admin {
             }
         };
         let user = match user {
-            Some(user) if !user.is_disabled && signed_in.session_epoch == user.session_epoch => {
-                user
-            }
+            Some(user) if signed_in.is_valid_for(&user) => user,
             // Disabled, deleted, or signed out everywhere since: this session is over.
             _ => {
                 browser::sign_out(&session).await?;
