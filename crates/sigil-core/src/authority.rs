@@ -30,6 +30,11 @@ pub struct AuthorityConfig {
     pub refresh_token_absolute_ttl: i64,
     /// How long a client looked up on a hot path may be served from memory.
     pub client_cache_ttl: i64,
+    /// Seconds during which a replay of a just-rotated refresh token gets the same
+    /// successor again instead of revoking the family. 0 (the default) is strict.
+    pub refresh_reuse_grace: i64,
+    /// How failed sign-ins slow down further attempts.
+    pub throttle: crate::throttle::ThrottlePolicy,
 }
 
 impl AuthorityConfig {
@@ -41,6 +46,8 @@ impl AuthorityConfig {
             refresh_token_ttl: 30 * 86_400,
             refresh_token_absolute_ttl: 90 * 86_400,
             client_cache_ttl: 5,
+            refresh_reuse_grace: 0,
+            throttle: crate::throttle::ThrottlePolicy::default(),
         }
     }
 }
@@ -59,6 +66,8 @@ pub struct EventCounts {
     pub sign_in_successes: AtomicU64,
     pub sign_in_failures: AtomicU64,
     pub refresh_reuse_detected: AtomicU64,
+    /// argon2 verifications run (a known user, or the dummy hash for an unknown name).
+    pub password_verifications: AtomicU64,
 }
 
 /// The protocol engine. Cheap to share behind an `Arc`.
@@ -220,6 +229,18 @@ impl Authority {
         password: Secret,
         via: &str,
     ) -> Result<Option<User>, OAuthError> {
+        // Throttling first: a refused attempt costs one read, no argon2 work.
+        let now = self.now();
+        let mut subjects = vec![crate::throttle::account_subject(username)];
+        if let Some(address) = crate::audit::current_address() {
+            subjects.push(crate::throttle::address_subject(&address));
+        }
+        let policy = self.config.throttle;
+        let counts = self.store.find_sign_in_failures(&subjects).await?;
+        let wait = policy.wait(&counts, now);
+        if wait > 0 {
+            return Err(OAuthError::throttled(wait as u64));
+        }
         let found = self.store.find_user_by_username(username).await?;
         let stored_hash = found.as_ref().map(|u| u.password_hash.clone());
         let hasher = self.passwords.clone();
@@ -227,6 +248,9 @@ impl Authority {
             .password_pool
             .run(move || hasher.verify(password.expose(), stored_hash.as_deref()))
             .await?;
+        self.events
+            .password_verifications
+            .fetch_add(1, Ordering::Relaxed);
         let is_known = found.is_some();
         let accepted = found.filter(|u| matched && !u.is_disabled);
         match &accepted {
@@ -234,6 +258,11 @@ impl Authority {
                 self.events
                     .sign_in_successes
                     .fetch_add(1, Ordering::Relaxed);
+                // Only the account's count: clearing the address's would let one valid
+                // account reset the count of an address guessing at others.
+                if counts.iter().any(|c| c.subject == subjects[0]) {
+                    self.store.clear_sign_in_failures(&subjects[0]).await?;
+                }
                 let actor = Actor::User {
                     id: user.id.clone(),
                     name: user.username.clone(),
@@ -248,6 +277,11 @@ impl Authority {
             }
             None => {
                 self.events.sign_in_failures.fetch_add(1, Ordering::Relaxed);
+                for subject in &subjects {
+                    self.store
+                        .record_sign_in_failure(subject, now, now - policy.window)
+                        .await?;
+                }
                 let (target, detail) = if is_known {
                     (
                         Some(username),

@@ -6,6 +6,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorCode {
+    /// Too many failed sign-ins for this account or address: HTTP 429 with Retry-After.
+    Throttled,
     /// RFC 6749 §5.2: missing, repeated or malformed parameter.
     InvalidRequest,
     /// RFC 6749 §5.2: client authentication failed.
@@ -58,7 +60,9 @@ impl ErrorCode {
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
-            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            // RFC 6749 has no code of its own for throttling; the HTTP status (429) and
+            // Retry-After say what happened.
+            ErrorCode::TemporarilyUnavailable | ErrorCode::Throttled => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
     }
@@ -69,6 +73,8 @@ impl ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
+    /// Seconds after which a retry may succeed (`Retry-After`), for throttling and overload.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -76,6 +82,20 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
+            retry_after: None,
+        }
+    }
+    /// Refused because of too many failed sign-ins; retry after `seconds`.
+    pub fn throttled(seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(
+                ErrorCode::Throttled,
+                format!(
+                    "too many failed sign-in attempts; try again in {} seconds",
+                    seconds.max(1)
+                ),
+            )
         }
     }
     pub fn invalid_request(description: impl Into<String>) -> Self {

@@ -24,6 +24,7 @@ pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod throttle;
 pub mod token;
 pub mod user;
 pub mod userinfo;

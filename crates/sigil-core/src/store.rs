@@ -51,6 +51,18 @@ pub struct RefreshTokenRecord {
     pub expires_at: i64,
     /// Set when the token was exchanged; a second use is theft.
     pub used_at: Option<i64>,
+    /// With a refresh reuse grace window: the response that rotated this token, sealed
+    /// under a key only this token's holder can derive (see `grant::refresh_seal`).
+    pub sealed_successor: Option<String>,
+}
+
+/// Failed sign-ins counted for one subject (`account:<name>` or `address:<ip>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInFailures {
+    pub subject: String,
+    pub failures: i64,
+    pub first_failure_at: i64,
+    pub last_failure_at: i64,
 }
 
 /// An authorization code (RFC 6749 §4.1.2). Only the SHA-256 of the code is stored.
@@ -114,14 +126,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &str,
     ) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError>;
-    /// Atomically marks `used_id` as used at `now` and stores `successor`, only if
-    /// `used_id` was unused and its family unrevoked. Returns false (and writes nothing)
-    /// otherwise: exactly one of any number of concurrent calls for one token succeeds.
+    /// Atomically marks `used_id` as used at `now` (keeping `sealed_successor` on it) and
+    /// stores `successor`, only if `used_id` was unused and its family unrevoked. Returns
+    /// false (and writes nothing) otherwise: exactly one of any number of concurrent calls
+    /// for one token succeeds. A `true` is durable before this returns.
     async fn rotate_refresh_token(
         &self,
         used_id: &str,
         successor: &RefreshTokenRecord,
         now: i64,
+        sealed_successor: Option<&str>,
     ) -> Result<bool, StoreError>;
     /// Revokes a family (idempotent; the first revocation time is kept).
     async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
@@ -211,4 +225,20 @@ pub trait Store: Send + Sync + 'static {
     /// expired deny-list entries, authorization codes a day after they expired. Returns how
     /// many rows went.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// The failure counts of the given subjects (absent subjects have none).
+    async fn find_sign_in_failures(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<SignInFailures>, StoreError>;
+    /// Atomically counts one more failure for `subject` at `now`; a count whose last
+    /// failure is before `window_start` starts again from one. Returns the new count.
+    async fn record_sign_in_failure(
+        &self,
+        subject: &str,
+        now: i64,
+        window_start: i64,
+    ) -> Result<SignInFailures, StoreError>;
+    /// Forgets the failures of `subject` (after a successful sign-in).
+    async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError>;
 }

@@ -22,6 +22,7 @@ fn token(family: &str, parent: Option<&str>) -> RefreshTokenRecord {
         created_at: NOW,
         expires_at: NOW + 86_400,
         used_at: None,
+        sealed_successor: None,
     }
 }
 
@@ -77,7 +78,7 @@ fn bench_store(c: &mut Criterion, name: &str, url: &str) {
         b.iter(|| {
             let next = token(&current.family_id, Some(&current.id));
             let rotated = runtime
-                .block_on(store.rotate_refresh_token(&current.id, &next, NOW + 1))
+                .block_on(store.rotate_refresh_token(&current.id, &next, NOW + 1, None))
                 .expect("rotate");
             assert!(rotated);
             current = next;

@@ -109,6 +109,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_ABSOLUTE_TTL", default_value = "90d", value_parser = parse_duration)]
     pub refresh_token_absolute_ttl: Duration,
 
+    /// Refresh reuse grace window. 0s (the default) is strict: a second use of a refresh
+    /// token revokes its whole family, even a concurrent one. With e.g. 10s, a replay of
+    /// the token within that time of its rotation gets the same successor tokens again
+    /// (for browser tabs and apps that refresh at once); later it still revokes. At most 60s.
+    #[arg(long, env = "SIGIL_REFRESH_REUSE_GRACE", default_value = "0s", value_parser = parse_grace)]
+    pub refresh_reuse_grace: Duration,
+
     /// Idle lifetime of a browser sign-in session.
     #[arg(long, env = "SIGIL_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,
@@ -389,4 +396,16 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
 /// Whole seconds of a duration, as the protocol uses them.
 pub fn secs(duration: Duration) -> i64 {
     duration.as_secs().min(i64::MAX as u64) as i64
+}
+
+/// The refresh reuse grace window: a duration of at most 60 seconds. A longer window
+/// would let a stolen token be replayed for long without revoking anything.
+pub fn parse_grace(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration > Duration::from_secs(60) {
+        return Err(format!(
+            "--refresh-reuse-grace is at most 60s (a longer window keeps stolen tokens useful), got {value:?}"
+        ));
+    }
+    Ok(duration)
 }

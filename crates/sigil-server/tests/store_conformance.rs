@@ -42,6 +42,7 @@ fn token(family: &str, parent: Option<&str>) -> (RefreshTokenRecord, Secret) {
             created_at: NOW,
             expires_at: NOW + 100,
             used_at: None,
+            sealed_successor: None,
         },
         secret,
     )
@@ -166,13 +167,13 @@ async fn conformance(store: Arc<dyn Store>) {
 
     let (second, second_secret) = token(&family.id, Some(&first.id));
     assert!(store
-        .rotate_refresh_token(&first.id, &second, NOW + 1)
+        .rotate_refresh_token(&first.id, &second, NOW + 1, Some("sealed-response"))
         .await
         .expect("rotate"));
     let (third, third_secret) = token(&family.id, Some(&first.id));
     assert!(
         !store
-            .rotate_refresh_token(&first.id, &third, NOW + 2)
+            .rotate_refresh_token(&first.id, &third, NOW + 2, Some("other"))
             .await
             .expect("rotate"),
         "used once only"
@@ -191,6 +192,11 @@ async fn conformance(store: Arc<dyn Store>) {
         .expect("find")
         .expect("present");
     assert_eq!(used.used_at, Some(NOW + 1));
+    assert_eq!(
+        used.sealed_successor.as_deref(),
+        Some("sealed-response"),
+        "the winner's seal is kept, the loser's is not written"
+    );
     let (succ, _) = store
         .find_refresh_token(&second_secret.storage_hash())
         .await
@@ -217,7 +223,7 @@ async fn conformance(store: Arc<dyn Store>) {
     );
     let (fourth, _) = token(&family.id, Some(&second.id));
     assert!(!store
-        .rotate_refresh_token(&second.id, &fourth, NOW + 5)
+        .rotate_refresh_token(&second.id, &fourth, NOW + 5, None)
         .await
         .expect("rotate"));
 
@@ -646,7 +652,9 @@ async fn concurrent_rotation(store: Arc<dyn Store>, client_id: &str, user_id: &s
             let family_id = family.id.clone();
             tasks.push(tokio::spawn(async move {
                 let (next, _) = token(&family_id, Some(&first_id));
-                store.rotate_refresh_token(&first_id, &next, NOW + 1).await
+                store
+                    .rotate_refresh_token(&first_id, &next, NOW + 1, None)
+                    .await
             }));
         }
         let mut wins = 0;
@@ -657,6 +665,61 @@ async fn concurrent_rotation(store: Arc<dyn Store>, client_id: &str, user_id: &s
         }
         assert_eq!(wins, 1, "round {round}: exactly one rotation wins");
     }
+}
+
+/// Sign-in failure counts: atomic increments from many tasks, the window, clearing.
+async fn sign_in_failures(store: Arc<dyn Store>) {
+    let subject = "account:mallory".to_string();
+    let other = "address:192.0.2.7".to_string();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = store.clone();
+            let subject = subject.clone();
+            tokio::spawn(async move {
+                store
+                    .record_sign_in_failure(&subject, NOW, NOW - 3600)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join").expect("record");
+    }
+    let counts = store
+        .find_sign_in_failures(&[subject.clone(), other.clone()])
+        .await
+        .expect("find");
+    assert_eq!(counts.len(), 1, "absent subjects are not listed");
+    assert_eq!(counts[0].failures, 20, "every concurrent failure counted");
+    assert_eq!(counts[0].first_failure_at, NOW);
+    let later = store
+        .record_sign_in_failure(&subject, NOW + 10, NOW - 3600)
+        .await
+        .expect("record");
+    assert_eq!((later.failures, later.last_failure_at), (21, NOW + 10));
+    // A last failure older than the window starts the count again.
+    let fresh = store
+        .record_sign_in_failure(&subject, NOW + 5000, NOW + 5000 - 3600)
+        .await
+        .expect("record");
+    assert_eq!((fresh.failures, fresh.first_failure_at), (1, NOW + 5000));
+    store
+        .record_sign_in_failure(&other, NOW, NOW - 3600)
+        .await
+        .expect("record");
+    store.clear_sign_in_failures(&subject).await.expect("clear");
+    let counts = store
+        .find_sign_in_failures(&[subject.clone(), other.clone()])
+        .await
+        .expect("find");
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| c.subject.as_str())
+            .collect::<Vec<_>>(),
+        [other.as_str()]
+    );
+    assert_eq!(store.find_sign_in_failures(&[]).await.expect("find"), []);
 }
 
 async fn open(db: &TestDb) -> Database {
@@ -675,6 +738,7 @@ async fn sqlite_store_conforms() {
         "migrations are idempotent"
     );
     conformance(database.store()).await;
+    sign_in_failures(database.store()).await;
     database.close().await;
 }
 
@@ -690,6 +754,7 @@ async fn postgres_store_conforms() {
         "migrations are idempotent"
     );
     conformance(database.store()).await;
+    sign_in_failures(database.store()).await;
     database.close().await;
 }
 

@@ -3,6 +3,7 @@
 mod authorization_code;
 mod client_credentials;
 mod password;
+pub(crate) mod refresh_seal;
 mod refresh_token;
 
 use crate::authority::{Authority, ClientCredentials};
@@ -313,6 +314,7 @@ impl Authority {
             created_at: now,
             expires_at: (now + self.refresh_token_ttl(client)).min(family.expires_at),
             used_at: None,
+            sealed_successor: None,
         };
         self.store.create_refresh_family(&family, &record).await?;
         Ok((family.id, token))

@@ -1,6 +1,6 @@
 //! RFC 6749 §6 refresh token grant with rotation and reuse detection (RFC 9700 §4.14.2).
 
-use super::{Issuance, Subject};
+use super::{refresh_seal, Issuance, Subject};
 use crate::audit::Actor;
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
@@ -25,80 +25,119 @@ impl Authority {
         }
         let invalid =
             || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
-        let now = self.now();
-        let Some((token, family)) = self
-            .store
-            .find_refresh_token(&presented.storage_hash())
-            .await?
-        else {
-            return Err(invalid());
-        };
-        if family.client_id != client.id {
-            return Err(invalid());
-        }
-        if family.revoked_at.is_some() {
-            return Err(invalid());
-        }
-        if token.used_at.is_some() {
-            // A rotated token came back: whoever holds the family is not to be trusted.
-            tracing::warn!(family = %family.id, client = %client.id, "refresh token reuse detected; family revoked");
-            self.store.revoke_refresh_family(&family.id, now).await?;
-            self.audit_reuse(&family, client).await;
-            return Err(invalid());
-        }
-        if token.expires_at <= now || family.expires_at <= now {
-            return Err(invalid());
-        }
-        let granted = ScopeSet::parse(&family.scope)?;
-        // RFC 6749 §6: a refresh may narrow the scope, never widen it.
-        let scope = Self::resolve_scope(scope, &granted)?;
-        let audience = self.resolve_audience(client, resources)?;
-        let user = match self.store.find_user(&family.user_id).await? {
-            Some(user) if !user.is_disabled => user,
-            _ => {
-                self.store.revoke_refresh_family(&family.id, now).await?;
+        let presented_hash = presented.storage_hash();
+        let grace = self.config.refresh_reuse_grace;
+        // At most two passes: with a grace window, a lost race is judged again on what the
+        // winner wrote, and then answered with the winner's (sealed) response.
+        for _ in 0..2 {
+            let now = self.now();
+            let Some((token, family)) = self.store.find_refresh_token(&presented_hash).await?
+            else {
+                return Err(invalid());
+            };
+            if family.client_id != client.id || family.revoked_at.is_some() {
                 return Err(invalid());
             }
-        };
-        let successor_token = Secret::generate();
-        let successor = RefreshTokenRecord {
-            id: random_token(16),
-            family_id: family.id.clone(),
-            token_hash: successor_token.storage_hash(),
-            parent_id: Some(token.id.clone()),
-            created_at: now,
-            expires_at: (now + self.refresh_token_ttl(client)).min(family.expires_at),
-            used_at: None,
-        };
-        if !self
-            .store
-            .rotate_refresh_token(&token.id, &successor, now)
-            .await?
-        {
-            // Lost a race with another use of the same token: treat it as reuse.
-            tracing::warn!(family = %family.id, client = %client.id, "concurrent refresh token reuse; family revoked");
-            self.store.revoke_refresh_family(&family.id, now).await?;
-            self.audit_reuse(&family, client).await;
-            return Err(invalid());
-        }
-        let mut response = self
-            .issue(
-                client,
-                Issuance {
-                    subject: Subject::User {
-                        user: &user,
-                        auth_time: family.auth_time,
+            if let Some(used_at) = token.used_at {
+                if let Some(response) = self.replay_within_grace(&presented, &token, used_at, now) {
+                    return Ok(response);
+                }
+                // A rotated token came back: whoever holds the family is not to be trusted.
+                tracing::warn!(family = %family.id, client = %client.id, "refresh token reuse detected; family revoked");
+                self.store.revoke_refresh_family(&family.id, now).await?;
+                self.audit_reuse(&family, client).await;
+                return Err(invalid());
+            }
+            if token.expires_at <= now || family.expires_at <= now {
+                return Err(invalid());
+            }
+            let granted = ScopeSet::parse(&family.scope)?;
+            // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+            let scope = Self::resolve_scope(scope.clone(), &granted)?;
+            let audience = self.resolve_audience(client, resources)?;
+            let user = match self.store.find_user(&family.user_id).await? {
+                Some(user) if !user.is_disabled => user,
+                _ => {
+                    self.store.revoke_refresh_family(&family.id, now).await?;
+                    return Err(invalid());
+                }
+            };
+            let successor_token = Secret::generate();
+            let successor = RefreshTokenRecord {
+                id: random_token(16),
+                family_id: family.id.clone(),
+                token_hash: successor_token.storage_hash(),
+                parent_id: Some(token.id.clone()),
+                created_at: now,
+                expires_at: (now + self.refresh_token_ttl(client)).min(family.expires_at),
+                used_at: None,
+                sealed_successor: None,
+            };
+            // Sign before writing: if issuing fails (an overloaded signing pool, say),
+            // nothing has changed and the presented token still works.
+            let mut response = self
+                .issue(
+                    client,
+                    Issuance {
+                        subject: Subject::User {
+                            user: &user,
+                            auth_time: family.auth_time,
+                        },
+                        scope: &scope,
+                        audience,
+                        family_id: Some(family.id.clone()),
+                        nonce: None,
+                        ids: None,
                     },
-                    scope: &scope,
-                    audience,
-                    family_id: Some(family.id.clone()),
-                    nonce: None,
-                    ids: None,
-                },
-            )
-            .await?;
-        response.refresh_token = Some(successor_token.expose().to_string());
-        Ok(response)
+                )
+                .await?;
+            response.refresh_token = Some(successor_token.expose().to_string());
+            let sealed = if grace > 0 {
+                let sealed = refresh_seal::seal(&presented, &token.id, &response, now);
+                if sealed.is_none() {
+                    return Err(OAuthError::server_error(
+                        &"cannot seal the refresh response",
+                    ));
+                }
+                sealed
+            } else {
+                None
+            };
+            if self
+                .store
+                .rotate_refresh_token(&token.id, &successor, now, sealed.as_deref())
+                .await?
+            {
+                return Ok(response);
+            }
+            if grace == 0 {
+                // Lost a race with another use of the same token: under the strict
+                // default that is reuse.
+                tracing::warn!(family = %family.id, client = %client.id, "concurrent refresh token reuse; family revoked");
+                self.store.revoke_refresh_family(&family.id, now).await?;
+                self.audit_reuse(&family, client).await;
+                return Err(invalid());
+            }
+        }
+        Err(invalid())
+    }
+
+    /// With a grace window: a replay of a token rotated at most `refresh_reuse_grace`
+    /// seconds ago gets the response of that rotation again (same successor), opened
+    /// with the presented token itself.
+    fn replay_within_grace(
+        &self,
+        presented: &Secret,
+        token: &RefreshTokenRecord,
+        used_at: i64,
+        now: i64,
+    ) -> Option<TokenResponse> {
+        let grace = self.config.refresh_reuse_grace;
+        if grace <= 0 || now - used_at > grace {
+            return None;
+        }
+        let sealed = token.sealed_successor.as_deref()?;
+        refresh_seal::open(presented, &token.id, sealed, now)
     }
 
     async fn audit_reuse(&self, family: &crate::store::RefreshFamily, client: &Client) {

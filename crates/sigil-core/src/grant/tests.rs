@@ -30,6 +30,10 @@ pub(crate) struct Fixture {
 }
 
 pub(crate) async fn fixture() -> Fixture {
+    fixture_with(|_| {}).await
+}
+
+pub(crate) async fn fixture_with(adjust: impl FnOnce(&mut AuthorityConfig)) -> Fixture {
     let clock = Arc::new(FixedClock::new(T0));
     let store = Arc::new(MemoryStore::new());
     let keys = KeySet::new(vec![
@@ -74,6 +78,7 @@ pub(crate) async fn fixture() -> Fixture {
     store.create_client(&client).await.expect("client");
     let mut config = AuthorityConfig::new(ISSUER);
     config.client_cache_ttl = 0;
+    adjust(&mut config);
     let authority = Authority::new(
         config,
         store.clone(),
@@ -474,17 +479,182 @@ async fn concurrent_refreshes_give_exactly_one_success() {
     for _ in 0..16 {
         let f = f.clone();
         let r1 = r1.clone();
-        tasks.push(tokio::spawn(
-            async move { f.refresh(&r1, None).await.is_ok() },
-        ));
+        tasks.push(tokio::spawn(async move {
+            f.refresh(&r1, None)
+                .await
+                .ok()
+                .and_then(|r| r.refresh_token)
+        }));
     }
-    let mut successes = 0;
+    let mut winners = Vec::new();
     for task in tasks {
-        if task.await.expect("join") {
-            successes += 1;
+        if let Some(successor) = task.await.expect("join") {
+            winners.push(successor);
         }
     }
-    assert_eq!(successes, 1);
+    assert_eq!(winners.len(), 1, "exactly one success");
+    // The losers' reuse revoked the family, the winner's successor with it.
+    assert_eq!(
+        code(f.refresh(&winners[0], None).await),
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn refresh_grace_replays_the_same_successor_then_revokes() {
+    let f = Arc::new(fixture_with(|config| config.refresh_reuse_grace = 10).await);
+    let first = f.password("offline_access").await.expect("token");
+    let r1 = first.refresh_token.expect("refresh");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let f = f.clone();
+        let r1 = r1.clone();
+        tasks.push(tokio::spawn(async move { f.refresh(&r1, None).await }));
+    }
+    let mut responses = Vec::new();
+    for task in tasks {
+        responses.push(
+            task.await
+                .expect("join")
+                .expect("every concurrent refresh answered"),
+        );
+    }
+    let r2 = responses[0].refresh_token.clone().expect("successor");
+    for response in &responses {
+        assert_eq!(
+            response.refresh_token.as_deref(),
+            Some(r2.as_str()),
+            "one successor"
+        );
+        assert_eq!(
+            response.access_token, responses[0].access_token,
+            "one access token"
+        );
+    }
+    // Only hashes and the sealed response are stored, never a token in clear.
+    let (used, _) = f
+        .store
+        .find_refresh_token(&Secret::new(r1.clone()).storage_hash())
+        .await
+        .expect("find")
+        .expect("present");
+    let sealed = used.sealed_successor.expect("sealed");
+    assert!(!sealed.contains(&r2) && !sealed.contains(&responses[0].access_token));
+    // A replay later inside the window: the same tokens, with less time left.
+    f.clock.advance(10);
+    let again = f.refresh(&r1, None).await.expect("inside the window");
+    assert_eq!(again.refresh_token.as_deref(), Some(r2.as_str()));
+    assert_eq!(again.expires_in, responses[0].expires_in - 10);
+    // The successor works once; then a replay outside the window is theft.
+    let r3 = f
+        .refresh(&r2, None)
+        .await
+        .expect("successor works")
+        .refresh_token
+        .expect("r3");
+    f.clock.advance(1);
+    assert_eq!(code(f.refresh(&r1, None).await), ErrorCode::InvalidGrant);
+    assert_eq!(
+        code(f.refresh(&r3, None).await),
+        ErrorCode::InvalidGrant,
+        "family revoked"
+    );
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
+    use std::sync::atomic::Ordering;
+    let f = fixture().await;
+    let attempt = |username: &'static str, password: &'static str, address: &'static str| {
+        let authority = &f.authority;
+        let creds = f.creds();
+        let context = crate::audit::AuditContext {
+            address: Some(address.to_string()),
+        };
+        crate::audit::with_context(context, async move {
+            authority
+                .token(
+                    &creds,
+                    TokenRequest::Password {
+                        username: username.into(),
+                        password: Secret::new(password),
+                        scope: None,
+                        resources: vec![],
+                    },
+                )
+                .await
+        })
+    };
+    let verifications = || {
+        f.authority
+            .events()
+            .password_verifications
+            .load(Ordering::Relaxed)
+    };
+    // A known name with a wrong password and an unknown name: the same answers, the same
+    // argon2 work, the same throttling.
+    for name in ["alice", "nobody"] {
+        let before = verifications();
+        for _ in 0..5 {
+            assert_eq!(
+                code(attempt(name, "wrong", "192.0.2.1").await),
+                ErrorCode::InvalidGrant
+            );
+        }
+        assert_eq!(
+            verifications() - before,
+            5,
+            "one argon2 verification per attempt"
+        );
+        let refused = attempt(name, "correct horse battery", "192.0.2.1")
+            .await
+            .expect_err("throttled");
+        assert_eq!(
+            (refused.code, refused.retry_after),
+            (ErrorCode::Throttled, Some(1))
+        );
+        assert_eq!(
+            verifications() - before,
+            5,
+            "a throttled attempt costs no argon2 work"
+        );
+        f.clock.advance(1);
+        assert_eq!(
+            code(attempt(name, "wrong", "192.0.2.1").await),
+            ErrorCode::InvalidGrant
+        );
+        let refused = attempt(name, "wrong", "192.0.2.1")
+            .await
+            .expect_err("throttled");
+        assert_eq!(refused.retry_after, Some(2), "the wait doubles");
+    }
+    // After the wait the right password works and clears the account's count.
+    f.clock.advance(2);
+    attempt("alice", "correct horse battery", "192.0.2.1")
+        .await
+        .expect("signed in after the wait");
+    assert_eq!(
+        code(attempt("alice", "wrong", "192.0.2.1").await),
+        ErrorCode::InvalidGrant
+    );
+    // One address guessing at many names: 20 free failures in all (13 so far), then waits.
+    for name in ["u0", "u1", "u2", "u3", "u4", "u5", "u6"] {
+        assert_eq!(
+            code(attempt(name, "wrong", "192.0.2.1").await),
+            ErrorCode::InvalidGrant
+        );
+    }
+    assert_eq!(
+        attempt("u7", "wrong", "192.0.2.1")
+            .await
+            .expect_err("address throttled")
+            .code,
+        ErrorCode::Throttled
+    );
+    // Another address is not affected, nor is alice from there.
+    attempt("alice", "correct horse battery", "198.51.100.1")
+        .await
+        .expect("another address");
 }
 
 #[tokio::test]

@@ -1,6 +1,9 @@
 //! An in-memory [`Store`] for core tests and experiments. Not durable.
 
-use super::{AuthorizationCode, Consent, RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use super::{
+    AuthorizationCode, Consent, RefreshFamily, RefreshTokenRecord, SignInFailures, Store,
+    StoreError,
+};
 use crate::audit::{chain_entry, AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
 use crate::user::User;
@@ -18,6 +21,7 @@ struct Data {
     codes: HashMap<String, AuthorizationCode>,
     consents: HashMap<(String, String), (String, i64)>,
     audit: Vec<AuditEntry>,
+    sign_in_failures: HashMap<String, SignInFailures>,
 }
 
 /// Everything in one mutex: simple, and atomic by construction.
@@ -135,6 +139,7 @@ impl Store for MemoryStore {
         used_id: &str,
         successor: &RefreshTokenRecord,
         now: i64,
+        sealed_successor: Option<&str>,
     ) -> Result<bool, StoreError> {
         let mut data = self.data();
         let Some(token) = data.tokens.get(used_id) else {
@@ -149,6 +154,7 @@ impl Store for MemoryStore {
         }
         if let Some(token) = data.tokens.get_mut(used_id) {
             token.used_at = Some(now);
+            token.sealed_successor = sealed_successor.map(str::to_string);
         }
         data.tokens.insert(successor.id.clone(), successor.clone());
         Ok(true)
@@ -399,7 +405,48 @@ impl Store for MemoryStore {
         let families: Vec<String> = data.families.keys().cloned().collect();
         data.tokens.retain(|_, t| families.contains(&t.family_id));
         data.denied.retain(|_, exp| *exp > now);
+        data.sign_in_failures
+            .retain(|_, f| f.last_failure_at > now - 86_400);
         let after = data.families.len() + data.tokens.len() + data.denied.len();
         Ok((before - after + codes_deleted) as u64)
+    }
+
+    async fn find_sign_in_failures(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<SignInFailures>, StoreError> {
+        let data = self.data();
+        Ok(subjects
+            .iter()
+            .filter_map(|s| data.sign_in_failures.get(s).cloned())
+            .collect())
+    }
+    async fn record_sign_in_failure(
+        &self,
+        subject: &str,
+        now: i64,
+        window_start: i64,
+    ) -> Result<SignInFailures, StoreError> {
+        let mut data = self.data();
+        let entry = data
+            .sign_in_failures
+            .entry(subject.to_string())
+            .or_insert_with(|| SignInFailures {
+                subject: subject.to_string(),
+                failures: 0,
+                first_failure_at: now,
+                last_failure_at: now,
+            });
+        if entry.last_failure_at < window_start {
+            entry.failures = 0;
+            entry.first_failure_at = now;
+        }
+        entry.failures += 1;
+        entry.last_failure_at = now;
+        Ok(entry.clone())
+    }
+    async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError> {
+        self.data().sign_in_failures.remove(subject);
+        Ok(())
     }
 }

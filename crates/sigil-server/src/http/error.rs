@@ -32,6 +32,7 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -45,7 +46,11 @@ pub fn no_store(response: &mut Response) {
 
 impl IntoResponse for OAuthResponseError {
     fn into_response(self) -> Response {
-        let OAuthError { code, description } = self.0;
+        let OAuthError {
+            code,
+            description,
+            retry_after,
+        } = self.0;
         let status = status_of(code);
         let body = serde_json::json!({
             "error": code.as_str(),
@@ -60,7 +65,9 @@ impl IntoResponse for OAuthResponseError {
                 HeaderValue::from_static("Basic realm=\"sigil\""),
             );
         }
-        if code == ErrorCode::TemporarilyUnavailable {
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        } else if code == ErrorCode::TemporarilyUnavailable {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

@@ -109,6 +109,8 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         .flatten()
         .unwrap_or("")
         .to_string();
+    let mut refusal = (StatusCode::UNAUTHORIZED, "Incorrect user name or password.");
+    let mut retry_after = None;
     let user = if username.is_empty() || password.is_empty() {
         None
     } else {
@@ -118,6 +120,17 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
             .await
         {
             Ok(user) => user,
+            // The same words whether the name exists or not, and no count of seconds that
+            // would help a script pace itself; the header is there for real clients.
+            Err(error) if error.code == sigil_core::ErrorCode::Throttled => {
+                tracing::info!("sign-in throttled");
+                refusal = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many sign-in attempts. Please wait a while before trying again.",
+                );
+                retry_after = error.retry_after;
+                None
+            }
             Err(error) => {
                 tracing::warn!(error = %error, "sign-in could not be checked");
                 return pages::message(
@@ -145,9 +158,16 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
             next: &next,
             client_name: client_name.as_deref(),
             username: &username,
-            error: Some("Incorrect user name or password."),
+            error: Some(refusal.1),
         };
-        return pages::render(StatusCode::UNAUTHORIZED, &page, &targets);
+        let mut response = pages::render(refusal.0, &page, &targets);
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        return response;
     };
     let now = state.authority.now();
     if let Err(response) = browser::sign_in(

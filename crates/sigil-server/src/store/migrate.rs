@@ -32,6 +32,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "admin_and_audit_log",
         sql: include_str!("../../../../migrations/sqlite/0003_admin_and_audit_log.sql"),
     },
+    Migration {
+        version: 4,
+        name: "throttling_and_refresh_grace",
+        sql: include_str!("../../../../migrations/sqlite/0004_throttling_and_refresh_grace.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -51,6 +56,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 3,
         name: "admin_and_audit_log",
         sql: include_str!("../../../../migrations/postgres/0003_admin_and_audit_log.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "throttling_and_refresh_grace",
+        sql: include_str!("../../../../migrations/postgres/0004_throttling_and_refresh_grace.sql"),
     },
 ]);
 

@@ -6,7 +6,7 @@ use sigil_core::store::StoreError;
 
 pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, created_at, updated_at";
 pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
-pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
+pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, t.sealed_successor, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
 pub(crate) const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
 
 pub(crate) fn to_json(list: &[String]) -> String {
@@ -60,7 +60,7 @@ macro_rules! impl_sql_store {
         use $crate::store::map_err;
         use $crate::store::sql::*;
         use sigil_core::client::Client;
-        use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
+        use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, SignInFailures, Store, StoreError};
         use sigil_core::user::User;
         use sqlx::Row;
 
@@ -125,6 +125,16 @@ macro_rules! impl_sql_store {
                 created_at: row.try_get("created_at")?,
                 expires_at: row.try_get("expires_at")?,
                 used_at: row.try_get("used_at")?,
+                sealed_successor: row.try_get("sealed_successor")?,
+            })
+        }
+
+        fn failures_from_row(row: &DbRow) -> Result<SignInFailures, sqlx::Error> {
+            Ok(SignInFailures {
+                subject: row.try_get("subject")?,
+                failures: row.try_get("failures")?,
+                first_failure_at: row.try_get("first_failure_at")?,
+                last_failure_at: row.try_get("last_failure_at")?,
             })
         }
 
@@ -312,13 +322,14 @@ macro_rules! impl_sql_store {
                 }
             }
 
-            async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64) -> Result<bool, StoreError> {
+            async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64, sealed_successor: Option<&str>) -> Result<bool, StoreError> {
                 let mut tx = self.pool().begin().await.map_err(map_err)?;
                 // The conditional update is the compare-and-set: of any number of
                 // concurrent rotations of one token, exactly one sees used_at IS NULL.
-                let updated = sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)")
+                let updated = sqlx::query("UPDATE refresh_tokens SET used_at = $1, sealed_successor = $3 WHERE id = $2 AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)")
                     .bind(now)
                     .bind(used_id)
+                    .bind(sealed_successor)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
@@ -610,8 +621,53 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
+                let failures = sqlx::query("DELETE FROM sign_in_failures WHERE last_failure_at <= $1")
+                    .bind(now - 86_400)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
                 tx.commit().await.map_err(map_err)?;
-                Ok(codes.rows_affected() + tokens.rows_affected() + families.rows_affected() + denied.rows_affected())
+                Ok(codes.rows_affected() + tokens.rows_affected() + families.rows_affected() + denied.rows_affected() + failures.rows_affected())
+            }
+
+            async fn find_sign_in_failures(&self, subjects: &[String]) -> Result<Vec<SignInFailures>, StoreError> {
+                if subjects.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
+                let sql = format!("SELECT subject, failures, first_failure_at, last_failure_at FROM sign_in_failures WHERE subject IN ({})", placeholders.join(", "));
+                let mut query = sqlx::query(&sql);
+                for subject in subjects {
+                    query = query.bind(subject);
+                }
+                let rows = query.fetch_all(self.pool()).await.map_err(map_err)?;
+                rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
+            }
+
+            async fn record_sign_in_failure(&self, subject: &str, now: i64, window_start: i64) -> Result<SignInFailures, StoreError> {
+                // One statement, so concurrent failures on any replica each count.
+                let row = sqlx::query("INSERT INTO sign_in_failures (subject, failures, first_failure_at, last_failure_at) VALUES ($1, 1, $2, $2) \
+                    ON CONFLICT (subject) DO UPDATE SET \
+                    failures = CASE WHEN sign_in_failures.last_failure_at < $3 THEN 1 ELSE sign_in_failures.failures + 1 END, \
+                    first_failure_at = CASE WHEN sign_in_failures.last_failure_at < $3 THEN $2 ELSE sign_in_failures.first_failure_at END, \
+                    last_failure_at = $2 \
+                    RETURNING subject, failures, first_failure_at, last_failure_at")
+                    .bind(subject)
+                    .bind(now)
+                    .bind(window_start)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                failures_from_row(&row).map_err(map_err)
+            }
+
+            async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM sign_in_failures WHERE subject = $1")
+                    .bind(subject)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
             }
         }
 

@@ -1,0 +1,123 @@
+//! Sign-in throttling against password guessing (RFC 6749 §10.10, OWASP's authentication
+//! guidance): failures are counted per account name and per client address in the store,
+//! so every replica sees every failure, and each failure beyond a free allowance doubles
+//! the wait before the next attempt, up to a ceiling. An unknown account name is counted
+//! exactly like a known one, so throttling reveals nothing about which names exist.
+
+use crate::store::SignInFailures;
+
+/// How failed sign-ins slow down further attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Failures per account name allowed without any wait.
+    pub account_free_failures: i64,
+    /// Failures per client address allowed without any wait (higher: many people can
+    /// share one address behind a NAT).
+    pub address_free_failures: i64,
+    /// The first wait, in seconds; each further failure doubles it.
+    pub base_delay: i64,
+    /// The longest wait, in seconds.
+    pub max_delay: i64,
+    /// Seconds without a failure after which the count starts again.
+    pub window: i64,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            account_free_failures: 5,
+            address_free_failures: 20,
+            base_delay: 1,
+            max_delay: 900,
+            window: 3600,
+        }
+    }
+}
+
+/// The subject a count belongs to, as stored.
+pub fn account_subject(username: &str) -> String {
+    format!("account:{}", username.trim().to_lowercase())
+}
+
+/// The subject of a client address.
+pub fn address_subject(address: &str) -> String {
+    format!("address:{address}")
+}
+
+impl ThrottlePolicy {
+    fn free_failures(&self, subject: &str) -> i64 {
+        if subject.starts_with("address:") {
+            self.address_free_failures
+        } else {
+            self.account_free_failures
+        }
+    }
+
+    /// The wait after `failures` failures of a subject with `free` free failures.
+    pub fn delay(&self, failures: i64, free: i64) -> i64 {
+        if failures < free.max(1) {
+            return 0;
+        }
+        let doublings = (failures - free.max(1)).clamp(0, 30) as u32;
+        self.base_delay
+            .max(1)
+            .saturating_mul(1_i64 << doublings)
+            .min(self.max_delay)
+    }
+
+    /// Seconds to wait before the next attempt may be checked, or 0.
+    pub fn wait(&self, counts: &[SignInFailures], now: i64) -> i64 {
+        counts
+            .iter()
+            .filter(|c| c.last_failure_at >= now - self.window)
+            .map(|c| {
+                let delay = self.delay(c.failures, self.free_failures(&c.subject));
+                (c.last_failure_at + delay - now).max(0)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(subject: &str, failures: i64, last: i64) -> SignInFailures {
+        SignInFailures {
+            subject: subject.into(),
+            failures,
+            first_failure_at: 0,
+            last_failure_at: last,
+        }
+    }
+
+    #[test]
+    fn delays_start_after_the_free_failures_and_double_to_the_ceiling() {
+        let policy = ThrottlePolicy::default();
+        let account = |n| policy.delay(n, policy.account_free_failures);
+        assert_eq!(
+            (1..=8).map(account).collect::<Vec<_>>(),
+            [0, 0, 0, 0, 1, 2, 4, 8]
+        );
+        assert_eq!(account(40), 900);
+        assert_eq!(account(i64::MAX), 900);
+        assert_eq!(policy.delay(19, policy.address_free_failures), 0);
+        assert_eq!(policy.delay(20, policy.address_free_failures), 1);
+    }
+
+    #[test]
+    fn the_longest_wait_of_any_subject_applies_and_old_counts_are_ignored() {
+        let policy = ThrottlePolicy::default();
+        let now = 10_000;
+        let counts = [
+            count("account:alice", 7, now - 1),
+            count("address:10.0.0.1", 21, now),
+        ];
+        assert_eq!(policy.wait(&counts, now), 3);
+        assert_eq!(policy.wait(&counts, now + 3), 0);
+        let stale = [count("account:alice", 50, now - 3601)];
+        assert_eq!(policy.wait(&stale, now), 0);
+        assert_eq!(account_subject(" Alice "), "account:alice");
+    }
+}
