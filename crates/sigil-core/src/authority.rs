@@ -232,10 +232,11 @@ impl Authority {
         // Throttling first: a refused attempt costs one read, no argon2 work.
         let now = self.now();
         let mut subjects = vec![crate::throttle::account_subject(username)];
-        if let Some(address) = crate::audit::current_address() {
+        let policy = self.config.throttle;
+        if let Some(address) = crate::audit::current_address().filter(|_| policy.counts_addresses())
+        {
             subjects.push(crate::throttle::address_subject(&address));
         }
-        let policy = self.config.throttle;
         let counts = self.store.find_sign_in_failures(&subjects).await?;
         let wait = policy.wait(&counts, now);
         if wait > 0 {

@@ -12,7 +12,7 @@ pub struct ThrottlePolicy {
     /// Failures per account name allowed without any wait.
     pub account_free_failures: i64,
     /// Failures per client address allowed without any wait (higher: many people can
-    /// share one address behind a NAT).
+    /// share one address behind a NAT). 0: addresses are not counted.
     pub address_free_failures: i64,
     /// The first wait, in seconds; each further failure doubles it.
     pub base_delay: i64,
@@ -45,6 +45,11 @@ pub fn address_subject(address: &str) -> String {
 }
 
 impl ThrottlePolicy {
+    /// Whether failures are counted per client address at all.
+    pub fn counts_addresses(&self) -> bool {
+        self.address_free_failures > 0
+    }
+
     fn free_failures(&self, subject: &str) -> i64 {
         if subject.starts_with("address:") {
             self.address_free_failures

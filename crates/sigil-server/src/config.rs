@@ -116,6 +116,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_REFRESH_REUSE_GRACE", default_value = "0s", value_parser = parse_grace)]
     pub refresh_reuse_grace: Duration,
 
+    /// Failed sign-ins per account name before each further attempt must wait (1s,
+    /// doubling with every failure, at most 15 minutes).
+    #[arg(long, env = "SIGIL_SIGN_IN_FREE_FAILURES", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..))]
+    pub sign_in_free_failures: i64,
+
+    /// Failed sign-ins per client address before it must wait. 0 turns the per-address
+    /// count off: do that behind a reverse proxy, where every client has the proxy's address.
+    #[arg(long, env = "SIGIL_SIGN_IN_FREE_FAILURES_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(i64).range(0..))]
+    pub sign_in_free_failures_per_address: i64,
+
     /// Idle lifetime of a browser sign-in session.
     #[arg(long, env = "SIGIL_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,

@@ -73,10 +73,18 @@ impl Server {
 
     /// Starts `sigil serve` with extra global options (e.g. `--log-format json`).
     pub fn start_with(setup: &Setup, global: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        Self::start_on(setup, global, &[], free_port(), &[])
+    }
+
+    /// Starts `sigil serve` with global options, `serve` options, a given port and extra
+    /// environment variables (which override the cheap argon2 defaults).
+    pub fn start_on(
+        setup: &Setup,
+        global: &[&str],
+        serve: &[&str],
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -95,10 +103,12 @@ impl Server {
                 &base,
             ])
             .args(["--keys-poll-interval", "200ms", "--client-cache-ttl", "0s"])
+            .args(serve)
             .env("SIGIL_ARGON2_MEMORY_KIB", "256")
             .env("SIGIL_ARGON2_ITERATIONS", "1")
             .env("SIGIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "trace")
+            .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
@@ -139,6 +149,39 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+impl Server {
+    /// SIGKILL: no shutdown, no flush, as in a crash.
+    pub fn kill_9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port")
+    }
+}
+
+/// A port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 impl Drop for Server {
