@@ -146,6 +146,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
 
+    /// How long a request waits for a database connection before it is answered 503
+    /// (the database counts as down).
+    #[arg(long, env = "SIGIL_DB_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+
     /// Password of the admin account created on first start (default: random, printed once).
     #[arg(long, env = "SIGIL_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,

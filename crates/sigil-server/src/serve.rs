@@ -151,7 +151,7 @@ pub async fn bootstrap_admin(
 pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let options = DatabaseOptions {
         max_connections: args.db_max_connections,
-        ..DatabaseOptions::default()
+        acquire_timeout: args.db_acquire_timeout,
     };
     let database = Database::open(&cli.database_url, &options).await?;
     let keys = KeyDir::new(&cli.keys_dir);

@@ -43,7 +43,7 @@ fn prepare(setup: &Setup) -> App {
             "--grant-types",
             "password,refresh_token,client_credentials",
             "--scopes",
-            "openid,offline_access",
+            "openid,offline_access,todos:read",
             "--audience",
             API,
             "--json",
@@ -107,7 +107,7 @@ async fn sign_in(
             ("grant_type", "password"),
             ("username", user),
             ("password", password),
-            ("scope", "openid offline_access"),
+            ("scope", "openid offline_access todos:read"),
         ],
     )
     .await
@@ -490,4 +490,550 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
     );
     database.close().await;
     server.stop();
+}
+
+/// A TCP proxy the test controls, between Sigil and PostgreSQL: `cut` closes every open
+/// connection and refuses new ones until `restore`.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    pipes: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let (accept_up, accept_pipes, target) = (up.clone(), pipes.clone(), target.to_string());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                accept_pipes.lock().expect("lock").push(pipe.abort_handle());
+            }
+        });
+        Self { port, up, pipes }
+    }
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for pipe in self.pipes.lock().expect("lock").drain(..) {
+            pipe.abort();
+        }
+    }
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The `todo-api` binary beside `sigil` in the target directory (`cargo test --workspace`
+/// builds it; run alone, this builds it first).
+fn todo_api_binary() -> std::path::PathBuf {
+    let path = std::path::Path::new(common::process::SIGIL).with_file_name("todo-api");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "todo-api", "--bin", "todo-api"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building todo-api failed");
+    }
+    path
+}
+
+struct Child(std::process::Child);
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for(url: &str, status: u16, within: Duration) -> Duration {
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    loop {
+        if let Ok(response) = http.get(url).send().await {
+            if response.status().as_u16() == status {
+                return started.elapsed();
+            }
+        }
+        assert!(
+            started.elapsed() < within,
+            "{url} did not answer {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends one request and returns its status, the time it took and its JSON body.
+async fn timed(request: reqwest::RequestBuilder) -> (u16, Duration, Value) {
+    let started = Instant::now();
+    let response = request
+        .send()
+        .await
+        .expect("an answer, not a dropped connection");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, started.elapsed(), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_outage_gives_fast_503s_and_heals_without_a_restart() {
+    let Some(db) = TestDb::postgres("postgres_outage").await else {
+        return;
+    };
+    let server_addr = url::Url::parse(db.url()).expect("url");
+    let target = format!(
+        "{}:{}",
+        server_addr.host_str().expect("host"),
+        server_addr.port().unwrap_or(5432)
+    );
+    let proxy = Proxy::start(&target).await;
+    let mut via_proxy = server_addr.clone();
+    via_proxy.set_port(Some(proxy.port)).expect("port");
+    let setup = Setup::new(via_proxy.as_str(), tempfile::tempdir().expect("tempdir"));
+    let app = prepare(&setup);
+    let server = Server::start_on(
+        &setup,
+        &[],
+        &["--db-max-connections", "4"],
+        free_port(),
+        &[QUIET],
+    );
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let before = sign_in(&http, &base, &app, "alice", PASSWORD).await;
+    assert_eq!(before.status, 200);
+    let access = field(&before, "access_token");
+    let refresh_token = field(&before, "refresh_token");
+
+    // todo-api validates Sigil's tokens offline.
+    let todo_port = free_port();
+    let todo_dir = tempfile::tempdir().expect("tempdir");
+    let _todo = Child(
+        std::process::Command::new(todo_api_binary())
+            .args(["--issuer", &base, "--audience", API])
+            .args(["--bind", &format!("127.0.0.1:{todo_port}")])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}/todo.db", todo_dir.path().display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("todo-api"),
+    );
+    let todos = format!("http://127.0.0.1:{todo_port}/api/todos");
+    wait_for(
+        &format!("http://127.0.0.1:{todo_port}/healthz"),
+        200,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        http.get(&todos)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("todos")
+            .status(),
+        200
+    );
+
+    proxy.cut();
+    let (status, readyz_time, body) = timed(http.get(format!("{base}/readyz"))).await;
+    assert_eq!(
+        (status, body["database"].as_str()),
+        (503, Some("unreachable"))
+    );
+    let mut slowest = readyz_time;
+    let database_backed = [
+        (
+            "password grant",
+            vec![
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        ),
+        (
+            "refresh",
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.as_str()),
+            ],
+        ),
+        (
+            "client_credentials",
+            vec![("grant_type", "client_credentials")],
+        ),
+    ];
+    for (what, form) in &database_backed {
+        let (status, took, body) = timed(
+            http.post(format!("{base}/token"))
+                .basic_auth(&app.id, Some(&app.secret))
+                .form(form),
+        )
+        .await;
+        assert_eq!(status, 503, "{what}: {body}");
+        assert_eq!(body["error"], "temporarily_unavailable", "{what}");
+        assert!(took < Duration::from_secs(2), "{what} answered in {took:?}");
+        slowest = slowest.max(took);
+    }
+    let (status, took, _) = timed(
+        http.post(format!("{base}/introspect"))
+            .basic_auth(&app.id, Some(&app.secret))
+            .form(&[("token", access.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 503, "introspection needs the deny list");
+    assert!(took < Duration::from_secs(2));
+    slowest = slowest.max(took);
+    // What needs no database keeps working, and so does the resource server.
+    for path in [
+        "/healthz",
+        "/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        assert_eq!(
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect(path)
+                .status(),
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        http.get(&todos)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .expect("todos")
+            .status(),
+        200
+    );
+
+    proxy.restore();
+    let healed = wait_for(&format!("{base}/readyz"), 200, Duration::from_secs(15)).await;
+    // The refresh token refused during the outage was not spent.
+    let after = refresh(&http, &base, &app, &refresh_token).await;
+    assert_eq!(after.status, 200, "{}", after.body);
+    assert_eq!(
+        sign_in(&http, &base, &app, "alice", PASSWORD).await.status,
+        200
+    );
+    let log = std::fs::read_to_string(setup.log_path()).expect("log");
+    assert!(!log.contains("panicked"), "no panic during the outage");
+    println!(
+        "postgres outage: readyz said unreachable in {:.0} ms; slowest 503 of password, refresh, client_credentials and introspection {:.0} ms; ready again {:.0} ms after the database came back; todo-api validated throughout",
+        readyz_time.as_secs_f64() * 1000.0,
+        slowest.as_secs_f64() * 1000.0,
+        healed.as_secs_f64() * 1000.0
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_share_one_database_and_key_directory() {
+    let Some(db) = TestDb::postgres("two_replicas").await else {
+        return;
+    };
+    let setup = setup_for(&db);
+    let app = prepare(&setup);
+    // Two replicas behind one name: the issuer is the same for both.
+    let issuer = "https://sigil.example.com";
+    let a = Server::start_on(&setup, &[], &["--issuer", issuer], free_port(), &[QUIET]);
+    let b = Server::start_on(&setup, &[], &["--issuer", issuer], free_port(), &[QUIET]);
+    let http = reqwest::Client::new();
+
+    // Issued by A, refreshed at B, and B's successor refreshed at A.
+    let first = sign_in(&http, &a.base, &app, "alice", PASSWORD).await;
+    let at_b = refresh(&http, &b.base, &app, &field(&first, "refresh_token")).await;
+    assert_eq!(at_b.status, 200, "{}", at_b.body);
+    let at_a = refresh(&http, &a.base, &app, &field(&at_b, "refresh_token")).await;
+    assert_eq!(at_a.status, 200, "{}", at_a.body);
+    // Replaying B's spent token at A is reuse, seen across replicas.
+    assert_eq!(
+        refresh(&http, &a.base, &app, &field(&at_b, "refresh_token"))
+            .await
+            .status,
+        400
+    );
+
+    // A revocation at one is seen by the other's introspection.
+    let fresh = sign_in(&http, &a.base, &app, "alice", PASSWORD).await;
+    let introspect = |base: String, token: String| {
+        let (http, app) = (http.clone(), app.clone());
+        async move {
+            let body: Value = http
+                .post(format!("{base}/introspect"))
+                .basic_auth(&app.id, Some(&app.secret))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .expect("introspect")
+                .json()
+                .await
+                .expect("json");
+            body["active"].as_bool().expect("active")
+        }
+    };
+    for name in ["access_token", "refresh_token"] {
+        let token = field(&fresh, name);
+        assert!(
+            introspect(b.base.clone(), token.clone()).await,
+            "{name} active at B"
+        );
+        let revoked = http
+            .post(format!("{}/revoke", a.base))
+            .basic_auth(&app.id, Some(&app.secret))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .expect("revoke");
+        assert_eq!(revoked.status(), 200);
+        assert!(
+            !introspect(b.base.clone(), token).await,
+            "{name} revoked at A, inactive at B"
+        );
+    }
+
+    // Failed sign-ins count across replicas.
+    for n in 0..5 {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        assert_eq!(
+            sign_in(&http, base, &app, "carol", "guess").await.status,
+            400
+        );
+    }
+    assert_eq!(
+        sign_in(&http, &b.base, &app, "carol", "guess").await.status,
+        429
+    );
+    assert_eq!(
+        sign_in(&http, &a.base, &app, "carol", "guess").await.status,
+        429
+    );
+
+    // A key rotation in the shared directory reaches both.
+    let out = setup.sigil(&["keys", "rotate", "--immediately"], None);
+    let new_kid = out
+        .split_whitespace()
+        .nth(2)
+        .expect("kid in the output")
+        .trim_end_matches(';')
+        .to_string();
+    for server in [&a, &b] {
+        let started = Instant::now();
+        loop {
+            let reply = sign_in(&http, &server.base, &app, "alice", PASSWORD).await;
+            let token = field(&reply, "access_token");
+            let header = jsonwebtoken::decode_header(&token).expect("header");
+            let jwks = http
+                .get(format!("{}/jwks.json", server.base))
+                .send()
+                .await
+                .expect("jwks")
+                .text()
+                .await
+                .expect("text");
+            if header.kid.as_deref() == Some(new_kid.as_str()) && jwks.contains(&new_kid) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{} did not pick up the new key",
+                server.base
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    println!("replicas: refresh across A and B, revocation at A seen at B, throttling shared, key {new_kid} used by both");
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_password_flood_is_refused_fast_and_the_rest_stays_up() {
+    const FLOOD: usize = 48;
+    let db = TestDb::sqlite();
+    let setup = setup_for(&db);
+    let app = prepare(&setup);
+    // Production argon2 cost, one worker and a queue of two.
+    let server = Server::start_on(
+        &setup,
+        &[],
+        &[
+            "--password-workers",
+            "1",
+            "--password-queue",
+            "2",
+            "--sign-in-free-failures-per-address",
+            "0",
+        ],
+        free_port(),
+        &[
+            QUIET,
+            ("SIGIL_ARGON2_MEMORY_KIB", "19456"),
+            ("SIGIL_ARGON2_ITERATIONS", "2"),
+        ],
+    );
+    let base = server.base.clone();
+    let flooding = Arc::new(AtomicBool::new(true));
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|n| {
+            let (base, app) = (base.clone(), app.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                // Unknown names: each costs a full argon2 verification of the dummy hash.
+                sign_in(&http, &base, &app, &format!("flood-{n}"), "guess").await
+            })
+        })
+        .collect();
+    let (side_base, side_app, side_flooding) = (base.clone(), app.clone(), flooding.clone());
+    let side = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let (mut answered, mut slowest) = (0, Duration::ZERO);
+        while side_flooding.load(Ordering::Relaxed) || answered < 3 {
+            for path in ["/healthz", "/jwks.json"] {
+                let (status, took, _) = timed(http.get(format!("{side_base}{path}"))).await;
+                assert_eq!(status, 200, "{path} during the flood");
+                slowest = slowest.max(took);
+            }
+            let (status, took, body) = timed(
+                http.post(format!("{side_base}/token"))
+                    .basic_auth(&side_app.id, Some(&side_app.secret))
+                    .form(&[("grant_type", "client_credentials")]),
+            )
+            .await;
+            assert_eq!(status, 200, "client_credentials during the flood: {body}");
+            slowest = slowest.max(took);
+            answered += 1;
+        }
+        (answered, slowest)
+    });
+    let (mut busy, mut checked) = (0, 0);
+    for task in flood {
+        let reply = task.await.expect("join");
+        match reply.status {
+            503 => {
+                assert_eq!(reply.body["error"], "temporarily_unavailable");
+                assert!(reply.retry_after.is_some(), "503 carries Retry-After");
+                busy += 1;
+            }
+            400 => checked += 1,
+            other => panic!("unexpected status {other}: {}", reply.body),
+        }
+    }
+    flooding.store(false, Ordering::Relaxed);
+    let (answered, slowest) = side.await.expect("side traffic");
+    assert!(busy > 0, "the bounded queue refused some of the flood");
+    assert!(checked >= 1, "the pool kept working");
+    println!(
+        "password flood: {FLOOD} concurrent grants at production argon2 cost -> {checked} checked, {busy} refused 503 with Retry-After; meanwhile {answered} rounds of /healthz, /jwks.json and client_credentials all 200, slowest {:.0} ms",
+        slowest.as_secs_f64() * 1000.0
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_are_bounded_and_finish_on_sigterm() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::sqlite();
+    let setup = setup_for(&db);
+    let app = prepare(&setup);
+    let server = Server::start_on(&setup, &[], &[], free_port(), &[QUIET]);
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+
+    let big_body = format!(
+        "grant_type=client_credentials&pad={}",
+        "x".repeat(70 * 1024)
+    );
+    let response = http
+        .post(format!("{base}/token"))
+        .basic_auth(&app.id, Some(&app.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big_body)
+        .send()
+        .await
+        .expect("big body");
+    assert_eq!(response.status(), 413, "bodies over 64 KiB are refused");
+    let response = http
+        .get(format!("{base}/healthz"))
+        .header("x-padding", "y".repeat(20 * 1024))
+        .send()
+        .await
+        .expect("big header");
+    assert_eq!(response.status(), 431, "headers over 16 KiB are refused");
+    let response = http
+        .get(format!("{base}/healthz?{}", "q".repeat(9 * 1024)))
+        .send()
+        .await
+        .expect("long target");
+    assert_eq!(response.status(), 414);
+
+    // A request in flight when SIGTERM arrives still gets its answer; new ones are refused.
+    let body = "grant_type=client_credentials";
+    let credentials = base64_basic(&app.id, &app.secret);
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {credentials}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&body.as_bytes()[..10])
+        .await
+        .expect("half the body");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.sigterm();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+            .await
+            .is_err(),
+        "no new connections after SIGTERM"
+    );
+    stream
+        .write_all(&body.as_bytes()[10..])
+        .await
+        .expect("rest of the body");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("answer");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request finished: {answer}"
+    );
+    assert!(answer.contains("access_token"));
+    let mut child = server;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.child.try_wait().expect("wait") {
+            assert!(status.success(), "clean exit after SIGTERM: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "sigil did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn base64_basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
 }

@@ -6,6 +6,7 @@ use super::error::OAuthResponseError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
+use axum::response::IntoResponse;
 use sigil_core::OAuthError;
 use std::collections::HashMap;
 
@@ -57,7 +58,7 @@ impl OAuthForm {
 }
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
-    type Rejection = OAuthResponseError;
+    type Rejection = axum::response::Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let is_form = req
@@ -70,16 +71,31 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
         if !is_form {
-            return Err(OAuthError::invalid_request(
+            return Err(OAuthResponseError(OAuthError::invalid_request(
                 "the body must be application/x-www-form-urlencoded",
-            )
-            .into());
+            ))
+            .into_response());
         }
+        let too_large = || {
+            let mut response = OAuthResponseError(OAuthError::invalid_request(
+                "the request body is larger than 64 KiB",
+            ))
+            .into_response();
+            *response.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+            response
+        };
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            OAuthError::invalid_request(format!("cannot read the request body: {rejection}"))
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                OAuthResponseError(OAuthError::invalid_request(format!(
+                    "cannot read the request body: {rejection}"
+                )))
+                .into_response()
+            }
         })?;
         if body.len() > MAX_FORM_BYTES {
-            return Err(OAuthError::invalid_request("the request body is too large").into());
+            return Err(too_large());
         }
         Ok(Self::parse(&body))
     }

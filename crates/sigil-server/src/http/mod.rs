@@ -58,12 +58,44 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(form::MAX_FORM_BYTES))
+        .layer(middleware::from_fn(limit_request_head))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The most bytes of header names and values a request may carry (RFC 6585 §5).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The longest request target (path and query) accepted (RFC 9110 §15.5.15).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Refuses requests whose headers or target are larger than any real client sends, before
+/// any handler sees them. (hyper already bounds what it buffers while parsing.)
+async fn limit_request_head(request: Request, next: Next) -> Response {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Json(serde_json::json!({ "error": "invalid_request", "error_description": "request headers too large" })),
+        )
+            .into_response();
+    }
+    let uri = request.uri();
+    if uri.path().len() + uri.query().map_or(0, str::len) > MAX_URI_BYTES {
+        return (
+            StatusCode::URI_TOO_LONG,
+            Json(serde_json::json!({ "error": "invalid_request", "error_description": "request target too long" })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> impl IntoResponse {

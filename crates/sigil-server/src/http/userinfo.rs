@@ -59,7 +59,11 @@ pub(crate) async fn userinfo(
     let from_body = if has_form_body {
         let form = OAuthForm::from_request(request, &state)
             .await
-            .map_err(|e| BearerError::Oauth(e.0))?;
+            .map_err(|_| {
+                BearerError::Oauth(OAuthError::invalid_request(
+                    "the body must be a form of at most 64 KiB",
+                ))
+            })?;
         form.single("access_token")?.map(str::to_string)
     } else {
         None

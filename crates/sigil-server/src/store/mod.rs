@@ -38,7 +38,7 @@ impl Default for DatabaseOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: std::time::Duration::from_secs(2),
+            acquire_timeout: std::time::Duration::from_secs(1),
         }
     }
 }

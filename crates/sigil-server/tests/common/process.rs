@@ -95,13 +95,13 @@ impl Server {
             .args(["--database-url", &setup.database_url, "--keys-dir"])
             .arg(setup.keys())
             .args(global)
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--issuer",
-                &base,
-            ])
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            // Replicas behind one name share an issuer: a test may give its own.
+            .args(if serve.contains(&"--issuer") {
+                vec![]
+            } else {
+                vec!["--issuer", base.as_str()]
+            })
             .args(["--keys-poll-interval", "200ms", "--client-cache-ttl", "0s"])
             .args(serve)
             .env("SIGIL_ARGON2_MEMORY_KIB", "256")
