@@ -151,6 +151,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_DB_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub db_acquire_timeout: Duration,
 
+    /// The longest a request may take, body included; slower ones get 503. Bounds slow
+    /// clients that trickle a body and requests stuck on a stalled dependency.
+    #[arg(long, env = "SIGIL_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
     /// Password of the admin account created on first start (default: random, printed once).
     #[arg(long, env = "SIGIL_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,

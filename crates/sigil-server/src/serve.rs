@@ -83,6 +83,7 @@ pub async fn build_state(
         authority: Arc::new(authority),
         sessions,
         session_ttl: secs(args.session_ttl),
+        request_timeout: args.request_timeout,
         database,
         discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(
             &issuer,

@@ -33,6 +33,8 @@ pub struct AppState {
     pub sessions: crate::sessions::AnySessionStore,
     /// Idle lifetime of a browser session, in seconds.
     pub session_ttl: i64,
+    /// The longest a request may take, from its first byte to the answer (503 after).
+    pub request_timeout: std::time::Duration,
     /// The signing-key directory, for the admin console's rotate and prune.
     pub keys_dir: crate::keyfiles::KeyDir,
     /// Counters and histograms served at `/metrics`.

@@ -493,10 +493,12 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
 }
 
 /// A TCP proxy the test controls, between Sigil and PostgreSQL: `cut` closes every open
-/// connection and refuses new ones until `restore`.
+/// connection and refuses new ones; `start_blackhole` then accepts new ones and never
+/// answers (a network partition); `restore` forwards again.
 struct Proxy {
     port: u16,
     up: Arc<AtomicBool>,
+    blackhole: Arc<AtomicBool>,
     pipes: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -507,14 +509,24 @@ impl Proxy {
             .expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
+        let blackhole = Arc::new(AtomicBool::new(false));
         let pipes = Arc::new(Mutex::new(Vec::new()));
-        let (accept_up, accept_pipes, target) = (up.clone(), pipes.clone(), target.to_string());
+        let (accept_up, accept_blackhole, accept_pipes, target) = (
+            up.clone(),
+            blackhole.clone(),
+            pipes.clone(),
+            target.to_string(),
+        );
         tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
-                    drop(inbound);
+                    if accept_blackhole.load(Ordering::SeqCst) {
+                        held.push(inbound);
+                    }
                     continue;
                 }
+                held.clear();
                 let target = target.clone();
                 let pipe = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
@@ -524,15 +536,25 @@ impl Proxy {
                 accept_pipes.lock().expect("lock").push(pipe.abort_handle());
             }
         });
-        Self { port, up, pipes }
+        Self {
+            port,
+            up,
+            blackhole,
+            pipes,
+        }
     }
     fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
+        self.blackhole.store(false, Ordering::SeqCst);
         for pipe in self.pipes.lock().expect("lock").drain(..) {
             pipe.abort();
         }
     }
+    fn start_blackhole(&self) {
+        self.blackhole.store(true, Ordering::SeqCst);
+    }
     fn restore(&self) {
+        self.blackhole.store(false, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
     }
 }
@@ -587,6 +609,92 @@ async fn timed(request: reqwest::RequestBuilder) -> (u16, Duration, Value) {
     let status = response.status().as_u16();
     let body = response.json().await.unwrap_or(Value::Null);
     (status, started.elapsed(), body)
+}
+
+/// What must hold while the database is unreachable; returns the readiness answer's time
+/// and the slowest 503.
+async fn outage_checks(
+    http: &reqwest::Client,
+    base: &str,
+    app: &App,
+    access: &str,
+    refresh_token: &str,
+    todos: &str,
+) -> (Duration, Duration) {
+    let (status, readyz_time, body) = timed(http.get(format!("{base}/readyz"))).await;
+    assert_eq!(
+        (status, body["database"].as_str()),
+        (503, Some("unreachable"))
+    );
+    let mut slowest = readyz_time;
+    let database_backed = [
+        (
+            "password grant",
+            vec![
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ],
+        ),
+        (
+            "refresh",
+            vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        ),
+        (
+            "client_credentials",
+            vec![("grant_type", "client_credentials")],
+        ),
+    ];
+    for (what, form) in &database_backed {
+        let (status, took, body) = timed(
+            http.post(format!("{base}/token"))
+                .basic_auth(&app.id, Some(&app.secret))
+                .form(form),
+        )
+        .await;
+        assert_eq!(status, 503, "{what}: {body}");
+        assert_eq!(body["error"], "temporarily_unavailable", "{what}");
+        assert!(took < Duration::from_secs(2), "{what} answered in {took:?}");
+        slowest = slowest.max(took);
+    }
+    let (status, took, _) = timed(
+        http.post(format!("{base}/introspect"))
+            .basic_auth(&app.id, Some(&app.secret))
+            .form(&[("token", access)]),
+    )
+    .await;
+    assert_eq!(status, 503, "introspection needs the deny list");
+    assert!(took < Duration::from_secs(2));
+    slowest = slowest.max(took);
+    // What needs no database keeps working, and so does the resource server.
+    for path in [
+        "/healthz",
+        "/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        assert_eq!(
+            http.get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect(path)
+                .status(),
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        http.get(todos)
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("todos")
+            .status(),
+        200
+    );
+    (readyz_time, slowest)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -651,79 +759,19 @@ async fn postgres_outage_gives_fast_503s_and_heals_without_a_restart() {
     );
 
     proxy.cut();
-    let (status, readyz_time, body) = timed(http.get(format!("{base}/readyz"))).await;
-    assert_eq!(
-        (status, body["database"].as_str()),
-        (503, Some("unreachable"))
-    );
-    let mut slowest = readyz_time;
-    let database_backed = [
-        (
-            "password grant",
-            vec![
-                ("grant_type", "password"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ],
-        ),
-        (
-            "refresh",
-            vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token.as_str()),
-            ],
-        ),
-        (
-            "client_credentials",
-            vec![("grant_type", "client_credentials")],
-        ),
-    ];
-    for (what, form) in &database_backed {
-        let (status, took, body) = timed(
-            http.post(format!("{base}/token"))
-                .basic_auth(&app.id, Some(&app.secret))
-                .form(form),
-        )
-        .await;
-        assert_eq!(status, 503, "{what}: {body}");
-        assert_eq!(body["error"], "temporarily_unavailable", "{what}");
-        assert!(took < Duration::from_secs(2), "{what} answered in {took:?}");
-        slowest = slowest.max(took);
+    let mut figures = Vec::new();
+    for phase in ["connections refused", "connections blackholed"] {
+        if phase == "connections blackholed" {
+            proxy.start_blackhole();
+        }
+        let (readyz_time, slowest) =
+            outage_checks(&http, &base, &app, &access, &refresh_token, &todos).await;
+        figures.push(format!(
+            "{phase}: readyz said unreachable in {:.0} ms, slowest 503 {:.0} ms",
+            readyz_time.as_secs_f64() * 1000.0,
+            slowest.as_secs_f64() * 1000.0
+        ));
     }
-    let (status, took, _) = timed(
-        http.post(format!("{base}/introspect"))
-            .basic_auth(&app.id, Some(&app.secret))
-            .form(&[("token", access.as_str())]),
-    )
-    .await;
-    assert_eq!(status, 503, "introspection needs the deny list");
-    assert!(took < Duration::from_secs(2));
-    slowest = slowest.max(took);
-    // What needs no database keeps working, and so does the resource server.
-    for path in [
-        "/healthz",
-        "/jwks.json",
-        "/.well-known/openid-configuration",
-    ] {
-        assert_eq!(
-            http.get(format!("{base}{path}"))
-                .send()
-                .await
-                .expect(path)
-                .status(),
-            200,
-            "{path}"
-        );
-    }
-    assert_eq!(
-        http.get(&todos)
-            .bearer_auth(&access)
-            .send()
-            .await
-            .expect("todos")
-            .status(),
-        200
-    );
 
     proxy.restore();
     let healed = wait_for(&format!("{base}/readyz"), 200, Duration::from_secs(15)).await;
@@ -737,9 +785,8 @@ async fn postgres_outage_gives_fast_503s_and_heals_without_a_restart() {
     let log = std::fs::read_to_string(setup.log_path()).expect("log");
     assert!(!log.contains("panicked"), "no panic during the outage");
     println!(
-        "postgres outage: readyz said unreachable in {:.0} ms; slowest 503 of password, refresh, client_credentials and introspection {:.0} ms; ready again {:.0} ms after the database came back; todo-api validated throughout",
-        readyz_time.as_secs_f64() * 1000.0,
-        slowest.as_secs_f64() * 1000.0,
+        "postgres outage (password, refresh, client_credentials, introspection): {}; ready again {:.0} ms after the database came back; todo-api validated throughout",
+        figures.join("; "),
         healed.as_secs_f64() * 1000.0
     );
     server.stop();
@@ -954,7 +1001,13 @@ async fn requests_are_bounded_and_finish_on_sigterm() {
     let db = TestDb::sqlite();
     let setup = setup_for(&db);
     let app = prepare(&setup);
-    let server = Server::start_on(&setup, &[], &[], free_port(), &[QUIET]);
+    let server = Server::start_on(
+        &setup,
+        &[],
+        &["--request-timeout", "2s"],
+        free_port(),
+        &[QUIET],
+    );
     let base = server.base.clone();
     let http = reqwest::Client::new();
 
@@ -985,9 +1038,38 @@ async fn requests_are_bounded_and_finish_on_sigterm() {
         .expect("long target");
     assert_eq!(response.status(), 414);
 
+    // A client that trickles its body is cut off at the request timeout.
+    let credentials = base64_basic(&app.id, &app.secret);
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic {credentials}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ngrant_type="
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    let started = Instant::now();
+    let mut answer = vec![0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut answer))
+        .await
+        .expect("answered before the test's own limit")
+        .expect("read");
+    let waited = started.elapsed();
+    assert!(
+        String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 503"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "not before the timeout: {waited:?}"
+    );
+    println!(
+        "request timeout: a trickled body was answered 503 after {:.2}s (--request-timeout 2s)",
+        waited.as_secs_f64()
+    );
+
     // A request in flight when SIGTERM arrives still gets its answer; new ones are refused.
     let body = "grant_type=client_credentials";
-    let credentials = base64_basic(&app.id, &app.secret);
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port()))
         .await
         .expect("connect");

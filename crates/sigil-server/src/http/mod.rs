@@ -25,7 +25,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
 
@@ -61,7 +61,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(limit_request_head))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
+            state.request_timeout,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
