@@ -37,6 +37,8 @@ pub mod axum_support;
 mod claims;
 mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod jwks;
 mod verifier;
 
