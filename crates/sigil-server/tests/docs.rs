@@ -505,6 +505,18 @@ fn security_md_states_the_limits_the_code_enforces() {
             sigil_core::token::MAX_TOKEN_LEN / 1024
         ),
         format!("codes live {} seconds", sigil_core::authorize::CODE_TTL),
+        format!(
+            "{} KiB of headers (431)",
+            sigil_server::http::MAX_HEADER_BYTES / 1024
+        ),
+        format!(
+            "{} KiB request target (414)",
+            sigil_server::http::MAX_URI_BYTES / 1024
+        ),
+        format!(
+            "After\n`--sign-in-free-failures` ({}) failures",
+            sigil_core::throttle::ThrottlePolicy::default().account_free_failures
+        ),
     ];
     for claim in claims {
         assert!(text.contains(&claim), "security.md should say {claim:?}");

@@ -456,15 +456,18 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
     .expect("open the database");
     let (mut worked_once, mut consumed_by_lost_answer, mut replays_refused) = (0, 0, 0);
     for chain in &chains {
-        let chain = chain.lock().expect("lock");
-        let last = chain.received.last().expect("token").clone();
+        let (received, lost_in_flight) = {
+            let chain = chain.lock().expect("lock");
+            (chain.received.clone(), chain.lost_in_flight)
+        };
+        let last = received.last().expect("token").clone();
         let reply = refresh(&http, &server.base, &app, &last).await;
         if reply.status == 200 {
             worked_once += 1;
         } else {
             // Only acceptable if the request in flight at the kill had used it and that
             // rotation was committed (its answer never reached the client).
-            assert!(chain.lost_in_flight, "an acknowledged token was lost");
+            assert!(lost_in_flight, "an acknowledged token was lost");
             let hash = sigil_core::secret::Secret::new(last.clone()).storage_hash();
             let (record, _) = database
                 .store()
@@ -477,7 +480,7 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
         }
         // No token is accepted twice: the last one again, and the one before it.
         assert_eq!(refresh(&http, &server.base, &app, &last).await.status, 400);
-        let previous = &chain.received[chain.received.len() - 2];
+        let previous = &received[received.len() - 2];
         assert_eq!(
             refresh(&http, &server.base, &app, previous).await.status,
             400
