@@ -70,15 +70,19 @@ impl ThrottlePolicy {
             .min(self.max_delay)
     }
 
-    /// Seconds to wait before the next attempt may be checked, or 0.
+    /// Seconds to wait before the next attempt may be checked, or 0. Times are whole
+    /// seconds and the last failure may have come at the end of its second, so the wait
+    /// runs to the end of second `last failure + delay`: never shorter than the delay.
     pub fn wait(&self, counts: &[SignInFailures], now: i64) -> i64 {
         counts
             .iter()
             .filter(|c| c.last_failure_at >= now - self.window)
-            .map(|c| {
-                let delay = self.delay(c.failures, self.free_failures(&c.subject));
-                (c.last_failure_at + delay - now).max(0)
-            })
+            .map(
+                |c| match self.delay(c.failures, self.free_failures(&c.subject)) {
+                    0 => 0,
+                    delay => (c.last_failure_at + delay + 1 - now).max(0),
+                },
+            )
             .max()
             .unwrap_or(0)
     }
@@ -119,8 +123,9 @@ mod tests {
             count("account:alice", 7, now - 1),
             count("address:10.0.0.1", 21, now),
         ];
-        assert_eq!(policy.wait(&counts, now), 3);
-        assert_eq!(policy.wait(&counts, now + 3), 0);
+        assert_eq!(policy.wait(&counts, now), 4);
+        assert_eq!(policy.wait(&counts, now + 3), 1);
+        assert_eq!(policy.wait(&counts, now + 4), 0);
         let stale = [count("account:alice", 50, now - 3601)];
         assert_eq!(policy.wait(&stale, now), 0);
         assert_eq!(account_subject(" Alice "), "account:alice");

@@ -363,7 +363,7 @@ async fn malformed_requests_get_clean_400s() {
     );
     assert_oauth_error(
         &post(&w.app, "/token", &big, basic).await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::PAYLOAD_TOO_LARGE,
         "invalid_request",
     );
     let creds = STANDARD.encode(format!("{}:{}", w.plain_id, w.plain_secret.expose()));

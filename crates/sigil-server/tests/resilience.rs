@@ -303,7 +303,12 @@ async fn password_guessing_is_throttled() {
         let refused = sign_in(&http, base, &app, name, "guess").await;
         statuses.push(refused.status);
         assert_eq!(statuses, [400, 400, 400, 400, 400, 429], "for {name}");
-        assert_eq!(refused.retry_after.as_deref(), Some("1"));
+        let wait: u64 = refused
+            .retry_after
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=2).contains(&wait), "a 1 s delay, rounded up: {wait}");
         assert_eq!(refused.body["error"], "temporarily_unavailable");
         // Even the right password waits: the check is not even made.
         if name == "alice" {
@@ -330,7 +335,7 @@ async fn password_guessing_is_throttled() {
         }
     }
     assert!(
-        checked <= 3,
+        checked <= 5,
         "at most a few guesses get through the waits, got {checked}"
     );
     println!(
@@ -495,12 +500,14 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
     server.stop();
 }
 
-/// A TCP proxy the test controls, between Sigil and PostgreSQL: `cut` closes every open
-/// connection and refuses new ones; `start_blackhole` then accepts new ones and never
-/// answers (a network partition); `restore` forwards again.
+/// A TCP proxy the test controls, between Sigil and PostgreSQL: `stall` stops forwarding
+/// on every connection, open or new, without closing any (packets silently dropped); `cut`
+/// closes every open connection and refuses new ones; `start_blackhole` then accepts new
+/// ones and never answers; `restore` forwards again.
 struct Proxy {
     port: u16,
     up: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
     blackhole: Arc<AtomicBool>,
     pipes: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
@@ -513,9 +520,11 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let up = Arc::new(AtomicBool::new(true));
         let blackhole = Arc::new(AtomicBool::new(false));
+        let stalled = Arc::new(AtomicBool::new(false));
         let pipes = Arc::new(Mutex::new(Vec::new()));
-        let (accept_up, accept_blackhole, accept_pipes, target) = (
+        let (accept_up, accept_stalled, accept_blackhole, accept_pipes, target) = (
             up.clone(),
+            stalled.clone(),
             blackhole.clone(),
             pipes.clone(),
             target.to_string(),
@@ -530,10 +539,15 @@ impl Proxy {
                     continue;
                 }
                 held.clear();
-                let target = target.clone();
+                let (target, stalled) = (target.clone(), accept_stalled.clone());
                 let pipe = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let (from_client, to_client) = inbound.into_split();
+                        let (from_server, to_server) = outbound.into_split();
+                        tokio::join!(
+                            forward(from_client, to_server, stalled.clone()),
+                            forward(from_server, to_client, stalled),
+                        );
                     }
                 });
                 accept_pipes.lock().expect("lock").push(pipe.abort_handle());
@@ -542,12 +556,17 @@ impl Proxy {
         Self {
             port,
             up,
+            stalled,
             blackhole,
             pipes,
         }
     }
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
     fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
+        self.stalled.store(false, Ordering::SeqCst);
         self.blackhole.store(false, Ordering::SeqCst);
         for pipe in self.pipes.lock().expect("lock").drain(..) {
             pipe.abort();
@@ -559,6 +578,28 @@ impl Proxy {
     fn restore(&self) {
         self.blackhole.store(false, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Copies one direction of a proxied connection, holding what it reads while stalled.
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    stalled: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
     }
 }
 
@@ -761,11 +802,16 @@ async fn postgres_outage_gives_fast_503s_and_heals_without_a_restart() {
         200
     );
 
-    proxy.cut();
     let mut figures = Vec::new();
-    for phase in ["connections refused", "connections blackholed"] {
-        if phase == "connections blackholed" {
-            proxy.start_blackhole();
+    for phase in [
+        "open connections stalled",
+        "connections refused",
+        "connections blackholed",
+    ] {
+        match phase {
+            "open connections stalled" => proxy.stall(),
+            "connections refused" => proxy.cut(),
+            _ => proxy.start_blackhole(),
         }
         let (readyz_time, slowest) =
             outage_checks(&http, &base, &app, &access, &refresh_token, &todos).await;

@@ -609,9 +609,10 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
         let refused = attempt(name, "correct horse battery", "192.0.2.1")
             .await
             .expect_err("throttled");
+        // A 1 s delay, counted from the end of the failure's whole second.
         assert_eq!(
             (refused.code, refused.retry_after),
-            (ErrorCode::Throttled, Some(1))
+            (ErrorCode::Throttled, Some(2))
         );
         assert_eq!(
             verifications() - before,
@@ -621,15 +622,20 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
         f.clock.advance(1);
         assert_eq!(
             code(attempt(name, "wrong", "192.0.2.1").await),
+            ErrorCode::Throttled
+        );
+        f.clock.advance(1);
+        assert_eq!(
+            code(attempt(name, "wrong", "192.0.2.1").await),
             ErrorCode::InvalidGrant
         );
         let refused = attempt(name, "wrong", "192.0.2.1")
             .await
             .expect_err("throttled");
-        assert_eq!(refused.retry_after, Some(2), "the wait doubles");
+        assert_eq!(refused.retry_after, Some(3), "the wait doubles");
     }
     // After the wait the right password works and clears the account's count.
-    f.clock.advance(2);
+    f.clock.advance(3);
     attempt("alice", "correct horse battery", "192.0.2.1")
         .await
         .expect("signed in after the wait");
