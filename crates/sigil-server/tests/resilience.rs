@@ -531,7 +531,7 @@ impl Proxy {
         );
         tokio::spawn(async move {
             let mut held = Vec::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
                     if accept_blackhole.load(Ordering::SeqCst) {
                         held.push(inbound);
