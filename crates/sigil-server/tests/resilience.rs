@@ -1152,16 +1152,8 @@ async fn requests_are_bounded_and_finish_on_sigterm() {
         "in-flight request finished: {answer}"
     );
     assert!(answer.contains("access_token"));
-    let mut child = server;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.child.try_wait().expect("wait") {
-            assert!(status.success(), "clean exit after SIGTERM: {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "sigil did not exit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut server = server;
+    server.wait_for_clean_exit();
 }
 
 fn base64_basic(id: &str, secret: &str) -> String {

@@ -139,6 +139,11 @@ impl Server {
             .status()
             .expect("kill");
         assert!(status.success());
+        self.wait_for_clean_exit();
+    }
+
+    /// Waits (up to 10 s) for the process to exit after SIGTERM, and checks it exited 0.
+    pub fn wait_for_clean_exit(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
