@@ -1,8 +1,9 @@
 //! Password hashing with argon2id. The defaults are OWASP's (19 MiB, 2 passes, 1 lane);
 //! tests pass cheaper parameters through configuration, never by changing these defaults.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq;
 
 /// argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,17 +64,59 @@ impl PasswordHasher {
 
     /// Verifies `password` against a stored PHC hash (its own parameters apply). With
     /// `None` it verifies against a dummy hash and returns false, costing the same time.
+    ///
+    /// The argon2 working memory (19 MiB with the defaults) is kept per thread and reused,
+    /// instead of being allocated, faulted in and freed for every check: the CPU pool's
+    /// few fixed threads each hold one block of it, so memory stays flat under load.
     pub fn verify(&self, password: &str, stored_hash: Option<&str>) -> bool {
         let target = stored_hash.unwrap_or(&self.dummy_hash);
-        let matched = match PasswordHash::new(target) {
-            Ok(parsed) => self
-                .argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-            Err(_) => false,
-        };
+        let matched = PasswordHash::new(target)
+            .ok()
+            .is_some_and(|parsed| verify_with_thread_memory(password.as_bytes(), &parsed));
         matched && stored_hash.is_some()
     }
+}
+
+thread_local! {
+    /// This thread's argon2 working memory, grown to the largest cost it has verified.
+    static WORKING_MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The PHC verification of the `password-hash` crate (same algorithm, version, parameters
+/// and salt as stored; constant-time comparison of the output), on reused memory. Every
+/// block is written before it is read in the first pass, so stale contents do not matter.
+fn verify_with_thread_memory(password: &[u8], stored: &PasswordHash<'_>) -> bool {
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(stored.algorithm) else {
+        return false;
+    };
+    let version = match stored.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let Ok(params) = Params::try_from(stored) else {
+        return false;
+    };
+    let mut salt_buffer = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buffer) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut output = vec![0u8; expected.len()];
+    let computed = WORKING_MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, &mut output, &mut memory[..blocks])
+            .is_ok()
+    });
+    computed && bool::from(output.as_slice().ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -98,6 +141,54 @@ mod tests {
         assert!(!h.verify("wrong horse", Some(&hash)));
         assert!(!h.verify("correct horse", None));
         assert!(!h.verify("x", Some("not a hash")));
+    }
+
+    #[test]
+    fn reused_memory_verifies_exactly_like_the_reference() {
+        use argon2::password_hash::PasswordVerifier;
+        let cheap = cheap();
+        let bigger = PasswordHasher::new(Argon2Params {
+            memory_kib: 256,
+            iterations: 2,
+            parallelism: 2,
+        })
+        .expect("valid params");
+        // Bigger first, then smaller, then bigger again: the one buffer serves all.
+        for (hasher, password) in [(&bigger, "a"), (&cheap, "b"), (&bigger, "c")] {
+            let hash = hasher.hash(password).expect("hash");
+            let parsed = PasswordHash::new(&hash).expect("phc");
+            for attempt in [password, "wrong", ""] {
+                let reference = hasher
+                    .argon2()
+                    .verify_password(attempt.as_bytes(), &parsed)
+                    .is_ok();
+                assert_eq!(
+                    hasher.verify(attempt, Some(&hash)),
+                    reference,
+                    "{attempt:?}"
+                );
+                assert_eq!(reference, attempt == password);
+            }
+        }
+        // A hash made by the reference implementation, with argon2i and another version.
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(64, 1, 1, None).expect("params"),
+        );
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let hash = argon2i
+            .hash_password(b"old", &salt)
+            .expect("hash")
+            .to_string();
+        assert!(cheap.verify("old", Some(&hash)));
+        assert!(!cheap.verify("new", Some(&hash)));
+        // Tampered output, missing parts: refused.
+        let at = hash.len() - 5;
+        let swapped = if &hash[at..at + 1] == "A" { "B" } else { "A" };
+        let tampered = format!("{}{swapped}{}", &hash[..at], &hash[at + 1..]);
+        assert!(!cheap.verify("old", Some(&tampered)));
+        assert!(!cheap.verify("old", Some("$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHQ")));
     }
 
     #[test]
