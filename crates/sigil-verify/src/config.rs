@@ -51,6 +51,10 @@ pub struct VerifierConfig {
     pub http_timeout: Duration,
     /// Longest accepted token, checked before anything else (default 8 KiB).
     pub max_token_len: usize,
+    /// How many verified tokens to remember (default 10,000; 0 turns it off). A token seen
+    /// again is matched by its SHA-256 and only its times are checked again, and only
+    /// while the key that signed it is still in the current, unexpired key set.
+    pub verified_cache_capacity: usize,
 }
 
 impl VerifierConfig {
@@ -65,6 +69,7 @@ impl VerifierConfig {
             refetch_cooldown: Duration::from_secs(30),
             http_timeout: Duration::from_secs(5),
             max_token_len: 8 * 1024,
+            verified_cache_capacity: 10_000,
         }
     }
 

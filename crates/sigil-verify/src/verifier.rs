@@ -44,6 +44,13 @@ struct Inner {
     refresh: tokio::sync::Mutex<()>,
     last_fetch: Mutex<Option<Instant>>,
     fetches: AtomicU64,
+    /// Tokens verified before, by SHA-256: their claims and the key that signed them.
+    verified: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
+}
+
+struct Verified {
+    claims: Claims,
+    kid: String,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +139,7 @@ impl Verifier {
                 refresh: tokio::sync::Mutex::new(()),
                 last_fetch: Mutex::new(None),
                 fetches: AtomicU64::new(0),
+                verified: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -168,6 +176,58 @@ impl Verifier {
                 "the token is too long",
             ));
         }
+        if config.verified_cache_capacity == 0 {
+            return self.verify_signed(token).await.map(|(claims, _)| claims);
+        }
+        let digest = openssl::sha::sha256(token.as_bytes());
+        if let Some(claims) = self.verified_before(&digest) {
+            return Ok(claims);
+        }
+        let (claims, kid) = self.verify_signed(token).await?;
+        self.remember(digest, &claims, kid);
+        Ok(claims)
+    }
+
+    /// The claims of a token verified before, if its key is still current and its times
+    /// still hold; `None` sends it through the full verification.
+    fn verified_before(&self, digest: &[u8; 32]) -> Option<Claims> {
+        let keys = self.current();
+        if keys.expires_at <= Instant::now() {
+            return None;
+        }
+        let verified = match self.inner.verified.read() {
+            Ok(map) => map.get(digest).cloned(),
+            Err(poisoned) => poisoned.into_inner().get(digest).cloned(),
+        }?;
+        if !keys.keys.contains_key(&verified.kid) {
+            return None;
+        }
+        self.check_times(&verified.claims).ok()?;
+        Some(verified.claims.clone())
+    }
+
+    fn remember(&self, digest: [u8; 32], claims: &Claims, kid: String) {
+        let capacity = self.inner.config.verified_cache_capacity;
+        let mut map = match self.inner.verified.write() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.len() >= capacity {
+            // Bounded, simply: start over rather than track recency on the hot path.
+            map.clear();
+        }
+        map.insert(
+            digest,
+            Arc::new(Verified {
+                claims: claims.clone(),
+                kid,
+            }),
+        );
+    }
+
+    /// Every rule, signature included. Returns the claims and the key id that signed.
+    async fn verify_signed(&self, token: &str) -> Result<(Claims, String), VerifyError> {
+        let config = &self.inner.config;
         let malformed = || VerifyError::new(ErrorKind::Malformed, "the token is malformed");
         let mut parts = token.split('.');
         let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -231,11 +291,17 @@ impl Verifier {
                 "the token is not meant for this audience",
             ));
         }
+        self.check_times(&claims)?;
+        Ok((claims, kid))
+    }
+
+    /// `exp` and `nbf`, with the leeway.
+    fn check_times(&self, claims: &Claims) -> Result<(), VerifyError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let leeway = config.leeway.as_secs() as i64;
+        let leeway = self.inner.config.leeway.as_secs() as i64;
         if claims.exp + leeway <= now {
             return Err(VerifyError::new(
                 ErrorKind::Expired,
@@ -248,7 +314,7 @@ impl Verifier {
                 "the token is not valid yet",
             ));
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// The cache, refreshed first when it has expired or lacks `kid`.
@@ -340,3 +406,6 @@ fn http_client(config: &VerifierConfig) -> Result<reqwest::Client, VerifyError> 
             )
         })
 }
+
+#[cfg(test)]
+mod cache_tests;

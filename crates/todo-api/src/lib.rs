@@ -40,6 +40,7 @@ impl axum::extract::FromRef<AppState> for Verifier {
 /// The router: `/healthz` open, `/api/…` behind the verify layer.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
+        .route("/api/me", get(me))
         .route("/api/todos", get(list).post(create))
         .route("/api/todos/{id}", get(read).patch(update).delete(remove))
         .route_layer(VerifyLayer::new(state.verifier.clone()));
@@ -122,6 +123,17 @@ fn validate_title(title: &str) -> Result<String, Problem> {
 
 fn require(claims: &sigil_verify::Claims, scope: &str) -> Result<(), sigil_verify::VerifyError> {
     claims.require_scopes(&[scope])
+}
+
+/// Who the token speaks for: any valid token, no scope needed.
+async fn me(Authenticated(claims): Authenticated) -> Response {
+    Json(serde_json::json!({
+        "sub": claims.sub,
+        "client_id": claims.client_id,
+        "scope": claims.scope,
+        "exp": claims.exp,
+    }))
+    .into_response()
 }
 
 async fn list(

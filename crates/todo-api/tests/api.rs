@@ -208,6 +208,17 @@ async fn scopes_and_authentication() {
     );
     let (status, _, _) = f.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, StatusCode::OK, "the unprotected route");
+    // `/api/me` needs a valid token, and no scope.
+    let (status, _, body) = f.call(Method::GET, "/api/me", Some(&nothing), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["sub"].clone(), body["scope"].clone()),
+        (json!("alice"), json!("openid"))
+    );
+    let (status, _, _) = f.call(Method::GET, "/api/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = f.call(Method::GET, "/api/me", Some("garbage"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
