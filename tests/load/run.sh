@@ -26,24 +26,54 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system) a process has used, in milliseconds.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
+# Runs a wrk command line, recording its own CPU time when /usr/bin/time (package time) exists.
+timed_wrk() {
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f '%U %S' -o "$work/wrk.time" wrk "$@"
+  else
+    echo "? ?" >"$work/wrk.time"; wrk "$@"
+  fi
+}
+# cpu_row NAME RPS SERVER_CPU_MS_BEFORE SERVER_PID: the server's and wrk's CPU per request.
+cpu_row() {
+  local name="$1" rps="$2" before="$3" pid="$4"
+  python3 - "$name" "$rps" "$seconds" "$before" "$(cpu_ms "$pid")" $(cat "$work/wrk.time") <<'PY' | tee -a "$cpu_results"
+import sys
+name, rps, secs, before, after, wrk_user, wrk_sys = sys.argv[1:]
+requests = float(rps) * float(secs)
+server = (int(after) - int(before)) * 1000 / requests
+try:
+    load = (float(wrk_user) + float(wrk_sys)) * 1e6 / requests
+    load = f"{load:8.1f}"
+except ValueError:
+    load = "       ?"
+print(f"{name:<34} server {server:8.1f} µs/req   wrk {load} µs/req")
+PY
+}
 
 echo "== machine: $cores cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 sign_ceiling=$(openssl speed -seconds 3 -multi "$cores" rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $(NF-1)}')
 echo "== RSA-2048 signing ceiling (openssl speed -multi $cores): ${sign_ceiling} signs/s"
 
 results="$work/results.txt"
+cpu_results="$work/cpu.txt"
 : >"$results"
+: >"$cpu_results"
 # run_wrk NAME URL SCRIPT [extra wrk args...] -> appends a row
 run_wrk() {
   local name="$1" url="$2" script="$3"; shift 3
-  local out
-  out=$(wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" ${script:+-s "$script"} "$url")
+  local out before
+  before=$(cpu_ms "$CPU_PID")
+  out=$(timed_wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" ${script:+-s "$script"} "$url")
   local rps p50 p99 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
   errors=$(echo "$out" | awk '/Non-2xx/ {print $NF} /Socket errors/ {print "socket:" $0}' | tr '\n' ' ')
   printf '%-34s %10s %9s %9s  %s\n' "$name" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
+  cpu_row "$name" "$rps" "$before" "$CPU_PID" >/dev/null
 }
 
 start_sigil() { # DB_URL LABEL
@@ -65,7 +95,7 @@ start_sigil() { # DB_URL LABEL
   local ready_ms=$(( ($(date +%s%N) - started) / 1000000 ))
   sleep 1
   echo "== sigil ($label): start to ready ${ready_ms} ms (keys existing, including process start); idle RSS $(rss_kib "$pid") KiB"
-  SIGIL_PORT=$port SIGIL_PID=$pid
+  SIGIL_PORT=$port SIGIL_PID=$pid CPU_PID=$pid
 }
 
 scenarios() { # LABEL
@@ -85,13 +115,15 @@ scenarios() { # LABEL
   for _ in $(seq 1 "$connections"); do
     tokens+=" $(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=openid offline_access' "$base/token" | json_field refresh_token)"
   done
-  REFRESH_TOKENS="$tokens" wrk -t"$connections" -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
+  local before=$(cpu_ms "$SIGIL_PID")
+  REFRESH_TOKENS="$tokens" timed_wrk -t"$connections" -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
   local rps p50 p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' "$work/refresh.out")
   p50=$(awk '$1=="50%" {print $2}' "$work/refresh.out"); p99=$(awk '$1=="99%" {print $2}' "$work/refresh.out")
   errors=$(awk '/Non-2xx/ {print $NF}' "$work/refresh.out")
   printf '%-34s %10s %9s %9s  %s\n' "refresh_token (rotation)" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
   local refresh_rps=$rps
+  cpu_row "refresh_token (rotation)" "$rps" "$before" "$SIGIL_PID" >/dev/null
 
   # Password grant at production argon2 parameters, with /healthz probed beside it.
   python3 tests/load/probe.py "$base/healthz" "$seconds" >"$work/health.out" &
@@ -124,6 +156,7 @@ todo_port=$(free_port)
 RUST_LOG=warn "$todo" --issuer "http://127.0.0.1:$SIGIL_PORT" --audience todo-api --bind "127.0.0.1:$todo_port" --database-url "sqlite://$work/todo.db" >"$work/todo.log" 2>&1 &
 todo_pid=$!
 pids+=("$todo_pid")
+CPU_PID=$todo_pid
 until curl -sf "http://127.0.0.1:$todo_port/healthz" >/dev/null; do sleep 0.05; done
 WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/todos (token)" "http://127.0.0.1:$todo_port/api/todos" tests/load/bearer.lua
 # Like for like: /api/me does no database work, as /healthz does none.
@@ -131,7 +164,7 @@ WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/me (token)" "http://127.
 run_wrk "todo-api GET /healthz (open)" "http://127.0.0.1:$todo_port/healthz" ""
 me_rps=$(grep 'GET /api/me' "$results" | tail -1 | awk '{print $5}')
 open_rps=$(grep 'GET /healthz (open)' "$results" | tail -1 | awk '{print $5}')
-echo "== todo-api: protected /api/me at $(python3 -c "print(f'{100*float('$me_rps')/float('$open_rps'):.0f}%')") of the open /healthz" 
+echo "== todo-api: protected /api/me at $(python3 -c "print(f'{100*float('$me_rps')/float('$open_rps'):.0f}%')") of the open /healthz"
 echo "== peak RSS of todo-api: $(peak_kib "$todo_pid") KiB"
 
 if [ -n "${SIGIL_TEST_DATABASE_URL:-}" ]; then
@@ -146,3 +179,6 @@ fi
 echo
 echo "== summary"
 cat "$results"
+echo
+echo "== CPU per request (user + system time of the server process and of wrk, both on these cores)"
+cat "$cpu_results"

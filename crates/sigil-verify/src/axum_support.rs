@@ -219,8 +219,10 @@ where
                     Some(claims) => claims,
                     None => verifier.verify(&token?).await?,
                 };
-                let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
-                claims.require_scopes(&required)?;
+                if !scopes.is_empty() {
+                    let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
+                    claims.require_scopes(&required)?;
+                }
                 Ok::<Claims, VerifyError>(claims)
             }
             .await;

@@ -8,6 +8,7 @@ use crate::jwks::{fetch, parse_jwks, PublishedKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
+use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -179,7 +180,9 @@ impl Verifier {
         if config.verified_cache_capacity == 0 {
             return self.verify_signed(token).await.map(|(claims, _)| claims);
         }
-        let digest = openssl::sha::sha256(token.as_bytes());
+        // sha2 rather than OpenSSL: OpenSSL 3 looks the digest up under a shared lock on
+        // every call, which shows up as contention on this hot path.
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         if let Some(claims) = self.verified_before(&digest) {
             return Ok(claims);
         }

@@ -125,14 +125,23 @@ fn require(claims: &sigil_verify::Claims, scope: &str) -> Result<(), sigil_verif
     claims.require_scopes(&[scope])
 }
 
+/// `GET /api/me`: who the token speaks for.
+#[derive(serde::Serialize)]
+struct Me {
+    sub: String,
+    client_id: Option<String>,
+    scope: String,
+    exp: i64,
+}
+
 /// Who the token speaks for: any valid token, no scope needed.
 async fn me(Authenticated(claims): Authenticated) -> Response {
-    Json(serde_json::json!({
-        "sub": claims.sub,
-        "client_id": claims.client_id,
-        "scope": claims.scope,
-        "exp": claims.exp,
-    }))
+    Json(Me {
+        sub: claims.sub,
+        client_id: claims.client_id,
+        scope: claims.scope,
+        exp: claims.exp,
+    })
     .into_response()
 }
 
