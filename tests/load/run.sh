@@ -164,7 +164,7 @@ WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/me (token)" "http://127.
 run_wrk "todo-api GET /healthz (open)" "http://127.0.0.1:$todo_port/healthz" ""
 me_rps=$(grep 'GET /api/me' "$results" | tail -1 | awk '{print $5}')
 open_rps=$(grep 'GET /healthz (open)' "$results" | tail -1 | awk '{print $5}')
-echo "== todo-api: protected /api/me at $(python3 -c "print(f'{100*float('$me_rps')/float('$open_rps'):.0f}%')") of the open /healthz"
+echo "== todo-api: protected /api/me at $(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.0f}%")' "$me_rps" "$open_rps") of the open /healthz"
 echo "== peak RSS of todo-api: $(peak_kib "$todo_pid") KiB"
 
 if [ -n "${SIGIL_TEST_DATABASE_URL:-}" ]; then
