@@ -11,7 +11,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::process::SIGIL;
-use common::{TestApp, TestDb};
+use common::{hidden, TestApp, TestDb};
 use http_body_util::BodyExt;
 use sigil_core::audit::AuditFilter;
 use sigil_core::client::ClientRegistration;
@@ -141,15 +141,6 @@ impl<'a> Browser<'a> {
 }
 
 /// The value of a hidden input in a page.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    html[start..].split('"').next().expect("value").to_string()
-}
-
 /// The value of the element with an id (the secret field).
 fn value_of_id(html: &str, id: &str) -> Option<String> {
     let start = html.find(&format!("id=\"{id}\""))?;

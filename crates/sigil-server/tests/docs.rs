@@ -11,11 +11,12 @@
 mod common;
 
 use clap::{CommandFactory, Parser};
-use common::process::SIGIL;
+use common::hidden;
+use common::process::{free_port, todo_api_binary, Background, SIGIL};
 use sigil_server::config::Cli;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
@@ -45,35 +46,6 @@ fn blocks(markdown: &str, info: &str) -> Vec<String> {
         }
     }
     out
-}
-
-struct Background(Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-fn todo_api_binary() -> PathBuf {
-    let path = Path::new(SIGIL).with_file_name("todo-api");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "todo-api"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building todo-api failed");
-    }
-    path
 }
 
 struct Shell {
@@ -167,11 +139,6 @@ async fn sign_in_in_a_browser(authorize_url: &str) -> String {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let hidden = |html: &str, name: &str| -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = html.find(&marker).expect("field") + marker.len();
-        html[start..].split('"').next().expect("value").to_string()
-    };
     let base = authorize_url
         .split("/authorize")
         .next()

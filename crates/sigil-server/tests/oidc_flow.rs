@@ -7,7 +7,7 @@
 mod common;
 
 use common::process::{Server, Setup};
-use common::TestDb;
+use common::{hidden, TestDb};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
@@ -83,16 +83,6 @@ fn browser() -> reqwest::Client {
         .redirect(Policy::none())
         .build()
         .expect("client")
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} field in {html}"))
-        + marker.len();
-    let end = html[start..].find('"').expect("closing quote");
-    html[start..start + end].to_string()
 }
 
 fn location(response: &reqwest::Response) -> String {

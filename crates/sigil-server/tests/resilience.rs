@@ -9,8 +9,8 @@
 
 mod common;
 
-use common::process::{free_port, Server, Setup};
-use common::TestDb;
+use common::process::{free_port, todo_api_binary, Background, Server, Setup};
+use common::{hidden, TestDb};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -256,12 +256,7 @@ async fn login_page_attempt(
         .text()
         .await
         .expect("html");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf field")
-        .to_string();
+    let csrf = hidden(&page, "csrf");
     let response = http
         .post(format!("{base}/login"))
         .form(&[
@@ -357,7 +352,6 @@ struct Chain {
     received: Vec<String>,
     /// The last request failed without an answer (in flight when the server died).
     lost_in_flight: bool,
-    successes: usize,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -375,7 +369,6 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
         chains.push(Arc::new(Mutex::new(Chain {
             received: vec![refresh_token_for_alice(&http, &base, &app).await],
             lost_in_flight: false,
-            successes: 0,
         })));
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -428,7 +421,6 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
                                 .to_string();
                             let mut chain = chain.lock().expect("lock");
                             chain.received.push(next);
-                            chain.successes += 1;
                             total.fetch_add(1, Ordering::Relaxed);
                         }
                         // The status line came, the body did not: the answer was lost.
@@ -603,29 +595,6 @@ async fn forward(
     }
 }
 
-/// The `todo-api` binary beside `sigil` in the target directory (`cargo test --workspace`
-/// builds it; run alone, this builds it first).
-fn todo_api_binary() -> std::path::PathBuf {
-    let path = std::path::Path::new(common::process::SIGIL).with_file_name("todo-api");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "todo-api", "--bin", "todo-api"])
-            .status()
-            .expect("cargo build");
-        assert!(status.success(), "building todo-api failed");
-    }
-    path
-}
-
-struct Child(std::process::Child);
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_for(url: &str, status: u16, within: Duration) -> Duration {
     let started = Instant::now();
     let http = reqwest::Client::new();
@@ -774,7 +743,7 @@ async fn postgres_outage_gives_fast_503s_and_heals_without_a_restart() {
     // todo-api validates Sigil's tokens offline.
     let todo_port = free_port();
     let todo_dir = tempfile::tempdir().expect("tempdir");
-    let _todo = Child(
+    let _todo = Background(
         std::process::Command::new(todo_api_binary())
             .args(["--issuer", &base, "--audience", API])
             .args(["--bind", &format!("127.0.0.1:{todo_port}")])

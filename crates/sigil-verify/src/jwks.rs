@@ -17,6 +17,11 @@ pub(crate) struct PublishedKey {
 }
 
 impl PublishedKey {
+    /// The algorithms this key verifies.
+    pub(crate) fn algorithms(&self) -> impl Iterator<Item = Algorithm> + '_ {
+        self.verifiers.iter().map(|(alg, _)| *alg)
+    }
+
     pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         self.verifiers
             .iter()

@@ -470,28 +470,35 @@ async fn refresh_expiry_and_foreign_clients() {
     );
 }
 
+/// Refreshes with one token from `n` tasks at once.
+async fn refresh_at_once(
+    f: &Arc<Fixture>,
+    token: &str,
+    n: usize,
+) -> Vec<Result<TokenResponse, crate::OAuthError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (f, token) = (f.clone(), token.to_string());
+            tokio::spawn(async move { f.refresh(&token, None).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("join"));
+    }
+    results
+}
+
 #[tokio::test]
 async fn concurrent_refreshes_give_exactly_one_success() {
     let f = Arc::new(fixture().await);
     let first = f.password("offline_access").await.expect("token");
     let r1 = first.refresh_token.expect("refresh");
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let f = f.clone();
-        let r1 = r1.clone();
-        tasks.push(tokio::spawn(async move {
-            f.refresh(&r1, None)
-                .await
-                .ok()
-                .and_then(|r| r.refresh_token)
-        }));
-    }
-    let mut winners = Vec::new();
-    for task in tasks {
-        if let Some(successor) = task.await.expect("join") {
-            winners.push(successor);
-        }
-    }
+    let winners: Vec<String> = refresh_at_once(&f, &r1, 16)
+        .await
+        .into_iter()
+        .filter_map(|r| r.ok().and_then(|r| r.refresh_token))
+        .collect();
     assert_eq!(winners.len(), 1, "exactly one success");
     // The losers' reuse revoked the family, the winner's successor with it.
     assert_eq!(
@@ -505,20 +512,11 @@ async fn refresh_grace_replays_the_same_successor_then_revokes() {
     let f = Arc::new(fixture_with(|config| config.refresh_reuse_grace = 10).await);
     let first = f.password("offline_access").await.expect("token");
     let r1 = first.refresh_token.expect("refresh");
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let f = f.clone();
-        let r1 = r1.clone();
-        tasks.push(tokio::spawn(async move { f.refresh(&r1, None).await }));
-    }
-    let mut responses = Vec::new();
-    for task in tasks {
-        responses.push(
-            task.await
-                .expect("join")
-                .expect("every concurrent refresh answered"),
-        );
-    }
+    let responses: Vec<TokenResponse> = refresh_at_once(&f, &r1, 16)
+        .await
+        .into_iter()
+        .map(|r| r.expect("every concurrent refresh answered"))
+        .collect();
     let r2 = responses[0].refresh_token.clone().expect("successor");
     for response in &responses {
         assert_eq!(

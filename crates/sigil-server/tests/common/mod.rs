@@ -221,3 +221,13 @@ impl TestApp {
         (client, secret)
     }
 }
+
+/// The value of a hidden form field (`name="…" value="…"`) in a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + marker.len();
+    html[start..].split('"').next().expect("value").to_string()
+}

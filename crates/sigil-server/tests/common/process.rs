@@ -181,6 +181,31 @@ impl Server {
     }
 }
 
+/// A child process killed (and reaped) when dropped.
+pub struct Background(pub Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `todo-api` binary beside `sigil` in the target directory (`cargo test --workspace`
+/// builds it; run alone, this builds it first).
+pub fn todo_api_binary() -> PathBuf {
+    let path = std::path::Path::new(SIGIL).with_file_name("todo-api");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "todo-api", "--bin", "todo-api"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building todo-api failed");
+    }
+    path
+}
+
 /// A port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -3,10 +3,11 @@
 //! CI=true, where that is a failure.
 #![allow(dead_code)]
 
+use super::process::free_port;
 use fantoccini::{Client, ClientBuilder};
 use serde_json::json;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// chromedriver's path, or `None` (with a notice) when it is not installed.
@@ -25,27 +26,13 @@ pub fn chromedriver() -> Option<PathBuf> {
 }
 
 /// The chromedriver process, killed when dropped.
-pub struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
+pub type Driver = super::process::Background;
 
 /// Starts chromedriver and opens a headless chromium session with a fresh profile.
 /// `window` is `"width,height"`.
 pub async fn open(driver_path: PathBuf, window: &str) -> (Driver, Client, tempfile::TempDir) {
     let driver_port = free_port();
-    let driver = Driver(
+    let driver = super::process::Background(
         Command::new(driver_path)
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())
