@@ -4,17 +4,23 @@
 # a bounded time, and prints requests/s, p50/p99 latency, errors and peak RSS, with the
 # token-issuing scenarios as a fraction of the RSA-2048 signing ceiling (openssl speed).
 #
-# Usage: tests/load/run.sh [seconds per scenario, default 10] [connections, default 32]
+# Usage: tests/load/run.sh [seconds per scenario, default 10] [connections, default 32] [scenarios]
+# where scenarios, if given, is a space-separated subset of: client_credentials refresh
+# password introspection jwks discovery todo (default: all of them).
 # Needs wrk, curl, openssl and python3 (Debian: apt-get install wrk curl openssl python3).
 # All traffic goes to 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds="${1:-10}"
 connections="${2:-32}"
+only="${3:-}"
+# want SCENARIO: whether this run includes it.
+want() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
 for tool in wrk curl openssl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 1; }
 done
 cargo build --release -q -p sigil-server -p todo-api
+cargo build --release -q -p sigil-core --example argon2_speed
 sigil="$PWD/target/release/sigil"
 todo="$PWD/target/release/todo-api"
 cores=$(nproc)
@@ -56,6 +62,10 @@ PY
 echo "== machine: $cores cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r)"
 sign_ceiling=$(openssl speed -seconds 3 -multi "$cores" rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $(NF-1)}')
 echo "== RSA-2048 signing ceiling (openssl speed -multi $cores): ${sign_ceiling} signs/s"
+# The argon2id ceiling, measured the same way: every core verifying at once, Sigil's verifier.
+argon2_line=$(target/release/examples/argon2_speed 3 "$cores")
+argon2_ceiling=$(echo "$argon2_line" | awk '{print $7}')
+echo "== argon2id ceiling: $argon2_line"
 
 results="$work/results.txt"
 cpu_results="$work/cpu.txt"
@@ -107,65 +117,82 @@ scenarios() { # LABEL
   export SIGIL_BASIC=$(printf '%s:%s' "$id" "$secret" | base64 -w0)
   printf '%-34s %10s %9s %9s  %s\n' "scenario ($label)" "req/s" "p50" "p99" "errors" | tee -a "$results"
 
-  WRK_BODY="grant_type=client_credentials" run_wrk "client_credentials" "$base/token" tests/load/post_form.lua
-  local cc_rps=$(tail -1 "$results" | awk '{print $2}')
+  local cc_rps=0 refresh_rps=0
+  if want client_credentials; then
+    WRK_BODY="grant_type=client_credentials" run_wrk "client_credentials" "$base/token" tests/load/post_form.lua
+    cc_rps=$(tail -1 "$results" | awk '{print $2}')
+  fi
 
-  # Starting refresh tokens, one per connection.
-  local tokens=""
-  for _ in $(seq 1 "$connections"); do
-    tokens+=" $(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=openid offline_access' "$base/token" | json_field refresh_token)"
-  done
-  local before=$(cpu_ms "$SIGIL_PID")
-  REFRESH_TOKENS="$tokens" timed_wrk -t"$connections" -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/refresh.out")
-  p50=$(awk '$1=="50%" {print $2}' "$work/refresh.out"); p99=$(awk '$1=="99%" {print $2}' "$work/refresh.out")
-  errors=$(awk '/Non-2xx/ {print $NF}' "$work/refresh.out")
-  printf '%-34s %10s %9s %9s  %s\n' "refresh_token (rotation)" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
-  local refresh_rps=$rps
-  cpu_row "refresh_token (rotation)" "$rps" "$before" "$SIGIL_PID" >/dev/null
+  if want refresh; then
+    # Starting refresh tokens, one per connection. The scope has no openid, so each refresh
+    # signs exactly one token (the access token), as client_credentials does; with openid a
+    # refresh also signs a new ID token, two RSA operations per request.
+    local tokens=""
+    for _ in $(seq 1 "$connections"); do
+      tokens+=" $(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=offline_access todos:read' "$base/token" | json_field refresh_token)"
+    done
+    local before=$(cpu_ms "$SIGIL_PID")
+    REFRESH_TOKENS="$tokens" timed_wrk -t"$connections" -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
+    local rps p50 p99 errors
+    rps=$(awk '/Requests\/sec/ {print $2}' "$work/refresh.out")
+    p50=$(awk '$1=="50%" {print $2}' "$work/refresh.out"); p99=$(awk '$1=="99%" {print $2}' "$work/refresh.out")
+    errors=$(awk '/Non-2xx/ {print $NF}' "$work/refresh.out")
+    printf '%-34s %10s %9s %9s  %s\n' "refresh_token (rotation)" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
+    refresh_rps=$rps
+    cpu_row "refresh_token (rotation)" "$rps" "$before" "$SIGIL_PID" >/dev/null
+  fi
 
-  # Password grant at production argon2 parameters, with /healthz probed beside it.
-  python3 tests/load/probe.py "$base/healthz" "$seconds" >"$work/health.out" &
-  local health=$!
-  WRK_BODY="grant_type=password&username=bench-$label&password=bench+user+password+1" run_wrk "password (argon2id)" "$base/token" tests/load/post_form.lua
-  wait "$health"
-  read -r probes health_p50 health_p99 health_failures <"$work/health.out"
-  printf '%-34s %10s %9s %9s  %s\n' "  /healthz every 20 ms meanwhile" "($probes)" "$health_p50" "$health_p99" "$health_failures" | tee -a "$results"
-  local pw_rps=$(grep 'password (argon2id)' "$results" | tail -1 | awk '{print $3}')
+  if want password; then
+    # Password grant at production argon2 parameters, with /healthz probed beside it.
+    python3 tests/load/probe.py "$base/healthz" "$seconds" >"$work/health.out" &
+    local health=$!
+    WRK_BODY="grant_type=password&username=bench-$label&password=bench+user+password+1" run_wrk "password (argon2id)" "$base/token" tests/load/post_form.lua
+    wait "$health"
+    read -r probes health_p50 health_p99 health_failures <"$work/health.out"
+    printf '%-34s %10s %9s %9s  %s\n' "  /healthz every 20 ms meanwhile" "($probes)" "$health_p50" "$health_p99" "$health_failures" | tee -a "$results"
+    local pw_rps=$(grep 'password (argon2id)' "$results" | tail -1 | awk '{print $3}')
+    python3 - "$argon2_ceiling" "$pw_rps" <<'PY'
+import sys
+ceiling, rps = (float(x) for x in sys.argv[1:])
+print(f"== password grant: {rps} req/s, {rps / ceiling:.0%} of the argon2id ceiling ({ceiling}/s)")
+PY
+  fi
 
   local access
   access=$(curl -s -u "$id:$secret" -d grant_type=client_credentials -d scope=todos:read "$base/token" | json_field access_token)
-  WRK_BODY="token=$access" run_wrk "introspection" "$base/introspect" tests/load/post_form.lua
-  run_wrk "jwks.json" "$base/jwks.json" ""
-  run_wrk "discovery" "$base/.well-known/openid-configuration" ""
+  if want introspection; then
+    WRK_BODY="token=$access" run_wrk "introspection" "$base/introspect" tests/load/post_form.lua
+  fi
+  if want jwks; then run_wrk "jwks.json" "$base/jwks.json" ""; fi
+  if want discovery; then run_wrk "discovery" "$base/.well-known/openid-configuration" ""; fi
   echo "== peak RSS of sigil ($label): $(peak_kib "$SIGIL_PID") KiB"
   python3 - "$sign_ceiling" "$cc_rps" "$refresh_rps" <<'PY'
 import sys
 ceiling, cc, refresh = (float(x) for x in sys.argv[1:])
 print(f"== client_credentials at {cc / ceiling:.0%} of the signing ceiling; refresh at {refresh / ceiling:.0%}")
 PY
-  echo "== password grant: ${pw_rps:-?} req/s; argon2id ceiling: see 'cargo bench -p sigil-core' (one verification per core)"
   ACCESS_FOR_TODO=$(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=todos:read' "$base/token" | json_field access_token)
 }
 
 start_sigil "sqlite://$work/sigil.db" sqlite
 scenarios sqlite
 
-todo_port=$(free_port)
-RUST_LOG=warn "$todo" --issuer "http://127.0.0.1:$SIGIL_PORT" --audience todo-api --bind "127.0.0.1:$todo_port" --database-url "sqlite://$work/todo.db" >"$work/todo.log" 2>&1 &
-todo_pid=$!
-pids+=("$todo_pid")
-CPU_PID=$todo_pid
-until curl -sf "http://127.0.0.1:$todo_port/healthz" >/dev/null; do sleep 0.05; done
-WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/todos (token)" "http://127.0.0.1:$todo_port/api/todos" tests/load/bearer.lua
-# Like for like: /api/me does no database work, as /healthz does none.
-WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/me (token)" "http://127.0.0.1:$todo_port/api/me" tests/load/bearer.lua
-run_wrk "todo-api GET /healthz (open)" "http://127.0.0.1:$todo_port/healthz" ""
-me_rps=$(grep 'GET /api/me' "$results" | tail -1 | awk '{print $5}')
-open_rps=$(grep 'GET /healthz (open)' "$results" | tail -1 | awk '{print $5}')
-echo "== todo-api: protected /api/me at $(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.0f}%")' "$me_rps" "$open_rps") of the open /healthz"
-echo "== peak RSS of todo-api: $(peak_kib "$todo_pid") KiB"
+if want todo; then
+  todo_port=$(free_port)
+  RUST_LOG=warn "$todo" --issuer "http://127.0.0.1:$SIGIL_PORT" --audience todo-api --bind "127.0.0.1:$todo_port" --database-url "sqlite://$work/todo.db" >"$work/todo.log" 2>&1 &
+  todo_pid=$!
+  pids+=("$todo_pid")
+  CPU_PID=$todo_pid
+  until curl -sf "http://127.0.0.1:$todo_port/healthz" >/dev/null; do sleep 0.05; done
+  WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/todos (token)" "http://127.0.0.1:$todo_port/api/todos" tests/load/bearer.lua
+  # Like for like: /api/me does no database work, as /healthz does none.
+  WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/me (token)" "http://127.0.0.1:$todo_port/api/me" tests/load/bearer.lua
+  run_wrk "todo-api GET /healthz (open)" "http://127.0.0.1:$todo_port/healthz" ""
+  me_rps=$(grep 'GET /api/me' "$results" | tail -1 | awk '{print $5}')
+  open_rps=$(grep 'GET /healthz (open)' "$results" | tail -1 | awk '{print $5}')
+  echo "== todo-api: protected /api/me at $(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.0f}%")' "$me_rps" "$open_rps") of the open /healthz"
+  echo "== peak RSS of todo-api: $(peak_kib "$todo_pid") KiB"
+fi
 
 if [ -n "${SIGIL_TEST_DATABASE_URL:-}" ]; then
   db="sigil_load_$$"

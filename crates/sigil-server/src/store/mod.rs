@@ -5,6 +5,7 @@ mod migrate;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_rotation;
 
 pub use migrate::Migrations;
 pub use postgres::PgStore;
@@ -121,7 +122,12 @@ impl Database {
 
 /// Maps a sqlx error to the store's error kinds.
 pub fn map_err(err: sqlx::Error) -> StoreError {
-    match &err {
+    classify(&err)
+}
+
+/// [`map_err`] by reference, for an error that several callers are told about.
+pub(crate) fn classify(err: &sqlx::Error) -> StoreError {
+    match err {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_string())
         }

@@ -29,6 +29,37 @@ impl PgStore {
         &self.pool
     }
 
+    /// See [`sigil_core::store::Store::rotate_refresh_token`]: one statement, so one round
+    /// trip and one implicit transaction. The update is the compare-and-set (a concurrent
+    /// rotation of the same token waits for this one's row lock, then finds `used_at` set
+    /// and updates nothing); the successor is inserted only from the row it returned.
+    async fn rotate(
+        &self,
+        used_id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        sealed_successor: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "WITH used AS (UPDATE refresh_tokens SET used_at = $1, sealed_successor = $2 WHERE id = $3 AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL) RETURNING id) \
+             INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) SELECT $4, $5, $6, $7, $8, $9, $10 FROM used",
+        )
+        .bind(now)
+        .bind(sealed_successor)
+        .bind(used_id)
+        .bind(&successor.id)
+        .bind(&successor.family_id)
+        .bind(&successor.token_hash)
+        .bind(&successor.parent_id)
+        .bind(successor.created_at)
+        .bind(successor.expires_at)
+        .bind(successor.used_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
     /// Applies pending migrations under an advisory lock; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;

@@ -323,26 +323,11 @@ macro_rules! impl_sql_store {
             }
 
             async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64, sealed_successor: Option<&str>) -> Result<bool, StoreError> {
-                let mut tx = self.pool().begin().await.map_err(map_err)?;
-                // The conditional update is the compare-and-set: of any number of
-                // concurrent rotations of one token, exactly one sees used_at IS NULL.
-                let updated = sqlx::query("UPDATE refresh_tokens SET used_at = $1, sealed_successor = $3 WHERE id = $2 AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)")
-                    .bind(now)
-                    .bind(used_id)
-                    .bind(sealed_successor)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                if updated.rows_affected() != 1 {
-                    tx.rollback().await.map_err(map_err)?;
-                    return Ok(false);
-                }
-                bind_token(sqlx::query(INSERT_TOKEN), successor)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(true)
+                // Each database does it its own way (a batched group commit on SQLite, one
+                // statement on PostgreSQL); in both, a conditional update is the
+                // compare-and-set, so of any number of concurrent rotations of one token
+                // exactly one sees used_at IS NULL and inserts its successor.
+                self.rotate(used_id, successor, now, sealed_successor).await
             }
 
             async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError> {

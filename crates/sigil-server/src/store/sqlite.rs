@@ -3,6 +3,7 @@
 
 use super::migrate::{CREATE_TABLE, SQLITE};
 use super::sql::impl_sql_store;
+use super::sqlite_rotation::RotationWriter;
 use super::DatabaseOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -13,6 +14,8 @@ use std::str::FromStr;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Refresh-token rotations go through one writer that commits them in batches.
+    rotations: RotationWriter,
 }
 
 impl SqliteStore {
@@ -47,10 +50,16 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            // A local file has no network to break: pinging each connection before use
+            // would cost a round trip to its thread on every query and find nothing.
+            .test_before_acquire(false)
+            .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            rotations: RotationWriter::start(connect),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -108,6 +117,22 @@ impl SqliteStore {
             }
         }
         Ok(applied)
+    }
+}
+
+impl SqliteStore {
+    /// See [`sigil_core::store::Store::rotate_refresh_token`]: queued for the next group
+    /// commit of the rotation writer.
+    async fn rotate(
+        &self,
+        used_id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        sealed_successor: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.rotations
+            .rotate(used_id, successor, now, sealed_successor)
+            .await
     }
 }
 
