@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let seconds: f64 = match args.next() {
-        Some(text) => text.parse().map_err(|_| format!("not a number of seconds: {text}"))?,
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("not a number of seconds: {text}"))?,
         None => 3.0,
     };
     let threads: usize = match args.next() {
-        Some(text) => text.parse().map_err(|_| format!("not a thread count: {text}"))?,
+        Some(text) => text
+            .parse()
+            .map_err(|_| format!("not a thread count: {text}"))?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let hasher = PasswordHasher::new(Argon2Params::default())?;

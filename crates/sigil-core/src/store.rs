@@ -126,6 +126,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &str,
     ) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError>;
+    /// [`Store::find_refresh_token`] together with the family's user (`None` if the user
+    /// is gone): the refresh grant's one read. Databases answer it with one query.
+    async fn find_refresh_token_and_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError> {
+        let Some((token, family)) = self.find_refresh_token(token_hash).await? else {
+            return Ok(None);
+        };
+        let user = self.find_user(&family.user_id).await?;
+        Ok(Some((token, family, user)))
+    }
     /// Atomically marks `used_id` as used at `now` (keeping `sealed_successor` on it) and
     /// stores `successor`, only if `used_id` was unused and its family unrevoked. Returns
     /// false (and writes nothing) otherwise: exactly one of any number of concurrent calls

@@ -164,6 +164,23 @@ async fn conformance(store: Arc<dyn Store>) {
         .expect("present");
     assert_eq!((found, found_family), (first.clone(), family.clone()));
     assert_eq!(store.find_refresh_token("nope").await.expect("find"), None);
+    let (found, found_family, found_user) = store
+        .find_refresh_token_and_user(&first_secret.storage_hash())
+        .await
+        .expect("find with user")
+        .expect("present");
+    assert_eq!(
+        (found, found_family, found_user),
+        (first.clone(), family.clone(), Some(bob.clone())),
+        "the token, its family and the family's user in one read"
+    );
+    assert_eq!(
+        store
+            .find_refresh_token_and_user("nope")
+            .await
+            .expect("find with user"),
+        None
+    );
 
     let (second, second_secret) = token(&family.id, Some(&first.id));
     assert!(store
@@ -370,6 +387,7 @@ async fn conformance(store: Arc<dyn Store>) {
     );
 
     concurrent_rotation(store.clone(), &client.id, &bob.id).await;
+    concurrent_rotations_of_many_tokens(store.clone(), &client.id, &bob.id).await;
     administration(store.clone()).await;
     audit_chain(store.clone()).await;
 }
@@ -665,6 +683,72 @@ async fn concurrent_rotation(store: Arc<dyn Store>, client_id: &str, user_id: &s
         }
         assert_eq!(wins, 1, "round {round}: exactly one rotation wins");
     }
+}
+
+/// Many rotations of many tokens at once (on SQLite they share group commits): every token
+/// is rotated exactly once, by exactly one of the two calls racing for it, and every
+/// winner's successor is stored while no loser's is.
+async fn concurrent_rotations_of_many_tokens(
+    store: Arc<dyn Store>,
+    client_id: &str,
+    user_id: &str,
+) {
+    // 40 unused tokens, each the first of its family and the target of two racing rotations.
+    let mut targets = Vec::new();
+    for _ in 0..40 {
+        let family = RefreshFamily {
+            id: random_token(16),
+            client_id: client_id.into(),
+            user_id: user_id.into(),
+            scope: "offline_access".into(),
+            auth_time: NOW,
+            created_at: NOW,
+            expires_at: NOW + 1000,
+            revoked_at: None,
+        };
+        let (first, _) = token(&family.id, None);
+        store
+            .create_refresh_family(&family, &first)
+            .await
+            .expect("family");
+        targets.push(first);
+    }
+    let mut tasks = Vec::new();
+    for target in &targets {
+        for _ in 0..2 {
+            let store = store.clone();
+            let (successor, secret) = token(&target.family_id, Some(&target.id));
+            let target_id = target.id.clone();
+            tasks.push(tokio::spawn(async move {
+                let won = store
+                    .rotate_refresh_token(&target_id, &successor, NOW + 1, None)
+                    .await
+                    .expect("rotation must not error");
+                (target_id, won, secret)
+            }));
+        }
+    }
+    let mut winners = std::collections::HashMap::new();
+    for task in tasks {
+        let (target_id, won, secret) = task.await.expect("join");
+        let stored = store
+            .find_refresh_token(&secret.storage_hash())
+            .await
+            .expect("find");
+        assert_eq!(
+            stored.is_some(),
+            won,
+            "a successor is stored if and only if it won"
+        );
+        if won {
+            *winners.entry(target_id).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(winners.len(), targets.len(), "every token was rotated");
+    assert!(
+        winners.values().all(|&n| n == 1),
+        "by exactly one call each"
+    );
 }
 
 /// Sign-in failure counts: atomic increments from many tasks, the window, clearing.

@@ -31,7 +31,10 @@ impl Authority {
         // winner wrote, and then answered with the winner's (sealed) response.
         for _ in 0..2 {
             let now = self.now();
-            let Some((token, family)) = self.store.find_refresh_token(&presented_hash).await?
+            let Some((token, family, user)) = self
+                .store
+                .find_refresh_token_and_user(&presented_hash)
+                .await?
             else {
                 return Err(invalid());
             };
@@ -55,7 +58,7 @@ impl Authority {
             // RFC 6749 §6: a refresh may narrow the scope, never widen it.
             let scope = Self::resolve_scope(scope.clone(), &granted)?;
             let audience = self.resolve_audience(client, resources)?;
-            let user = match self.store.find_user(&family.user_id).await? {
+            let user = match user {
                 Some(user) if !user.is_disabled => user,
                 _ => {
                     self.store.revoke_refresh_family(&family.id, now).await?;

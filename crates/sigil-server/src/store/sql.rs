@@ -7,6 +7,37 @@ use sigil_core::store::StoreError;
 pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, created_at, updated_at";
 pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
 pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, t.sealed_successor, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
+/// A user's columns as the refresh-token lookup joins them in (`u_` before each name).
+pub(crate) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
+/// The names a user row is read by: as selected with `USER_COLUMNS`, and as joined.
+pub(crate) const USER_FIELDS: [&str; 12] = [
+    "id",
+    "username",
+    "email",
+    "email_verified",
+    "name",
+    "password_hash",
+    "is_admin",
+    "is_disabled",
+    "must_change_password",
+    "session_epoch",
+    "created_at",
+    "updated_at",
+];
+pub(crate) const JOINED_USER_FIELDS: [&str; 12] = [
+    "u_id",
+    "u_username",
+    "u_email",
+    "u_email_verified",
+    "u_name",
+    "u_password_hash",
+    "u_is_admin",
+    "u_is_disabled",
+    "u_must_change_password",
+    "u_session_epoch",
+    "u_created_at",
+    "u_updated_at",
+];
 pub(crate) const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
 
 pub(crate) fn to_json(list: &[String]) -> String {
@@ -67,19 +98,24 @@ macro_rules! impl_sql_store {
         type DbRow = <$db as sqlx::Database>::Row;
 
         fn user_from_row(row: &DbRow) -> Result<User, sqlx::Error> {
+            user_from_fields(row, &USER_FIELDS)
+        }
+
+        /// Reads a user by the column names in `n` (plain, or as joined).
+        fn user_from_fields(row: &DbRow, n: &[&str; 12]) -> Result<User, sqlx::Error> {
             Ok(User {
-                id: row.try_get("id")?,
-                username: row.try_get("username")?,
-                email: row.try_get("email")?,
-                email_verified: row.try_get("email_verified")?,
-                name: row.try_get("name")?,
-                password_hash: row.try_get("password_hash")?,
-                is_admin: row.try_get("is_admin")?,
-                is_disabled: row.try_get("is_disabled")?,
-                must_change_password: row.try_get("must_change_password")?,
-                session_epoch: row.try_get("session_epoch")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
+                id: row.try_get(n[0])?,
+                username: row.try_get(n[1])?,
+                email: row.try_get(n[2])?,
+                email_verified: row.try_get(n[3])?,
+                name: row.try_get(n[4])?,
+                password_hash: row.try_get(n[5])?,
+                is_admin: row.try_get(n[6])?,
+                is_disabled: row.try_get(n[7])?,
+                must_change_password: row.try_get(n[8])?,
+                session_epoch: row.try_get(n[9])?,
+                created_at: row.try_get(n[10])?,
+                updated_at: row.try_get(n[11])?,
             })
         }
 
@@ -320,6 +356,28 @@ macro_rules! impl_sql_store {
                     ))),
                     None => Ok(None),
                 }
+            }
+
+            async fn find_refresh_token_and_user(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError> {
+                let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
+                    .bind(token_hash)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let has_user = row.try_get::<Option<String>, _>("u_id").map_err(map_err)?.is_some();
+                let user = if has_user {
+                    Some(user_from_fields(&row, &JOINED_USER_FIELDS).map_err(map_err)?)
+                } else {
+                    None
+                };
+                Ok(Some((
+                    token_from_row(&row).map_err(map_err)?,
+                    family_from_row(&row).map_err(map_err)?,
+                    user,
+                )))
             }
 
             async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64, sealed_successor: Option<&str>) -> Result<bool, StoreError> {

@@ -156,7 +156,9 @@ async fn commit_batch(
             .bind(successor.used_at);
     }
     let rows = query.fetch_all(&mut *conn).await?;
-    rows.iter().map(|row| row.try_get::<i64, _>("item")).collect()
+    rows.iter()
+        .map(|row| row.try_get::<i64, _>("item"))
+        .collect()
 }
 
 /// The batch statement for each batch size, built once.
