@@ -1,21 +1,41 @@
--- wrk script: refresh-token rotation chains. Run with as many threads as connections
--- (-tN -cN): each thread owns one connection and one chain, and always presents the
--- newest token, so no token is ever used twice. REFRESH_TOKENS holds one starting token per
--- thread, space-separated; SIGIL_BASIC the client's credentials.
-local tokens = {}
+-- wrk script: refresh-token rotation chains, one chain per connection, so no token is ever
+-- presented twice. REFRESH_TOKENS holds the starting tokens, space-separated: one per
+-- connection and one more per thread (wrk calls request() once before the run to check
+-- the script, which takes a token); WRK_THREADS is the number of wrk threads (-t) and
+-- SIGIL_BASIC the client's credentials.
+--
+-- Each thread keeps a queue of the tokens its connections may present next. A connection
+-- takes one when it sends (request) and the fresh token of each answer goes back in
+-- (response), so the tokens in flight are always distinct. A refused refresh returns no
+-- token: the queue shrinks, and a connection that finds it empty sends a token that cannot
+-- work, which shows up as a non-2xx answer.
+local all = {}
 for t in string.gmatch(os.getenv("REFRESH_TOKENS") or "", "%S+") do
-  table.insert(tokens, t)
+  table.insert(all, t)
 end
-local next_thread = 1
+local threads = tonumber(os.getenv("WRK_THREADS") or "1")
+local next_thread = 0
 
 function setup(thread)
-  thread:set("token", tokens[next_thread])
+  local mine = {}
+  for i = next_thread + 1, #all, threads do
+    table.insert(mine, all[i])
+  end
+  thread:set("mine", table.concat(mine, " "))
   next_thread = next_thread + 1
 end
 
+local queue = {}
 local basic = "Basic " .. os.getenv("SIGIL_BASIC")
 
+function init(args)
+  for t in string.gmatch(mine or "", "%S+") do
+    table.insert(queue, t)
+  end
+end
+
 function request()
+  local token = table.remove(queue, 1) or "exhausted"
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/x-www-form-urlencoded",
     ["Authorization"] = basic,
@@ -24,5 +44,5 @@ end
 
 function response(status, headers, body)
   local fresh = string.match(body, '"refresh_token":"([^"]+)"')
-  if fresh then token = fresh end
+  if fresh then table.insert(queue, fresh) end
 end

@@ -128,11 +128,11 @@ scenarios() { # LABEL
     # signs exactly one token (the access token), as client_credentials does; with openid a
     # refresh also signs a new ID token, two RSA operations per request.
     local tokens=""
-    for _ in $(seq 1 "$connections"); do
+    for _ in $(seq 1 $((connections + 2))); do
       tokens+=" $(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=offline_access todos:read' "$base/token" | json_field refresh_token)"
     done
     local before=$(cpu_ms "$SIGIL_PID")
-    REFRESH_TOKENS="$tokens" timed_wrk -t"$connections" -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
+    REFRESH_TOKENS="$tokens" WRK_THREADS=2 timed_wrk -t2 -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
     local rps p50 p99 errors
     rps=$(awk '/Requests\/sec/ {print $2}' "$work/refresh.out")
     p50=$(awk '$1=="50%" {print $2}' "$work/refresh.out"); p99=$(awk '$1=="99%" {print $2}' "$work/refresh.out")
