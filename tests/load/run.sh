@@ -21,6 +21,7 @@ for tool in wrk curl openssl python3; do
 done
 cargo build --release -q -p sigil-server -p todo-api
 cargo build --release -q -p sigil-core --example argon2_speed
+cargo build --release -q -p sigil-server --example sign_floor
 sigil="$PWD/target/release/sigil"
 todo="$PWD/target/release/todo-api"
 cores=$(nproc)
@@ -173,6 +174,21 @@ print(f"== client_credentials at {cc / ceiling:.0%} of the signing ceiling; refr
 PY
   ACCESS_FOR_TODO=$(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=todos:read' "$base/token" | json_field access_token)
 }
+
+if want client_credentials; then
+  # The floor under client_credentials: a server that only signs (examples/sign_floor.rs),
+  # on a CPU pool as Sigil does, and inline on the tokio worker, which Sigil must not do.
+  for mode in pool inline; do
+    floor_port=$(free_port)
+    target/release/examples/sign_floor "$floor_port" "$mode" &
+    floor_pid=$!
+    until curl -s -o /dev/null -X POST "http://127.0.0.1:$floor_port/token"; do sleep 0.05; done
+    CPU_PID=$floor_pid WRK_BODY="grant_type=client_credentials" SIGIL_BASIC=eDp5 run_wrk "floor: sign only, $mode" "http://127.0.0.1:$floor_port/token" tests/load/post_form.lua
+    kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
+    floor_rps=$(tail -1 "$results" | awk '{print $5}')
+    python3 -c 'import sys; print(f"== floor ({sys.argv[3]}): {float(sys.argv[1]) / float(sys.argv[2]):.0%} of the signing ceiling")' "$floor_rps" "$sign_ceiling" "$mode"
+  done
+fi
 
 start_sigil "sqlite://$work/sigil.db" sqlite
 scenarios sqlite
