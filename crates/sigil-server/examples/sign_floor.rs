@@ -21,7 +21,10 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().ok_or("usage: sign_floor PORT [inline|pool]")?.parse()?;
+    let port: u16 = args
+        .next()
+        .ok_or("usage: sign_floor PORT [inline|pool]")?
+        .parse()?;
     let inline = match args.next().as_deref() {
         None | Some("pool") => false,
         Some("inline") => true,
@@ -57,12 +60,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 match signed {
                     Some(token) => (
                         axum::http::StatusCode::OK,
-                        [("content-type", "application/json"), ("cache-control", "no-store")],
-                        format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":600}}"#),
+                        [
+                            ("content-type", "application/json"),
+                            ("cache-control", "no-store"),
+                        ],
+                        format!(
+                            r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":600}}"#
+                        ),
                     ),
                     None => (
                         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        [("content-type", "application/json"), ("cache-control", "no-store")],
+                        [
+                            ("content-type", "application/json"),
+                            ("cache-control", "no-store"),
+                        ],
                         String::from(r#"{"error":"temporarily_unavailable"}"#),
                     ),
                 }
