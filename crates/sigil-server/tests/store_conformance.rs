@@ -857,3 +857,22 @@ async fn unreachable_postgres_is_unavailable_not_a_panic() {
     let result = Database::connect("mysql://x", &options).await;
     assert!(matches!(result, Err(StoreError::Other(_))));
 }
+
+#[tokio::test]
+async fn an_in_memory_sqlite_database_is_refused_clearly() {
+    // Each pooled connection (and the rotation writer's own) would see a database of its own.
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://x.db?mode=memory",
+    ] {
+        let error = Database::connect(url, &DatabaseOptions::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} must be refused"));
+        assert!(
+            error.to_string().contains("in-memory SQLite database"),
+            "{url}: {error}"
+        );
+    }
+}

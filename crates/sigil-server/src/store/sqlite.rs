@@ -31,13 +31,17 @@ impl SqliteStore {
         if path.is_empty() {
             return Err(StoreError::Other("the SQLite URL names no file".into()));
         }
-        if path != ":memory:" {
-            if let Some(parent) = std::path::Path::new(path).parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Other(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
+        if path == ":memory:" || url.contains("mode=memory") {
+            // Every connection would open a database of its own.
+            return Err(StoreError::Other(
+                "an in-memory SQLite database cannot be shared by Sigil's connections: give a file path".into(),
+            ));
+        }
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StoreError::Other(format!("cannot create {}: {e}", parent.display()))
+                })?;
             }
         }
         let connect = SqliteConnectOptions::from_str(url)
