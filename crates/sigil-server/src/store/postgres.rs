@@ -12,6 +12,8 @@ const MIGRATION_LOCK: i64 = 0x5349_4749_4c00_0001;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// How long a read may take before the database counts as unavailable.
+    read_deadline: std::time::Duration,
 }
 
 impl PgStore {
@@ -19,14 +21,25 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            // No extra round trip before each use of a pooled connection: a database that
+            // went silent is noticed by the deadline on every read instead (reads come first
+            // in every request that touches the database), at no cost while it answers.
+            .test_before_acquire(false)
             .connect(url)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            read_deadline: options.acquire_timeout,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    fn read_deadline(&self) -> Option<std::time::Duration> {
+        Some(self.read_deadline)
     }
 
     /// See [`sigil_core::store::Store::rotate_refresh_token`]: one statement, so one round

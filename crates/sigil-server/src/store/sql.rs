@@ -85,6 +85,25 @@ pub(crate) fn like_pattern(search: Option<&str>) -> String {
     )
 }
 
+/// Runs a read with a time limit, if the store sets one: a database that stops answering
+/// makes the read fail as unavailable instead of hanging. Reads have no side effects, so
+/// giving up on one loses nothing. Writes are never cut off this way: a write given up on
+/// might still commit, and its caller would report a failure for something that happened.
+pub(crate) async fn bounded<T>(
+    limit: Option<std::time::Duration>,
+    read: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match limit {
+        None => read.await,
+        Some(limit) => tokio::time::timeout(limit, read).await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(format!(
+                "the database did not answer a read within {} ms",
+                limit.as_millis()
+            )))
+        }),
+    }
+}
+
 /// Implements [`sigil_core::store::Store`] for `$store`, whose `pool()` is a `$pool`.
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
@@ -218,8 +237,10 @@ macro_rules! impl_sql_store {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(self.pool()).await.map_err(map_err)?;
-                Ok(())
+                bounded(self.read_deadline(), async {
+                    sqlx::query("SELECT 1").execute(self.pool()).await.map_err(map_err)?;
+                    Ok(())
+                }).await
             }
 
             async fn create_user(&self, user: &User) -> Result<(), StoreError> {
@@ -262,29 +283,35 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(user_from_row).transpose().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.as_ref().map(user_from_row).transpose().map_err(map_err)
+                }).await
             }
 
             async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-                    .bind(username)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(user_from_row).transpose().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+                        .bind(username)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.as_ref().map(user_from_row).transpose().map_err(map_err)
+                }).await
             }
 
             async fn count_users(&self) -> Result<i64, StoreError> {
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
-                    .fetch_one(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.try_get::<i64, _>("n").map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+                        .fetch_one(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.try_get::<i64, _>("n").map_err(map_err)
+                }).await
             }
 
             async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -297,20 +324,24 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(client_from_row).transpose()
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.as_ref().map(client_from_row).transpose()
+                }).await
             }
 
             async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError> {
-                let row = sqlx::query("SELECT MAX(access_token_ttl) AS ttl FROM clients")
-                    .fetch_one(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.try_get::<Option<i64>, _>("ttl").map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query("SELECT MAX(access_token_ttl) AS ttl FROM clients")
+                        .fetch_one(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.try_get::<Option<i64>, _>("ttl").map_err(map_err)
+                }).await
             }
 
             async fn create_refresh_family(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError> {
@@ -335,49 +366,55 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(family_from_row).transpose().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.as_ref().map(family_from_row).transpose().map_err(map_err)
+                }).await
             }
 
             async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1"))
-                    .bind(token_hash)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                match row {
-                    Some(row) => Ok(Some((
-                        token_from_row(&row).map_err(map_err)?,
-                        family_from_row(&row).map_err(map_err)?,
-                    ))),
-                    None => Ok(None),
-                }
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1"))
+                        .bind(token_hash)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    match row {
+                        Some(row) => Ok(Some((
+                            token_from_row(&row).map_err(map_err)?,
+                            family_from_row(&row).map_err(map_err)?,
+                        ))),
+                        None => Ok(None),
+                    }
+                }).await
             }
 
             async fn find_refresh_token_and_user(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
-                    .bind(token_hash)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                let Some(row) = row else {
-                    return Ok(None);
-                };
-                let has_user = row.try_get::<Option<String>, _>("u_id").map_err(map_err)?.is_some();
-                let user = if has_user {
-                    Some(user_from_fields(&row, &JOINED_USER_FIELDS).map_err(map_err)?)
-                } else {
-                    None
-                };
-                Ok(Some((
-                    token_from_row(&row).map_err(map_err)?,
-                    family_from_row(&row).map_err(map_err)?,
-                    user,
-                )))
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
+                        .bind(token_hash)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let has_user = row.try_get::<Option<String>, _>("u_id").map_err(map_err)?.is_some();
+                    let user = if has_user {
+                        Some(user_from_fields(&row, &JOINED_USER_FIELDS).map_err(map_err)?)
+                    } else {
+                        None
+                    };
+                    Ok(Some((
+                        token_from_row(&row).map_err(map_err)?,
+                        family_from_row(&row).map_err(map_err)?,
+                        user,
+                    )))
+                }).await
             }
 
             async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64, sealed_successor: Option<&str>) -> Result<bool, StoreError> {
@@ -409,12 +446,14 @@ macro_rules! impl_sql_store {
             }
 
             async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-                let row = sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
-                    .bind(jti)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                Ok(row.is_some())
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
+                        .bind(jti)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    Ok(row.is_some())
+                }).await
             }
 
             async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
@@ -441,12 +480,14 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_authorization_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError> {
-                let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"))
-                    .bind(code_hash)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.as_ref().map(code_from_row).transpose().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"))
+                        .bind(code_hash)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.as_ref().map(code_from_row).transpose().map_err(map_err)
+                }).await
             }
 
             async fn consume_authorization_code(
@@ -470,13 +511,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-                let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-                    .bind(user_id)
-                    .bind(client_id)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                row.map(|r| r.try_get::<String, _>("scope")).transpose().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                        .bind(user_id)
+                        .bind(client_id)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    row.map(|r| r.try_get::<String, _>("scope")).transpose().map_err(map_err)
+                }).await
             }
 
             async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError> {
@@ -492,13 +535,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_clients(&self, search: Option<&str>, limit: i64) -> Result<Vec<Client>, StoreError> {
-                let rows = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(id) LIKE $1 ESCAPE '\\' ORDER BY LOWER(name), id LIMIT $2"))
-                    .bind(like_pattern(search))
-                    .bind(limit)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                rows.iter().map(client_from_row).collect()
+                bounded(self.read_deadline(), async {
+                    let rows = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(id) LIKE $1 ESCAPE '\\' ORDER BY LOWER(name), id LIMIT $2"))
+                        .bind(like_pattern(search))
+                        .bind(limit)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.iter().map(client_from_row).collect()
+                }).await
             }
 
             async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
@@ -521,29 +566,33 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError> {
-                let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2"))
-                    .bind(like_pattern(search))
-                    .bind(limit)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                rows.iter().map(user_from_row).collect::<Result<_, _>>().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2"))
+                        .bind(like_pattern(search))
+                        .bind(limit)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.iter().map(user_from_row).collect::<Result<_, _>>().map_err(map_err)
+                }).await
             }
 
             async fn list_consents(&self, user_id: &str) -> Result<Vec<sigil_core::store::Consent>, StoreError> {
-                let rows = sqlx::query("SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1 ORDER BY client_id")
-                    .bind(user_id)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                rows.iter()
-                    .map(|row| Ok(sigil_core::store::Consent {
-                        client_id: row.try_get("client_id")?,
-                        scope: row.try_get("scope")?,
-                        granted_at: row.try_get("granted_at")?,
-                    }))
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let rows = sqlx::query("SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1 ORDER BY client_id")
+                        .bind(user_id)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.iter()
+                        .map(|row| Ok(sigil_core::store::Consent {
+                            client_id: row.try_get("client_id")?,
+                            scope: row.try_get("scope")?,
+                            granted_at: row.try_get("granted_at")?,
+                        }))
+                        .collect::<Result<_, sqlx::Error>>()
+                        .map_err(map_err)
+                }).await
             }
 
             async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
@@ -557,13 +606,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_live_refresh_families(&self, user_id: &str, now: i64) -> Result<Vec<RefreshFamily>, StoreError> {
-                let rows = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at"))
-                    .bind(user_id)
-                    .bind(now)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                rows.iter().map(family_from_row).collect::<Result<_, _>>().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let rows = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at"))
+                        .bind(user_id)
+                        .bind(now)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.iter().map(family_from_row).collect::<Result<_, _>>().map_err(map_err)
+                }).await
             }
 
             async fn revoke_user_refresh_families(&self, user_id: &str, client_id: Option<&str>, now: i64) -> Result<u64, StoreError> {
@@ -620,26 +671,30 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_audit(&self, filter: &sigil_core::audit::AuditFilter) -> Result<Vec<sigil_core::audit::AuditEntry>, StoreError> {
-                let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE ($1 IS NULL OR seq < $1) AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR target = $4) ORDER BY seq DESC LIMIT $5")
-                    .bind(filter.before_seq)
-                    .bind(filter.action_prefix.as_deref().map(|p| format!("{}%", escape_like(p))))
-                    .bind(filter.actor.as_deref())
-                    .bind(filter.target.as_deref())
-                    .bind(filter.limit)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE ($1 IS NULL OR seq < $1) AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR target = $4) ORDER BY seq DESC LIMIT $5")
+                        .bind(filter.before_seq)
+                        .bind(filter.action_prefix.as_deref().map(|p| format!("{}%", escape_like(p))))
+                        .bind(filter.actor.as_deref())
+                        .bind(filter.target.as_deref())
+                        .bind(filter.limit)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(map_err)
+                }).await
             }
 
             async fn audit_entries_after(&self, after_seq: i64, limit: i64) -> Result<Vec<sigil_core::audit::AuditEntry>, StoreError> {
-                let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
-                    .bind(after_seq)
-                    .bind(limit)
-                    .fetch_all(self.pool())
-                    .await
-                    .map_err(map_err)?;
-                rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(map_err)
+                bounded(self.read_deadline(), async {
+                    let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_all(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    rows.iter().map(audit_from_row).collect::<Result<_, _>>().map_err(map_err)
+                }).await
             }
 
             async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
@@ -674,17 +729,19 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_sign_in_failures(&self, subjects: &[String]) -> Result<Vec<SignInFailures>, StoreError> {
-                if subjects.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
-                let sql = format!("SELECT subject, failures, first_failure_at, last_failure_at FROM sign_in_failures WHERE subject IN ({})", placeholders.join(", "));
-                let mut query = sqlx::query(&sql);
-                for subject in subjects {
-                    query = query.bind(subject);
-                }
-                let rows = query.fetch_all(self.pool()).await.map_err(map_err)?;
-                rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
+                bounded(self.read_deadline(), async {
+                    if subjects.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
+                    let sql = format!("SELECT subject, failures, first_failure_at, last_failure_at FROM sign_in_failures WHERE subject IN ({})", placeholders.join(", "));
+                    let mut query = sqlx::query(&sql);
+                    for subject in subjects {
+                        query = query.bind(subject);
+                    }
+                    let rows = query.fetch_all(self.pool()).await.map_err(map_err)?;
+                    rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
+                }).await
             }
 
             async fn record_sign_in_failure(&self, subject: &str, now: i64, window_start: i64) -> Result<SignInFailures, StoreError> {

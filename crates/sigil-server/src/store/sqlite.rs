@@ -125,6 +125,12 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// A local file has no network to go silent: reads wait as long as SQLite makes them
+    /// (its busy timeout bounds waiting for a writer).
+    fn read_deadline(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// See [`sigil_core::store::Store::rotate_refresh_token`]: queued for the next group
     /// commit of the rotation writer.
     async fn rotate(
