@@ -645,29 +645,35 @@ async fn audit_chain(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+/// A new refresh-token family of `user_id` at `client_id`; returns its first token.
+async fn new_family(store: &dyn Store, client_id: &str, user_id: &str) -> RefreshTokenRecord {
+    let family = RefreshFamily {
+        id: random_token(16),
+        client_id: client_id.into(),
+        user_id: user_id.into(),
+        scope: "offline_access".into(),
+        auth_time: NOW,
+        created_at: NOW,
+        expires_at: NOW + 1000,
+        revoked_at: None,
+    };
+    let (first, _) = token(&family.id, None);
+    store
+        .create_refresh_family(&family, &first)
+        .await
+        .expect("family");
+    first
+}
+
 /// Many concurrent rotations of one token: exactly one wins, whatever the database.
 async fn concurrent_rotation(store: Arc<dyn Store>, client_id: &str, user_id: &str) {
     for round in 0..3 {
-        let family = RefreshFamily {
-            id: random_token(16),
-            client_id: client_id.into(),
-            user_id: user_id.into(),
-            scope: "offline_access".into(),
-            auth_time: NOW,
-            created_at: NOW,
-            expires_at: NOW + 1000,
-            revoked_at: None,
-        };
-        let (first, _) = token(&family.id, None);
-        store
-            .create_refresh_family(&family, &first)
-            .await
-            .expect("family");
+        let first = new_family(store.as_ref(), client_id, user_id).await;
         let mut tasks = Vec::new();
         for _ in 0..12 {
             let store = store.clone();
             let first_id = first.id.clone();
-            let family_id = family.id.clone();
+            let family_id = first.family_id.clone();
             tasks.push(tokio::spawn(async move {
                 let (next, _) = token(&family_id, Some(&first_id));
                 store
@@ -696,22 +702,7 @@ async fn concurrent_rotations_of_many_tokens(
     // 40 unused tokens, each the first of its family and the target of two racing rotations.
     let mut targets = Vec::new();
     for _ in 0..40 {
-        let family = RefreshFamily {
-            id: random_token(16),
-            client_id: client_id.into(),
-            user_id: user_id.into(),
-            scope: "offline_access".into(),
-            auth_time: NOW,
-            created_at: NOW,
-            expires_at: NOW + 1000,
-            revoked_at: None,
-        };
-        let (first, _) = token(&family.id, None);
-        store
-            .create_refresh_family(&family, &first)
-            .await
-            .expect("family");
-        targets.push(first);
+        targets.push(new_family(store.as_ref(), client_id, user_id).await);
     }
     let mut tasks = Vec::new();
     for target in &targets {
