@@ -14,6 +14,7 @@ pub struct PgStore {
     pool: PgPool,
     /// How long a read may take before the database counts as unavailable.
     read_deadline: std::time::Duration,
+    hot: std::sync::Arc<super::HotReads<sqlx::Postgres>>,
 }
 
 impl PgStore {
@@ -31,6 +32,7 @@ impl PgStore {
         Ok(Self {
             pool,
             read_deadline: options.acquire_timeout,
+            hot: std::sync::Arc::new(super::HotReads::new(super::hot_reads_kept(options))),
         })
     }
 
@@ -40,6 +42,10 @@ impl PgStore {
 
     fn read_deadline(&self) -> Option<std::time::Duration> {
         Some(self.read_deadline)
+    }
+
+    pub(crate) fn hot_reads(&self) -> &super::HotReads<sqlx::Postgres> {
+        &self.hot
     }
 
     /// See [`sigil_core::store::Store::rotate_refresh_token`]: one statement, so one round

@@ -284,22 +284,26 @@ macro_rules! impl_sql_store {
 
             async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
                 bounded(self.read_deadline(), async {
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
                     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
                         .bind(id)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     row.as_ref().map(user_from_row).transpose().map_err(map_err)
                 }).await
             }
 
             async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
                 bounded(self.read_deadline(), async {
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
                     let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
                         .bind(username)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     row.as_ref().map(user_from_row).transpose().map_err(map_err)
                 }).await
             }
@@ -325,11 +329,13 @@ macro_rules! impl_sql_store {
 
             async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
                 bounded(self.read_deadline(), async {
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
                     let row = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
                         .bind(id)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     row.as_ref().map(client_from_row).transpose()
                 }).await
             }
@@ -367,11 +373,13 @@ macro_rules! impl_sql_store {
 
             async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
                 bounded(self.read_deadline(), async {
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
                     let row = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
                         .bind(id)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     row.as_ref().map(family_from_row).transpose().map_err(map_err)
                 }).await
             }
@@ -395,11 +403,13 @@ macro_rules! impl_sql_store {
 
             async fn find_refresh_token_and_user(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError> {
                 bounded(self.read_deadline(), async {
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
                     let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
                         .bind(token_hash)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     let Some(row) = row else {
                         return Ok(None);
                     };
@@ -447,11 +457,13 @@ macro_rules! impl_sql_store {
 
             async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
                 bounded(self.read_deadline(), async {
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
                     let row = sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
                         .bind(jti)
-                        .fetch_optional(self.pool())
+                        .fetch_optional(&mut *conn)
                         .await
                         .map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     Ok(row.is_some())
                 }).await
             }
@@ -739,7 +751,9 @@ macro_rules! impl_sql_store {
                     for subject in subjects {
                         query = query.bind(subject);
                     }
-                    let rows = query.fetch_all(self.pool()).await.map_err(map_err)?;
+                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
+                    let rows = query.fetch_all(&mut *conn).await.map_err(map_err)?;
+                    self.hot_reads().keep(conn);
                     rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
                 }).await
             }

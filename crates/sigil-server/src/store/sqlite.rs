@@ -16,6 +16,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Refresh-token rotations go through one writer that commits them in batches.
     rotations: RotationWriter,
+    hot: std::sync::Arc<super::HotReads<sqlx::Sqlite>>,
 }
 
 impl SqliteStore {
@@ -63,6 +64,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             rotations: RotationWriter::start(connect),
+            hot: std::sync::Arc::new(super::HotReads::new(super::hot_reads_kept(options))),
         })
     }
 
@@ -129,6 +131,10 @@ impl SqliteStore {
     /// (its busy timeout bounds waiting for a writer).
     fn read_deadline(&self) -> Option<std::time::Duration> {
         None
+    }
+
+    pub(crate) fn hot_reads(&self) -> &super::HotReads<sqlx::Sqlite> {
+        &self.hot
     }
 
     /// See [`sigil_core::store::Store::rotate_refresh_token`]: queued for the next group
