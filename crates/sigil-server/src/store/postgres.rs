@@ -59,23 +59,20 @@ impl PgStore {
         now: i64,
         sealed_successor: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(
-            "WITH used AS (UPDATE refresh_tokens SET used_at = $1, sealed_successor = $2 WHERE id = $3 AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL) RETURNING id) \
-             INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) SELECT $4, $5, $6, $7, $8, $9, $10 FROM used",
-        )
-        .bind(now)
-        .bind(sealed_successor)
-        .bind(used_id)
-        .bind(&successor.id)
-        .bind(&successor.family_id)
-        .bind(&successor.token_hash)
-        .bind(&successor.parent_id)
-        .bind(successor.created_at)
-        .bind(successor.expires_at)
-        .bind(successor.used_at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "WITH used AS (UPDATE refresh_tokens SET used_at = $1, sealed_successor = $2 WHERE id = $3 AND {UNUSED_IN_LIVE_FAMILY} RETURNING id) \
+                 INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) SELECT $4, $5, $6, $7, $8, $9, $10 FROM used"
+            )
+        });
+        let query = sqlx::query(ROTATE.as_str())
+            .bind(now)
+            .bind(sealed_successor)
+            .bind(used_id);
+        let inserted = bind_token(query, successor)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(inserted.rows_affected() == 1)
     }
 

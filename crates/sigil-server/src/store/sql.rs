@@ -7,6 +7,9 @@ use sigil_core::store::StoreError;
 pub(crate) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, created_at, updated_at";
 pub(crate) const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
 pub(crate) const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, t.sealed_successor, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
+/// The compare-and-set of a refresh-token rotation, on `refresh_tokens`: the token is still
+/// unused and its family unrevoked. Both databases' rotations update only under it.
+pub(crate) const UNUSED_IN_LIVE_FAMILY: &str = "used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL)";
 /// A user's columns as the refresh-token lookup joins them in (`u_` before each name).
 pub(crate) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 /// The names a user row is read by: as selected with `USER_COLUMNS`, and as joined.

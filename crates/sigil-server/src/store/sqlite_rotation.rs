@@ -15,6 +15,7 @@
 //! the error, with its presented token still unused.
 
 use super::classify;
+use super::sql::UNUSED_IN_LIVE_FAMILY;
 use sigil_core::store::{RefreshTokenRecord, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, Row};
@@ -117,25 +118,13 @@ async fn run(options: SqliteConnectOptions, mut receiver: mpsc::Receiver<Rotatio
     }
 }
 
-/// A boxed future: the executor bound of an unboxed sqlx future inside a task is too
-/// general for `tokio::spawn` to prove `Send`.
-type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+/// Rolls back whatever part of a failed batch ran; false if even that failed.
+async fn rollback(conn: &mut SqliteConnection) -> bool {
+    sqlx::query("ROLLBACK").execute(conn).await.is_ok()
+}
 
 /// Runs one batch in one transaction; returns the item numbers that won.
-fn commit<'a>(
-    conn: &'a mut SqliteConnection,
-    sql: &'a str,
-    batch: &'a [Rotation],
-) -> Boxed<'a, Result<Vec<i64>, sqlx::Error>> {
-    Box::pin(commit_batch(conn, sql, batch))
-}
-
-/// Rolls back whatever part of a failed batch ran; false if even that failed.
-fn rollback(conn: &mut SqliteConnection) -> Boxed<'_, bool> {
-    Box::pin(async move { sqlx::query("ROLLBACK").execute(conn).await.is_ok() })
-}
-
-async fn commit_batch(
+async fn commit(
     conn: &mut SqliteConnection,
     sql: &str,
     batch: &[Rotation],
@@ -182,7 +171,7 @@ fn batch_sql(items: usize) -> String {
     for item in 0..items {
         let p = |n: usize| format!("${}", item * PARAMS_PER_ITEM + n);
         sql.push_str(&format!(
-            "UPDATE refresh_tokens SET used_at = {now}, sealed_successor = {sealed} WHERE id = {used} AND used_at IS NULL AND EXISTS (SELECT 1 FROM refresh_families f WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL) RETURNING {item} AS item;\n",
+            "UPDATE refresh_tokens SET used_at = {now}, sealed_successor = {sealed} WHERE id = {used} AND {UNUSED_IN_LIVE_FAMILY} RETURNING {item} AS item;\n",
             now = p(1),
             sealed = p(2),
             used = p(3),
