@@ -7,6 +7,8 @@
 # Usage: tests/load/run.sh [seconds per scenario, default 10] [connections, default 32] [scenarios]
 # where scenarios, if given, is a space-separated subset of: client_credentials refresh
 # password introspection jwks discovery todo (default: all of them).
+# SIGIL_BIN, if set, names the sigil binary to measure instead of the one built here, so two
+# builds can take turns in one session (the machine's speed drifts between sessions).
 # Needs wrk, curl, openssl and python3 (Debian: apt-get install wrk curl openssl python3).
 # All traffic goes to 127.0.0.1.
 set -euo pipefail
@@ -20,9 +22,9 @@ for tool in wrk curl openssl python3; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed"; exit 1; }
 done
 cargo build --release -q -p sigil-server -p todo-api
-cargo build --release -q -p sigil-core --example argon2_speed
+cargo build --release -q -p sigil-core --example argon2_speed --example wake_cost
 cargo build --release -q -p sigil-server --example sign_floor
-sigil="$PWD/target/release/sigil"
+sigil="${SIGIL_BIN:-$PWD/target/release/sigil}"
 todo="$PWD/target/release/todo-api"
 cores=$(nproc)
 work=$(mktemp -d)
@@ -33,8 +35,6 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 json_field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-# CPU time (user + system) a process has used, in milliseconds.
-cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{printf "%d", ($14 + $15) * 1000 / hz}' "/proc/$1/stat"; }
 # Runs a wrk command line, recording its own CPU time when /usr/bin/time (package time) exists.
 timed_wrk() {
   if [ -x /usr/bin/time ]; then
@@ -43,20 +43,63 @@ timed_wrk() {
     echo "? ?" >"$work/wrk.time"; wrk "$@"
   fi
 }
-# cpu_row NAME RPS SERVER_CPU_MS_BEFORE SERVER_PID: the server's and wrk's CPU per request.
+# cpu_snapshot PID: CPU time used so far, in milliseconds, by the process's thread groups
+# (signing pool, password pool, tokio runtime, SQLite's connection threads, anything else,
+# exited threads included), then by every PostgreSQL server process on the machine.
+cpu_snapshot() {
+  python3 - "$1" <<'PY'
+import os, sys
+hz = os.sysconf("SC_CLK_TCK")
+pid = sys.argv[1]
+def read(path):
+    text = open(path).read()
+    fields = text[text.rindex(")") + 2:].split()
+    return text[text.index("(") + 1:text.rindex(")")], int(fields[11]) + int(fields[12])
+groups = dict.fromkeys(["sign", "hash", "runtime", "sqlite", "other"], 0)
+prefixes = [("sigil-sign", "sign"), ("sigil-hash", "hash"), ("tokio-", "runtime"), ("sqlx-sqlite", "sqlite")]
+for task in os.listdir(f"/proc/{pid}/task"):
+    try:
+        name, ticks = read(f"/proc/{pid}/task/{task}/stat")
+    except (OSError, ValueError):
+        continue
+    group = next((g for prefix, g in prefixes if name.startswith(prefix)), "other")
+    groups[group] += ticks
+# The process's own line also counts threads that have exited.
+groups["other"] += max(0, read(f"/proc/{pid}/stat")[1] - sum(groups.values()))
+postgres = 0
+for entry in os.listdir("/proc"):
+    if entry.isdigit():
+        try:
+            name, ticks = read(f"/proc/{entry}/stat")
+        except (OSError, ValueError):
+            continue
+        postgres += ticks if name == "postgres" else 0
+print(*(v * 1000 // hz for v in [*groups.values(), postgres]))
+PY
+}
+# cpu_row NAME RPS SNAPSHOT_BEFORE PID: CPU per request of the server (by thread group), of
+# PostgreSQL's processes and of wrk, and their sum, which is what one request costs these
+# cores. The sum is kept in $work/last_cpu for of_ceiling.
 cpu_row() {
   local name="$1" rps="$2" before="$3" pid="$4"
-  python3 - "$name" "$rps" "$seconds" "$before" "$(cpu_ms "$pid")" $(cat "$work/wrk.time") <<'PY' | tee -a "$cpu_results"
+  python3 - "$name" "$rps" "$seconds" "$before" "$(cpu_snapshot "$pid")" "$work/last_cpu" $(cat "$work/wrk.time") <<'PY' | tee -a "$cpu_results"
 import sys
-name, rps, secs, before, after, wrk_user, wrk_sys = sys.argv[1:]
-requests = float(rps) * float(secs)
-server = (int(after) - int(before)) * 1000 / requests
+name, rps, secs, before, after, last, wrk_user, wrk_sys = sys.argv[1:]
+requests = max(1.0, float(rps) * float(secs))
+used = [max(0, int(a) - int(b)) * 1000 / requests for a, b in zip(after.split(), before.split())]
+sign, hashing, runtime, sqlite, other, postgres = used
+server = sign + hashing + runtime + sqlite + other
 try:
     load = (float(wrk_user) + float(wrk_sys)) * 1e6 / requests
-    load = f"{load:8.1f}"
 except ValueError:
-    load = "       ?"
-print(f"{name:<34} server {server:8.1f} µs/req   wrk {load} µs/req")
+    load = 0.0
+total = server + postgres + load
+open(last, "w").write(f"{total:.1f}\n")
+parts = [f"{label} {value:.0f}" for label, value in
+         [("sign", sign), ("argon2", hashing), ("runtime", runtime), ("sqlite", sqlite), ("other", other)] if value >= 0.5]
+print(f"{name:<34} server {server:8.1f} µs/req ({', '.join(parts) or '-'})"
+      + (f"   postgres {postgres:7.1f}" if postgres >= 0.5 else "")
+      + f"   wrk {load:6.1f}   all {total:8.1f} µs/req")
 PY
 }
 
@@ -70,15 +113,26 @@ sign_speed() { openssl speed -seconds 2 -multi "$cores" rsa2048 2>/dev/null | aw
 argon2_speed() { target/release/examples/argon2_speed 2 "$cores" | awk '{print $7}'; }
 echo "== RSA-2048 signing ceiling (openssl speed -multi $cores): $(sign_speed) signs/s"
 echo "== argon2id ceiling: $(target/release/examples/argon2_speed 3 "$cores")"
+# What a hand-off to another thread and back costs here (a signature handed to the pool, a
+# query to SQLite's thread): across cores, and on one core for comparison.
+echo "== across cores, $(target/release/examples/wake_cost)"
+if command -v taskset >/dev/null; then echo "== on one core,   $(taskset -c 0 target/release/examples/wake_cost)"; fi
 ratios="$work/ratios.txt"
 : >"$ratios"
-# of_ceiling NAME RATE BEFORE AFTER: the rate as a fraction of the mean of the two ceilings.
+# of_ceiling NAME RATE BEFORE AFTER TARGET: the rate as a fraction of the mean of the two
+# ceilings; then the CPU budget of one request at the target (every core's time divided by
+# TARGET x ceiling requests) beside what the last scenario's requests cost (cpu_row's sum).
+# A request that costs more than its budget cannot reach the target on these cores, however
+# it is scheduled.
 of_ceiling() {
-  python3 - "$@" <<'PY' | tee -a "$ratios"
+  python3 - "$@" "$cores" "$(cat "$work/last_cpu" 2>/dev/null || echo 0)" <<'PY' | tee -a "$ratios"
 import sys
 name = sys.argv[1]
-rate, before, after = (float(x) for x in sys.argv[2:])
-print(f"== {name:<34} {rate:9.1f}/s = {rate / ((before + after) / 2):4.0%} of the ceiling ({before:.1f} before, {after:.1f} after)")
+rate, before, after, target, cores, used = (float(x) for x in sys.argv[2:])
+ceiling = (before + after) / 2
+print(f"== {name:<34} {rate:9.1f}/s = {rate / ceiling:4.0%} of the ceiling ({before:.1f} before, {after:.1f} after)")
+budget = cores * 1e6 / (target * ceiling)
+print(f"   {target:.0%} of it allows {budget:8.1f} µs of CPU per request on {cores:.0f} cores; used {used:8.1f} µs ({used / budget:4.0%} of the budget)")
 PY
 }
 
@@ -90,7 +144,7 @@ cpu_results="$work/cpu.txt"
 run_wrk() {
   local name="$1" url="$2" script="$3"; shift 3
   local out before
-  before=$(cpu_ms "$CPU_PID")
+  before=$(cpu_snapshot "$CPU_PID")
   out=$(timed_wrk -t2 -c"$connections" -d"${seconds}s" --latency "$@" ${script:+-s "$script"} "$url")
   local rps p50 p99 errors
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -137,7 +191,7 @@ scenarios() { # LABEL
     c0=$(sign_speed)
     WRK_BODY="grant_type=client_credentials" run_wrk "client_credentials" "$base/token" tests/load/post_form.lua
     c1=$(sign_speed)
-    of_ceiling "client_credentials ($label)" "$(tail -1 "$results" | awk '{print $2}')" "$c0" "$c1"
+    of_ceiling "client_credentials ($label)" "$(tail -1 "$results" | awk '{print $2}')" "$c0" "$c1" 0.85
   fi
 
   if want refresh; then
@@ -150,7 +204,7 @@ scenarios() { # LABEL
     done
     local r0 r1
     r0=$(sign_speed)
-    local before=$(cpu_ms "$SIGIL_PID")
+    local before=$(cpu_snapshot "$SIGIL_PID")
     REFRESH_TOKENS="$tokens" WRK_THREADS=2 timed_wrk -t2 -c"$connections" -d"${seconds}s" --latency -s tests/load/refresh.lua "$base/token" >"$work/refresh.out"
     local rps p50 p99 errors
     rps=$(awk '/Requests\/sec/ {print $2}' "$work/refresh.out")
@@ -159,7 +213,7 @@ scenarios() { # LABEL
     printf '%-34s %10s %9s %9s  %s\n' "refresh_token (rotation)" "$rps" "$p50" "$p99" "${errors:-0}" | tee -a "$results"
     cpu_row "refresh_token (rotation)" "$rps" "$before" "$SIGIL_PID" >/dev/null
     r1=$(sign_speed)
-    of_ceiling "refresh ($label)" "$rps" "$r0" "$r1"
+    of_ceiling "refresh ($label)" "$rps" "$r0" "$r1" 0.60
   fi
 
   if want password; then
@@ -173,7 +227,7 @@ scenarios() { # LABEL
     read -r probes health_p50 health_p99 health_failures <"$work/health.out"
     printf '%-34s %10s %9s %9s  %s\n' "  /healthz every 20 ms meanwhile" "($probes)" "$health_p50" "$health_p99" "$health_failures" | tee -a "$results"
     a1=$(argon2_speed)
-    of_ceiling "password ($label), argon2id" "$(grep 'password (argon2id)' "$results" | tail -1 | awk '{print $3}')" "$a0" "$a1"
+    of_ceiling "password ($label), argon2id" "$(grep 'password (argon2id)' "$results" | tail -1 | awk '{print $3}')" "$a0" "$a1" 0.90
   fi
 
   local access
@@ -198,7 +252,7 @@ if want client_credentials; then
     f0=$(sign_speed)
     CPU_PID=$floor_pid WRK_BODY="grant_type=client_credentials" SIGIL_BASIC=eDp5 run_wrk "floor: sign only, $mode" "http://127.0.0.1:$floor_port/token" tests/load/post_form.lua
     kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
-    of_ceiling "floor: sign only, $mode" "$(tail -1 "$results" | awk '{print $5}')" "$f0" "$(sign_speed)"
+    of_ceiling "floor: sign only, $mode" "$(tail -1 "$results" | awk '{print $5}')" "$f0" "$(sign_speed)" 0.85
   done
 fi
 
@@ -242,5 +296,5 @@ echo
 echo "== against the ceilings (each measured just before and just after the scenario)"
 cat "$ratios"
 echo
-echo "== CPU per request (user + system time of the server process and of wrk, both on these cores)"
+echo "== CPU per request (user + system time): the server by thread group, PostgreSQL's processes, wrk, and all of it"
 cat "$cpu_results"

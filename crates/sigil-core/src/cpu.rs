@@ -30,14 +30,16 @@ pub struct CpuPool {
 }
 
 impl CpuPool {
-    pub fn new(workers: usize, queue: usize) -> Self {
+    /// Starts `workers` threads named `{name}-0`, `{name}-1`, … (the name shows in `top -H`,
+    /// in profiles and in the load suite's CPU accounting; Linux keeps 15 bytes of it).
+    pub fn new(name: &str, workers: usize, queue: usize) -> Self {
         let workers = workers.max(1);
         let (jobs, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
         for n in 0..workers {
             let receiver = receiver.clone();
             let spawned = std::thread::Builder::new()
-                .name(format!("sigil-cpu-{n}"))
+                .name(format!("{name}-{n}"))
                 .spawn(move || loop {
                     let job = {
                         let guard = match receiver.lock() {
@@ -99,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_when_the_queue_is_full() {
-        let pool = CpuPool::new(1, 1);
+        let pool = CpuPool::new("test-pool", 1, 1);
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let release_rx = std::sync::Arc::new(std::sync::Mutex::new(release_rx));
         let first = {
@@ -131,7 +133,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_run_on_the_pools_own_threads_and_survive_panics() {
-        let pool = CpuPool::new(2, 64);
+        let pool = CpuPool::new("test-pool", 2, 64);
         let mut names = std::collections::BTreeSet::new();
         let jobs: Vec<_> = (0..40)
             .map(|_| {
@@ -148,7 +150,7 @@ mod tests {
         }
         assert!(names.len() <= 2, "{names:?}");
         assert!(
-            names.iter().all(|n| n.starts_with("sigil-cpu-")),
+            names.iter().all(|n| n.starts_with("test-pool-")),
             "{names:?}"
         );
         let panicked = pool.run(|| -> i32 { panic!("job failure") }).await;

@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let generated = generate_key()?;
     let key = Arc::new(SigningKey::from_pem(&generated.private_pem, 0, 0)?);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = CpuPool::new(cores, 256);
+    let pool = CpuPool::new("sigil-sign", cores, 256);
     let app = Router::new().route(
         "/token",
         post(move |_body: axum::body::Bytes| {

@@ -64,8 +64,8 @@ fn authority(
         Arc::new(KeyRing::new(KeySet::default())),
         Arc::new(SystemClock),
         Arc::new(hasher),
-        CpuPool::new(1, 4),
-        CpuPool::new(1, 4),
+        CpuPool::new("sigil-hash", 1, 4),
+        CpuPool::new("sigil-sign", 1, 4),
     ))
 }
 

@@ -73,8 +73,12 @@ pub async fn build_state(
         ring,
         clock,
         Arc::new(hasher),
-        CpuPool::new(password_workers, args.passwords.password_queue),
-        CpuPool::new(signing_workers, 4096),
+        CpuPool::new(
+            "sigil-hash",
+            password_workers,
+            args.passwords.password_queue,
+        ),
+        CpuPool::new("sigil-sign", signing_workers, 4096),
     );
     let sessions = crate::sessions::AnySessionStore::open(&database)
         .await

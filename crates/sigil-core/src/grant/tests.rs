@@ -85,8 +85,8 @@ pub(crate) async fn fixture_with(adjust: impl FnOnce(&mut AuthorityConfig)) -> F
         Arc::new(KeyRing::new(keys)),
         clock.clone(),
         Arc::new(hasher),
-        CpuPool::new(2, 16),
-        CpuPool::new(2, 64),
+        CpuPool::new("sigil-hash", 2, 16),
+        CpuPool::new("sigil-sign", 2, 64),
     );
     Fixture {
         authority,
