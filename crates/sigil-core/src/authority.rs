@@ -10,7 +10,7 @@ use crate::keys::KeyRing;
 use crate::password::PasswordHasher;
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::token::{sign_jwt, verify_access_token, AccessTokenClaims, TokenError};
+use crate::token::{sign_jwt, AccessTokenClaims, TokenError, VerifiedTokens};
 use crate::user::User;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -80,8 +80,13 @@ pub struct Authority {
     pub(crate) password_pool: CpuPool,
     pub(crate) signing_pool: CpuPool,
     clients: Mutex<HashMap<String, (Arc<Client>, i64)>>,
+    /// Access tokens verified before (introspection and userinfo see the same ones again).
+    verified: VerifiedTokens,
     pub(crate) events: EventCounts,
 }
+
+/// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
+const VERIFIED_TOKENS_KEPT: usize = 10_000;
 
 const CLIENT_CACHE_MAX: usize = 10_000;
 
@@ -104,6 +109,7 @@ impl Authority {
             password_pool,
             signing_pool,
             clients: Mutex::new(HashMap::new()),
+            verified: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             events: EventCounts::default(),
         }
     }
@@ -305,9 +311,12 @@ impl Authority {
         }
     }
 
-    /// Verifies signature, type, issuer and expiry of one of our access tokens.
+    /// Verifies signature, type, issuer and expiry of one of our access tokens. A token
+    /// verified before skips the signature check if its key is still published (see
+    /// [`VerifiedTokens`]); issuer and expiry are checked every time.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessTokenClaims, TokenError> {
-        verify_access_token(&self.keys.current(), token, &self.config.issuer, self.now())
+        self.verified
+            .verify(&self.keys.current(), token, &self.config.issuer, self.now())
     }
 
     /// The authoritative state of a signature-valid access token: false when it was

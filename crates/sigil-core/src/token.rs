@@ -122,14 +122,111 @@ pub fn verify_access_token(
     issuer: &str,
     now: i64,
 ) -> Result<AccessTokenClaims, TokenError> {
-    let claims: AccessTokenClaims = verify_jwt(keys, token, ACCESS_TOKEN_TYP)?;
+    verify_access_token_and_kid(keys, token, issuer, now).map(|(claims, _)| claims)
+}
+
+/// [`verify_access_token`], also returning the id of the key that signed the token.
+fn verify_access_token_and_kid(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> Result<(AccessTokenClaims, String), TokenError> {
+    let (claims, kid): (AccessTokenClaims, String) =
+        verify_jwt_and_kid(keys, token, ACCESS_TOKEN_TYP)?;
+    check_issuer_and_time(&claims, issuer, now)?;
+    Ok((claims, kid))
+}
+
+fn check_issuer_and_time(
+    claims: &AccessTokenClaims,
+    issuer: &str,
+    now: i64,
+) -> Result<(), TokenError> {
     if claims.iss != issuer {
         return Err(TokenError::WrongIssuer);
     }
     if claims.exp <= now {
         return Err(TokenError::Expired);
     }
-    Ok(claims)
+    Ok(())
+}
+
+/// Access tokens whose signature has been checked, by SHA-256 of the whole token, with
+/// their claims and the id of the key that signed them. The same token tends to come back
+/// (a resource server introspects the token of each request it serves, a client calls
+/// userinfo again), and a token seen before skips the base64, JSON and RSA work. What can
+/// change since is checked again on every use: the key must still be in the key set (a
+/// removed key takes its tokens with it), and the issuer and expiry are compared anew.
+/// Only tokens that passed every check are kept, so bad input cannot fill it; at capacity
+/// it starts over empty. Revocation is not its business: callers ask the store as before.
+#[derive(Debug)]
+pub struct VerifiedTokens {
+    capacity: usize,
+    entries: std::sync::Mutex<VerifiedMap>,
+}
+
+type VerifiedMap = std::collections::HashMap<[u8; 32], std::sync::Arc<(String, AccessTokenClaims)>>;
+
+impl VerifiedTokens {
+    /// Keeps at most `capacity` tokens; 0 keeps none.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: std::sync::Mutex::new(VerifiedMap::new()),
+        }
+    }
+
+    /// The same checks and answers as [`verify_access_token`].
+    pub fn verify(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        issuer: &str,
+        now: i64,
+    ) -> Result<AccessTokenClaims, TokenError> {
+        if self.capacity == 0 || token.len() > MAX_TOKEN_LEN {
+            return verify_access_token(keys, token, issuer, now);
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let seen = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(&digest).cloned());
+        if let Some(seen) = seen {
+            let (kid, claims) = &*seen;
+            if keys.find(kid).is_some() && check_issuer_and_time(claims, issuer, now).is_ok() {
+                return Ok(claims.clone());
+            }
+        }
+        match verify_access_token_and_kid(keys, token, issuer, now) {
+            Ok((claims, kid)) => {
+                if let Ok(mut entries) = self.entries.lock() {
+                    if entries.len() >= self.capacity {
+                        entries.clear();
+                    }
+                    entries.insert(digest, std::sync::Arc::new((kid, claims.clone())));
+                }
+                Ok(claims)
+            }
+            Err(error) => {
+                if let Ok(mut entries) = self.entries.lock() {
+                    entries.remove(&digest);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Tokens kept now.
+    pub fn len(&self) -> usize {
+        self.entries.lock().map_or(0, |entries| entries.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Verifies the signature and header of a Sigil JWT and returns its claims, without
@@ -139,6 +236,15 @@ pub fn verify_jwt<C: for<'de> Deserialize<'de>>(
     token: &str,
     expected_typ: &str,
 ) -> Result<C, TokenError> {
+    verify_jwt_and_kid(keys, token, expected_typ).map(|(claims, _)| claims)
+}
+
+/// [`verify_jwt`], also returning the id of the key that signed the token.
+fn verify_jwt_and_kid<C: for<'de> Deserialize<'de>>(
+    keys: &KeySet,
+    token: &str,
+    expected_typ: &str,
+) -> Result<(C, String), TokenError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLong);
     }
@@ -163,11 +269,8 @@ pub fn verify_jwt<C: for<'de> Deserialize<'de>>(
     if !typ_ok {
         return Err(TokenError::WrongType);
     }
-    let key = header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.find(kid))
-        .ok_or(TokenError::UnknownKey)?;
+    let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+    let key = keys.find(&kid).ok_or(TokenError::UnknownKey)?;
     let signature = URL_SAFE_NO_PAD
         .decode(sig_b64)
         .map_err(|_| TokenError::Malformed)?;
@@ -178,7 +281,8 @@ pub fn verify_jwt<C: for<'de> Deserialize<'de>>(
     let payload = URL_SAFE_NO_PAD
         .decode(payload_b64)
         .map_err(|_| TokenError::Malformed)?;
-    serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
+    let claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+    Ok((claims, kid))
 }
 
 /// OIDC Core §3.1.3.6 `at_hash`: the left half of SHA-256 of the access token, base64url.
@@ -235,6 +339,101 @@ mod tests {
 
     fn b64(v: &serde_json::Value) -> String {
         URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[test]
+    fn a_token_verified_before_is_checked_again_for_key_issuer_and_time() {
+        let key = |n| SigningKey::from_pem(&test_pem(n), 0, 0).expect("key");
+        let set = KeySet::new(vec![key(0)]);
+        let signer = set.signing_key(0).expect("key").clone();
+        let token = sign_jwt(&signer, ACCESS_TOKEN_TYP, &claims()).expect("sign");
+        let cache = VerifiedTokens::new(2);
+        assert_eq!(
+            cache.verify(&set, &token, "https://issuer", 1500),
+            Ok(claims())
+        );
+        assert_eq!(cache.len(), 1, "a verified token is kept");
+        // Seen before: the same answers as a first verification.
+        assert_eq!(
+            cache.verify(&set, &token, "https://issuer", 1600),
+            Ok(claims())
+        );
+        assert_eq!(
+            cache.verify(&set, &token, "https://other", 1600),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            cache.verify(&set, &token, "https://issuer", 2000),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(cache.len(), 0, "a token that failed is forgotten");
+        assert_eq!(
+            cache.verify(&set, &token, "https://issuer", 1700),
+            Ok(claims())
+        );
+        // Its key is no longer published: the token dies with it, cached or not.
+        let without = KeySet::new(vec![key(1)]);
+        assert_eq!(
+            cache.verify(&without, &token, "https://issuer", 1700),
+            Err(TokenError::UnknownKey)
+        );
+        // A tampered token is a different token, checked in full.
+        assert_eq!(
+            cache.verify(&set, &token, "https://issuer", 1700),
+            Ok(claims())
+        );
+        let at = token.len() - 10;
+        let swapped = if &token[at..=at] == "A" { "B" } else { "A" };
+        let tampered = format!("{}{swapped}{}", &token[..at], &token[at + 1..]);
+        assert_eq!(
+            cache.verify(&set, &tampered, "https://issuer", 1700),
+            Err(TokenError::BadSignature)
+        );
+        // Signed by another key under the same kid: refused.
+        let impostor = KeySet::new(vec![key(1)]);
+        let forged_header = URL_SAFE_NO_PAD.encode(
+            serde_json::json!({"alg": "RS256", "typ": ACCESS_TOKEN_TYP, "kid": signer.kid()})
+                .to_string(),
+        );
+        let forged_body = sign_jwt(
+            impostor.signing_key(0).expect("key"),
+            ACCESS_TOKEN_TYP,
+            &claims(),
+        )
+        .expect("sign");
+        let mut parts = forged_body.split('.');
+        let (_, payload, _) = (parts.next(), parts.next().unwrap_or(""), ());
+        let message = format!("{forged_header}.{payload}");
+        let signature = impostor
+            .signing_key(0)
+            .expect("key")
+            .sign(message.as_bytes())
+            .expect("sign");
+        let forged = format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature));
+        assert_eq!(
+            cache.verify(&set, &forged, "https://issuer", 1700),
+            Err(TokenError::BadSignature)
+        );
+        // Bounded: at capacity it starts over.
+        let mut second = claims();
+        second.jti = "j2".into();
+        let mut third = claims();
+        third.jti = "j3".into();
+        for c in [&second, &third] {
+            let t = sign_jwt(&signer, ACCESS_TOKEN_TYP, c).expect("sign");
+            assert_eq!(
+                cache.verify(&set, &t, "https://issuer", 1700),
+                Ok(c.clone())
+            );
+            assert!(cache.len() <= 2);
+        }
+        // Capacity 0 keeps nothing and still verifies.
+        let none = VerifiedTokens::new(0);
+        assert_eq!(
+            none.verify(&set, &token, "https://issuer", 1500),
+            Ok(claims())
+        );
+        assert!(none.is_empty());
     }
 
     #[test]
