@@ -286,29 +286,23 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-                bounded(self.read_deadline(), async {
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                        .bind(id)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    row.as_ref().map(user_from_row).transpose().map_err(map_err)
-                }).await
+                let row = hot_optional(
+                    self,
+                    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                        .bind(id),
+                )
+                .await?;
+                row.as_ref().map(user_from_row).transpose().map_err(map_err)
             }
 
             async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-                bounded(self.read_deadline(), async {
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-                        .bind(username)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    row.as_ref().map(user_from_row).transpose().map_err(map_err)
-                }).await
+                let row = hot_optional(
+                    self,
+                    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+                        .bind(username),
+                )
+                .await?;
+                row.as_ref().map(user_from_row).transpose().map_err(map_err)
             }
 
             async fn count_users(&self) -> Result<i64, StoreError> {
@@ -331,16 +325,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-                bounded(self.read_deadline(), async {
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let row = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
-                        .bind(id)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    row.as_ref().map(client_from_row).transpose()
-                }).await
+                let row = hot_optional(
+                    self,
+                    sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
+                        .bind(id),
+                )
+                .await?;
+                row.as_ref().map(client_from_row).transpose()
             }
 
             async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError> {
@@ -375,16 +366,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-                bounded(self.read_deadline(), async {
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let row = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
-                        .bind(id)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    row.as_ref().map(family_from_row).transpose().map_err(map_err)
-                }).await
+                let row = hot_optional(
+                    self,
+                    sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
+                        .bind(id),
+                )
+                .await?;
+                row.as_ref().map(family_from_row).transpose().map_err(map_err)
             }
 
             async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError> {
@@ -405,29 +393,26 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_refresh_token_and_user(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError> {
-                bounded(self.read_deadline(), async {
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
-                        .bind(token_hash)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    let Some(row) = row else {
-                        return Ok(None);
-                    };
-                    let has_user = row.try_get::<Option<String>, _>("u_id").map_err(map_err)?.is_some();
-                    let user = if has_user {
-                        Some(user_from_fields(&row, &JOINED_USER_FIELDS).map_err(map_err)?)
-                    } else {
-                        None
-                    };
-                    Ok(Some((
-                        token_from_row(&row).map_err(map_err)?,
-                        family_from_row(&row).map_err(map_err)?,
-                        user,
-                    )))
-                }).await
+                let row = hot_optional(
+                    self,
+                    sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
+                        .bind(token_hash),
+                )
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let has_user = row.try_get::<Option<String>, _>("u_id").map_err(map_err)?.is_some();
+                let user = if has_user {
+                    Some(user_from_fields(&row, &JOINED_USER_FIELDS).map_err(map_err)?)
+                } else {
+                    None
+                };
+                Ok(Some((
+                    token_from_row(&row).map_err(map_err)?,
+                    family_from_row(&row).map_err(map_err)?,
+                    user,
+                )))
             }
 
             async fn rotate_refresh_token(&self, used_id: &str, successor: &RefreshTokenRecord, now: i64, sealed_successor: Option<&str>) -> Result<bool, StoreError> {
@@ -459,16 +444,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-                bounded(self.read_deadline(), async {
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let row = sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
-                        .bind(jti)
-                        .fetch_optional(&mut *conn)
-                        .await
-                        .map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    Ok(row.is_some())
-                }).await
+                let row = hot_optional(
+                    self,
+                    sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
+                        .bind(jti),
+                )
+                .await?;
+                Ok(row.is_some())
             }
 
             async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
@@ -744,21 +726,17 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_sign_in_failures(&self, subjects: &[String]) -> Result<Vec<SignInFailures>, StoreError> {
-                bounded(self.read_deadline(), async {
-                    if subjects.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
-                    let sql = format!("SELECT subject, failures, first_failure_at, last_failure_at FROM sign_in_failures WHERE subject IN ({})", placeholders.join(", "));
-                    let mut query = sqlx::query(&sql);
-                    for subject in subjects {
-                        query = query.bind(subject);
-                    }
-                    let mut conn = self.hot_reads().take(self.pool()).await.map_err(map_err)?;
-                    let rows = query.fetch_all(&mut *conn).await.map_err(map_err)?;
-                    self.hot_reads().keep(conn);
-                    rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
-                }).await
+                if subjects.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
+                let sql = format!("SELECT subject, failures, first_failure_at, last_failure_at FROM sign_in_failures WHERE subject IN ({})", placeholders.join(", "));
+                let mut query = sqlx::query(&sql);
+                for subject in subjects {
+                    query = query.bind(subject);
+                }
+                let rows = hot_all(self, query).await?;
+                rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
             }
 
             async fn record_sign_in_failure(&self, subject: &str, now: i64, window_start: i64) -> Result<SignInFailures, StoreError> {
@@ -788,11 +766,37 @@ macro_rules! impl_sql_store {
             }
         }
 
+        type DbQuery<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
+
+        /// A read on the token and introspection paths that returns at most one row: on a
+        /// connection the store keeps aside (see `HotReads`), within the read deadline. The
+        /// connection is kept again only after a read that succeeded.
+        async fn hot_optional(store: &$store, query: DbQuery<'_>) -> Result<Option<DbRow>, StoreError> {
+            bounded(store.read_deadline(), async {
+                let mut conn = store.hot_reads().take(store.pool()).await.map_err(map_err)?;
+                let row = query.fetch_optional(&mut *conn).await.map_err(map_err)?;
+                store.hot_reads().keep(conn);
+                Ok(row)
+            })
+            .await
+        }
+
+        /// [`hot_optional`] for a read of any number of rows.
+        async fn hot_all(store: &$store, query: DbQuery<'_>) -> Result<Vec<DbRow>, StoreError> {
+            bounded(store.read_deadline(), async {
+                let mut conn = store.hot_reads().take(store.pool()).await.map_err(map_err)?;
+                let rows = query.fetch_all(&mut *conn).await.map_err(map_err)?;
+                store.hot_reads().keep(conn);
+                Ok(rows)
+            })
+            .await
+        }
+
         /// Binds a client's fields in `CLIENT_COLUMNS` order.
         fn bind_client<'q>(
-            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            query: DbQuery<'q>,
             client: &'q Client,
-        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+        ) -> DbQuery<'q> {
             query
                 .bind(&client.id)
                 .bind(&client.name)
@@ -811,9 +815,9 @@ macro_rules! impl_sql_store {
         }
 
         fn bind_token<'q>(
-            query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+            query: DbQuery<'q>,
             token: &'q RefreshTokenRecord,
-        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+        ) -> DbQuery<'q> {
             query
                 .bind(&token.id)
                 .bind(&token.family_id)
