@@ -320,17 +320,8 @@ impl Authority {
     ) -> Result<User, AdminError> {
         let mut user = self.existing_user(user_id).await?;
         user.password_hash = self.hash_password(password).await?;
-        let now = self.now();
         user.must_change_password = must_change;
-        user.session_epoch += 1;
-        user.updated_at = now;
-        if !self.store.update_user(&user).await? {
-            return Err(AdminError::NotFound);
-        }
-        let revoked = self
-            .store
-            .revoke_user_refresh_families(&user.id, None, now)
-            .await?;
+        let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
         self.audit(
             actor,
             "user.password_reset",
@@ -368,13 +359,8 @@ impl Authority {
             ));
         }
         user.password_hash = self.hash_password(new_password).await?;
-        let now = self.now();
         user.must_change_password = false;
-        user.session_epoch += 1;
-        user.updated_at = now;
-        if !self.store.update_user(&user).await? {
-            return Err(AdminError::NotFound);
-        }
+        let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
         let actor = Actor::User {
             id: user.id.clone(),
             name: user.username.clone(),
@@ -383,10 +369,42 @@ impl Authority {
             &actor,
             "user.password_changed",
             Some(&user.username),
-            "changed by the user",
+            format!("changed by the user; other sessions ended, {revoked} refresh-token families revoked"),
         )
         .await;
         Ok(user)
+    }
+
+    /// Signs a user out everywhere: every browser session, refresh token and access token
+    /// of theirs stops counting at once (see [`Authority::save_and_end_sessions`]).
+    pub async fn sign_out_everywhere(&self, actor: &Actor, user_id: &str) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
+        self.audit(
+            actor,
+            "user.signed_out_everywhere",
+            Some(&user.username),
+            format!("sessions ended, {revoked} refresh-token families revoked"),
+        )
+        .await;
+        Ok(user)
+    }
+
+    /// Saves `user` with a new session epoch, then revokes all their refresh-token
+    /// families; returns how many. Every browser session signed in under the old epoch is
+    /// over on its next request, and every access token issued under it is inactive at
+    /// introspection and userinfo (its `sep` claim no longer matches), on every replica,
+    /// without hunting sessions or tokens down one by one.
+    async fn save_and_end_sessions(&self, user: &mut User, now: i64) -> Result<u64, AdminError> {
+        user.session_epoch += 1;
+        user.updated_at = now;
+        if !self.store.update_user(user).await? {
+            return Err(AdminError::NotFound);
+        }
+        Ok(self
+            .store
+            .revoke_user_refresh_families(&user.id, None, now)
+            .await?)
     }
 
     /// Grants or removes the admin role. The last admin cannot lose it, and an admin
@@ -438,20 +456,9 @@ impl Authority {
         if is_disabled && actor.id() == Some(user.id.as_str()) {
             return Err(AdminError::Invalid("you cannot disable yourself".into()));
         }
-        let now = self.now();
         user.is_disabled = is_disabled;
         if is_disabled {
-            user.session_epoch += 1;
-        }
-        user.updated_at = now;
-        if !self.store.update_user(&user).await? {
-            return Err(AdminError::NotFound);
-        }
-        if is_disabled {
-            let revoked = self
-                .store
-                .revoke_user_refresh_families(&user.id, None, now)
-                .await?;
+            let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
             self.audit(
                 actor,
                 "user.disabled",
@@ -460,6 +467,10 @@ impl Authority {
             )
             .await;
         } else {
+            user.updated_at = self.now();
+            if !self.store.update_user(&user).await? {
+                return Err(AdminError::NotFound);
+            }
             self.audit(actor, "user.enabled", Some(&user.username), "")
                 .await;
         }

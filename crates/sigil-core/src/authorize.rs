@@ -88,6 +88,9 @@ impl SignedIn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Login,
+    /// The user is signed in but must choose a new password before anything is issued
+    /// (a one-time password set by an admin, or the bootstrap admin's).
+    ChangePassword,
     Consent,
     /// Everything is in place: issue a code for this user.
     Issue {
@@ -313,6 +316,15 @@ impl Authority {
         let Some((user, auth_time)) = user else {
             return Ok(Decision::Login);
         };
+        if user.must_change_password {
+            if request.prompt_none {
+                return Err(request.redirect_error(OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "the user must choose a new password",
+                )));
+            }
+            return Ok(Decision::ChangePassword);
+        }
         let needs_consent = !consent_done
             && (request.prompt_consent
                 || (!client.is_first_party
@@ -400,13 +412,17 @@ impl Authority {
     }
 
     /// Checks a user name and password on the password pool. The answer is the same for an
-    /// unknown user, a wrong password and a disabled account.
+    /// unknown user, a wrong password and a disabled account. `device` is the id of a
+    /// trusted-device cookie proven to belong to this user name: the attempt is then
+    /// counted against the device instead of the account (see
+    /// [`crate::throttle::device_subject`]).
     pub async fn authenticate_user(
         &self,
         username: &str,
         password: Secret,
+        device: Option<&str>,
     ) -> Result<Option<User>, OAuthError> {
-        self.check_password(username, password, "sign-in page")
+        self.check_password(username, password, "sign-in page", device)
             .await
     }
 }

@@ -7,7 +7,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// The pool's queue is full: the caller should answer 503 with `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,38 @@ impl std::fmt::Display for Overloaded {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// `workers` threads run the jobs; at most `queue` more jobs wait for one.
+/// A place in a [`CpuPool`]'s queue, taken with [`CpuPool::admit`].
+#[derive(Debug)]
+pub struct Admission {
+    permit: OwnedSemaphorePermit,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Admission {
+    /// Queues `job` and waits for its answer. The place goes with the job: it is given
+    /// back when the job has run, not when this future is dropped.
+    pub async fn run<T, F>(self, job: F) -> Result<T, Overloaded>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let Self { permit, jobs } = self;
+        let (done, result) = oneshot::channel();
+        jobs.send(Box::new(move || {
+            let answer = job();
+            // Given back before the answer is sent, so that whoever sees the answer sees
+            // the place free again.
+            drop(permit);
+            let _ = done.send(answer);
+        }))
+        .map_err(|_| Overloaded)?;
+        result.await.map_err(|_| Overloaded)
+    }
+}
+
+/// `workers` threads run the jobs; at most `queue` more jobs wait for one. The channel to
+/// the workers is unbounded, but only admitted jobs are sent, and a job keeps its
+/// admission until it has run, so the channel never holds more than `workers + queue`.
 #[derive(Debug, Clone)]
 pub struct CpuPool {
     admitted: Arc<Semaphore>,
@@ -75,18 +106,24 @@ impl CpuPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let _admitted = self
+        self.admit()?.run(job).await
+    }
+
+    /// Takes a place in the queue now, for a job given later with [`Admission::run`], or
+    /// fails at once with [`Overloaded`]. The place is held until that job has finished
+    /// on a worker (or the admission is dropped unused), whatever happens to the future
+    /// that waits for the answer: a caller that gives up (a client that hangs up, a
+    /// request timeout) cannot free its place while its job still waits or runs.
+    pub fn admit(&self) -> Result<Admission, Overloaded> {
+        let permit = self
             .admitted
             .clone()
             .try_acquire_owned()
             .map_err(|_| Overloaded)?;
-        let (done, result) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = done.send(job());
-            }))
-            .map_err(|_| Overloaded)?;
-        result.await.map_err(|_| Overloaded)
+        Ok(Admission {
+            permit,
+            jobs: self.jobs.clone(),
+        })
     }
 
     /// Jobs admitted and not yet finished (running plus waiting).
@@ -157,5 +194,45 @@ mod tests {
         assert_eq!(panicked, Err(Overloaded));
         assert_eq!(pool.run(|| 5).await, Ok(5), "the workers survive a panic");
         assert_eq!(pool.depth(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_caller_keeps_its_place_until_the_job_has_run() {
+        let pool = CpuPool::new("test-pool", 1, 1);
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        // A running job whose caller gives up at once.
+        let running = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.run(move || {
+                    started_tx.send(()).ok();
+                    release_rx.recv().ok();
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || started_rx.recv())
+            .await
+            .ok();
+        running.abort();
+        let _ = running.await;
+        // A queued job whose caller gives up too.
+        let queued = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|| ()).await }
+        });
+        while pool.depth() < 2 {
+            tokio::task::yield_now().await;
+        }
+        queued.abort();
+        let _ = queued.await;
+        assert_eq!(pool.depth(), 2, "both places stay taken");
+        assert_eq!(pool.run(|| 1).await, Err(Overloaded));
+        release_tx.send(()).ok();
+        while pool.depth() > 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|| 2).await, Ok(2));
     }
 }

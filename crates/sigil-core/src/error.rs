@@ -36,6 +36,8 @@ pub enum ErrorCode {
     LoginRequired,
     /// OIDC Core §3.1.2.6: `prompt=none` but consent is needed.
     ConsentRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` but the user must interact (choose a new password).
+    InteractionRequired,
     /// RFC 6749 §4.1.2.1: the server is temporarily overloaded or its database is down.
     TemporarilyUnavailable,
     /// RFC 6749 §4.1.2.1: an unexpected condition (details are logged, never returned).
@@ -60,6 +62,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
             // RFC 6749 has no code of its own for throttling; the HTTP status (429) and
             // Retry-After say what happened.
             ErrorCode::TemporarilyUnavailable | ErrorCode::Throttled => "temporarily_unavailable",

@@ -12,6 +12,7 @@ mod authorize_tests;
 pub mod client;
 pub mod clock;
 pub mod cpu;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod grant;

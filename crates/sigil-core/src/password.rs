@@ -64,17 +64,63 @@ impl PasswordHasher {
 
     /// Verifies `password` against a stored PHC hash (its own parameters apply). With
     /// `None` it verifies against a dummy hash and returns false, costing the same time.
+    pub fn verify(&self, password: &str, stored_hash: Option<&str>) -> bool {
+        self.check(password, stored_hash).matched
+    }
+
+    /// [`PasswordHasher::verify`], also saying whether a matched hash should be replaced.
+    ///
+    /// Timing: an unknown user costs one verification of the dummy hash, made with this
+    /// hasher's settings. A stored hash made with cheaper settings (by `sigil user add` with
+    /// other options, or before the server's were raised) is padded with a verification of
+    /// the dummy hash too, so that no account answers measurably faster than an unknown
+    /// name; and once its password is proven it is rehashed ([`Verification::needs_rehash`]),
+    /// so the padding is paid at most until the user's next sign-in.
     ///
     /// The argon2 working memory (19 MiB with the defaults) is kept per thread and reused,
     /// instead of being allocated, faulted in and freed for every check: the CPU pool's
     /// few fixed threads each hold one block of it, so memory stays flat under load.
-    pub fn verify(&self, password: &str, stored_hash: Option<&str>) -> bool {
+    pub fn check(&self, password: &str, stored_hash: Option<&str>) -> Verification {
         let target = stored_hash.unwrap_or(&self.dummy_hash);
-        let matched = PasswordHash::new(target)
-            .ok()
-            .is_some_and(|parsed| verify_with_thread_memory(password.as_bytes(), &parsed));
-        matched && stored_hash.is_some()
+        let parsed = PasswordHash::new(target).ok();
+        let matched = parsed
+            .as_ref()
+            .is_some_and(|parsed| verify_with_thread_memory(password.as_bytes(), parsed));
+        let is_weaker = stored_hash.is_some() && parsed.as_ref().is_none_or(|p| self.is_weaker(p));
+        if is_weaker {
+            if let Ok(dummy) = PasswordHash::new(&self.dummy_hash) {
+                let _ = verify_with_thread_memory(password.as_bytes(), &dummy);
+            }
+        }
+        let matched = matched && stored_hash.is_some();
+        Verification {
+            matched,
+            needs_rehash: matched && is_weaker,
+        }
     }
+
+    /// Whether a stored hash is cheaper to compute than this hasher's (fewer KiB or passes,
+    /// or not argon2id version 0x13).
+    fn is_weaker(&self, stored: &PasswordHash<'_>) -> bool {
+        let Ok(params) = Params::try_from(stored) else {
+            return true;
+        };
+        let is_current_algorithm = Algorithm::try_from(stored.algorithm) == Ok(Algorithm::Argon2id)
+            && stored.version.map(Version::try_from) == Some(Ok(Version::V0x13));
+        !is_current_algorithm
+            || params.m_cost() < self.params.m_cost()
+            || params.t_cost() < self.params.t_cost()
+    }
+}
+
+/// What [`PasswordHasher::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verification {
+    /// The password is the stored one.
+    pub matched: bool,
+    /// The password matched a hash made with cheaper settings than the hasher's: store a
+    /// new hash of it.
+    pub needs_rehash: bool,
 }
 
 thread_local! {
@@ -195,5 +241,41 @@ mod tests {
     fn defaults_are_owasp() {
         let p = Argon2Params::default();
         assert_eq!((p.memory_kib, p.iterations, p.parallelism), (19_456, 2, 1));
+    }
+
+    #[test]
+    fn weaker_hashes_are_padded_and_flagged_for_rehash() {
+        let server = PasswordHasher::new(Argon2Params {
+            memory_kib: 256,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .expect("valid params");
+        let weak = cheap().hash("pw").expect("hash");
+        let current = server.hash("pw").expect("hash");
+        assert_eq!(
+            server.check("pw", Some(&weak)),
+            Verification {
+                matched: true,
+                needs_rehash: true
+            }
+        );
+        assert_eq!(
+            server.check("nope", Some(&weak)),
+            Verification {
+                matched: false,
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            server.check("pw", Some(&current)),
+            Verification {
+                matched: true,
+                needs_rehash: false
+            }
+        );
+        assert!(!server.check("pw", None).matched);
+        // A stronger stored hash is left alone.
+        assert!(!cheap().check("pw", Some(&current)).needs_rehash);
     }
 }

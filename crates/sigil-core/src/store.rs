@@ -5,6 +5,7 @@ pub mod memory;
 
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
+use crate::throttle::ThrottlePolicy;
 use crate::user::User;
 use async_trait::async_trait;
 
@@ -109,6 +110,16 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
     async fn count_users(&self) -> Result<i64, StoreError>;
+    /// Replaces a user's password hash with `new_hash` only while it is still
+    /// `expected_hash` (a rehash must not undo a password changed meanwhile). Returns
+    /// whether it did.
+    async fn replace_password_hash(
+        &self,
+        user_id: &str,
+        expected_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
@@ -243,14 +254,24 @@ pub trait Store: Send + Sync + 'static {
         &self,
         subjects: &[String],
     ) -> Result<Vec<SignInFailures>, StoreError>;
-    /// Atomically counts one more failure for `subject` at `now`; a count whose last
-    /// failure is before `window_start` starts again from one. Returns the new count.
-    async fn record_sign_in_failure(
+    /// Takes a sign-in attempt's place in the count of `subject`, atomically (one
+    /// conditional statement, so concurrent attempts on any replica each see the count the
+    /// ones before them left): when `subject` may try at `now` under `policy` (fewer than
+    /// `free` failures, a last failure older than the window, or the wait after it over;
+    /// see [`ThrottlePolicy::wait`]), counts the attempt as one more failure (a count whose
+    /// last failure is older than the window starts again from one) and returns `None`;
+    /// otherwise writes nothing and returns the count that refuses it. An attempt that
+    /// then succeeds gives its place back ([`Store::release_sign_in_attempt`]) or clears
+    /// the count.
+    async fn reserve_sign_in_attempt(
         &self,
         subject: &str,
+        free: i64,
+        policy: &ThrottlePolicy,
         now: i64,
-        window_start: i64,
-    ) -> Result<SignInFailures, StoreError>;
+    ) -> Result<Option<SignInFailures>, StoreError>;
+    /// Gives back one place taken by [`Store::reserve_sign_in_attempt`] (never below zero).
+    async fn release_sign_in_attempt(&self, subject: &str) -> Result<(), StoreError>;
     /// Forgets the failures of `subject` (after a successful sign-in).
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError>;
 }

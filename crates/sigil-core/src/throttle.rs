@@ -39,6 +39,14 @@ pub fn account_subject(username: &str) -> String {
     format!("account:{}", username.trim().to_lowercase())
 }
 
+/// The subject of a trusted device: a browser that signed in to one account before, and
+/// presents the signed cookie it got then. It has a count of its own, with the account's
+/// allowance, so that failures elsewhere cannot lock its owner out (OWASP's device
+/// cookies). Only a hash of the device's id is kept.
+pub fn device_subject(device_id: &str) -> String {
+    format!("device:{}", &crate::secret::hash_for_storage(device_id)[..22])
+}
+
 /// The subject of a client address.
 pub fn address_subject(address: &str) -> String {
     format!("address:{address}")
@@ -50,7 +58,8 @@ impl ThrottlePolicy {
         self.address_free_failures > 0
     }
 
-    fn free_failures(&self, subject: &str) -> i64 {
+    /// The failures a subject may have without waiting.
+    pub fn free_failures(&self, subject: &str) -> i64 {
         if subject.starts_with("address:") {
             self.address_free_failures
         } else {

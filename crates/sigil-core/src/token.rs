@@ -32,6 +32,12 @@ pub struct AccessTokenClaims {
     /// report it inactive once the family is revoked. Not a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fid: Option<String>,
+    /// The user's session epoch when the token was issued ([`crate::user::User::session_epoch`]):
+    /// a password change or reset, disabling, or signing out everywhere moves the epoch on,
+    /// and introspection and userinfo then refuse every token issued before. Absent in
+    /// client tokens (and in tokens issued before this claim existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sep: Option<i64>,
 }
 
 impl AccessTokenClaims {
@@ -334,6 +340,7 @@ mod tests {
             scope: "a b".into(),
             auth_time: None,
             fid: None,
+            sep: None,
         }
     }
 

@@ -214,9 +214,11 @@ impl Authority {
         } = issuance;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
-        let (sub, auth_time) = match &subject {
-            Subject::User { user, auth_time } => (user.id.clone(), Some(*auth_time)),
-            Subject::Client => (client.id.clone(), None),
+        let (sub, auth_time, epoch) = match &subject {
+            Subject::User { user, auth_time } => {
+                (user.id.clone(), Some(*auth_time), Some(user.session_epoch))
+            }
+            Subject::Client => (client.id.clone(), None, None),
         };
         let claims = AccessTokenClaims {
             iss: self.config.issuer.clone(),
@@ -229,6 +231,7 @@ impl Authority {
             scope: scope.to_string(),
             auth_time,
             fid: family_id,
+            sep: epoch,
         };
         let access_token = self.sign(ACCESS_TOKEN_TYP, claims).await?;
         let id_token = match subject {

@@ -32,11 +32,18 @@ impl Authority {
                 username,
                 password,
                 &format!("password grant, client {}", client.id),
+                None,
             )
             .await?;
         let Some(user) = user else {
             return Err(OAuthError::invalid_grant("invalid username or password"));
         };
+        // Only after the password was proven, so that this says nothing to a guesser.
+        if user.must_change_password {
+            return Err(OAuthError::invalid_grant(
+                "the password must be changed before this account can sign in: sign in on the sign-in page to choose a new one",
+            ));
+        }
         let auth_time = self.now();
         let mut family = None;
         if Self::wants_refresh_token(client, &scope) {

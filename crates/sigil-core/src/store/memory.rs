@@ -6,6 +6,7 @@ use super::{
 };
 use crate::audit::{chain_entry, AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
+use crate::throttle::ThrottlePolicy;
 use crate::user::User;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -84,6 +85,23 @@ impl Store for MemoryStore {
     }
     async fn count_users(&self) -> Result<i64, StoreError> {
         Ok(self.data().users.len() as i64)
+    }
+    async fn replace_password_hash(
+        &self,
+        user_id: &str,
+        expected_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut data = self.data();
+        match data.users.get_mut(user_id) {
+            Some(user) if user.password_hash == expected_hash => {
+                user.password_hash = new_hash.to_string();
+                user.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -421,13 +439,21 @@ impl Store for MemoryStore {
             .filter_map(|s| data.sign_in_failures.get(s).cloned())
             .collect())
     }
-    async fn record_sign_in_failure(
+    async fn reserve_sign_in_attempt(
         &self,
         subject: &str,
+        free: i64,
+        policy: &ThrottlePolicy,
         now: i64,
-        window_start: i64,
-    ) -> Result<SignInFailures, StoreError> {
+    ) -> Result<Option<SignInFailures>, StoreError> {
         let mut data = self.data();
+        if let Some(count) = data.sign_in_failures.get(subject) {
+            let delay = policy.delay(count.failures, free);
+            let is_stale = count.last_failure_at < now - policy.window;
+            if !is_stale && delay > 0 && count.last_failure_at + delay + 1 > now {
+                return Ok(Some(count.clone()));
+            }
+        }
         let entry = data
             .sign_in_failures
             .entry(subject.to_string())
@@ -437,13 +463,19 @@ impl Store for MemoryStore {
                 first_failure_at: now,
                 last_failure_at: now,
             });
-        if entry.last_failure_at < window_start {
+        if entry.last_failure_at < now - policy.window {
             entry.failures = 0;
             entry.first_failure_at = now;
         }
         entry.failures += 1;
         entry.last_failure_at = now;
-        Ok(entry.clone())
+        Ok(None)
+    }
+    async fn release_sign_in_attempt(&self, subject: &str) -> Result<(), StoreError> {
+        if let Some(count) = self.data().sign_in_failures.get_mut(subject) {
+            count.failures = (count.failures - 1).max(0);
+        }
+        Ok(())
     }
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError> {
         self.data().sign_in_failures.remove(subject);
