@@ -377,7 +377,11 @@ impl Authority {
 
     /// Signs a user out everywhere: every browser session, refresh token and access token
     /// of theirs stops counting at once (see [`Authority::save_and_end_sessions`]).
-    pub async fn sign_out_everywhere(&self, actor: &Actor, user_id: &str) -> Result<User, AdminError> {
+    pub async fn sign_out_everywhere(
+        &self,
+        actor: &Actor,
+        user_id: &str,
+    ) -> Result<User, AdminError> {
         let mut user = self.existing_user(user_id).await?;
         let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
         self.audit(

@@ -295,7 +295,8 @@ impl Authority {
         }
         if claims.is_for_user() {
             match self.store.find_user(&claims.sub).await? {
-                Some(user) if !user.is_disabled && claims.sep.is_none_or(|e| e == user.session_epoch) => {}
+                Some(user)
+                    if !user.is_disabled && claims.sep.is_none_or(|e| e == user.session_epoch) => {}
                 _ => return Ok(false),
             }
         }
@@ -338,7 +339,11 @@ impl PasswordAttempt {
             Some(device) => crate::throttle::device_subject(device),
             None => crate::throttle::account_subject(&self.username),
         }];
-        if let Some(address) = self.address.as_deref().filter(|_| policy.counts_addresses()) {
+        if let Some(address) = self
+            .address
+            .as_deref()
+            .filter(|_| policy.counts_addresses())
+        {
             subjects.push(crate::throttle::address_subject(address));
         }
         let mut reserved: Vec<&str> = Vec::new();
@@ -352,7 +357,9 @@ impl PasswordAttempt {
                 Ok(None) => reserved.push(subject),
                 Ok(Some(count)) => {
                     self.release(&reserved).await;
-                    return Err(OAuthError::throttled(policy.wait(&[count], now).max(1) as u64));
+                    return Err(OAuthError::throttled(
+                        policy.wait(&[count], now).max(1) as u64
+                    ));
                 }
                 Err(error) => {
                     self.release(&reserved).await;
@@ -408,16 +415,25 @@ impl PasswordAttempt {
                         .replace_password_hash(&user.id, &user.password_hash, &new_hash, now)
                         .await
                     {
-                        Ok(_) => tracing::info!(user = %user.id, "password rehashed with the current settings"),
-                        Err(error) => tracing::warn!(%error, "could not store the rehashed password"),
+                        Ok(_) => {
+                            tracing::info!(user = %user.id, "password rehashed with the current settings")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "could not store the rehashed password")
+                        }
                     }
                 }
                 let actor = Actor::User {
                     id: user.id.clone(),
                     name: user.username.clone(),
                 };
-                self.audit(&actor, "sign_in.success", Some(&user.username), format!("via {via}"))
-                    .await
+                self.audit(
+                    &actor,
+                    "sign_in.success",
+                    Some(&user.username),
+                    format!("via {via}"),
+                )
+                .await
             }
             None => {
                 self.events.sign_in_failures.fetch_add(1, Ordering::Relaxed);

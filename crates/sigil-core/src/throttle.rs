@@ -44,7 +44,10 @@ pub fn account_subject(username: &str) -> String {
 /// allowance, so that failures elsewhere cannot lock its owner out (OWASP's device
 /// cookies). Only a hash of the device's id is kept.
 pub fn device_subject(device_id: &str) -> String {
-    format!("device:{}", &crate::secret::hash_for_storage(device_id)[..22])
+    format!(
+        "device:{}",
+        &crate::secret::hash_for_storage(device_id)[..22]
+    )
 }
 
 /// The subject of a client address.

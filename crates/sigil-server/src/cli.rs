@@ -240,6 +240,23 @@ pub async fn user_set_disabled(
     Ok(())
 }
 
+/// `sigil user sign-out`: sign a user out everywhere.
+pub async fn user_sign_out(database_url: &str, args: &UserRefArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let authority = authority(&database, None)?;
+    let user = find_user_named(&database, &args.username).await?;
+    authority
+        .sign_out_everywhere(&Actor::Cli, &user.id)
+        .await
+        .map_err(admin_error)?;
+    println!(
+        "{} signed out everywhere; sessions, refresh tokens and access tokens revoked",
+        user.username
+    );
+    database.close().await;
+    Ok(())
+}
+
 /// `sigil user revoke-grant`
 pub async fn user_revoke_grant(
     database_url: &str,

@@ -221,6 +221,9 @@ pub enum UserCommand {
     Disable(UserRefArgs),
     /// Enable a disabled user.
     Enable(UserRefArgs),
+    /// Sign a user out everywhere: every browser session, refresh token and access token
+    /// of theirs stops counting at once.
+    SignOut(UserRefArgs),
     /// Revoke what a user granted a client (consent and refresh tokens).
     RevokeGrant(UserRevokeGrantArgs),
 }

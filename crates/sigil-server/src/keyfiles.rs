@@ -188,6 +188,42 @@ impl KeyDir {
         Ok(())
     }
 
+    /// The key of the trusted-device cookies (`device.key`, 32 random bytes, mode 0600),
+    /// created on first use. Replicas that share the directory share the key; two that
+    /// start at once agree on one (the file is linked into place only if none exists).
+    pub fn device_key(&self) -> Result<sigil_core::device::DeviceKey, KeyDirError> {
+        let path = self.path.join(DEVICE_KEY_FILE);
+        let bad = |message: String| KeyDirError::BadKey {
+            kid: DEVICE_KEY_FILE.into(),
+            message,
+        };
+        if !path.exists() {
+            let mut secret = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            let tmp = self.path.join(format!(
+                ".{DEVICE_KEY_FILE}.{}.tmp",
+                sigil_core::secret::random_token(6)
+            ));
+            let written = (|| {
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&tmp)?;
+                file.write_all(&secret)?;
+                file.sync_all()?;
+                match fs::hard_link(&tmp, &path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+                    _ => Ok(()),
+                }
+            })();
+            let _ = fs::remove_file(&tmp);
+            written.map_err(|e| self.io(e))?;
+        }
+        let secret = fs::read(&path).map_err(|e| self.io(e))?;
+        sigil_core::device::DeviceKey::new(&secret).map_err(bad)
+    }
+
     fn write_atomically(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), KeyDirError> {
         let tmp = self.path.join(format!(
             ".{name}.{}.tmp",
@@ -213,6 +249,9 @@ impl KeyDir {
         result.map_err(|e| self.io(e))
     }
 }
+
+/// The file of the trusted-device cookies' key in the keys directory.
+pub const DEVICE_KEY_FILE: &str = "device.key";
 
 /// `keys rotate`: publishes a new key now. It signs from `now + activation_delay` (the
 /// JWKS max-age, so every verifier's cache has seen it), or, with `immediately`, strictly

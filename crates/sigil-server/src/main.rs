@@ -18,6 +18,7 @@ async fn main() {
         Command::User(UserCommand::SetPassword(a)) => cli::user_set_password(db, a).await,
         Command::User(UserCommand::Disable(a)) => cli::user_set_disabled(db, a, true).await,
         Command::User(UserCommand::Enable(a)) => cli::user_set_disabled(db, a, false).await,
+        Command::User(UserCommand::SignOut(a)) => cli::user_sign_out(db, a).await,
         Command::User(UserCommand::RevokeGrant(a)) => cli::user_revoke_grant(db, a).await,
         Command::Client(ClientCommand::Add(a)) => cli::client_add(db, a).await,
         Command::Client(ClientCommand::List(a)) => cli::client_list(db, a).await,

@@ -41,12 +41,12 @@ pub async fn build_state(
     let clock = Arc::new(SystemClock);
     let now = clock.now();
     let dir = keys.clone();
-    let set = tokio::task::spawn_blocking(move || {
+    let (set, devices) = tokio::task::spawn_blocking(move || {
         dir.create()?;
         if let Some(kid) = dir.ensure_key(now)? {
             tracing::info!(%kid, "generated the first signing key");
         }
-        dir.load()
+        Ok::<_, crate::keyfiles::KeyDirError>((dir.load()?, dir.device_key()?))
     })
     .await
     .map_err(|e| CommandError::Invalid(format!("key loading failed: {e}")))??;
@@ -95,6 +95,7 @@ pub async fn build_state(
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
         keys_dir: keys.clone(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
+        devices: Arc::new(devices),
     })
 }
 

@@ -39,4 +39,6 @@ pub struct AppState {
     pub keys_dir: crate::keyfiles::KeyDir,
     /// Counters and histograms served at `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Signs and checks the trusted-device cookies of the sign-in page.
+    pub devices: Arc<sigil_core::device::DeviceKey>,
 }

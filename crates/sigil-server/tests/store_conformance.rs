@@ -8,6 +8,7 @@ use sigil_core::audit::{verify_chain, AuditFilter, AuditRecord};
 use sigil_core::client::ClientRegistration;
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use sigil_core::throttle::ThrottlePolicy;
 use sigil_core::user::User;
 use sigil_server::store::{Database, DatabaseOptions};
 use std::sync::Arc;
@@ -94,6 +95,21 @@ async fn conformance(store: Arc<dyn Store>) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(store.count_users().await.expect("count"), 2);
+    // A rehash replaces the hash only while it is still the one that was verified.
+    let stale = changed.password_hash.clone();
+    assert!(store
+        .replace_password_hash(&alice.id, &stale, "rehashed", NOW + 6)
+        .await
+        .expect("replace"));
+    assert!(!store
+        .replace_password_hash(&alice.id, &stale, "older", NOW + 7)
+        .await
+        .expect("replace"));
+    let rehashed = store.find_user(&alice.id).await.expect("find");
+    assert_eq!(
+        rehashed.map(|u| (u.password_hash, u.updated_at)),
+        Some(("rehashed".to_string(), NOW + 6))
+    );
 
     // Clients.
     let (client, _) = ClientRegistration {
@@ -742,8 +758,12 @@ async fn concurrent_rotations_of_many_tokens(
     );
 }
 
-/// Sign-in failure counts: atomic increments from many tasks, the window, clearing.
+/// Sign-in attempts: the reservation checks and counts in one step, so that concurrent
+/// attempts cost what the same attempts one after another cost; the window; release;
+/// clearing.
 async fn sign_in_failures(store: Arc<dyn Store>) {
+    let policy = ThrottlePolicy::default();
+    let free = policy.account_free_failures;
     let subject = "account:mallory".to_string();
     let other = "address:192.0.2.7".to_string();
     let tasks: Vec<_> = (0..20)
@@ -752,36 +772,82 @@ async fn sign_in_failures(store: Arc<dyn Store>) {
             let subject = subject.clone();
             tokio::spawn(async move {
                 store
-                    .record_sign_in_failure(&subject, NOW, NOW - 3600)
+                    .reserve_sign_in_attempt(&subject, free, &policy, NOW)
                     .await
             })
         })
         .collect();
+    let mut admitted = 0;
     for task in tasks {
-        task.await.expect("join").expect("record");
+        if task.await.expect("join").expect("reserve").is_none() {
+            admitted += 1;
+        }
     }
+    assert_eq!(
+        admitted, free,
+        "exactly the free attempts, as if one after another"
+    );
     let counts = store
         .find_sign_in_failures(&[subject.clone(), other.clone()])
         .await
         .expect("find");
     assert_eq!(counts.len(), 1, "absent subjects are not listed");
-    assert_eq!(counts[0].failures, 20, "every concurrent failure counted");
+    assert_eq!(counts[0].failures, free, "refused attempts are not counted");
     assert_eq!(counts[0].first_failure_at, NOW);
-    let later = store
-        .record_sign_in_failure(&subject, NOW + 10, NOW - 3600)
-        .await
-        .expect("record");
-    assert_eq!((later.failures, later.last_failure_at), (21, NOW + 10));
-    // A last failure older than the window starts the count again.
-    let fresh = store
-        .record_sign_in_failure(&subject, NOW + 5000, NOW + 5000 - 3600)
-        .await
-        .expect("record");
-    assert_eq!((fresh.failures, fresh.first_failure_at), (1, NOW + 5000));
+    // The store's wait is the policy's, second for second, as the count grows.
+    let mut at = NOW;
+    for failures in free..free + 12 {
+        let delay = policy.delay(failures, free);
+        let refused = store
+            .reserve_sign_in_attempt(&subject, free, &policy, at + delay)
+            .await
+            .expect("reserve");
+        assert_eq!(
+            refused.map(|c| (c.failures, policy.wait(&[c], at + delay))),
+            Some((failures, 1)),
+            "after {failures} failures, still waiting at the last second of the delay"
+        );
+        at += delay + 1;
+        let counted = store
+            .reserve_sign_in_attempt(&subject, free, &policy, at)
+            .await
+            .expect("reserve");
+        assert_eq!(
+            counted, None,
+            "after {failures} failures, the wait is over at {at}"
+        );
+    }
     store
-        .record_sign_in_failure(&other, NOW, NOW - 3600)
+        .release_sign_in_attempt(&subject)
         .await
-        .expect("record");
+        .expect("release");
+    let counts = store
+        .find_sign_in_failures(std::slice::from_ref(&subject))
+        .await
+        .expect("find");
+    assert_eq!(
+        counts[0].failures,
+        free + 11,
+        "a released place is given back"
+    );
+    // A last failure older than the window starts the count again.
+    let later = at + policy.window + 1;
+    assert_eq!(
+        store
+            .reserve_sign_in_attempt(&subject, free, &policy, later)
+            .await
+            .expect("reserve"),
+        None
+    );
+    let counts = store
+        .find_sign_in_failures(std::slice::from_ref(&subject))
+        .await
+        .expect("find");
+    assert_eq!((counts[0].failures, counts[0].first_failure_at), (1, later));
+    store
+        .reserve_sign_in_attempt(&other, policy.address_free_failures, &policy, NOW)
+        .await
+        .expect("reserve");
     store.clear_sign_in_failures(&subject).await.expect("clear");
     let counts = store
         .find_sign_in_failures(&[subject.clone(), other.clone()])

@@ -104,6 +104,10 @@ pub async fn proceed(state: &AppState, session: &Session, id: &str, pending: Pen
         Ok(Decision::Login) => {
             browser::redirect(StatusCode::SEE_OTHER, &format!("/login?req={id}"))
         }
+        Ok(Decision::ChangePassword) => browser::redirect(
+            StatusCode::SEE_OTHER,
+            &format!("/account/password?req={id}"),
+        ),
         Ok(Decision::Consent) => {
             browser::redirect(StatusCode::SEE_OTHER, &format!("/consent?req={id}"))
         }

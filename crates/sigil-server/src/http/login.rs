@@ -8,12 +8,13 @@ use super::pages::{self, LoginPage};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use sigil_core::authorize::SignedIn;
+use sigil_core::device::DEVICE_TOKEN_TTL;
 use sigil_core::secret::Secret;
 use tower_sessions::Session;
 
@@ -90,7 +91,48 @@ async fn show(
     pages::render(StatusCode::OK, &page, &targets)
 }
 
-async fn submit(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+/// The trusted-device cookie's name for an issuer (see `sigil_core::device`).
+pub fn device_cookie_name(is_https: bool) -> &'static str {
+    if is_https {
+        "__Host-sigil_device"
+    } else {
+        "sigil_device"
+    }
+}
+
+/// The trusted-device cookie the browser sent, if any (the last one of that name).
+fn presented_device_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value)
+        .last()
+}
+
+/// A `Set-Cookie` for a trusted-device token: sent only to Sigil (HttpOnly, SameSite=Strict,
+/// path `/login`), Secure under https, for [`DEVICE_TOKEN_TTL`].
+fn device_cookie(name: &str, token: &str, is_https: bool) -> Option<HeaderValue> {
+    let (path, secure) = if is_https {
+        ("/", "; Secure")
+    } else {
+        ("/login", "")
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={token}; Max-Age={DEVICE_TOKEN_TTL}; Path={path}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok()
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = OAuthForm::parse(&body);
     if let Err(response) = browser::check_csrf(&session, &form).await {
         return response;
@@ -110,25 +152,30 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         .unwrap_or("")
         .to_string();
     let mut refusal = (StatusCode::UNAUTHORIZED, "Incorrect user name or password.");
-    let mut retry_after = None;
+    let now = state.authority.now();
+    let is_https = state.authority.config().issuer.starts_with("https://");
+    let cookie_name = device_cookie_name(is_https);
+    // A browser that signed in to this account before is exempt from the account's wait
+    // (its attempts count against the device); anything else counts against the account.
+    let device = presented_device_token(&headers, cookie_name)
+        .and_then(|token| state.devices.verify(token, &username, now));
     let user = if username.is_empty() || password.is_empty() {
         None
     } else {
         match state
             .authority
-            .authenticate_user(&username, Secret::new(password))
+            .authenticate_user(&username, Secret::new(password), device.as_deref())
             .await
         {
             Ok(user) => user,
-            // The same words whether the name exists or not, and no count of seconds that
-            // would help a script pace itself; the header is there for real clients.
+            // The same words whether the name exists or not, and no count of seconds: no
+            // Retry-After either, which would tell a script when to send its next guess.
             Err(error) if error.code == sigil_core::ErrorCode::Throttled => {
                 tracing::info!("sign-in throttled");
                 refusal = (
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many sign-in attempts. Please wait a while before trying again.",
                 );
-                retry_after = error.retry_after;
                 None
             }
             Err(error) => {
@@ -160,16 +207,29 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
             username: &username,
             error: Some(refusal.1),
         };
-        let mut response = pages::render(refusal.0, &page, &targets);
-        if let Some(seconds) = retry_after {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(seconds),
-            );
-        }
-        return response;
+        return pages::render(refusal.0, &page, &targets);
     };
-    let now = state.authority.now();
+    let device_cookie = state
+        .devices
+        .issue(&user.username, device.as_deref(), now)
+        .and_then(|token| device_cookie(cookie_name, &token, is_https));
+    let mut response = finish(&state, &session, &req, &next, &user, now).await;
+    if let Some(cookie) = device_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// Signs the session in and goes on: to the pending authorization request, to `next`, or
+/// to a page that says so.
+async fn finish(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+    next: &str,
+    user: &sigil_core::user::User,
+    now: i64,
+) -> Response {
     if let Err(response) = browser::sign_in(
         &session,
         SignedIn {
@@ -183,8 +243,11 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
         return response;
     }
     tracing::info!(user = %user.id, "signed in");
+    if req.is_empty() && user.must_change_password {
+        return browser::redirect(StatusCode::SEE_OTHER, "/account/password");
+    }
     if req.is_empty() && !next.is_empty() {
-        return browser::redirect(StatusCode::SEE_OTHER, &next);
+        return browser::redirect(StatusCode::SEE_OTHER, next);
     }
     if req.is_empty() {
         return pages::message(
@@ -193,13 +256,13 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
             &format!("You are signed in as {}.", user.username),
         );
     }
-    match browser::find_pending(&session, &req, now).await {
+    match browser::find_pending(session, req, now).await {
         Ok(Some(mut pending)) => {
             pending.login_done = true;
-            if let Err(response) = browser::update_pending(&session, &req, pending.clone()).await {
+            if let Err(response) = browser::update_pending(session, req, pending.clone()).await {
                 return response;
             }
-            proceed(&state, &session, &req, pending).await
+            proceed(state, session, req, pending).await
         }
         Ok(None) => browser::expired_request(),
         Err(response) => response,

@@ -1,6 +1,7 @@
 //! The HTTP surface: one module per endpoint group, each exposing `router()`, assembled
 //! here with the cross-cutting layers (request id, access log, limits, timeouts).
 
+pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod browser;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
     let browser = Router::new()
         .merge(authorize::router())
         .merge(login::router())
+        .merge(account::router())
         .merge(consent::router())
         .merge(logout::router())
         .merge(admin::router())

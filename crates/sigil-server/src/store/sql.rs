@@ -108,6 +108,24 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Implements [`sigil_core::store::Store`] for `$store`, whose `pool()` is a `$pool`.
+/// Counts a sign-in attempt as a failure only when the subject may try now, in one
+/// statement (both databases): `$1` subject, `$2` now, `$3` start of the window, `$4` free
+/// failures (at least 1), `$5` first delay (at least 1), `$6` longest delay. The wait is
+/// `ThrottlePolicy::delay` written in SQL: `$5 * 2^(failures - $4)` (at most 30 doublings),
+/// capped at `$6`, counted to the end of the last failure's second. No row comes back when
+/// the attempt must wait.
+pub(crate) const RESERVE_SIGN_IN_ATTEMPT: &str = "INSERT INTO sign_in_failures (subject, failures, first_failure_at, last_failure_at) VALUES ($1, 1, $2, $2) \
+    ON CONFLICT (subject) DO UPDATE SET \
+    failures = CASE WHEN sign_in_failures.last_failure_at < $3 THEN 1 ELSE sign_in_failures.failures + 1 END, \
+    first_failure_at = CASE WHEN sign_in_failures.last_failure_at < $3 THEN $2 ELSE sign_in_failures.first_failure_at END, \
+    last_failure_at = $2 \
+    WHERE sign_in_failures.last_failure_at < $3 \
+    OR sign_in_failures.failures < $4 \
+    OR sign_in_failures.last_failure_at + 1 + (CASE \
+        WHEN $5 * (CAST(1 AS BIGINT) << CAST((CASE WHEN sign_in_failures.failures - $4 > 30 THEN 30 ELSE sign_in_failures.failures - $4 END) AS INTEGER)) > $6 THEN $6 \
+        ELSE $5 * (CAST(1 AS BIGINT) << CAST((CASE WHEN sign_in_failures.failures - $4 > 30 THEN 30 ELSE sign_in_failures.failures - $4 END) AS INTEGER)) END) <= $2 \
+    RETURNING subject";
+
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         use $crate::store::map_err;
@@ -313,6 +331,18 @@ macro_rules! impl_sql_store {
                         .map_err(map_err)?;
                     row.try_get::<i64, _>("n").map_err(map_err)
                 }).await
+            }
+
+            async fn replace_password_hash(&self, user_id: &str, expected_hash: &str, new_hash: &str, now: i64) -> Result<bool, StoreError> {
+                let result = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+                    .bind(new_hash)
+                    .bind(now)
+                    .bind(user_id)
+                    .bind(expected_hash)
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_err)?;
+                Ok(result.rows_affected() == 1)
             }
 
             async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -739,21 +769,38 @@ macro_rules! impl_sql_store {
                 rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
             }
 
-            async fn record_sign_in_failure(&self, subject: &str, now: i64, window_start: i64) -> Result<SignInFailures, StoreError> {
-                // One statement, so concurrent failures on any replica each count.
-                let row = sqlx::query("INSERT INTO sign_in_failures (subject, failures, first_failure_at, last_failure_at) VALUES ($1, 1, $2, $2) \
-                    ON CONFLICT (subject) DO UPDATE SET \
-                    failures = CASE WHEN sign_in_failures.last_failure_at < $3 THEN 1 ELSE sign_in_failures.failures + 1 END, \
-                    first_failure_at = CASE WHEN sign_in_failures.last_failure_at < $3 THEN $2 ELSE sign_in_failures.first_failure_at END, \
-                    last_failure_at = $2 \
-                    RETURNING subject, failures, first_failure_at, last_failure_at")
+            async fn reserve_sign_in_attempt(&self, subject: &str, free: i64, policy: &sigil_core::throttle::ThrottlePolicy, now: i64) -> Result<Option<SignInFailures>, StoreError> {
+                // A count that was cleared between the refused upsert and the read that
+                // explains it: try again (a few times at most; each round is atomic).
+                for _ in 0..3 {
+                    let counted = sqlx::query(RESERVE_SIGN_IN_ATTEMPT)
+                        .bind(subject)
+                        .bind(now)
+                        .bind(now - policy.window)
+                        .bind(free.max(1))
+                        .bind(policy.base_delay.max(1))
+                        .bind(policy.max_delay)
+                        .fetch_optional(self.pool())
+                        .await
+                        .map_err(map_err)?;
+                    if counted.is_some() {
+                        return Ok(None);
+                    }
+                    let refusing = self.find_sign_in_failures(&[subject.to_string()]).await?;
+                    if let Some(count) = refusing.into_iter().next() {
+                        return Ok(Some(count));
+                    }
+                }
+                Err(StoreError::Unavailable("the sign-in count keeps changing".into()))
+            }
+
+            async fn release_sign_in_attempt(&self, subject: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE sign_in_failures SET failures = failures - 1 WHERE subject = $1 AND failures > 0")
                     .bind(subject)
-                    .bind(now)
-                    .bind(window_start)
-                    .fetch_one(self.pool())
+                    .execute(self.pool())
                     .await
                     .map_err(map_err)?;
-                failures_from_row(&row).map_err(map_err)
+                Ok(())
             }
 
             async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError> {

@@ -1,0 +1,184 @@
+//! `GET, POST /account/password`: a signed-in user changes their own password. Until a
+//! password set for one-time use (by an admin's reset, or the bootstrap admin's) is
+//! replaced here, no sign-in finishes: the authorization flow sends the browser here and
+//! resumes the pending request afterwards. Changing the password ends every other session
+//! and revokes the user's refresh tokens and access tokens; this session continues.
+
+use super::authorize::proceed;
+use super::browser;
+use super::form::OAuthForm;
+use crate::state::AppState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use sigil_core::admin::AdminError;
+use sigil_core::authorize::SignedIn;
+use sigil_core::secret::Secret;
+use sigil_core::user::User;
+use tower_sessions::Session;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/account/password", get(show).post(change))
+}
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+struct PasswordPage<'a> {
+    csrf: &'a str,
+    req: &'a str,
+    username: &'a str,
+    forced: bool,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct PasswordQuery {
+    req: Option<String>,
+}
+
+/// The user this session is signed in as, if the session still counts for them.
+async fn current_user(state: &AppState, session: &Session) -> Result<Option<User>, Response> {
+    let Some(signed_in) = browser::signed_in(session).await? else {
+        return Ok(None);
+    };
+    match state.authority.store().find_user(&signed_in.user_id).await {
+        Ok(user) => Ok(user.filter(|u| signed_in.is_valid_for(u))),
+        Err(error) => {
+            tracing::warn!(%error, "could not read the signed-in user");
+            Err(super::pages::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Sigil cannot reach its database right now. Please try again in a moment.",
+            ))
+        }
+    }
+}
+
+/// A pending-request id as Sigil makes them (see `browser::save_pending`), or nothing.
+fn request_id(req: Option<&str>) -> &str {
+    match req {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            id
+        }
+        _ => "",
+    }
+}
+
+fn sign_in_first(req: &str) -> Response {
+    let target = if req.is_empty() {
+        "/login".to_string()
+    } else {
+        format!("/login?req={req}")
+    };
+    browser::redirect(StatusCode::SEE_OTHER, &target)
+}
+
+async fn page(session: &Session, user: &User, req: &str, error: Option<&str>) -> Response {
+    let csrf = match browser::csrf_token(session).await {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    super::pages::render(
+        status,
+        &PasswordPage {
+            csrf: &csrf,
+            req,
+            username: &user.username,
+            forced: user.must_change_password,
+            error,
+        },
+        &[],
+    )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<PasswordQuery>,
+) -> Response {
+    let req = request_id(query.req.as_deref());
+    match current_user(&state, &session).await {
+        Ok(Some(user)) => page(&session, &user, req, None).await,
+        Ok(None) => sign_in_first(req),
+        Err(response) => response,
+    }
+}
+
+async fn change(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+    let form = OAuthForm::parse(&body);
+    if let Err(response) = browser::check_csrf(&session, &form).await {
+        return response;
+    }
+    let field = |name: &str| form.single(name).ok().flatten().unwrap_or("").to_string();
+    let req = request_id(form.single("req").ok().flatten()).to_string();
+    let user = match current_user(&state, &session).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return sign_in_first(&req),
+        Err(response) => return response,
+    };
+    let new_password = field("new_password");
+    if new_password != field("repeat_password") {
+        return page(&session, &user, &req, Some("The two new passwords differ.")).await;
+    }
+    let result = state
+        .authority
+        .change_own_password(
+            &user.id,
+            Secret::new(field("current_password")),
+            Secret::new(new_password),
+        )
+        .await;
+    let user = match result {
+        Ok(user) => user,
+        Err(AdminError::Invalid(message)) => {
+            return page(&session, &user, &req, Some(&message)).await
+        }
+        Err(error) => {
+            tracing::warn!(%error, "password change failed");
+            return super::pages::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Sigil is busy or cannot reach its database. Please try again in a moment.",
+            );
+        }
+    };
+    // Every other session ended with the new epoch; this one continues under a new id.
+    let now = state.authority.now();
+    let signed_in = SignedIn {
+        user_id: user.id.clone(),
+        auth_time: now,
+        session_epoch: user.session_epoch,
+    };
+    if let Err(response) = browser::sign_in(&session, signed_in).await {
+        return response;
+    }
+    tracing::info!(user = %user.id, "password changed");
+    if !req.is_empty() {
+        match browser::find_pending(&session, &req, now).await {
+            Ok(Some(pending)) => return proceed(&state, &session, &req, pending).await,
+            Ok(None) => return browser::expired_request(),
+            Err(response) => return response,
+        }
+    }
+    super::pages::message(
+        StatusCode::OK,
+        "Password changed",
+        "Your new password is set. Other browsers and apps signed in as you have been signed out.",
+    )
+}
