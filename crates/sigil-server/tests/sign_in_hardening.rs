@@ -312,6 +312,9 @@ async fn concurrent_guesses_cost_what_sequential_ones_cost(db: TestDb) {
             "256",
             "--sign-in-free-failures-per-address",
             "20",
+            // Generous: this test is about counting, not about a loaded machine.
+            "--db-acquire-timeout",
+            "10s",
         ],
         free_port(),
         &[("RUST_LOG", "info")],
