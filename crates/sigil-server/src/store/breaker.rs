@@ -199,7 +199,9 @@ mod tests {
                 Box::pin(async move {
                     attempts.fetch_add(1, Ordering::SeqCst);
                     if down.load(Ordering::SeqCst) {
-                        Err(sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into()))
+                        Err(sqlx::Error::Io(
+                            std::io::ErrorKind::ConnectionRefused.into(),
+                        ))
                     } else {
                         Ok(())
                     }
@@ -236,7 +238,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_connection_makes_idle_ones_suspect_and_one_probe_run() {
-        let (down, attempts) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let (down, attempts) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+        );
         let breaker = breaker_with(down, attempts.clone());
         assert!(!breaker.is_suspect(Duration::from_secs(3600)));
         breaker.connection_lost();

@@ -246,7 +246,10 @@ pub(crate) fn is_connection_failure(err: &sqlx::Error) -> bool {
 /// `idle_session_timeout`, and 53300 `too_many_connections`.
 fn is_connection_sqlstate(code: &str) -> bool {
     code.starts_with("08")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "57P04" | "57P05" | "53300")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P04" | "57P05" | "53300"
+        )
 }
 
 #[cfg(test)]

@@ -55,25 +55,31 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
 #[test]
 fn connection_level_failures_are_unavailable() {
     let shut_down = [
-        ("57P01", "terminating connection due to administrator command"),
-        ("57P01", "terminating connection due to unexpected postmaster exit"),
+        (
+            "57P01",
+            "terminating connection due to administrator command",
+        ),
+        (
+            "57P01",
+            "terminating connection due to unexpected postmaster exit",
+        ),
         (
             "57P02",
             "terminating connection because of crash of another server process",
         ),
         ("57P03", "the database system is shutting down"),
         ("57P04", "database dropped"),
-        ("57P05", "terminating connection due to idle-session timeout"),
+        (
+            "57P05",
+            "terminating connection due to idle-session timeout",
+        ),
         ("08006", "connection failure"),
         ("08003", "connection does not exist"),
         ("08P01", "protocol violation"),
         ("53300", "sorry, too many clients already"),
     ];
     for (code, message) in shut_down {
-        assert!(
-            is_unavailable(&database(code, message)),
-            "{code} {message}"
-        );
+        assert!(is_unavailable(&database(code, message)), "{code} {message}");
     }
     for kind in [
         std::io::ErrorKind::ConnectionRefused,
