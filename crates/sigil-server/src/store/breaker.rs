@@ -144,7 +144,16 @@ async fn probe_until_connected(weak: Weak<Breaker>) {
         let Some(breaker) = weak.upgrade() else {
             return;
         };
-        match tokio::time::timeout(breaker.probe_timeout, (breaker.probe)()).await {
+        let outcome = tokio::time::timeout(breaker.probe_timeout, (breaker.probe)()).await;
+        match outcome {
+            Ok(Err(error)) if !means_unreachable(&error) => {
+                // The server answered (too many connections, say): it is up, and the pool's
+                // own waiting and errors say the rest. Not a reason to refuse every read.
+                tracing::debug!(%error, "the database answered the probe with an error");
+                breaker.open.send_replace(false);
+                breaker.probing.store(false, Ordering::SeqCst);
+                return;
+            }
             Ok(Ok(())) => {
                 if breaker.open.send_replace(false) {
                     tracing::info!("the database accepts connections again");
@@ -170,6 +179,16 @@ async fn probe_until_connected(weak: Weak<Breaker>) {
         }
         drop(breaker);
         tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// Whether a failed probe means the database cannot be used: no answer at all (refused,
+/// reset, TLS, a message cut short), or an answer that it is shutting down or starting up
+/// (57P01, 57P03). Any other error from the server means it is up.
+fn means_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| code.starts_with("57P")),
+        _ => true,
     }
 }
 

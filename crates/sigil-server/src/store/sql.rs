@@ -749,8 +749,8 @@ macro_rules! impl_sql_store {
         /// Runs a read (`attempt` builds it afresh each time): within the store's read
         /// deadline and, where the store has a circuit breaker (PostgreSQL), refused at once
         /// while it is open and given up as soon as it opens. A read that fails as
-        /// unavailable while the database still counts as reachable (a connection closed by
-        /// the server, reset or cut) is tried once more on a fresh connection: the kept ones
+        /// unavailable early, while the database still counts as reachable (a connection
+        /// closed by the server, reset or cut), is tried once more on a fresh connection: the kept ones
         /// go back to the pool, which tests those idle since the failure before handing them
         /// out. Only reads are tried again; a write given up on might have committed.
         async fn read<T, Attempt>(store: &$store, attempt: impl Fn() -> Attempt) -> Result<T, StoreError>
@@ -760,10 +760,16 @@ macro_rules! impl_sql_store {
             let Some(breaker) = store.breaker() else {
                 return bounded(store.read_deadline(), attempt()).await;
             };
+            // A broken connection fails at once; a pool with no connection to give fails only
+            // after waiting out the acquire timeout (the read deadline): no reason to try again.
+            let retry_within = store.read_deadline().map(|deadline| deadline / 2);
+            let started = std::time::Instant::now();
             bounded(store.read_deadline(), async {
                 breaker.check()?;
                 match breaker.guard(attempt()).await {
-                    Err(StoreError::Unavailable(cause)) if !breaker.is_open() => {
+                    Err(StoreError::Unavailable(cause))
+                        if !breaker.is_open() && retry_within.is_none_or(|within| started.elapsed() < within) =>
+                    {
                         tracing::info!(error = %cause, "a database read failed on a broken connection: trying once more on a fresh one");
                         store.hot_reads().give_back();
                         breaker.connection_lost();
