@@ -2,7 +2,9 @@
 //! password guessing is throttled (also across replicas), concurrent refreshes of one
 //! token give exactly one success (strict) or one shared successor (grace window), a
 //! `kill -9` in the middle of a refresh load loses no acknowledged rotation, a PostgreSQL
-//! outage gives fast 503s and heals by itself while `todo-api` keeps validating, two
+//! outage gives fast 503s and heals by itself while `todo-api` keeps validating, PostgreSQL
+//! closing Sigil's connections gives 503 or a retried 200 (never 500), a port that refuses
+//! connections costs each request milliseconds (the circuit breaker), two
 //! replicas share one database and key directory, a flood of password grants is refused
 //! fast without slowing the rest, and requests are bounded in size and finish on SIGTERM.
 //! Each test prints the figures the closing note of issue 6 quotes.
@@ -496,12 +498,16 @@ async fn kill_9_mid_refresh_load_loses_no_acknowledged_rotation() {
 /// on every connection, open or new, without closing any (packets silently dropped); `cut`
 /// closes every open connection and refuses new ones; `start_blackhole` then accepts new
 /// ones and never answers; `restore` forwards again.
+/// `refuse` closes the listening socket as well, so that connecting is refused at once, and
+/// `listen_again` listens on the same port again.
 struct Proxy {
     port: u16,
+    target: String,
     up: Arc<AtomicBool>,
     stalled: Arc<AtomicBool>,
     blackhole: Arc<AtomicBool>,
     pipes: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    accepting: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Proxy {
@@ -509,19 +515,27 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind proxy");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let blackhole = Arc::new(AtomicBool::new(false));
-        let stalled = Arc::new(AtomicBool::new(false));
-        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let proxy = Self {
+            port: listener.local_addr().expect("addr").port(),
+            target: target.to_string(),
+            up: Arc::new(AtomicBool::new(true)),
+            stalled: Arc::new(AtomicBool::new(false)),
+            blackhole: Arc::new(AtomicBool::new(false)),
+            pipes: Arc::new(Mutex::new(Vec::new())),
+            accepting: Mutex::new(None),
+        };
+        proxy.accept_on(listener);
+        proxy
+    }
+    fn accept_on(&self, listener: tokio::net::TcpListener) {
         let (accept_up, accept_stalled, accept_blackhole, accept_pipes, target) = (
-            up.clone(),
-            stalled.clone(),
-            blackhole.clone(),
-            pipes.clone(),
-            target.to_string(),
+            self.up.clone(),
+            self.stalled.clone(),
+            self.blackhole.clone(),
+            self.pipes.clone(),
+            self.target.clone(),
         );
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((inbound, _)) = listener.accept().await {
                 if !accept_up.load(Ordering::SeqCst) {
@@ -545,13 +559,34 @@ impl Proxy {
                 accept_pipes.lock().expect("lock").push(pipe.abort_handle());
             }
         });
-        Self {
-            port,
-            up,
-            stalled,
-            blackhole,
-            pipes,
+        *self.accepting.lock().expect("lock") = Some(accepting.abort_handle());
+    }
+    /// Closes every open connection and the listening socket; returns once connecting to
+    /// the port is refused.
+    async fn refuse(&self) {
+        self.cut();
+        if let Some(accepting) = self.accepting.lock().expect("lock").take() {
+            accepting.abort();
         }
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_ok()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the proxy's port still accepts"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    /// After `refuse`: listens on the same port again and forwards.
+    async fn listen_again(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("listen on the proxy's port again");
+        self.restore();
+        self.accept_on(listener);
     }
     fn stall(&self) {
         self.stalled.store(true, Ordering::SeqCst);
@@ -806,6 +841,174 @@ async fn postgres_outage_gives_fast_503s_and_heals_without_a_restart() {
         "postgres outage (password, refresh, client_credentials, introspection): {}; ready again {:.0} ms after the database came back; todo-api validated throughout",
         figures.join("; "),
         healed.as_secs_f64() * 1000.0
+    );
+    server.stop();
+}
+
+/// Sends `n` client_credentials requests at once, so that the pool opens several connections.
+async fn fill_the_pool(base: &str, app: &App, n: usize) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (base, app) = (base.to_string(), app.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                post_token(&http, &base, &app, &[("grant_type", "client_credentials")]).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("join").status, 200);
+    }
+}
+
+/// Finding 16 of issue 15: PostgreSQL closing Sigil's connections (a fast stop, a crash,
+/// an administrator) answered 500 once per pooled connection. Here the server-side
+/// backends of the test's database are terminated (57P01 "terminating connection due to
+/// administrator command", as in a fast stop) while the pool holds them: every request
+/// after is 200 (the read tried again on a fresh connection) or 503 with `Retry-After`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_closing_the_connections_gives_503_or_a_retried_200_never_500() {
+    let Some(db) = TestDb::postgres("postgres_closes_connections").await else {
+        return;
+    };
+    let TestDb::Postgres {
+        server: admin_url,
+        name,
+        ..
+    } = &db
+    else {
+        unreachable!("a PostgreSQL test database");
+    };
+    let setup = setup_for(&db);
+    let app = prepare(&setup);
+    let server = Server::start_on(
+        &setup,
+        &[],
+        &["--db-max-connections", "8"],
+        free_port(),
+        &[QUIET],
+    );
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let mut refresh_token = refresh_token_for_alice(&http, &base, &app).await;
+    let admin = sqlx::PgPool::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    let mut statuses = std::collections::BTreeMap::new();
+    for round in 0..3 {
+        fill_the_pool(&base, &app, 16).await;
+        let terminated: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .fetch_one(&admin)
+        .await
+        .expect("terminate the test database's backends");
+        assert!(terminated > 0, "round {round}: Sigil held no connection");
+        for i in 0..20 {
+            let is_refresh = i % 2 == 1;
+            let reply = if is_refresh {
+                refresh(&http, &base, &app, &refresh_token).await
+            } else {
+                post_token(&http, &base, &app, &[("grant_type", "client_credentials")]).await
+            };
+            match reply.status {
+                200 if is_refresh => refresh_token = field(&reply, "refresh_token"),
+                200 => {}
+                503 => {
+                    assert_eq!(reply.body["error"], "temporarily_unavailable");
+                    assert!(reply.retry_after.is_some(), "503 without Retry-After");
+                }
+                other => panic!(
+                    "round {round}, request {i} after {terminated} connections were closed: {other} {}",
+                    reply.body
+                ),
+            }
+            *statuses.entry(reply.status).or_insert(0u32) += 1;
+        }
+    }
+    admin.close().await;
+    let log = std::fs::read_to_string(setup.log_path()).expect("log");
+    assert!(!log.contains("panicked"));
+    println!("postgres closing Sigil's connections, 3 rounds of 20 requests: {statuses:?}");
+    server.stop();
+}
+
+/// Finding 17 of issue 15: with PostgreSQL's port refusing connections, each 503 took the
+/// whole acquire timeout. With a long one (5 s), every request is answered 503 in well
+/// under a second, and the database is used again soon after it accepts connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_database_port_gives_503s_at_once_and_recovers_within_seconds() {
+    let Some(db) = TestDb::postgres("postgres_refused").await else {
+        return;
+    };
+    let server_addr = url::Url::parse(db.url()).expect("url");
+    let target = format!(
+        "{}:{}",
+        server_addr.host_str().expect("host"),
+        server_addr.port().unwrap_or(5432)
+    );
+    let proxy = Proxy::start(&target).await;
+    let mut via_proxy = server_addr.clone();
+    via_proxy.set_port(Some(proxy.port)).expect("port");
+    let setup = Setup::new(via_proxy.as_str(), tempfile::tempdir().expect("tempdir"));
+    let app = prepare(&setup);
+    let server = Server::start_on(
+        &setup,
+        &[],
+        &["--db-max-connections", "4", "--db-acquire-timeout", "5s"],
+        free_port(),
+        &[QUIET],
+    );
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let client_credentials = [("grant_type", "client_credentials")];
+    fill_the_pool(&base, &app, 8).await;
+
+    proxy.refuse().await;
+    let mut slowest = Duration::ZERO;
+    for i in 0..20 {
+        let started = Instant::now();
+        let reply = post_token(&http, &base, &app, &client_credentials).await;
+        let took = started.elapsed();
+        assert_eq!(reply.status, 503, "request {i}: {}", reply.body);
+        assert_eq!(reply.body["error"], "temporarily_unavailable");
+        assert!(reply.retry_after.is_some(), "503 without Retry-After");
+        assert!(
+            took < Duration::from_secs(1),
+            "request {i} took {took:?} with the port refusing (acquire timeout 5 s)"
+        );
+        slowest = slowest.max(took);
+    }
+    let (status, readyz_took, _) = timed(http.get(format!("{base}/readyz"))).await;
+    assert_eq!(status, 503);
+    assert!(readyz_took < Duration::from_secs(1), "{readyz_took:?}");
+
+    proxy.listen_again().await;
+    let back = Instant::now();
+    loop {
+        let reply = post_token(&http, &base, &app, &client_credentials).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(
+            back.elapsed() < Duration::from_secs(2),
+            "still 503 {:?} after the database came back",
+            back.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let recovered = back.elapsed();
+    assert_eq!(
+        sign_in(&http, &base, &app, "alice", PASSWORD).await.status,
+        200
+    );
+    println!(
+        "postgres port refusing, --db-acquire-timeout 5s: slowest of 20 503s {:.0} ms, readyz {:.0} ms; 200 again {:.0} ms after the database came back",
+        slowest.as_secs_f64() * 1000.0,
+        readyz_took.as_secs_f64() * 1000.0,
+        recovered.as_secs_f64() * 1000.0
     );
     server.stop();
 }

@@ -1,6 +1,7 @@
 //! Store implementations: SQLite (the default) and PostgreSQL, chosen by the URL scheme.
 //! Both run the same SQL (written once in [`sql`]) and pass the same conformance suite.
 
+mod breaker;
 mod migrate;
 mod postgres;
 mod sql;
@@ -154,6 +155,13 @@ impl<DB: sqlx::Database> HotReads<DB> {
     /// Gives every kept connection back to the pool and keeps none from now on.
     pub(crate) fn close(&self) {
         self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.give_back();
+    }
+
+    /// Gives every kept connection back to the pool, which tests each (sqlx pings a
+    /// connection it takes back) and closes the broken ones: after a connection was found
+    /// broken, the others kept beside it may be too.
+    pub(crate) fn give_back(&self) {
         let kept = match self.idle.lock() {
             Ok(mut idle) => std::mem::take(&mut *idle),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
@@ -212,11 +220,37 @@ pub(crate) fn classify(err: &sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_string())
         }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+        _ if is_connection_failure(err) => StoreError::Unavailable(err.to_string()),
         _ => StoreError::Other(err.to_string()),
     }
 }
+
+/// Whether `err` says the connection (or the pool) failed rather than the statement: the
+/// database went away, or never answered. The HTTP layer answers these 503 with
+/// `Retry-After`; a read that fails so is tried once more on a fresh connection.
+pub(crate) fn is_connection_failure(err: &sqlx::Error) -> bool {
+    match err {
+        // The pool's own: no connection in time, shut down, its worker gone.
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        // Refused, reset, broken pipe, end of stream; a TLS failure; a message cut short.
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_connection_sqlstate(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATEs that end or refuse the connection, not the statement: class 08 (connection
+/// exception), 57P01 `admin_shutdown` (a fast or smart stop, `pg_terminate_backend`, and
+/// "unexpected postmaster exit"), 57P02 `crash_shutdown`, 57P03 `cannot_connect_now`
+/// (starting up or shutting down), 57P04 `database_dropped`, 57P05
+/// `idle_session_timeout`, and 53300 `too_many_connections`.
+fn is_connection_sqlstate(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P04" | "57P05" | "53300"
+        )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,13 @@
 //! The PostgreSQL store, for production and for several replicas sharing one database.
 
+use super::breaker::Breaker;
 use super::migrate::{CREATE_TABLE, POSTGRES};
 use super::sql::impl_sql_store;
 use super::DatabaseOptions;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::Connection as _;
+use std::str::FromStr;
+use std::sync::Arc;
 
 /// Key of the advisory lock that serializes migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x5349_4749_4c00_0001;
@@ -15,10 +19,22 @@ pub struct PgStore {
     /// How long a read may take before the database counts as unavailable.
     read_deadline: std::time::Duration,
     hot: std::sync::Arc<super::HotReads<sqlx::Postgres>>,
+    /// Makes reads fail fast while the database cannot be reached.
+    breaker: Arc<Breaker>,
 }
 
 impl PgStore {
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url).map_err(map_err)?;
+        let probe_with = connect.clone();
+        let breaker = Breaker::new(
+            Box::new(move || {
+                let options = probe_with.clone();
+                Box::pin(async move { PgConnection::connect_with(&options).await?.close().await })
+            }),
+            options.acquire_timeout,
+        );
+        let suspects = breaker.clone();
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
@@ -26,13 +42,25 @@ impl PgStore {
             // went silent is noticed by the deadline on every read instead (reads come first
             // in every request that touches the database), at no cost while it answers.
             .test_before_acquire(false)
-            .connect(url)
+            // Except once a connection was found broken: then the ones idle since before are
+            // tested (and closed if broken too) before use, not handed out to fail in turn.
+            .before_acquire(move |conn, meta| {
+                let is_suspect = suspects.is_suspect(meta.idle_for);
+                Box::pin(async move {
+                    if is_suspect {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(connect)
             .await
             .map_err(map_err)?;
         Ok(Self {
             pool,
             read_deadline: options.acquire_timeout,
             hot: std::sync::Arc::new(super::HotReads::new(super::hot_reads_kept(options))),
+            breaker,
         })
     }
 
@@ -46,6 +74,10 @@ impl PgStore {
 
     pub(crate) fn hot_reads(&self) -> &super::HotReads<sqlx::Postgres> {
         &self.hot
+    }
+
+    fn breaker(&self) -> Option<&Arc<Breaker>> {
+        Some(&self.breaker)
     }
 
     /// See [`sigil_core::store::Store::rotate_refresh_token`]: one statement, so one round

@@ -258,7 +258,7 @@ macro_rules! impl_sql_store {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn ping(&self) -> Result<(), StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     sqlx::query("SELECT 1").execute(self.pool()).await.map_err(map_err)?;
                     Ok(())
                 }).await
@@ -304,27 +304,19 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-                let row = hot_optional(
-                    self,
-                    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-                        .bind(id),
-                )
-                .await?;
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+                let row = hot_optional(self, || sqlx::query(&sql).bind(id)).await?;
                 row.as_ref().map(user_from_row).transpose().map_err(map_err)
             }
 
             async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-                let row = hot_optional(
-                    self,
-                    sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-                        .bind(username),
-                )
-                .await?;
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+                let row = hot_optional(self, || sqlx::query(&sql).bind(username)).await?;
                 row.as_ref().map(user_from_row).transpose().map_err(map_err)
             }
 
             async fn count_users(&self) -> Result<i64, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
                         .fetch_one(self.pool())
                         .await
@@ -355,17 +347,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-                let row = hot_optional(
-                    self,
-                    sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
-                        .bind(id),
-                )
-                .await?;
+                let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1");
+                let row = hot_optional(self, || sqlx::query(&sql).bind(id)).await?;
                 row.as_ref().map(client_from_row).transpose()
             }
 
             async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let row = sqlx::query("SELECT MAX(access_token_ttl) AS ttl FROM clients")
                         .fetch_one(self.pool())
                         .await
@@ -396,17 +384,13 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-                let row = hot_optional(
-                    self,
-                    sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1"))
-                        .bind(id),
-                )
-                .await?;
+                let sql = format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE id = $1");
+                let row = hot_optional(self, || sqlx::query(&sql).bind(id)).await?;
                 row.as_ref().map(family_from_row).transpose().map_err(map_err)
             }
 
             async fn find_refresh_token(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let row = sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = $1"))
                         .bind(token_hash)
                         .fetch_optional(self.pool())
@@ -423,12 +407,8 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_refresh_token_and_user(&self, token_hash: &str) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError> {
-                let row = hot_optional(
-                    self,
-                    sqlx::query(&format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1"))
-                        .bind(token_hash),
-                )
-                .await?;
+                let sql = format!("SELECT {TOKEN_FAMILY_COLUMNS}, {JOINED_USER_COLUMNS} FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id LEFT JOIN users u ON u.id = f.user_id WHERE t.token_hash = $1");
+                let row = hot_optional(self, || sqlx::query(&sql).bind(token_hash)).await?;
                 let Some(row) = row else {
                     return Ok(None);
                 };
@@ -474,12 +454,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
-                let row = hot_optional(
-                    self,
-                    sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1")
-                        .bind(jti),
-                )
-                .await?;
+                let row = hot_optional(self, || sqlx::query("SELECT 1 AS one FROM revoked_access_tokens WHERE jti = $1").bind(jti)).await?;
                 Ok(row.is_some())
             }
 
@@ -507,7 +482,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_authorization_code(&self, code_hash: &str) -> Result<Option<AuthorizationCode>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let row = sqlx::query(&format!("SELECT {CODE_COLUMNS} FROM authorization_codes WHERE code_hash = $1"))
                         .bind(code_hash)
                         .fetch_optional(self.pool())
@@ -538,7 +513,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
                         .bind(user_id)
                         .bind(client_id)
@@ -562,7 +537,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_clients(&self, search: Option<&str>, limit: i64) -> Result<Vec<Client>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let rows = sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE LOWER(name) LIKE $1 ESCAPE '\\' OR LOWER(id) LIKE $1 ESCAPE '\\' ORDER BY LOWER(name), id LIMIT $2"))
                         .bind(like_pattern(search))
                         .bind(limit)
@@ -593,7 +568,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2"))
                         .bind(like_pattern(search))
                         .bind(limit)
@@ -605,7 +580,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_consents(&self, user_id: &str) -> Result<Vec<sigil_core::store::Consent>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let rows = sqlx::query("SELECT client_id, scope, granted_at FROM consents WHERE user_id = $1 ORDER BY client_id")
                         .bind(user_id)
                         .fetch_all(self.pool())
@@ -633,7 +608,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_live_refresh_families(&self, user_id: &str, now: i64) -> Result<Vec<RefreshFamily>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let rows = sqlx::query(&format!("SELECT {FAMILY_COLUMNS} FROM refresh_families WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at"))
                         .bind(user_id)
                         .bind(now)
@@ -698,7 +673,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_audit(&self, filter: &sigil_core::audit::AuditFilter) -> Result<Vec<sigil_core::audit::AuditEntry>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE ($1 IS NULL OR seq < $1) AND ($2 IS NULL OR action LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR actor = $3) AND ($4 IS NULL OR target = $4) ORDER BY seq DESC LIMIT $5")
                         .bind(filter.before_seq)
                         .bind(filter.action_prefix.as_deref().map(|p| format!("{}%", escape_like(p))))
@@ -713,7 +688,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn audit_entries_after(&self, after_seq: i64, limit: i64) -> Result<Vec<sigil_core::audit::AuditEntry>, StoreError> {
-                bounded(self.read_deadline(), async {
+                read(self, || async move {
                     let rows = sqlx::query("SELECT seq, at, actor, actor_id, action, target, detail, address, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2")
                         .bind(after_seq)
                         .bind(limit)
@@ -761,10 +736,13 @@ macro_rules! impl_sql_store {
                 }
                 let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
                 let sql = format!("SELECT subject, failures, first_failure_at, last_failure_at FROM sign_in_failures WHERE subject IN ({})", placeholders.join(", "));
-                let mut query = sqlx::query(&sql);
-                for subject in subjects {
-                    query = query.bind(subject);
-                }
+                let query = || {
+                    let mut query = sqlx::query(&sql);
+                    for subject in subjects {
+                        query = query.bind(subject);
+                    }
+                    query
+                };
                 let rows = hot_all(self, query).await?;
                 rows.iter().map(|row| failures_from_row(row).map_err(map_err)).collect()
             }
@@ -815,13 +793,49 @@ macro_rules! impl_sql_store {
 
         type DbQuery<'q> = sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>;
 
-        /// A read on the token and introspection paths that returns at most one row: on a
-        /// connection the store keeps aside (see `HotReads`), within the read deadline. The
-        /// connection is kept again only after a read that succeeded.
-        async fn hot_optional(store: &$store, query: DbQuery<'_>) -> Result<Option<DbRow>, StoreError> {
+        /// Runs a read (`attempt` builds it afresh each time): within the store's read
+        /// deadline and, where the store has a circuit breaker (PostgreSQL), refused at once
+        /// while it is open and given up as soon as it opens. A read that fails as
+        /// unavailable early, while the database still counts as reachable (a connection
+        /// closed by the server, reset or cut), is tried once more on a fresh connection: the kept ones
+        /// go back to the pool, which tests those idle since the failure before handing them
+        /// out. Only reads are tried again; a write given up on might have committed.
+        async fn read<T, Attempt>(store: &$store, attempt: impl Fn() -> Attempt) -> Result<T, StoreError>
+        where
+            Attempt: std::future::Future<Output = Result<T, StoreError>>,
+        {
+            let Some(breaker) = store.breaker() else {
+                return bounded(store.read_deadline(), attempt()).await;
+            };
+            // A broken connection fails at once; a pool with no connection to give fails only
+            // after waiting out the acquire timeout (the read deadline): no reason to try again.
+            let retry_within = store.read_deadline().map(|deadline| deadline / 2);
+            let started = std::time::Instant::now();
             bounded(store.read_deadline(), async {
+                breaker.check()?;
+                match breaker.guard(attempt()).await {
+                    Err(StoreError::Unavailable(cause))
+                        if !breaker.is_open() && retry_within.is_none_or(|within| started.elapsed() < within) =>
+                    {
+                        tracing::info!(error = %cause, "a database read failed on a broken connection: trying once more on a fresh one");
+                        store.hot_reads().give_back();
+                        breaker.connection_lost();
+                        breaker.guard(attempt()).await
+                    }
+                    result => result,
+                }
+            })
+            .await
+        }
+
+        /// A read on the token and introspection paths that returns at most one row: on a
+        /// connection the store keeps aside (see `HotReads`), as a [`read`]. The connection
+        /// is kept again only after a read that succeeded.
+        async fn hot_optional<'q>(store: &$store, query: impl Fn() -> DbQuery<'q>) -> Result<Option<DbRow>, StoreError> {
+            let query = &query;
+            read(store, || async move {
                 let mut conn = store.hot_reads().take(store.pool()).await.map_err(map_err)?;
-                let row = query.fetch_optional(&mut *conn).await.map_err(map_err)?;
+                let row = query().fetch_optional(&mut *conn).await.map_err(map_err)?;
                 store.hot_reads().keep(conn);
                 Ok(row)
             })
@@ -829,10 +843,11 @@ macro_rules! impl_sql_store {
         }
 
         /// [`hot_optional`] for a read of any number of rows.
-        async fn hot_all(store: &$store, query: DbQuery<'_>) -> Result<Vec<DbRow>, StoreError> {
-            bounded(store.read_deadline(), async {
+        async fn hot_all<'q>(store: &$store, query: impl Fn() -> DbQuery<'q>) -> Result<Vec<DbRow>, StoreError> {
+            let query = &query;
+            read(store, || async move {
                 let mut conn = store.hot_reads().take(store.pool()).await.map_err(map_err)?;
-                let rows = query.fetch_all(&mut *conn).await.map_err(map_err)?;
+                let rows = query().fetch_all(&mut *conn).await.map_err(map_err)?;
                 store.hot_reads().keep(conn);
                 Ok(rows)
             })

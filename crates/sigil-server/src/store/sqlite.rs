@@ -133,6 +133,11 @@ impl SqliteStore {
         None
     }
 
+    /// None: a local file has no server to be down or to refuse connections.
+    fn breaker(&self) -> Option<&std::sync::Arc<super::breaker::Breaker>> {
+        None
+    }
+
     pub(crate) fn hot_reads(&self) -> &super::HotReads<sqlx::Sqlite> {
         &self.hot
     }
