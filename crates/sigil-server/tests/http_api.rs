@@ -778,11 +778,20 @@ async fn userinfo() {
         .to_str()
         .expect("h")
         .contains("error=\"insufficient_scope\""));
-    // A client_credentials token has no user.
+    // A client_credentials token has no user: it never carries openid, so userinfo
+    // refuses it.
     let reply = post(
         &w.app,
         "/token",
         "grant_type=client_credentials&scope=openid",
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_scope");
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials",
         Some((&w.plain_id, &w.plain_secret)),
     )
     .await;
@@ -791,7 +800,7 @@ async fn userinfo() {
         reply.json["access_token"].as_str().expect("at")
     );
     let reply = get(&w.app, "/userinfo", &[("authorization", &bearer)]).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
