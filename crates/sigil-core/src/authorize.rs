@@ -2,12 +2,13 @@
 //! the order RFC 6749 §4.1.2.1 demands, the sign-in / consent decision, and code issuance.
 
 use crate::authority::Authority;
-use crate::client::{Client, GrantType};
+use crate::client::{redirect_uri_matches, Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::pkce::is_valid_s256_challenge;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::AuthorizationCode;
+use crate::token::{verify_jwt, IdTokenClaims, ID_TOKEN_TYP};
 use crate::user::User;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -32,6 +33,12 @@ pub struct AuthorizeParams {
     pub prompt: Option<String>,
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
+    /// OIDC Core §3.1.2.1: an ID token we issued earlier, naming the user the client expects.
+    pub id_token_hint: Option<String>,
+    /// OIDC Core §6 request objects: not supported, refused with `request_not_supported`.
+    pub request: Option<String>,
+    /// OIDC Core §6: not supported, refused with `request_uri_not_supported`.
+    pub request_uri: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<String>,
 }
@@ -51,6 +58,9 @@ pub struct AuthorizationRequest {
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The `sub` of a valid `id_token_hint`: the user the client expects to be signed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint_subject: Option<String>,
 }
 
 /// Why an authorization request failed, and so how to answer it.
@@ -136,10 +146,26 @@ impl Authority {
         if is_repeated("redirect_uri") {
             return Err(fatal("the redirect_uri parameter is repeated"));
         }
-        // RFC 6749 §3.1.2.3: exact string match against the registered URIs.
+        // RFC 6749 §3.1.2.3: exact string match against the registered URIs, except the
+        // port of a loopback IP redirect (RFC 8252 §7.3). The URI as requested is the one
+        // redirected to and bound to the code, so /token must repeat it exactly.
         let (redirect_uri, redirect_uri_given) = match params.redirect_uri.as_deref() {
-            Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => (uri.to_string(), true),
+            Some(uri)
+                if client
+                    .redirect_uris
+                    .iter()
+                    .any(|r| redirect_uri_matches(r, uri)) =>
+            {
+                (uri.to_string(), true)
+            }
             Some(_) => return Err(fatal("the redirect_uri is not registered for this client")),
+            // OIDC Core §3.1.2.1: REQUIRED in an OpenID Connect request. RFC 6749 §4.1.2.1:
+            // without one there is nowhere safe to redirect, so it is an error page.
+            None if is_openid_request(params.scope.as_deref()) => {
+                return Err(fatal(
+                    "the redirect_uri parameter is required in an OpenID Connect request (scope openid)",
+                ))
+            }
             None => match client.redirect_uris.as_slice() {
                 [only] => (only.clone(), false),
                 _ => return Err(fatal("the redirect_uri parameter is required")),
@@ -163,12 +189,27 @@ impl Authority {
             prompt_consent: false,
             max_age: None,
             login_hint: params.login_hint.clone(),
+            hint_subject: None,
         };
         let invalid = |text: &str| OAuthError::invalid_request(text);
         if let Some(name) = params.repeated.first() {
             return Err(
                 request.redirect_error(invalid(&format!("the {name} parameter is repeated")))
             );
+        }
+        // OIDC Core §6: request objects are not supported; the request they carry may differ
+        // from the plain parameters, so nothing else is looked at.
+        if params.request.is_some() {
+            return Err(request.redirect_error(OAuthError::new(
+                ErrorCode::RequestNotSupported,
+                "request objects (the request parameter) are not supported",
+            )));
+        }
+        if params.request_uri.is_some() {
+            return Err(request.redirect_error(OAuthError::new(
+                ErrorCode::RequestUriNotSupported,
+                "the request_uri parameter is not supported",
+            )));
         }
         for (name, value) in [
             ("state", &params.state),
@@ -267,7 +308,28 @@ impl Authority {
                 }
             }
         }
+        if let Some(hint) = params.id_token_hint.as_deref() {
+            let subject = self
+                .id_token_hint_subject(hint, &client)
+                .map_err(|text| request.redirect_error(invalid(text)))?;
+            request.hint_subject = Some(subject);
+        }
         Ok((client, request))
+    }
+
+    /// OIDC Core §3.1.2.1 `id_token_hint`: an ID token this server issued (our signature and
+    /// `typ`, our `iss`) to this client (`aud`). An expired one is still a fine hint. Returns
+    /// its `sub`.
+    fn id_token_hint_subject(&self, hint: &str, client: &Client) -> Result<String, &'static str> {
+        let claims: IdTokenClaims = verify_jwt(&self.keys.current(), hint, ID_TOKEN_TYP)
+            .map_err(|_| "the id_token_hint is not a valid ID token from this server")?;
+        if claims.iss != self.config.issuer {
+            return Err("the id_token_hint was issued by another server");
+        }
+        if claims.aud != client.id {
+            return Err("the id_token_hint was issued to another client");
+        }
+        Ok(claims.sub)
     }
 
     /// Decides what the browser must do next for a validated request. `login_done` and
@@ -296,20 +358,35 @@ impl Authority {
             None => None,
         };
         let now = self.now();
+        // OIDC Core §3.1.2.1: a hint naming another user than the signed-in one asks for
+        // that user to sign in (after this request's own login, whoever signed in stands).
+        let is_other_user = |user: &User| {
+            request
+                .hint_subject
+                .as_deref()
+                .is_some_and(|sub| sub != user.id)
+        };
         let needs_login = match &user {
             None => true,
-            Some((_, auth_time)) => {
+            Some((user, auth_time)) => {
                 !login_done
                     && (request.prompt_login
-                        || request.max_age.is_some_and(|max| now - auth_time > max))
+                        || request.max_age.is_some_and(|max| now - auth_time > max)
+                        || is_other_user(user))
             }
         };
         if needs_login {
             if request.prompt_none {
-                return Err(request.redirect_error(OAuthError::new(
-                    ErrorCode::LoginRequired,
-                    "the user is not signed in",
-                )));
+                let description = match &user {
+                    Some((user, _)) if is_other_user(user) => {
+                        "the signed-in user is not the one the id_token_hint names"
+                    }
+                    Some(_) => "the user must sign in again",
+                    None => "the user is not signed in",
+                };
+                return Err(
+                    request.redirect_error(OAuthError::new(ErrorCode::LoginRequired, description))
+                );
             }
             return Ok(Decision::Login);
         }
@@ -425,4 +502,9 @@ impl Authority {
         self.check_password(username, password, "sign-in page", device)
             .await
     }
+}
+
+/// Whether a raw `scope` parameter asks for OpenID Connect (holds the `openid` token).
+fn is_openid_request(scope: Option<&str>) -> bool {
+    scope.is_some_and(|scope| scope.split(' ').any(|token| token == "openid"))
 }

@@ -213,8 +213,10 @@ impl ClientRegistration {
     }
 }
 
-/// RFC 6749 §3.1.2 and RFC 8252: absolute, no fragment; https unless a loopback address
-/// (http://127.0.0.1, http://[::1], http://localhost) or a private-use scheme of a native app.
+/// RFC 6749 §3.1.2 and RFC 8252: absolute, no fragment; https unless a loopback IP literal
+/// (http://127.0.0.1, http://[::1]) or a private-use scheme of a native app. `http://localhost`
+/// is refused: RFC 8252 §8.3 calls it NOT RECOMMENDED (the name may resolve elsewhere, and
+/// a listener on it may not be the app's); the IP literal is what native apps should use.
 pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
     if uri.contains('#') {
         return Err("must not contain a fragment");
@@ -249,7 +251,10 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
                 } else {
                     host_port.split(':').next().unwrap_or("")
                 };
-                let is_loopback = host == "127.0.0.1" || host == "::1" || host == "localhost";
+                if host.eq_ignore_ascii_case("localhost") {
+                    return Err("must not use localhost: use the loopback IP literal instead, http://127.0.0.1:PORT/… or http://[::1]:PORT/… (RFC 8252 §8.3)");
+                }
+                let is_loopback = host == "127.0.0.1" || host == "::1";
                 if !is_loopback {
                     return Err(
                         "must use https (plain http is only allowed for loopback addresses)",
@@ -274,6 +279,52 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), &'static str> {
     }
 }
 
+/// RFC 6749 §3.1.2.3 and RFC 8252 §7.3: whether a requested redirect URI matches a
+/// registered one. A registered loopback IP redirect (`http://127.0.0.1…`, `http://[::1]…`)
+/// matches on everything but the port, which a native app picks when it runs (any port, or
+/// none); every other URI must match exactly, as a string.
+pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    match (
+        loopback_without_port(registered),
+        loopback_without_port(requested),
+    ) {
+        (Some(registered), Some(requested)) => registered == requested,
+        _ => false,
+    }
+}
+
+/// `http://127.0.0.1[:PORT]REST` or `http://[::1][:PORT]REST`, where REST is empty or starts
+/// with `/` or `?`, with the port taken out; `None` for anything else (another scheme or
+/// host, `localhost`, a port that is not a number, user information).
+fn loopback_without_port(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("http://")?;
+    let host = ["127.0.0.1", "[::1]"]
+        .into_iter()
+        .find(|host| rest.starts_with(host))?;
+    let after_host = &rest[host.len()..];
+    let after_port = match after_host.strip_prefix(':') {
+        Some(port_and_rest) => {
+            let end = port_and_rest
+                .find(['/', '?'])
+                .unwrap_or(port_and_rest.len());
+            let port = &port_and_rest[..end];
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            port.parse::<u16>().ok()?;
+            &port_and_rest[end..]
+        }
+        None => after_host,
+    };
+    if !(after_port.is_empty() || after_port.starts_with('/') || after_port.starts_with('?')) {
+        return None;
+    }
+    Some(format!("http://{host}{after_port}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,7 +334,9 @@ mod tests {
         assert!(validate_redirect_uri("https://app.example.com/cb").is_ok());
         assert!(validate_redirect_uri("http://127.0.0.1:8000/cb").is_ok());
         assert!(validate_redirect_uri("http://[::1]:8000/cb").is_ok());
-        assert!(validate_redirect_uri("http://localhost/cb").is_ok());
+        assert!(validate_redirect_uri("http://localhost/cb").is_err());
+        assert!(validate_redirect_uri("http://localhost:8000/cb").is_err());
+        assert!(validate_redirect_uri("http://LocalHost:8000/cb").is_err());
         assert!(validate_redirect_uri("com.example.app:/oauth").is_ok());
         assert!(validate_redirect_uri("http://app.example.com/cb").is_err());
         assert!(validate_redirect_uri("https://app.example.com/cb#x").is_err());
@@ -291,6 +344,73 @@ mod tests {
         assert!(validate_redirect_uri("javascript:alert(1)").is_err());
         assert!(validate_redirect_uri("myapp:/cb").is_err());
         assert!(validate_redirect_uri("https://user@host/cb").is_err());
+    }
+
+    #[test]
+    fn localhost_is_refused_at_registration_with_a_clear_message() {
+        let error = ClientRegistration {
+            name: "cli".into(),
+            is_public: true,
+            redirect_uris: vec!["http://localhost:8000/cb".into()],
+            ..Default::default()
+        }
+        .build(1)
+        .expect_err("localhost is refused");
+        assert!(error.contains("127.0.0.1"), "{error}");
+        assert!(error.contains("localhost"), "{error}");
+    }
+
+    #[test]
+    fn loopback_redirects_match_on_everything_but_the_port() {
+        let v4 = "http://127.0.0.1:9999/callback";
+        let v6 = "http://[::1]:9999/callback";
+        for (registered, requested) in [
+            (v4, "http://127.0.0.1:9999/callback"),
+            (v4, "http://127.0.0.1:51004/callback"),
+            (v4, "http://127.0.0.1/callback"),
+            ("http://127.0.0.1/callback", "http://127.0.0.1:1/callback"),
+            (v6, "http://[::1]:3/callback"),
+            (v6, "http://[::1]/callback"),
+            ("http://127.0.0.1:9/cb?x=1", "http://127.0.0.1:80/cb?x=1"),
+            ("http://127.0.0.1:9", "http://127.0.0.1:10"),
+        ] {
+            assert!(
+                redirect_uri_matches(registered, requested),
+                "{registered} should match {requested}"
+            );
+        }
+        for (registered, requested) in [
+            (v4, "http://127.0.0.1:51004/callback/"),
+            (v4, "http://127.0.0.1:51004/other"),
+            (v4, "http://127.0.0.1:51004/callback?x=1"),
+            (v4, "https://127.0.0.1:51004/callback"),
+            (v4, "http://[::1]:9999/callback"),
+            (v6, "http://127.0.0.1:9999/callback"),
+            (v4, "http://localhost:9999/callback"),
+            (v4, "http://127.0.0.2:9999/callback"),
+            (v4, "http://127.0.0.1.evil.example:9999/callback"),
+            (v4, "http://127.0.0.1:9999@evil.example/callback"),
+            (v4, "http://127.0.0.1:99999/callback"),
+            (v4, "http://127.0.0.1:/callback"),
+            (v4, "http://127.0.0.1:+80/callback"),
+            (v4, "http://127.0.0.1:9999/callback#x"),
+            (v4, "HTTP://127.0.0.1:9999/callback"),
+            // Not loopback: exact match only, the port included.
+            (
+                "https://app.example.com:8443/cb",
+                "https://app.example.com:9443/cb",
+            ),
+            (
+                "https://app.example.com/cb",
+                "https://app.example.com:443/cb",
+            ),
+            ("http://localhost:9999/cb", "http://localhost:1234/cb"),
+        ] {
+            assert!(
+                !redirect_uri_matches(registered, requested),
+                "{registered} should not match {requested}"
+            );
+        }
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum ErrorCode {
     ConsentRequired,
     /// OIDC Core §3.1.2.6: `prompt=none` but the user must interact (choose a new password).
     InteractionRequired,
+    /// OIDC Core §3.1.2.6 and §6: the `request` parameter (request objects) is not supported.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6 and §6: the `request_uri` parameter is not supported.
+    RequestUriNotSupported,
     /// RFC 6749 §4.1.2.1: the server is temporarily overloaded or its database is down.
     TemporarilyUnavailable,
     /// RFC 6749 §4.1.2.1: an unexpected condition (details are logged, never returned).
@@ -63,6 +67,8 @@ impl ErrorCode {
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
             ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             // RFC 6749 has no code of its own for throttling; the HTTP status (429) and
             // Retry-After say what happened.
             ErrorCode::TemporarilyUnavailable | ErrorCode::Throttled => "temporarily_unavailable",

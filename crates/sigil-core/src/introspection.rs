@@ -1,9 +1,11 @@
 //! RFC 7662 token introspection: the authoritative answer on whether a token is live.
 
 use crate::authority::{Authority, ClientCredentials};
+use crate::client::Client;
 use crate::error::OAuthError;
 use crate::revocation::TokenTypeHint;
 use crate::secret::Secret;
+use crate::token::AccessTokenClaims;
 use serde::Serialize;
 
 /// RFC 7662 §2.2 response. Only `active` is present for an inactive token.
@@ -43,7 +45,9 @@ impl Introspection {
 
 impl Authority {
     /// Introspects a token for an authenticated confidential client (a resource server).
-    /// Access tokens of any client are reported; refresh tokens only to their own client.
+    /// RFC 7662 §2.2 and §4: an access token is reported only to its own client or to a
+    /// client registered with one of the token's audiences (see [`may_introspect`]); a
+    /// refresh token only to its own client. Anyone else gets `active: false`.
     pub async fn introspect(
         &self,
         credentials: &ClientCredentials,
@@ -59,7 +63,7 @@ impl Authority {
         let looks_like_jwt = token.expose().matches('.').count() == 2;
         if looks_like_jwt || hint == Some(TokenTypeHint::AccessToken) {
             if let Ok(claims) = self.verify_access_token(token.expose()) {
-                if !self.is_access_token_live(&claims).await? {
+                if !may_introspect(&client, &claims) || !self.is_access_token_live(&claims).await? {
                     return Ok(Introspection::inactive());
                 }
                 let username = if claims.is_for_user() {
@@ -120,4 +124,17 @@ impl Authority {
             jti: None,
         })
     }
+}
+
+/// Whether `client` may learn about the access token with `claims`: it is the token's own
+/// client, or a resource server the token is meant for, i.e. one of the client's registered
+/// audiences is among the token's `aud`. Audiences, not client ids, are what a token's
+/// `aud` holds (RFC 8707 resources or the client's first registered audience, never a
+/// generated client id), so a resource server is recognised by its registered audiences.
+pub fn may_introspect(client: &Client, claims: &AccessTokenClaims) -> bool {
+    claims.client_id == client.id
+        || claims
+            .aud
+            .iter()
+            .any(|aud| client.audiences.iter().any(|own| own == aud))
 }

@@ -8,6 +8,8 @@ pub mod audit;
 pub mod authority;
 pub mod authorize;
 #[cfg(test)]
+mod authorize_oidc_tests;
+#[cfg(test)]
 mod authorize_tests;
 pub mod client;
 pub mod clock;

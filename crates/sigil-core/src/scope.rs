@@ -3,6 +3,22 @@
 use crate::error::OAuthError;
 use std::collections::BTreeSet;
 
+/// Scopes that speak of a user (OIDC Core §5.4 and §11, RFC 6749 has none of its own): they
+/// mean nothing in a token a client gets for itself, so `client_credentials` never grants them.
+pub const USER_SCOPES: [&str; 6] = [
+    "openid",
+    "offline_access",
+    "profile",
+    "email",
+    "address",
+    "phone",
+];
+
+/// Whether `scope` is one of the [`USER_SCOPES`].
+pub fn is_user_scope(scope: &str) -> bool {
+    USER_SCOPES.contains(&scope)
+}
+
 /// A set of scope tokens, kept sorted so that equal sets print the same.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScopeSet(BTreeSet<String>);
@@ -45,6 +61,24 @@ impl ScopeSet {
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
     }
+    /// The scopes of `self` that are [`USER_SCOPES`].
+    pub fn user_scopes(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|s| is_user_scope(s))
+            .cloned()
+            .collect()
+    }
+    /// `self` without the [`USER_SCOPES`].
+    pub fn without_user_scopes(&self) -> ScopeSet {
+        Self(
+            self.0
+                .iter()
+                .filter(|s| !is_user_scope(s))
+                .cloned()
+                .collect(),
+        )
+    }
     /// The scopes of `self` not in `other`.
     pub fn difference(&self, other: &ScopeSet) -> Vec<String> {
         self.0.difference(&other.0).cloned().collect()
@@ -85,6 +119,15 @@ mod tests {
         assert!(ScopeSet::parse("a\"b").is_err());
         assert!(ScopeSet::parse("a\\b").is_err());
         assert!(ScopeSet::parse("caf\u{e9}").is_err());
+    }
+
+    #[test]
+    fn user_scopes_are_told_apart() {
+        let s = ScopeSet::parse("openid todos:read email address phone offline_access profile")
+            .expect("valid");
+        assert_eq!(s.without_user_scopes().to_string(), "todos:read");
+        assert_eq!(s.user_scopes().len(), 6);
+        assert!(!is_user_scope("openid2"));
     }
 
     #[test]

@@ -324,6 +324,8 @@ async fn bad_client_input_is_explained_on_the_form() {
         ("/relative/cb", "must be an absolute URI"),
         ("javascript:alert(1)", "this scheme is not allowed"),
         ("myapp:/cb", "reverse domain name"),
+        // RFC 8252 §8.3: the loopback IP literal, not localhost.
+        ("http://localhost:8000/cb", "must not use localhost"),
     ];
     for (uri, message) in cases {
         let page = root
@@ -901,6 +903,22 @@ async fn the_command_line_does_the_same() {
         ],
     );
     assert!(err.contains("must use https"), "{err}");
+    let err = sigil_fails(
+        &setup,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Native",
+            "--public",
+            "--redirect-uri",
+            "http://localhost:8000/cb",
+        ],
+    );
+    assert!(
+        err.contains("must not use localhost") && err.contains("http://127.0.0.1:PORT"),
+        "{err}"
+    );
     let rotated: serde_json::Value = serde_json::from_str(&setup.sigil(
         &["client", "rotate-secret", "--client-id", &id, "--json"],
         None,

@@ -230,13 +230,89 @@ async fn client_credentials_with_basic_and_post() {
     );
 
     let body = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope=openid",
+        "grant_type=client_credentials&client_id={}&client_secret={}",
         w.plain_id,
         w.plain_secret.expose()
     );
     let reply = post(&w.app, "/token", &body, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
-    assert_eq!(reply.json["scope"], "openid");
+}
+
+#[tokio::test]
+async fn client_credentials_never_grants_user_scopes() {
+    let w = world().await;
+    let (api_client, secret) = w
+        .app
+        .add_client(ClientRegistration {
+            name: "Express API".into(),
+            scopes: Some(
+                [
+                    "openid",
+                    "profile",
+                    "email",
+                    "offline_access",
+                    "address",
+                    "phone",
+                    "orders:read",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.expect("secret");
+    let creds = Some((api_client.id.as_str(), &secret));
+    // Omitted scope: the client's scopes without those that speak of a user.
+    let reply = post(&w.app, "/token", "grant_type=client_credentials", creds).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    assert_eq!(reply.json["scope"], "orders:read");
+    let token = reply.json["access_token"].as_str().expect("token");
+    let claims = w
+        .app
+        .state
+        .authority
+        .verify_access_token(token)
+        .expect("valid");
+    assert_eq!(claims.scope, "orders:read");
+    // Asked for: invalid_scope.
+    for scope in [
+        "openid",
+        "offline_access",
+        "profile",
+        "email",
+        "address",
+        "phone",
+        "orders%3Aread+email",
+    ] {
+        let reply = post(
+            &w.app,
+            "/token",
+            &format!("grant_type=client_credentials&scope={scope}"),
+            creds,
+        )
+        .await;
+        assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_scope");
+    }
+    // A client with the default scopes only (all of them user scopes): a token without
+    // scope, which names the client and the audience and nothing else.
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials",
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json);
+    assert!(reply.json.get("scope").is_none(), "{:?}", reply.json);
+    let token = reply.json["access_token"].as_str().expect("token");
+    let claims = w
+        .app
+        .state
+        .authority
+        .verify_access_token(token)
+        .expect("valid");
+    assert_eq!(claims.scope, "");
 }
 
 #[tokio::test]
@@ -539,12 +615,47 @@ async fn introspection() {
         .expect("rt")
         .to_string();
 
-    // A resource server (any confidential client) may introspect access tokens.
+    // RFC 7662 §2.2, §4: the resource server the token is meant for (a client registered
+    // with the token's audience) may introspect it; any other client learns nothing.
+    let (resource_server, rs_secret) = w
+        .app
+        .add_client(ClientRegistration {
+            name: "the API".into(),
+            audiences: vec!["https://api.example.com".into()],
+            ..Default::default()
+        })
+        .await;
+    let rs_secret = rs_secret.expect("secret");
+    let (other_api, other_secret) = w
+        .app
+        .add_client(ClientRegistration {
+            name: "another API".into(),
+            audiences: vec!["other-api".into()],
+            ..Default::default()
+        })
+        .await;
+    let other_secret = other_secret.expect("secret");
+    for creds in [
+        (w.plain_id.as_str(), &w.plain_secret),
+        (other_api.id.as_str(), &other_secret),
+    ] {
+        let reply = post(
+            &w.app,
+            "/introspect",
+            &format!("token={access}"),
+            Some(creds),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json, serde_json::json!({ "active": false }));
+    }
+    let reply = post(&w.app, "/introspect", &format!("token={access}"), w.basic()).await;
+    assert_eq!(reply.json["active"], true, "the token's own client");
     let reply = post(
         &w.app,
         "/introspect",
         &format!("token={access}"),
-        Some((&w.plain_id, &w.plain_secret)),
+        Some((&resource_server.id, &rs_secret)),
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -562,14 +673,19 @@ async fn introspection() {
     )
     .await;
     assert_eq!(reply.json["active"], true);
-    let reply = post(
-        &w.app,
-        "/introspect",
-        &format!("token={refresh}"),
-        Some((&w.plain_id, &w.plain_secret)),
-    )
-    .await;
-    assert_eq!(reply.json, serde_json::json!({ "active": false }));
+    for creds in [
+        (w.plain_id.as_str(), &w.plain_secret),
+        (resource_server.id.as_str(), &rs_secret),
+    ] {
+        let reply = post(
+            &w.app,
+            "/introspect",
+            &format!("token={refresh}"),
+            Some(creds),
+        )
+        .await;
+        assert_eq!(reply.json, serde_json::json!({ "active": false }));
+    }
     // Garbage is inactive, not an error.
     let reply = post(&w.app, "/introspect", "token=a.b.c", w.basic()).await;
     assert_eq!(reply.json, serde_json::json!({ "active": false }));
@@ -662,11 +778,20 @@ async fn userinfo() {
         .to_str()
         .expect("h")
         .contains("error=\"insufficient_scope\""));
-    // A client_credentials token has no user.
+    // A client_credentials token has no user: it never carries openid, so userinfo
+    // refuses it.
     let reply = post(
         &w.app,
         "/token",
         "grant_type=client_credentials&scope=openid",
+        Some((&w.plain_id, &w.plain_secret)),
+    )
+    .await;
+    assert_oauth_error(&reply, StatusCode::BAD_REQUEST, "invalid_scope");
+    let reply = post(
+        &w.app,
+        "/token",
+        "grant_type=client_credentials",
         Some((&w.plain_id, &w.plain_secret)),
     )
     .await;
@@ -675,7 +800,7 @@ async fn userinfo() {
         reply.json["access_token"].as_str().expect("at")
     );
     let reply = get(&w.app, "/userinfo", &[("authorization", &bearer)]).await;
-    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

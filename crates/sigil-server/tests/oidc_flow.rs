@@ -2,7 +2,9 @@
 //! client (discovery, PKCE, ID-token validation with nonce and at_hash, userinfo, refresh),
 //! and a cookie-keeping HTTP client plays the browser through the real HTML forms.
 //! Negative cases: PKCE missing, plain or wrong; replayed codes; unregistered redirect
-//! URIs; CSRF; prompt=none; state echoed exactly.
+//! URIs; CSRF; prompt=none; state echoed exactly. Native apps: a loopback redirect on any
+//! port (RFC 8252 §7.3); OIDC rules: redirect_uri required with openid, id_token_hint,
+//! request / request_uri refused (OIDC Core §3.1.2.1, §6).
 
 mod common;
 
@@ -123,9 +125,23 @@ impl Env {
         authorize_url: &str,
         decision: &str,
     ) -> String {
+        self.sign_in_as(browser, authorize_url, decision, "alice")
+            .await
+    }
+
+    /// [`Env::sign_in`] as `username` (whose password is `PASSWORD`). The flow ends at any
+    /// loopback URL that is not this server: the client's callback, on whatever port.
+    async fn sign_in_as(
+        &self,
+        browser: &reqwest::Client,
+        authorize_url: &str,
+        decision: &str,
+        username: &str,
+    ) -> String {
         let mut next = authorize_url.to_string();
         for _ in 0..8 {
-            if next.starts_with(CALLBACK) || next.starts_with("http://127.0.0.1:9/") {
+            let is_this_server = next.starts_with(&format!("{}/", self.base()));
+            if next.starts_with("http://127.0.0.1:") && !is_this_server {
                 return next;
             }
             let response = browser.get(&next).send().await.expect("get");
@@ -145,7 +161,7 @@ impl Env {
                 vec![
                     ("csrf".into(), hidden(&html, "csrf")),
                     ("req".into(), hidden(&html, "req")),
-                    ("username".into(), "alice".into()),
+                    ("username".into(), username.into()),
                     ("password".into(), PASSWORD.into()),
                 ]
             } else if url.path() == "/consent" {
@@ -358,10 +374,20 @@ async fn code_for(env: &Env, browser: &reqwest::Client, challenge: &str) -> Stri
 }
 
 async fn exchange(env: &Env, code: &str, verifier: Option<&str>) -> (u16, Value) {
+    exchange_at(env, code, verifier, CALLBACK).await
+}
+
+/// The code exchange, naming `redirect_uri` as the authorization request did.
+async fn exchange_at(
+    env: &Env,
+    code: &str,
+    verifier: Option<&str>,
+    redirect_uri: &str,
+) -> (u16, Value) {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", CALLBACK),
+        ("redirect_uri", redirect_uri),
     ];
     if let Some(v) = verifier {
         form.push(("code_verifier", v));
@@ -669,4 +695,195 @@ async fn sessions_survive_a_restart() {
         location(&response)
     );
     env.server.stop();
+}
+
+/// An authorize URL for `env`'s client with PKCE, `state=st`, and `params` (which may hold
+/// the `redirect_uri`, or leave it out).
+fn authorize_with(env: &Env, challenge: &str, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/authorize", env.base())).expect("url");
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("client_id", &env.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "st");
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    url.to_string()
+}
+
+/// Signs `username` in through a loopback redirect on another port than the registered
+/// one, exchanges the code and returns the ID token.
+async fn id_token_via_port(env: &Env, browser: &reqwest::Client, username: &str) -> String {
+    let port_used = "http://127.0.0.1:51004/callback";
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let url = authorize_with(
+        env,
+        challenge.as_str(),
+        &[("redirect_uri", port_used), ("scope", "openid profile")],
+    );
+    let callback = env.sign_in_as(browser, &url, "allow", username).await;
+    assert!(callback.starts_with(&format!("{port_used}?")), "{callback}");
+    let code = query_of(&callback).get("code").expect("code").clone();
+    // RFC 6749 §4.1.3: the token request repeats the URI used, port and all.
+    let (status, body) = exchange_at(env, &code, Some(verifier.secret()), CALLBACK).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the registered URI is not the one the code was issued for"
+    );
+    let (status, tokens) = exchange_at(env, &code, Some(verifier.secret()), port_used).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["id_token"].as_str().expect("id token").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_loopback_ports_and_openid_request_rules() {
+    let env = env(true).await;
+    setup_bob(&env);
+    let (challenge, _) = PkceCodeChallenge::new_random_sha256();
+    let challenge = challenge.as_str().to_string();
+    let page = |response: &reqwest::Response| {
+        (
+            response.status().as_u16(),
+            response.headers().get(LOCATION).is_some(),
+        )
+    };
+
+    // RFC 8252 §7.3: the registered http://127.0.0.1:9/callback on any port; the rest of
+    // a loopback URI still has to match exactly.
+    let alice = browser();
+    let alice_id_token = id_token_via_port(&env, &alice, "alice").await;
+    let bob = browser();
+    let bob_id_token = id_token_via_port(&env, &bob, "bob").await;
+    for refused in [
+        "http://127.0.0.1:51004/other",
+        "http://127.0.0.1:51004/callback/",
+        "http://127.0.0.1:51004/callback?x=1",
+        "https://127.0.0.1:51004/callback",
+        "http://[::1]:51004/callback",
+        "http://localhost:51004/callback",
+        "http://127.0.0.1:51004@evil.example.com/callback",
+    ] {
+        let url = authorize_with(
+            &env,
+            &challenge,
+            &[("redirect_uri", refused), ("scope", "openid")],
+        );
+        let response = alice.get(&url).send().await.expect("authorize");
+        assert_eq!(page(&response), (400, false), "{refused}");
+    }
+
+    // OIDC Core §3.1.2.1: redirect_uri is required with openid, even with one registered;
+    // without it there is nowhere safe to send the error, so it is a page.
+    let url = authorize_with(&env, &challenge, &[("scope", "openid profile")]);
+    let response = alice.get(&url).send().await.expect("authorize");
+    assert_eq!(page(&response), (400, false));
+    assert!(response
+        .text()
+        .await
+        .expect("html")
+        .contains("redirect_uri"));
+
+    // OIDC Core §6: request objects are refused with their own error codes, redirected.
+    let redirected_error = |response: &reqwest::Response| {
+        let to = location(response);
+        assert!(to.starts_with(CALLBACK), "{to}");
+        let params = query_of(&to);
+        assert_eq!(params.get("state").map(String::as_str), Some("st"));
+        params.get("error").cloned().unwrap_or_default()
+    };
+    for (name, value, error) in [
+        (
+            "request",
+            "eyJhbGciOiJub25lIn0.e30.",
+            "request_not_supported",
+        ),
+        (
+            "request_uri",
+            "https://app.example.com/request.jwt",
+            "request_uri_not_supported",
+        ),
+    ] {
+        let url = authorize_with(
+            &env,
+            &challenge,
+            &[
+                ("redirect_uri", CALLBACK),
+                ("scope", "openid"),
+                (name, value),
+            ],
+        );
+        let response = alice.get(&url).send().await.expect("authorize");
+        assert_eq!(redirected_error(&response), error, "{name}");
+    }
+    let discovery: Value = reqwest::get(format!("{}/.well-known/openid-configuration", env.base()))
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(discovery["request_parameter_supported"], false);
+    assert_eq!(discovery["request_uri_parameter_supported"], false);
+
+    // id_token_hint: alice is signed in in this browser.
+    let with_hint = |hint: &str, prompt: Option<&str>| {
+        let mut params = vec![
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid"),
+            ("id_token_hint", hint),
+        ];
+        if let Some(prompt) = prompt {
+            params.push(("prompt", prompt));
+        }
+        authorize_with(&env, &challenge, &params)
+    };
+    let response = alice
+        .get(with_hint(&alice_id_token, Some("none")))
+        .send()
+        .await
+        .expect("authorize");
+    assert!(
+        query_of(&location(&response)).contains_key("code"),
+        "her own hint: a code, silently: {}",
+        location(&response)
+    );
+    let response = alice
+        .get(with_hint(&bob_id_token, Some("none")))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(
+        redirected_error(&response),
+        "login_required",
+        "prompt=none with bob's hint while alice is signed in"
+    );
+    let response = alice
+        .get(with_hint(&bob_id_token, None))
+        .send()
+        .await
+        .expect("authorize");
+    assert!(
+        location(&response).starts_with("/login?"),
+        "bob's hint without prompt=none: sign in again: {}",
+        location(&response)
+    );
+    let response = alice
+        .get(with_hint("not.an.idtoken", Some("none")))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(redirected_error(&response), "invalid_request");
+    env.server.stop();
+}
+
+/// A second user, bob, with the same password as alice.
+fn setup_bob(env: &Env) {
+    env.setup.sigil(
+        &["user", "add", "--username", "bob", "--password-stdin"],
+        Some(PASSWORD),
+    );
 }

@@ -24,7 +24,7 @@ impl Authority {
                 "this client may not use the client_credentials grant",
             ));
         }
-        let scope = Self::resolve_scope(scope, &client.allowed_scopes())?;
+        let scope = Self::client_credentials_scope(scope, client)?;
         let audience = self.resolve_audience(client, resources)?;
         // RFC 6749 §4.4.3: no refresh token; no ID token, as there is no user.
         let response = self
@@ -41,5 +41,25 @@ impl Authority {
             )
             .await?;
         Ok(response)
+    }
+
+    /// RFC 6749 §3.3 for a token the client gets for itself: user scopes (`openid`,
+    /// `offline_access`, `profile`, ...) are never granted, as there is no user. Asked for,
+    /// they are `invalid_scope`; an omitted `scope` is the pre-defined default, the client's
+    /// scopes without them, which may be empty (a token that names only client and audience).
+    fn client_credentials_scope(
+        requested: Option<ScopeSet>,
+        client: &Client,
+    ) -> Result<ScopeSet, OAuthError> {
+        if let Some(requested) = &requested {
+            let user_scopes = requested.user_scopes();
+            if !user_scopes.is_empty() {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope not allowed for client_credentials (it speaks of a user, and this grant has none): {}",
+                    user_scopes.join(" ")
+                )));
+            }
+        }
+        Self::resolve_scope(requested, &client.allowed_scopes().without_user_scopes())
     }
 }

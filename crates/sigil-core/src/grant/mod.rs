@@ -55,6 +55,10 @@ pub struct TokenResponse {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub token_type: &'static str,
     pub expires_in: i64,
+    /// The granted scopes; omitted when none were granted (a `client_credentials` token of
+    /// a client without non-user scopes).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     pub scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,

@@ -98,13 +98,13 @@ pub(crate) async fn fixture_with(adjust: impl FnOnce(&mut AuthorityConfig)) -> F
 }
 
 impl Fixture {
-    fn creds(&self) -> ClientCredentials {
+    pub(crate) fn creds(&self) -> ClientCredentials {
         ClientCredentials {
             client_id: self.app.0.id.clone(),
             secret: Some(self.app.1.clone()),
         }
     }
-    async fn password(&self, scope: &str) -> Result<TokenResponse, crate::OAuthError> {
+    pub(crate) async fn password(&self, scope: &str) -> Result<TokenResponse, crate::OAuthError> {
         self.authority
             .token(
                 &self.creds(),
@@ -179,7 +179,11 @@ async fn client_credentials_issues_a_stateless_rfc9068_token() {
     assert_eq!(claims.client_id, f.app.0.id);
     assert_eq!(claims.aud, vec!["https://other.example.com".to_string()]);
     assert_eq!(claims.exp, T0 + 600);
-    assert_eq!(claims.scope, "email offline_access openid profile");
+    // The client has only user scopes (the defaults): none of them is for client_credentials.
+    assert_eq!(claims.scope, "");
+    assert_eq!(response.scope, "");
+    let json = serde_json::to_value(&response).expect("json");
+    assert!(json.get("scope").is_none(), "no scope granted, none named");
 
     // Default audience: the first registered one.
     let response = f
@@ -196,6 +200,81 @@ async fn client_credentials_issues_a_stateless_rfc9068_token() {
     assert_eq!(
         f.claims(&response.access_token).aud,
         vec!["https://api.example.com".to_string()]
+    );
+}
+
+/// A confidential client registered with `scopes` and its secret, for client_credentials.
+async fn service_client(f: &Fixture, scopes: &[&str], audiences: &[&str]) -> ClientCredentials {
+    let (client, secret) = ClientRegistration {
+        name: "service".into(),
+        scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+        audiences: audiences.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+    .build(T0)
+    .expect("client");
+    f.store.create_client(&client).await.expect("client");
+    ClientCredentials {
+        client_id: client.id,
+        secret,
+    }
+}
+
+#[tokio::test]
+async fn client_credentials_never_grants_user_scopes() {
+    let f = fixture().await;
+    let creds = service_client(
+        &f,
+        &[
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
+            "address",
+            "phone",
+            "todos:read",
+            "todos:write",
+        ],
+        &[],
+    )
+    .await;
+    let grant = |scope: Option<&str>| TokenRequest::ClientCredentials {
+        scope: scope.map(|s| ScopeSet::parse(s).expect("scope")),
+        resources: vec![],
+    };
+    // Omitted: the client's scopes without the user scopes.
+    let response = f.authority.token(&creds, grant(None)).await.expect("token");
+    assert_eq!(response.scope, "todos:read todos:write");
+    assert_eq!(
+        f.claims(&response.access_token).scope,
+        "todos:read todos:write"
+    );
+    assert!(response.id_token.is_none() && response.refresh_token.is_none());
+    // Asked for: invalid_scope, even though the client is registered with them.
+    for scope in [
+        "openid",
+        "offline_access",
+        "profile",
+        "email",
+        "address",
+        "phone",
+        "todos:read email",
+    ] {
+        let result = f.authority.token(&creds, grant(Some(scope))).await;
+        let error = result.expect_err("a user scope");
+        assert_eq!(error.code, ErrorCode::InvalidScope, "{scope}");
+        assert!(error.description.contains("client_credentials"), "{scope}");
+    }
+    let response = f
+        .authority
+        .token(&creds, grant(Some("todos:read")))
+        .await
+        .expect("token");
+    assert_eq!(response.scope, "todos:read");
+    // The password grant of a client still gets user scopes.
+    assert_eq!(
+        f.password("openid profile").await.expect("token").scope,
+        "openid profile"
     );
 }
 
@@ -779,6 +858,63 @@ async fn introspection_reports_details_and_disabled_users() {
         .await
         .expect("introspect");
     assert!(!refresh.active);
+}
+
+#[tokio::test]
+async fn introspection_only_for_the_tokens_client_and_audiences() {
+    let f = fixture().await;
+    let response = f.password("openid offline_access").await.expect("token");
+    let access = response.access_token.clone();
+    assert_eq!(
+        f.claims(&access).aud,
+        vec!["https://api.example.com".to_string()]
+    );
+    let resource_server = service_client(&f, &[], &["https://api.example.com"]).await;
+    let other_api = service_client(&f, &[], &["https://other-api.example.com"]).await;
+    let no_audience = service_client(&f, &[], &[]).await;
+    let introspect = |creds: ClientCredentials, token: String| {
+        let authority = &f.authority;
+        async move {
+            authority
+                .introspect(&creds, Secret::new(token), None)
+                .await
+                .expect("introspect")
+        }
+    };
+    // RFC 7662 §2.2: the token's own client and the resource server it is meant for.
+    let own = introspect(f.creds(), access.clone()).await;
+    assert!(own.active);
+    let answer = introspect(resource_server.clone(), access.clone()).await;
+    assert!(answer.active);
+    assert_eq!(answer.username.as_deref(), Some("alice"));
+    // RFC 7662 §4: anyone else learns nothing.
+    for creds in [other_api.clone(), no_audience.clone()] {
+        let answer = introspect(creds, access.clone()).await;
+        assert_eq!(answer, crate::introspection::Introspection::inactive());
+    }
+    // A token for another audience of the same client is not the resource server's.
+    let elsewhere = f
+        .authority
+        .token(
+            &f.creds(),
+            TokenRequest::Password {
+                username: "alice".into(),
+                password: Secret::new("correct horse battery"),
+                scope: None,
+                resources: vec!["https://other.example.com".into()],
+            },
+        )
+        .await
+        .expect("token");
+    assert!(
+        !introspect(resource_server.clone(), elsewhere.access_token)
+            .await
+            .active
+    );
+    // Refresh tokens only to their own client, resource server or not.
+    let refresh = response.refresh_token.expect("refresh token");
+    assert!(!introspect(resource_server, refresh.clone()).await.active);
+    assert!(introspect(f.creds(), refresh).await.active);
 }
 
 #[tokio::test]

@@ -48,6 +48,9 @@ async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Response {
         prompt: take("prompt"),
         max_age: take("max_age"),
         login_hint: take("login_hint"),
+        id_token_hint: take("id_token_hint"),
+        request: take("request"),
+        request_uri: take("request_uri"),
         repeated,
     };
     let request = match state.authority.validate_authorization(params).await {
