@@ -354,7 +354,8 @@ async fn concurrent_guesses_cost_what_sequential_ones_cost(db: TestDb) {
     assert_eq!(
         statuses,
         BTreeMap::from([(400, 5), (429, 35)]),
-        "per account"
+        "per account; the log: {}",
+        warnings(&setup)
     );
     // ... and the right one after them waits like the 41st sequential attempt would.
     let (status, _) = password_grant(&base, &app, "alice", PASSWORD, "openid").await;
@@ -369,7 +370,8 @@ async fn concurrent_guesses_cost_what_sequential_ones_cost(db: TestDb) {
     assert_eq!(
         statuses,
         BTreeMap::from([(400, 15), (429, 25)]),
-        "per address"
+        "per address; the log: {}",
+        warnings(&setup)
     );
     let store = open_store(&setup).await;
     let counts = store
