@@ -1009,6 +1009,33 @@ fn bad_segments(real: &str, other_client: &str) -> Vec<String> {
     ]
 }
 
+/// Every route pattern with a `{parameter}` in the server's HTTP modules.
+fn routes_with_parameters() -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            for literal in text.split('"').skip(1).step_by(2) {
+                // Route patterns (and the links built like them), not format strings of queries.
+                let is_pattern = literal.starts_with('/')
+                    && literal.contains('{')
+                    && !literal.contains([' ', '?'])
+                    && !literal.contains("{}");
+                if is_pattern {
+                    found.insert(literal.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
 #[tokio::test]
 async fn every_path_parameter_is_checked_before_use() {
     let app = app_with_admin().await;
@@ -1071,6 +1098,18 @@ async fn every_path_parameter_is_checked_before_use() {
         (true, "/admin/clients/{id}/delete"),
         (false, "/admin/clients/{id}/delete"),
     ];
+    // The sweep covers every route with a path parameter the server declares.
+    let swept: std::collections::BTreeSet<&str> = user_routes
+        .iter()
+        .chain(client_routes.iter())
+        .map(|(_, route)| *route)
+        .collect();
+    let declared = routes_with_parameters();
+    assert_eq!(
+        declared,
+        swept.iter().map(|r| r.to_string()).collect(),
+        "a route with a path parameter is missing from this sweep"
+    );
     let mut tried = 0;
     let mut wrong = Vec::new();
     let routes = user_routes
