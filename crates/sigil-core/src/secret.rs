@@ -46,6 +46,16 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// Whether `value` has the exact shape of a [`random_token`] of `bytes` bytes: base64url
+/// without padding that decodes to exactly that many bytes (ids of clients and users are
+/// `random_token(16)`, 22 characters). Anything else, a `/`, `.`, `%` or `?` among them, is not.
+pub fn is_random_token(value: &str, bytes: usize) -> bool {
+    value.len() == bytes.div_ceil(3) * 4 - (3 - bytes % 3) % 3
+        && URL_SAFE_NO_PAD
+            .decode(value)
+            .is_ok_and(|decoded| decoded.len() == bytes)
+}
+
 /// SHA-256 of `value`, base64url without padding.
 pub fn hash_for_storage(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
@@ -70,6 +80,30 @@ mod tests {
             URL_SAFE_NO_PAD.decode(a.expose()).map(|v| v.len()).ok(),
             Some(32)
         );
+    }
+
+    #[test]
+    fn only_the_exact_shape_of_a_random_token_passes() {
+        for bytes in [12, 16, 32] {
+            assert!(is_random_token(&random_token(bytes), bytes));
+        }
+        let id = random_token(16);
+        assert!(!is_random_token(&id, 32));
+        assert!(!is_random_token(&id[..21], 16));
+        assert!(!is_random_token(&format!("{id}A"), 16));
+        for bad in [
+            "",
+            "..",
+            "a/b",
+            "AAAAAAAAAAAAAAAAAAAA%2F",
+            "AAAAAAAAAAAAAAAAAAAA/.",
+            "AAAAAAAAAAAAAAAAAAAAA=",
+        ] {
+            assert!(!is_random_token(bad, 16), "{bad}");
+        }
+        // 16 bytes leave 2 bits of the last character unused: only the canonical one passes.
+        assert!(is_random_token("AAAAAAAAAAAAAAAAAAAAAA", 16));
+        assert!(!is_random_token("AAAAAAAAAAAAAAAAAAAAAB", 16));
     }
 
     #[test]

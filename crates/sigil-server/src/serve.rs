@@ -191,7 +191,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Deletes expired refresh families and deny-list entries once an hour.
+/// Deletes expired refresh families, deny-list entries and sessions once an hour.
 fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
     use tracing::Instrument;
     tokio::spawn(
@@ -208,6 +208,12 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "deleted expired records"),
                     Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+                }
+                let now = tower_sessions::cookie::time::OffsetDateTime::now_utc();
+                match state.sessions.delete_expired(&state.database, now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "deleted expired sessions"),
+                    Err(e) => tracing::warn!(error = %e, "session housekeeping failed"),
                 }
             }
         }

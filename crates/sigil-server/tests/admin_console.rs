@@ -1009,3 +1009,198 @@ async fn the_command_line_does_the_same() {
         .sigil(&["audit", "verify"], None)
         .contains("audit log intact: 11 entries"));
 }
+
+/// A path parameter that is not an id Sigil generated: `/`, `..`, `?`, `#`, quotes, `<`
+/// and encoded `/..` around a real id, and the issue's one-click delete.
+fn bad_segments(real: &str, other_client: &str) -> Vec<String> {
+    vec![
+        format!("{real}%2Fdelete"),
+        "..".into(),
+        format!("{real}%2F.."),
+        format!("{real}%3F"),
+        format!("{real}%23x"),
+        format!("{real}%22"),
+        format!("{real}%27"),
+        format!("%3Cb%3E{real}"),
+        format!("..%2F..%2Fclients%2F{other_client}%2Fdelete%3F"),
+        format!("..%2F..%2F..%2Fclients%2F{other_client}%2Fdelete%3F"),
+    ]
+}
+
+/// Every route pattern with a `{parameter}` in the server's HTTP modules.
+fn routes_with_parameters() -> std::collections::BTreeSet<String> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("source");
+            for literal in text.split('"').skip(1).step_by(2) {
+                // Route patterns (and the links built like them), not format strings of queries.
+                let is_pattern = literal.starts_with('/')
+                    && literal.contains('{')
+                    && !literal.contains([' ', '?'])
+                    && !literal.contains("{}");
+                if is_pattern {
+                    found.insert(literal.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_path_parameter_is_checked_before_use() {
+    let app = app_with_admin().await;
+    let (client, secret) = app
+        .add_client(ClientRegistration {
+            name: "Precious app".into(),
+            grant_types: Some(vec!["password".into(), "refresh_token".into()]),
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.expect("secret");
+    let alice = app.add_user("alice", "alice password 1").await;
+    let (status, body) = token_request(
+        &app,
+        "grant_type=password&username=alice&password=alice%20password%201&scope=openid%20offline_access",
+        (&client.id, secret.expose()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "root password 1").await;
+    let csrf = root.csrf(&format!("/admin/users/{}", alice.id)).await;
+
+    // The issue's reproduction: the confirmation page must not offer to delete the client.
+    let lure = format!(
+        "/admin/users/{}/grants/..%2F..%2F..%2Fclients%2F{}%2Fdelete%3F/revoke",
+        alice.id, client.id
+    );
+    let page = root.get(&lure).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+    assert!(!page.body.contains("/delete"), "{}", page.body);
+    assert!(!page.body.contains("<form"), "{}", page.body);
+
+    // Every route with a path parameter, GET and POST, each parameter in turn.
+    let fields: &[(&str, &str)] = &[
+        ("csrf", &csrf),
+        ("name", "Taken over"),
+        ("email", "evil@example.com"),
+        ("password", "evil password 1"),
+        ("is_admin", "1"),
+        ("grant_types", "client_credentials"),
+    ];
+    let user_routes = [
+        (true, "/admin/users/{id}"),
+        (false, "/admin/users/{id}/profile"),
+        (false, "/admin/users/{id}/password"),
+        (false, "/admin/users/{id}/role"),
+        (true, "/admin/users/{id}/disable"),
+        (false, "/admin/users/{id}/disable"),
+        (false, "/admin/users/{id}/enable"),
+        (true, "/admin/users/{id}/grants/{client_id}/revoke"),
+        (false, "/admin/users/{id}/grants/{client_id}/revoke"),
+    ];
+    let client_routes = [
+        (true, "/admin/clients/{id}"),
+        (true, "/admin/clients/{id}/edit"),
+        (false, "/admin/clients/{id}/edit"),
+        (true, "/admin/clients/{id}/rotate-secret"),
+        (false, "/admin/clients/{id}/rotate-secret"),
+        (true, "/admin/clients/{id}/delete"),
+        (false, "/admin/clients/{id}/delete"),
+    ];
+    // The sweep covers every route with a path parameter the server declares.
+    let swept: std::collections::BTreeSet<&str> = user_routes
+        .iter()
+        .chain(client_routes.iter())
+        .map(|(_, route)| *route)
+        .collect();
+    let declared = routes_with_parameters();
+    assert_eq!(
+        declared,
+        swept.iter().map(|r| r.to_string()).collect(),
+        "a route with a path parameter is missing from this sweep"
+    );
+    let mut tried = 0;
+    let mut wrong = Vec::new();
+    let routes = user_routes
+        .iter()
+        .map(|(is_get, route)| (*is_get, *route, alice.id.as_str()))
+        .chain(
+            client_routes
+                .iter()
+                .map(|(is_get, route)| (*is_get, *route, client.id.as_str())),
+        );
+    for (is_get, route, id) in routes {
+        let mut paths = Vec::new();
+        for bad in bad_segments(id, &client.id) {
+            paths.push(
+                route
+                    .replace("{id}", &bad)
+                    .replace("{client_id}", &client.id),
+            );
+        }
+        if route.contains("{client_id}") {
+            for bad in bad_segments(&client.id, &client.id) {
+                paths.push(route.replace("{id}", id).replace("{client_id}", &bad));
+            }
+        }
+        for path in paths {
+            let page = if is_get {
+                root.get(&path).await
+            } else {
+                root.post(&path, fields).await
+            };
+            tried += 1;
+            let refused = matches!(page.status, StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST);
+            if !refused || page.body.contains("<form method=\"post\" action=\"/admin/") {
+                wrong.push(format!(
+                    "{} {path}: {}",
+                    if is_get { "GET" } else { "POST" },
+                    page.status
+                ));
+            }
+        }
+    }
+    assert!(tried > 150, "{tried}");
+    assert!(wrong.is_empty(), "not refused:\n{}", wrong.join("\n"));
+
+    // Nothing changed.
+    let store = app.state.authority.store();
+    let still = store
+        .find_client(&client.id)
+        .await
+        .expect("find")
+        .expect("the client still exists");
+    assert_eq!(still.name, "Precious app");
+    assert_eq!(still.secret_hash, client.secret_hash);
+    assert_eq!(still.grant_types, client.grant_types);
+    let alice_now = store
+        .find_user(&alice.id)
+        .await
+        .expect("find")
+        .expect("alice");
+    assert!(!alice_now.is_disabled && !alice_now.is_admin);
+    assert_eq!(alice_now.password_hash, alice.password_hash);
+    assert_eq!(alice_now.name, alice.name);
+    assert_eq!(alice_now.email, alice.email);
+    let page = root.get(&format!("/admin/users/{}", alice.id)).await;
+    assert!(
+        page.body.contains("Precious app"),
+        "the grant is still there"
+    );
+
+    // The real ids still work, and the links on the page are the plain ids.
+    let revoke = format!("/admin/users/{}/grants/{}/revoke", alice.id, client.id);
+    assert!(page.body.contains(&format!("href=\"{revoke}\"")));
+    let page = root.get(&revoke).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("action=\"{revoke}\"")));
+}

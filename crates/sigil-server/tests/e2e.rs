@@ -488,6 +488,11 @@ async fn full_flow(db: TestDb) {
         "{listing}"
     );
 
+    // A browser session: its cookie values are secrets too.
+    for cookie in sign_in_admin(&base).await {
+        secrets.add(&cookie);
+    }
+
     server.stop();
 
     // No secret in the logs (captured at trace level).
@@ -520,6 +525,7 @@ async fn full_flow(db: TestDb) {
                 "refresh_families",
                 "refresh_tokens",
                 "revoked_access_tokens",
+                "tower_sessions.session",
             ] {
                 let rows: Vec<(String,)> =
                     sqlx::query_as(&format!("SELECT CAST(t AS TEXT) FROM {table} t"))
@@ -535,6 +541,125 @@ async fn full_flow(db: TestDb) {
             pool.close().await;
         }
     }
+}
+
+const SESSION_COOKIE: &str = "sigil_session";
+
+/// The session cookie values a response sets.
+fn session_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix(&format!("{SESSION_COOKIE}=")))
+        .filter_map(|v| v.split(';').next())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The status of `/admin/users` for a session cookie.
+async fn admin_status(base: &str, cookie: &str) -> u16 {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    http.get(format!("{base}/admin/users"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("{SESSION_COOKIE}={cookie}"),
+        )
+        .send()
+        .await
+        .expect("admin")
+        .status()
+        .as_u16()
+}
+
+/// Signs the bootstrapped admin in through the sign-in form; returns every session cookie
+/// value the server set, the signed-in one last.
+async fn sign_in_admin(base: &str) -> Vec<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = http
+        .get(format!("{base}/login?next=%2Fadmin"))
+        .send()
+        .await
+        .expect("login page");
+    let mut cookies = session_cookies(&login);
+    let anonymous = cookies.last().expect("a session for the form").clone();
+    let csrf = common::hidden(&login.text().await.expect("html"), "csrf");
+    let response = http
+        .post(format!("{base}/login"))
+        .header(
+            reqwest::header::COOKIE,
+            format!("{SESSION_COOKIE}={anonymous}"),
+        )
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("next", "/admin"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), 303);
+    cookies.extend(session_cookies(&response));
+    let signed_in = cookies.last().expect("cookie").clone();
+    assert_ne!(signed_in, anonymous, "a new id on sign-in");
+    assert_eq!(admin_status(base, &signed_in).await, 200);
+    cookies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_database_opens_no_session() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::sqlite();
+    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    setup.sigil(&["migrate"], None);
+    let server = Server::start(&setup);
+    let cookies = sign_in_admin(&server.base).await;
+    let pool = sqlx::SqlitePool::connect(db.url()).await.expect("connect");
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM tower_sessions")
+        .fetch_all(&pool)
+        .await
+        .expect("session rows");
+    pool.close().await;
+    assert!(!rows.is_empty());
+    for (id,) in &rows {
+        assert_ne!(
+            admin_status(&server.base, id).await,
+            200,
+            "a row id replayed as a cookie opened /admin"
+        );
+        assert!(
+            !cookies.contains(id),
+            "a cookie value is stored as a row id"
+        );
+    }
+    let signed_in = cookies.last().expect("cookie");
+    assert_eq!(admin_status(&server.base, signed_in).await, 200);
+
+    // The database and its WAL and shared-memory files are for Sigil's user only, and a
+    // file made readable by others is narrowed again at the next open.
+    let path = db.sqlite_path().expect("sqlite");
+    let mode = |suffix: &str| {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        std::fs::metadata(&file)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    };
+    for suffix in ["", "-wal", "-shm"] {
+        assert_eq!(mode(suffix), 0o600, "sigil.db{suffix}");
+    }
+    server.stop();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    setup.sigil(&["migrate"], None);
+    assert_eq!(mode(""), 0o600, "narrowed at open");
 }
 
 async fn wait_for_jwks_len(http: &reqwest::Client, base: &str, count: usize) -> String {

@@ -118,3 +118,95 @@ async fn json_logs_carry_the_request_id_and_no_secrets() {
         assert!(!log.contains(signature));
     }
 }
+
+/// What an attacker puts in a `client_id` to forge a log line of their own.
+const FORGED: &str = "2026-01-01T00:00:00.000000Z  INFO request: sigil: FORGED admin signed in";
+
+/// Sends `client_id` values holding a newline, a carriage return, an escape sequence and a
+/// line separator followed by a forged line: in a `/token` form body and an `/authorize`
+/// query, percent-encoded. Returns the log the server wrote.
+async fn log_after_forgery(format: &str) -> String {
+    let db = TestDb::sqlite();
+    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    setup.sigil(&["migrate"], None);
+    let server = Server::start_with(&setup, &["--log-format", format]);
+    let http = reqwest::Client::new();
+    for separator in ["\n", "\r\n", "\r", "\u{1b}[2K\r", "\u{2028}", "\u{85}"] {
+        let client_id = format!("app{separator}{FORGED}");
+        let response = http
+            .post(format!("{}/token", server.base))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id.as_str()),
+                ("client_secret", "guess"),
+            ])
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(response.status(), 401);
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &client_id)
+            .append_pair("redirect_uri", "http://127.0.0.1:9/cb")
+            .finish();
+        let response = http
+            .get(format!("{}/authorize?{query}", server.base))
+            .send()
+            .await
+            .expect("authorize");
+        assert!(response.status().is_client_error());
+    }
+    server.stop();
+    std::fs::read_to_string(setup.log_path()).expect("log")
+}
+
+#[tokio::test]
+async fn a_client_id_cannot_forge_a_text_log_line() {
+    let log = log_after_forgery("text").await;
+    let mentions: Vec<&str> = log.lines().filter(|l| l.contains("FORGED")).collect();
+    assert!(
+        mentions.len() >= 6,
+        "each refused token request is logged with its client: {log}"
+    );
+    for line in log.lines() {
+        assert!(
+            !line.starts_with("2026-01-01") && !line.contains("\u{1b}[2K"),
+            "a forged line: {line:?}"
+        );
+    }
+    for mention in mentions {
+        assert!(
+            [
+                "app\\n",
+                "app\\r",
+                "app\\u{1b}",
+                "app\\u{2028}",
+                "app\\u{85}"
+            ]
+            .iter()
+            .any(|escaped| mention.contains(escaped)),
+            "not escaped: {mention:?}"
+        );
+    }
+    for raw in ['\r', '\u{2028}', '\u{85}', '\u{1b}'] {
+        assert!(!log.contains(raw), "{raw:?} written raw");
+    }
+}
+
+#[tokio::test]
+async fn a_client_id_cannot_forge_a_json_log_line() {
+    let log = log_after_forgery("json").await;
+    let mut mentions = 0;
+    for line in log.lines().filter(|l| l.contains("FORGED")) {
+        assert!(line.starts_with('{'), "a forged line: {line:?}");
+        let value: Value = serde_json::from_str(line).expect("every line is one JSON object");
+        assert!(value["client"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("app") && c.ends_with(FORGED)));
+        mentions += 1;
+    }
+    assert!(mentions >= 6, "{log}");
+    for raw in ['\r', '\u{1b}'] {
+        assert!(!log.contains(raw), "{raw:?} written raw");
+    }
+}

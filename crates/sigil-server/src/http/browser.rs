@@ -11,7 +11,7 @@ use sigil_core::secret::{constant_time_eq, random_token};
 use std::collections::HashMap;
 use tower_sessions::Session;
 
-const USER: &str = "user";
+const USER: &str = crate::sessions::SIGNED_IN_KEY;
 const CSRF: &str = "csrf";
 const PENDING: &str = "pending";
 /// Pending requests a session may hold at once (several tabs), and for how long.

@@ -19,6 +19,43 @@ pub struct SqliteStore {
     hot: std::sync::Arc<super::HotReads<sqlx::Sqlite>>,
 }
 
+/// The database file and its `-wal` and `-shm` files hold sessions, hashes and the audit
+/// log: only Sigil's own user may read them. A missing file is created empty with mode 0600
+/// before SQLite opens it (SQLite gives `-wal` and `-shm` the mode of the main file), and
+/// existing files readable by group or others are narrowed to 0600.
+fn restrict_to_owner(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |path: &std::path::Path, e: std::io::Error| {
+        StoreError::Other(format!(
+            "cannot restrict {} to its owner: {e}",
+            path.display()
+        ))
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| failed(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::Path::new(&name);
+        match std::fs::metadata(file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| failed(file, e))?;
+                tracing::warn!(file = %file.display(), "the database file was readable by others: narrowed to 0600");
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(file, e)),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens `sqlite://PATH` (relative paths are relative to the working directory),
     /// creating the file and its directory if missing.
@@ -52,6 +89,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(std::time::Duration::from_secs(10));
+        restrict_to_owner(connect.get_filename())?;
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)

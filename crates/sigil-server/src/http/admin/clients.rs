@@ -1,12 +1,13 @@
 //! `/admin/clients`: list, search, register, edit, rotate the secret of, and delete clients.
 //! A new or rotated secret is shown once, in the response to the POST that made it.
 
+use super::path::{filters, AdminPath, ClientId};
 use super::{confirm, done, failure, render, Admin, Chrome, Confirm, NoticeQuery};
 use crate::http::form::OAuthForm;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -375,10 +376,10 @@ async fn find(state: &AppState, id: &str) -> Result<Client, Response> {
 async fn show(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    match find(&state, &id).await {
+    match find(&state, id.as_str()).await {
         Ok(client) => client_page(
             &state,
             &admin,
@@ -391,7 +392,7 @@ async fn show(
     }
 }
 
-fn edit_page(admin: &Admin, id: &str, form: ClientForm, error: Option<String>) -> Response {
+fn edit_page(admin: &Admin, id: &ClientId, form: ClientForm, error: Option<String>) -> Response {
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -415,9 +416,9 @@ fn edit_page(admin: &Admin, id: &str, form: ClientForm, error: Option<String>) -
 async fn edit_form(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
 ) -> Response {
-    match find(&state, &id).await {
+    match find(&state, id.as_str()).await {
         Ok(client) => edit_page(&admin, &id, ClientForm::from_client(&client), None),
         Err(response) => response,
     }
@@ -426,14 +427,14 @@ async fn edit_form(
 async fn update(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
     body: Bytes,
 ) -> Response {
     let form = match admin.form(&body).await {
         Ok(form) => form,
         Err(response) => return response,
     };
-    let existing = match find(&state, &id).await {
+    let existing = match find(&state, id.as_str()).await {
         Ok(client) => client,
         Err(response) => return response,
     };
@@ -445,7 +446,7 @@ async fn update(
     };
     match state
         .authority
-        .update_client(&admin.actor(), &id, registration)
+        .update_client(&admin.actor(), id.as_str(), registration)
         .await
     {
         Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
@@ -457,9 +458,9 @@ async fn update(
 async fn confirm_rotate(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
 ) -> Response {
-    let client = match find(&state, &id).await {
+    let client = match find(&state, id.as_str()).await {
         Ok(client) => client,
         Err(response) => return response,
     };
@@ -479,7 +480,7 @@ async fn confirm_rotate(
 async fn rotate(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
     body: Bytes,
 ) -> Response {
     if let Err(response) = admin.form(&body).await {
@@ -487,7 +488,7 @@ async fn rotate(
     }
     match state
         .authority
-        .rotate_client_secret(&admin.actor(), &id)
+        .rotate_client_secret(&admin.actor(), id.as_str())
         .await
     {
         Ok((client, secret)) => client_page(
@@ -505,9 +506,9 @@ async fn rotate(
 async fn confirm_delete(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
 ) -> Response {
-    let client = match find(&state, &id).await {
+    let client = match find(&state, id.as_str()).await {
         Ok(client) => client,
         Err(response) => return response,
     };
@@ -527,13 +528,17 @@ async fn confirm_delete(
 async fn delete(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<ClientId>,
     body: Bytes,
 ) -> Response {
     if let Err(response) = admin.form(&body).await {
         return response;
     }
-    match state.authority.delete_client(&admin.actor(), &id).await {
+    match state
+        .authority
+        .delete_client(&admin.actor(), id.as_str())
+        .await
+    {
         Ok(()) => done("/admin/clients", "client-deleted"),
         Err(error) => failure(error),
     }

@@ -7,6 +7,7 @@ mod account;
 mod audit;
 mod clients;
 mod keys;
+mod path;
 mod users;
 
 use super::browser;

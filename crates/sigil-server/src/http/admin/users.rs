@@ -1,11 +1,12 @@
 //! `/admin/users`: list, search, create, edit profiles, reset passwords, grant or remove the
 //! admin role, disable and enable, and revoke the applications a user granted.
 
+use super::path::{filters, segment, AdminPath, ClientId, UserId};
 use super::{confirm, done, failure, render, Admin, Chrome, Confirm, NoticeQuery};
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -125,7 +126,10 @@ async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         .create_user(&admin.actor(), new.clone(), Secret::new(text("password")))
         .await;
     match result {
-        Ok(user) => done(&format!("/admin/users/{}", user.id), "user-created"),
+        Ok(user) => done(
+            &format!("/admin/users/{}", segment(&user.id)),
+            "user-created",
+        ),
         Err(AdminError::Invalid(message)) => render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &NewPage {
@@ -199,10 +203,10 @@ async fn user_page(
 async fn show(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    user_page(&state, &admin, &id, query.notice.as_deref(), None).await
+    user_page(&state, &admin, id.as_str(), query.notice.as_deref(), None).await
 }
 
 /// Runs an action from a user page: on success back to the page with a notice; a rule
@@ -210,13 +214,15 @@ async fn show(
 async fn after(
     state: &AppState,
     admin: &Admin,
-    id: &str,
+    id: &UserId,
     result: Result<(), AdminError>,
     notice: &str,
 ) -> Response {
     match result {
         Ok(()) => done(&format!("/admin/users/{id}"), notice),
-        Err(AdminError::Invalid(message)) => user_page(state, admin, id, None, Some(message)).await,
+        Err(AdminError::Invalid(message)) => {
+            user_page(state, admin, id.as_str(), None, Some(message)).await
+        }
         Err(error) => failure(error),
     }
 }
@@ -224,7 +230,7 @@ async fn after(
 async fn profile(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
     body: Bytes,
 ) -> Response {
     let form = match admin.form(&body).await {
@@ -239,7 +245,7 @@ async fn profile(
     };
     let result = state
         .authority
-        .update_profile(&admin.actor(), &id, update)
+        .update_profile(&admin.actor(), id.as_str(), update)
         .await
         .map(|_| ());
     after(&state, &admin, &id, result, "saved").await
@@ -248,7 +254,7 @@ async fn profile(
 async fn password(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
     body: Bytes,
 ) -> Response {
     let form = match admin.form(&body).await {
@@ -259,7 +265,12 @@ async fn password(
     let must_change = form.single("must_change_password").ok().flatten().is_some();
     let result = state
         .authority
-        .reset_password(&admin.actor(), &id, Secret::new(new_password), must_change)
+        .reset_password(
+            &admin.actor(),
+            id.as_str(),
+            Secret::new(new_password),
+            must_change,
+        )
         .await
         .map(|_| ());
     after(&state, &admin, &id, result, "password-reset").await
@@ -268,7 +279,7 @@ async fn password(
 async fn role(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
     body: Bytes,
 ) -> Response {
     let form = match admin.form(&body).await {
@@ -278,7 +289,7 @@ async fn role(
     let is_admin = form.single("is_admin").ok().flatten() == Some("1");
     let result = state
         .authority
-        .set_admin(&admin.actor(), &id, is_admin)
+        .set_admin(&admin.actor(), id.as_str(), is_admin)
         .await
         .map(|_| ());
     after(&state, &admin, &id, result, "saved").await
@@ -287,9 +298,9 @@ async fn role(
 async fn confirm_disable(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
 ) -> Response {
-    let user = match find_user(&state, &id).await {
+    let user = match find_user(&state, id.as_str()).await {
         Ok(user) => user,
         Err(response) => return response,
     };
@@ -309,7 +320,7 @@ async fn confirm_disable(
 async fn disable(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
     body: Bytes,
 ) -> Response {
     set_disabled(&state, &admin, &id, &body, true).await
@@ -318,7 +329,7 @@ async fn disable(
 async fn enable(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    AdminPath(id): AdminPath<UserId>,
     body: Bytes,
 ) -> Response {
     set_disabled(&state, &admin, &id, &body, false).await
@@ -327,7 +338,7 @@ async fn enable(
 async fn set_disabled(
     state: &AppState,
     admin: &Admin,
-    id: &str,
+    id: &UserId,
     body: &[u8],
     is_disabled: bool,
 ) -> Response {
@@ -336,7 +347,7 @@ async fn set_disabled(
     }
     let result = state
         .authority
-        .set_disabled(&admin.actor(), id, is_disabled)
+        .set_disabled(&admin.actor(), id.as_str(), is_disabled)
         .await
         .map(|_| ());
     let notice = if is_disabled {
@@ -350,14 +361,21 @@ async fn set_disabled(
 async fn confirm_revoke(
     State(state): State<AppState>,
     admin: Admin,
-    Path((id, client_id)): Path<(String, String)>,
+    AdminPath((id, client_id)): AdminPath<(UserId, ClientId)>,
 ) -> Response {
-    let user = match find_user(&state, &id).await {
+    let user = match find_user(&state, id.as_str()).await {
         Ok(user) => user,
         Err(response) => return response,
     };
-    let client_name = match state.authority.store().find_client(&client_id).await {
-        Ok(client) => client.map(|c| c.name).unwrap_or_else(|| client_id.clone()),
+    let client_name = match state
+        .authority
+        .store()
+        .find_client(client_id.as_str())
+        .await
+    {
+        Ok(client) => client
+            .map(|c| c.name)
+            .unwrap_or_else(|| client_id.to_string()),
         Err(error) => return failure(error.into()),
     };
     confirm(
@@ -376,7 +394,7 @@ async fn confirm_revoke(
 async fn revoke(
     State(state): State<AppState>,
     admin: Admin,
-    Path((id, client_id)): Path<(String, String)>,
+    AdminPath((id, client_id)): AdminPath<(UserId, ClientId)>,
     body: Bytes,
 ) -> Response {
     if let Err(response) = admin.form(&body).await {
@@ -384,7 +402,7 @@ async fn revoke(
     }
     let result = state
         .authority
-        .revoke_grant(&admin.actor(), &id, &client_id)
+        .revoke_grant(&admin.actor(), id.as_str(), client_id.as_str())
         .await;
     after(&state, &admin, &id, result, "grant-revoked").await
 }
