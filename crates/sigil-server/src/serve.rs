@@ -1,9 +1,11 @@
 //! `sigil serve`: open the database, load keys, bootstrap the first admin, and run the
-//! HTTP server until SIGTERM or Ctrl-C, letting in-flight requests finish.
+//! HTTP server (and the metrics listener, if asked for) until SIGTERM or Ctrl-C, letting
+//! in-flight requests finish within the shutdown timeout.
 
 use crate::config::{secs, Cli, ServeArgs};
 use crate::error::CommandError;
-use crate::http::app;
+use crate::connections::{self, ConnectionLimits, Shutdown};
+use crate::http::{app, metrics_app};
 use crate::keyfiles::{spawn_watcher, KeyDir};
 use crate::state::{AppState, CachedDocument};
 use crate::store::{Database, DatabaseOptions};
@@ -168,26 +170,70 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
         args.keys_poll_interval,
     );
     let housekeeping = spawn_housekeeping(state.clone());
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|source| CommandError::Bind {
-            addr: args.bind,
-            source,
-        })?;
+    let listener = bind(args.bind).await?;
+    let metrics_listener = match args.metrics_bind {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let max_connections = args
+        .max_connections
+        .unwrap_or_else(|| connections::default_max_connections(args.db_max_connections));
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+    };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), "sigil is ready");
+    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), max_connections, "sigil is ready");
     println!("sigil listening on http://{addr}");
-    axum::serve(
+    let (trigger, shutdown) = Shutdown::new();
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let metrics_addr = listener.local_addr()?;
+            tracing::info!(addr = %metrics_addr, "metrics served at /metrics");
+            println!("metrics at http://{metrics_addr}/metrics");
+            let limits = ConnectionLimits {
+                max_connections: connections::METRICS_MAX_CONNECTIONS,
+                ..limits
+            };
+            Some(tokio::spawn(connections::serve(
+                listener,
+                metrics_app(state.clone()),
+                limits,
+                shutdown.clone(),
+                args.shutdown_timeout,
+            )))
+        }
+        None => None,
+    };
+    let signal = tokio::spawn(async move {
+        connections::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        trigger.trigger();
+    });
+    connections::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state),
+        limits,
+        shutdown,
+        args.shutdown_timeout,
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .await;
+    signal.abort();
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     watcher.abort();
     housekeeping.abort();
     database.close().await;
     tracing::info!("sigil stopped");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CommandError::Bind { addr, source })
 }
 
 /// Deletes expired refresh families and deny-list entries once an hour.
@@ -212,23 +258,4 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
         }
         .instrument(tracing::info_span!("task", task = "housekeeping")),
     )
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
