@@ -17,6 +17,8 @@ use sigil_core::secret::random_token;
 use sigil_core::store::StoreError;
 use sigil_core::user::User;
 use sigil_core::{Authority, AuthorityConfig};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +47,7 @@ pub async fn build_state(
     let dir = keys.clone();
     let set = tokio::task::spawn_blocking(move || {
         dir.create()?;
+        dir.tighten_permissions()?;
         if let Some(kid) = dir.ensure_key(now)? {
             tracing::info!(%kid, "generated the first signing key");
         }
@@ -100,8 +103,15 @@ pub async fn build_state(
     })
 }
 
+/// The file a generated first-admin password is written to when standard output is not a
+/// terminal (under Docker or systemd it is the log).
+pub const ADMIN_PASSWORD_FILE: &str = "initial-admin-password";
+
 /// On first start with an empty user table: creates `admin` with a one-time password
-/// (random unless given) and prints it once, on standard output, not in the logs.
+/// (random unless given). A generated password is shown once and never logged: on the
+/// terminal when standard output is one, else written to a new 0600 file
+/// [`ADMIN_PASSWORD_FILE`] beside the SQLite database (or in the keys directory, for
+/// PostgreSQL), whose path is printed instead.
 pub async fn bootstrap_admin(
     state: &AppState,
     given_password: Option<&str>,
@@ -142,16 +152,72 @@ pub async fn bootstrap_admin(
         Err(e) => return Err(e.into()),
     }
     let issuer = &state.authority.config().issuer;
+    let shown = if !generated {
+        "the one given in SIGIL_ADMIN_PASSWORD".to_string()
+    } else if std::io::stdout().is_terminal() {
+        format!("{password}   (shown only this once; change it at first sign-in)")
+    } else {
+        let path = admin_password_path(state);
+        write_admin_password(&path, &password, issuer)?;
+        tracing::info!(path = %path.display(), "wrote the first admin's one-time password to a file");
+        format!(
+            "written to {} (mode 0600; delete it after the first sign-in)",
+            path.display()
+        )
+    };
     println!("Created the first admin account.");
     println!("  user name:  admin");
-    if generated {
-        println!("  password:   {password}   (shown only this once; change it at first sign-in)");
-    } else {
-        println!("  password:   the one given in SIGIL_ADMIN_PASSWORD");
-    }
+    println!("  password:   {shown}");
     println!("  admin page: {issuer}/admin");
     tracing::info!("created the bootstrap admin account");
     Ok(())
+}
+
+/// Where [`bootstrap_admin`] writes a generated password: beside the SQLite database file,
+/// or in the keys directory (already private, 0700) for PostgreSQL.
+pub fn admin_password_path(state: &AppState) -> PathBuf {
+    let dir = match &state.database {
+        Database::Sqlite(store) => store
+            .pool()
+            .connect_options()
+            .get_filename()
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(".")),
+        Database::Postgres(_) => state.keys_dir.path().to_path_buf(),
+    };
+    dir.join(ADMIN_PASSWORD_FILE)
+}
+
+/// Writes the password to a new file only its owner can read, replacing any old one (a
+/// leftover of an earlier database), never through a symbolic link.
+fn write_admin_password(path: &Path, password: &str, issuer: &str) -> Result<(), CommandError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| {
+        CommandError::Invalid(format!(
+            "cannot write the first admin's password to {}: {e} (or set SIGIL_ADMIN_PASSWORD)",
+            path.display()
+        ))
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    writeln!(
+        file,
+        "Sigil's first admin account (one-time password: change it at first sign-in, then delete this file)\nuser name:  admin\npassword:   {password}\nadmin page: {issuer}/admin"
+    )
+    .and_then(|()| file.sync_all())
+    .map_err(failed)
 }
 
 /// Runs the server.
