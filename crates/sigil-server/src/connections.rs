@@ -418,7 +418,10 @@ mod tests {
         first.connection.touch();
         let third = registry.admit().expect("room made");
         assert_eq!(lock(&registry.open).len(), 2);
-        assert!(!lock(&registry.open).contains_key(&first.id), "the idle one went");
+        assert!(
+            !lock(&registry.open).contains_key(&first.id),
+            "the idle one went"
+        );
         let _busy_third = Busy::enter(third.connection.clone());
         assert!(registry.admit().is_none(), "every one busy: refused");
     }

@@ -3,8 +3,8 @@
 //! in-flight requests finish within the shutdown timeout.
 
 use crate::config::{secs, Cli, ServeArgs};
-use crate::error::CommandError;
 use crate::connections::{self, ConnectionLimits, Shutdown};
+use crate::error::CommandError;
 use crate::http::{app, metrics_app};
 use crate::keyfiles::{spawn_watcher, KeyDir};
 use crate::state::{AppState, CachedDocument};
@@ -229,7 +229,10 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let database = Database::open(&cli.database_url, &options).await?;
     let keys = KeyDir::new(&cli.keys_dir);
     let state = build_state(args, database.clone(), &keys).await?;
-    bootstrap_admin(&state, args.admin_password.as_deref()).await?;
+    // An empty SIGIL_ADMIN_PASSWORD (a blank line in an env file) counts as unset: never an
+    // admin with an empty password.
+    let given_password = args.admin_password.as_deref().filter(|p| !p.is_empty());
+    bootstrap_admin(&state, given_password).await?;
     let watcher = spawn_watcher(
         keys,
         state.authority.keys().clone(),

@@ -90,7 +90,10 @@ async fn slowloris_and_silent_sockets_are_closed_by_the_header_read_timeout() {
         elapsed.as_secs_f64()
     );
     assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
-    assert_eq!(http_status(&format!("{}/healthz", server.base)).ok(), Some(200));
+    assert_eq!(
+        http_status(&format!("{}/healthz", server.base)).ok(),
+        Some(200)
+    );
     server.stop();
 }
 
@@ -132,7 +135,10 @@ async fn a_client_that_stops_reading_is_closed_by_the_idle_timeout() {
         .windows(15)
         .filter(|w| w == b"HTTP/1.1 200 OK")
         .count();
-    assert!(answers < count, "{answers} answers: the stalled connection was cut");
+    assert!(
+        answers < count,
+        "{answers} answers: the stalled connection was cut"
+    );
     server.stop();
 }
 
@@ -235,7 +241,10 @@ async fn sigterm_with_a_half_sent_head_exits_within_the_shutdown_timeout() {
         "--shutdown-timeout 2s: exited {:.1}s after SIGTERM with a half-sent head",
         waited.as_secs_f64()
     );
-    assert!(waited >= Duration::from_secs(1), "the head held it up to the deadline: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "the head held it up to the deadline: {waited:?}"
+    );
 
     // The header-read timeout closes it (the shutdown deadline is longer).
     let mut server = start(
@@ -251,5 +260,8 @@ async fn sigterm_with_a_half_sent_head_exits_within_the_shutdown_timeout() {
         "--header-read-timeout 2s: exited {:.1}s after SIGTERM with a half-sent head",
         waited.as_secs_f64()
     );
-    assert!(waited >= Duration::from_secs(1), "the head held it up to its timeout: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1),
+        "the head held it up to its timeout: {waited:?}"
+    );
 }

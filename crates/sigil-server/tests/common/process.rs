@@ -92,7 +92,14 @@ impl Server {
     /// server with a low `ulimit -n` runs.
     pub fn start_with_open_file_limit(setup: &Setup, serve: &[&str], open_files: u64) -> Self {
         let limit = format!("--nofile={open_files}:{open_files}");
-        Self::start_wrapped(setup, &[], serve, free_port(), &[], &["prlimit", &limit, "--"])
+        Self::start_wrapped(
+            setup,
+            &[],
+            serve,
+            free_port(),
+            &[],
+            &["prlimit", &limit, "--"],
+        )
     }
 
     /// `start_on`, with the binary run through a launcher (`launcher` then `sigil …`).
