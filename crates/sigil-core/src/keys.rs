@@ -364,10 +364,10 @@ pub(crate) mod tests {
             .and_then(|key| key.private_key_to_pem_pkcs8())
             .expect("pkcs8");
         for pem in [pkcs1, pkcs8] {
-            let error = SigningKey::from_pem(&pem, 0, 0)
-                .err()
-                .expect("a 1024-bit key is refused")
-                .to_string();
+            let Err(error) = SigningKey::from_pem(&pem, 0, 0) else {
+                panic!("a 1024-bit key is refused");
+            };
+            let error = error.to_string();
             assert!(
                 error.contains("1024 bits is too small: at least 2048"),
                 "{error}"
