@@ -381,10 +381,10 @@ pub(crate) mod tests {
         .and_then(openssl::pkey::PKey::from_ec_key)
         .and_then(|key| key.private_key_to_pem_pkcs8())
         .expect("ec key");
-        let error = SigningKey::from_pem(&ec, 0, 0)
-            .err()
-            .expect("refused")
-            .to_string();
+        let Err(error) = SigningKey::from_pem(&ec, 0, 0) else {
+            panic!("an EC key is refused");
+        };
+        let error = error.to_string();
         assert!(error.contains("not an RSA key"), "{error}");
         // The smallest accepted size still loads.
         assert!(SigningKey::from_pem(&test_pem(0), 0, 0).is_ok());
