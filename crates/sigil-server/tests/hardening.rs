@@ -108,7 +108,29 @@ async fn metrics_are_served_only_on_the_metrics_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_admin_password_goes_to_a_private_file_not_the_log() {
-    let (db, setup) = setup();
+    let db = TestDb::sqlite();
+    // Beside the SQLite file.
+    let dir = db
+        .sqlite_path()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+        .expect("sqlite dir");
+    admin_password_goes_to_a_file(db, Some(dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_admin_password_goes_to_a_private_file_on_postgres() {
+    let Some(db) = TestDb::postgres("admin password file on PostgreSQL").await else {
+        return;
+    };
+    // In the keys directory.
+    admin_password_goes_to_a_file(db, None).await;
+}
+
+/// Starts a first server with no SIGIL_ADMIN_PASSWORD and stdout to a file; checks the
+/// password is in a 0600 file in `dir` (the keys directory when `None`), not in the log,
+/// and signs in with it.
+async fn admin_password_goes_to_a_file(db: TestDb, dir: Option<std::path::PathBuf>) {
+    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
     // An empty SIGIL_ADMIN_PASSWORD counts as unset: the password is generated. Standard
     // output is the log file, not a terminal.
     let server = Server::start_on(
@@ -120,11 +142,8 @@ async fn a_generated_admin_password_goes_to_a_private_file_not_the_log() {
     );
     server.stop();
     let log = std::fs::read_to_string(setup.log_path()).expect("log");
-    let db_dir = db
-        .sqlite_path()
-        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
-        .expect("sqlite dir");
-    let file = db_dir.join(sigil_server::serve::ADMIN_PASSWORD_FILE);
+    let dir = dir.unwrap_or_else(|| setup.keys());
+    let file = dir.join(sigil_server::serve::ADMIN_PASSWORD_FILE);
     assert!(
         log.contains(&format!("password:   written to {}", file.display())),
         "the log says where: {log}"
