@@ -34,6 +34,11 @@ use tower::ServiceExt;
 pub const RESERVED_FILE_DESCRIPTORS: u64 = 64;
 /// The connection cap of the metrics listener (a scraper or two).
 pub const METRICS_MAX_CONNECTIONS: usize = 16;
+/// At the cap, how many of the oldest connections are looked at for the longest-idle one
+/// (all of them only when these are all busy), so that admitting stays cheap at any cap.
+const EVICTION_CANDIDATES: usize = 64;
+/// The least time between two warnings about refused connections.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 /// The smallest default cap, however low the open-file limit.
 const MIN_DEFAULT_CONNECTIONS: u64 = 16;
 
@@ -105,6 +110,8 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    let mut refused = 0u64;
+    let mut last_refusal_warning: Option<Instant> = None;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -120,12 +127,19 @@ pub async fn serve(
             _ = shutdown.requested() => break,
         };
         let Some(registration) = registry.admit() else {
-            tracing::warn!(
-                %peer,
-                max_connections = limits.max_connections,
-                "connection limit reached and every connection is busy: closed a new one"
-            );
             drop(stream);
+            refused += 1;
+            // One line per interval, not one per connection: a flood must not flood the log.
+            if last_refusal_warning.is_none_or(|at| at.elapsed() >= REFUSAL_WARNING_INTERVAL) {
+                tracing::warn!(
+                    %peer,
+                    refused,
+                    max_connections = limits.max_connections,
+                    "connection limit reached and every connection is busy: new connections closed"
+                );
+                last_refusal_warning = Some(Instant::now());
+                refused = 0;
+            }
             continue;
         };
         let connection = registration.connection.clone();
@@ -282,16 +296,19 @@ impl Registry {
         }
     }
 
-    /// Takes a place for a new connection; at the cap, closes the longest-idle open
-    /// connection to make room, or refuses when every one is busy.
+    /// Takes a place for a new connection; at the cap, closes the longest-idle of the
+    /// oldest open connections to make room, or refuses when every one is busy.
     fn admit(self: &Arc<Self>) -> Option<Registration> {
         let mut open = lock(&self.open);
         if open.len() >= self.max_connections {
-            let oldest_idle = open
-                .iter()
-                .filter(|(_, c)| !c.is_busy())
-                .min_by_key(|(_, c)| c.last_activity())
-                .map(|(id, _)| *id)?;
+            let longest_idle = |candidates: &mut dyn Iterator<Item = (&u64, &Arc<Connection>)>| {
+                candidates
+                    .filter(|(_, c)| !c.is_busy())
+                    .min_by_key(|(_, c)| c.last_activity())
+                    .map(|(id, _)| *id)
+            };
+            let oldest_idle = longest_idle(&mut open.iter().take(EVICTION_CANDIDATES))
+                .or_else(|| longest_idle(&mut open.iter()))?;
             if let Some(evicted) = open.remove(&oldest_idle) {
                 evicted.close.notify_one();
             }
