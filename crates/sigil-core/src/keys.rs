@@ -17,6 +17,8 @@ use std::sync::{Arc, RwLock};
 
 /// The RSA modulus size of generated keys.
 pub const KEY_BITS: u32 = 2048;
+/// The smallest RSA modulus accepted from a key file (RFC 7518 §3.3: 2048 bits or larger).
+pub const MIN_KEY_BITS: u32 = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -68,6 +70,22 @@ pub fn generate_key() -> Result<GeneratedKey, KeyError> {
     Ok(GeneratedKey { kid, private_pem })
 }
 
+/// Refuses anything but an RSA private key of at least [`MIN_KEY_BITS`], naming its size.
+fn check_key_size(pem: &[u8]) -> Result<(), KeyError> {
+    let key = openssl::pkey::PKey::private_key_from_pem(pem)
+        .map_err(|e| KeyError::InvalidKey(format!("not a PEM private key: {e}")))?;
+    if key.id() != openssl::pkey::Id::RSA {
+        return Err(KeyError::InvalidKey("not an RSA key".into()));
+    }
+    let bits = key.bits();
+    if bits < MIN_KEY_BITS {
+        return Err(KeyError::InvalidKey(format!(
+            "an RSA key of {bits} bits is too small: at least {MIN_KEY_BITS} are required"
+        )));
+    }
+    Ok(())
+}
+
 /// The RFC 7638 thumbprint of the public part of a private key PEM.
 pub fn thumbprint_of_pem(pem: &[u8]) -> Result<String, KeyError> {
     let (n, e) = public_components(pem)?;
@@ -97,6 +115,7 @@ pub fn thumbprint(n: &str, e: &str) -> String {
 impl SigningKey {
     /// Parses a private key PEM (PKCS#8 or PKCS#1, at least 2048 bits).
     pub fn from_pem(pem: &[u8], created_at: i64, activates_at: i64) -> Result<Self, KeyError> {
+        check_key_size(pem)?;
         let (n, e) = public_components(pem)?;
         let kid = thumbprint(&n, &e);
         let mut signer = RS256
@@ -338,6 +357,37 @@ pub(crate) mod tests {
     #[test]
     fn rejects_garbage_and_small_keys() {
         assert!(SigningKey::from_pem(b"not a key", 0, 0).is_err());
+        // A real 1024-bit RSA key, in both PEM forms a key file may use.
+        let small = openssl::rsa::Rsa::generate(1024).expect("keygen");
+        let pkcs1 = small.private_key_to_pem().expect("pkcs1");
+        let pkcs8 = openssl::pkey::PKey::from_rsa(small)
+            .and_then(|key| key.private_key_to_pem_pkcs8())
+            .expect("pkcs8");
+        for pem in [pkcs1, pkcs8] {
+            let Err(error) = SigningKey::from_pem(&pem, 0, 0) else {
+                panic!("a 1024-bit key is refused");
+            };
+            let error = error.to_string();
+            assert!(
+                error.contains("1024 bits is too small: at least 2048"),
+                "{error}"
+            );
+        }
+        // A key of another type is refused as such.
+        let ec = openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("curve"),
+        )
+        .and_then(openssl::pkey::PKey::from_ec_key)
+        .and_then(|key| key.private_key_to_pem_pkcs8())
+        .expect("ec key");
+        let Err(error) = SigningKey::from_pem(&ec, 0, 0) else {
+            panic!("an EC key is refused");
+        };
+        let error = error.to_string();
+        assert!(error.contains("not an RSA key"), "{error}");
+        // The smallest accepted size still loads.
+        assert!(SigningKey::from_pem(&test_pem(0), 0, 0).is_ok());
     }
 
     #[test]

@@ -156,7 +156,37 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
-    /// Password of the admin account created on first start (default: random, printed once).
+    /// How long a client may take to send a request head (request line and headers). The
+    /// same clock bounds the wait for the next request on a kept-alive connection: hyper
+    /// starts it as soon as the previous response is written. Slower clients are cut off.
+    #[arg(long, env = "SIGIL_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A connection on which no byte moves for this long while no request is being handled
+    /// is closed: a kept-alive connection waiting for its next request (also bounded by
+    /// --header-read-timeout, whichever is shorter), or a client that stops reading its answer.
+    #[arg(long, env = "SIGIL_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// Most client connections open at once. At the cap, a new connection closes the
+    /// longest-idle open one (no request in progress), or is closed at once if every one is
+    /// busy. Default: the process's open-file limit (RLIMIT_NOFILE) less a reserve for the
+    /// database pool, key files, logs and the metrics listener.
+    #[arg(long, env = "SIGIL_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// After SIGTERM or Ctrl-C: how long open connections get to finish their requests
+    /// before they are closed and the process exits.
+    #[arg(long, env = "SIGIL_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Address of a separate listener that serves only `GET /metrics` (e.g. 127.0.0.1:9090).
+    /// Without it, metrics are not served at all: never on the public listener.
+    #[arg(long, env = "SIGIL_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Password of the admin account created on first start (default: random, shown once:
+    /// on the terminal, or written to a 0600 file when standard output is not a terminal).
     #[arg(long, env = "SIGIL_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 }
@@ -414,6 +444,15 @@ pub struct KeysRotateArgs {
 /// Parses `90s`, `10m`, `1h`, `30d` and the like.
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|e| format!("invalid duration {value:?}: {e}"))
+}
+
+/// A duration greater than zero (a zero timeout would close every connection at once).
+pub fn parse_positive_duration(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration.is_zero() {
+        return Err(format!("must be greater than zero, got {value:?}"));
+    }
+    Ok(duration)
 }
 
 /// Whole seconds of a duration, as the protocol uses them.

@@ -65,6 +65,34 @@ impl KeyDir {
         Ok(())
     }
 
+    /// At start: a keys directory that group or others can reach is set to 0700, and a file
+    /// in it that group or others can read to 0600, each with a warning. Keys written by
+    /// Sigil are private already; this catches a directory made by hand, a copy or a
+    /// restore. A change that fails (a read-only mount, another owner) is a warning too, so
+    /// that such a deployment still starts. Returns how many modes were changed.
+    pub fn tighten_permissions(&self) -> Result<usize, KeyDirError> {
+        let mut changed = 0;
+        let dir_mode = match fs::metadata(&self.path) {
+            Ok(meta) => meta.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(self.io(e)),
+        };
+        if dir_mode & 0o077 != 0 {
+            changed += usize::from(tighten(&self.path, dir_mode, 0o700));
+        }
+        for entry in fs::read_dir(&self.path).map_err(|e| self.io(e))? {
+            let path = entry.map_err(|e| self.io(e))?.path();
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_file() && mode & 0o077 != 0 {
+                changed += usize::from(tighten(&path, mode, 0o600));
+            }
+        }
+        Ok(changed)
+    }
+
     /// Loads every complete key (a `.pem` with its `.json`). A key that fails to parse is
     /// an error: a broken key directory must be noticed, not half-served.
     pub fn load(&self) -> Result<KeySet, KeyDirError> {
@@ -252,6 +280,30 @@ impl KeyDir {
 
 /// The file of the trusted-device cookies' key in the keys directory.
 pub const DEVICE_KEY_FILE: &str = "device.key";
+
+/// Sets `path` to `mode` with a warning; a failure to do so is warned about too.
+fn tighten(path: &Path, was: u32, mode: u32) -> bool {
+    match fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
+        Ok(()) => {
+            tracing::warn!(
+                path = %path.display(),
+                was = format!("{was:o}"),
+                now = format!("{mode:o}"),
+                "signing keys were readable by group or others: permissions tightened"
+            );
+            true
+        }
+        Err(error) => {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{was:o}"),
+                %error,
+                "signing keys are readable by group or others and cannot be tightened: fix it by hand"
+            );
+            false
+        }
+    }
+}
 
 /// `keys rotate`: publishes a new key now. It signs from `now + activation_delay` (the
 /// JWKS max-age, so every verifier's cache has seen it), or, with `immediately`, strictly

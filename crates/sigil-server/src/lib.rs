@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -15,5 +16,5 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 
-pub use http::app;
+pub use http::{app, metrics_app};
 pub use state::AppState;

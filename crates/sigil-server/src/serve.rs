@@ -1,9 +1,11 @@
 //! `sigil serve`: open the database, load keys, bootstrap the first admin, and run the
-//! HTTP server until SIGTERM or Ctrl-C, letting in-flight requests finish.
+//! HTTP server (and the metrics listener, if asked for) until SIGTERM or Ctrl-C, letting
+//! in-flight requests finish within the shutdown timeout.
 
 use crate::config::{secs, Cli, ServeArgs};
+use crate::connections::{self, ConnectionLimits, Shutdown};
 use crate::error::CommandError;
-use crate::http::app;
+use crate::http::{app, metrics_app};
 use crate::keyfiles::{spawn_watcher, KeyDir};
 use crate::state::{AppState, CachedDocument};
 use crate::store::{Database, DatabaseOptions};
@@ -15,6 +17,8 @@ use sigil_core::secret::random_token;
 use sigil_core::store::StoreError;
 use sigil_core::user::User;
 use sigil_core::{Authority, AuthorityConfig};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +47,7 @@ pub async fn build_state(
     let dir = keys.clone();
     let (set, devices) = tokio::task::spawn_blocking(move || {
         dir.create()?;
+        dir.tighten_permissions()?;
         if let Some(kid) = dir.ensure_key(now)? {
             tracing::info!(%kid, "generated the first signing key");
         }
@@ -99,8 +104,15 @@ pub async fn build_state(
     })
 }
 
+/// The file a generated first-admin password is written to when standard output is not a
+/// terminal (under Docker or systemd it is the log).
+pub const ADMIN_PASSWORD_FILE: &str = "initial-admin-password";
+
 /// On first start with an empty user table: creates `admin` with a one-time password
-/// (random unless given) and prints it once, on standard output, not in the logs.
+/// (random unless given). A generated password is shown once and never logged: on the
+/// terminal when standard output is one, else written to a new 0600 file
+/// [`ADMIN_PASSWORD_FILE`] beside the SQLite database (or in the keys directory, for
+/// PostgreSQL), whose path is printed instead.
 pub async fn bootstrap_admin(
     state: &AppState,
     given_password: Option<&str>,
@@ -141,16 +153,72 @@ pub async fn bootstrap_admin(
         Err(e) => return Err(e.into()),
     }
     let issuer = &state.authority.config().issuer;
+    let shown = if !generated {
+        "the one given in SIGIL_ADMIN_PASSWORD".to_string()
+    } else if std::io::stdout().is_terminal() {
+        format!("{password}   (shown only this once; change it at first sign-in)")
+    } else {
+        let path = admin_password_path(state);
+        write_admin_password(&path, &password, issuer)?;
+        tracing::info!(path = %path.display(), "wrote the first admin's one-time password to a file");
+        format!(
+            "written to {} (mode 0600; delete it after the first sign-in)",
+            path.display()
+        )
+    };
     println!("Created the first admin account.");
     println!("  user name:  admin");
-    if generated {
-        println!("  password:   {password}   (shown only this once; change it at first sign-in)");
-    } else {
-        println!("  password:   the one given in SIGIL_ADMIN_PASSWORD");
-    }
+    println!("  password:   {shown}");
     println!("  admin page: {issuer}/admin");
     tracing::info!("created the bootstrap admin account");
     Ok(())
+}
+
+/// Where [`bootstrap_admin`] writes a generated password: beside the SQLite database file,
+/// or in the keys directory (already private, 0700) for PostgreSQL.
+pub fn admin_password_path(state: &AppState) -> PathBuf {
+    let dir = match &state.database {
+        Database::Sqlite(store) => store
+            .pool()
+            .connect_options()
+            .get_filename()
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(".")),
+        Database::Postgres(_) => state.keys_dir.path().to_path_buf(),
+    };
+    dir.join(ADMIN_PASSWORD_FILE)
+}
+
+/// Writes the password to a new file only its owner can read, replacing any old one (a
+/// leftover of an earlier database), never through a symbolic link.
+fn write_admin_password(path: &Path, password: &str, issuer: &str) -> Result<(), CommandError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| {
+        CommandError::Invalid(format!(
+            "cannot write the first admin's password to {}: {e} (or set SIGIL_ADMIN_PASSWORD)",
+            path.display()
+        ))
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(failed)?;
+    writeln!(
+        file,
+        "Sigil's first admin account (one-time password: change it at first sign-in, then delete this file)\nuser name:  admin\npassword:   {password}\nadmin page: {issuer}/admin"
+    )
+    .and_then(|()| file.sync_all())
+    .map_err(failed)
 }
 
 /// Runs the server.
@@ -162,33 +230,80 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let database = Database::open(&cli.database_url, &options).await?;
     let keys = KeyDir::new(&cli.keys_dir);
     let state = build_state(args, database.clone(), &keys).await?;
-    bootstrap_admin(&state, args.admin_password.as_deref()).await?;
+    // An empty SIGIL_ADMIN_PASSWORD (a blank line in an env file) counts as unset: never an
+    // admin with an empty password.
+    let given_password = args.admin_password.as_deref().filter(|p| !p.is_empty());
+    bootstrap_admin(&state, given_password).await?;
     let watcher = spawn_watcher(
         keys,
         state.authority.keys().clone(),
         args.keys_poll_interval,
     );
     let housekeeping = spawn_housekeeping(state.clone());
-    let listener = tokio::net::TcpListener::bind(args.bind)
-        .await
-        .map_err(|source| CommandError::Bind {
-            addr: args.bind,
-            source,
-        })?;
+    let listener = bind(args.bind).await?;
+    let metrics_listener = match args.metrics_bind {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let max_connections = args
+        .max_connections
+        .unwrap_or_else(|| connections::default_max_connections(args.db_max_connections));
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+    };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), "sigil is ready");
+    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), max_connections, "sigil is ready");
     println!("sigil listening on http://{addr}");
-    axum::serve(
+    let (trigger, shutdown) = Shutdown::new();
+    let metrics = match metrics_listener {
+        Some(listener) => {
+            let metrics_addr = listener.local_addr()?;
+            tracing::info!(addr = %metrics_addr, "metrics served at /metrics");
+            println!("metrics at http://{metrics_addr}/metrics");
+            let limits = ConnectionLimits {
+                max_connections: connections::METRICS_MAX_CONNECTIONS,
+                ..limits
+            };
+            Some(tokio::spawn(connections::serve(
+                listener,
+                metrics_app(state.clone()),
+                limits,
+                shutdown.clone(),
+                args.shutdown_timeout,
+            )))
+        }
+        None => None,
+    };
+    let signal = tokio::spawn(async move {
+        connections::shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        trigger.trigger();
+    });
+    connections::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        app(state),
+        limits,
+        shutdown,
+        args.shutdown_timeout,
     )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    .await;
+    signal.abort();
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     watcher.abort();
     housekeeping.abort();
     database.close().await;
     tracing::info!("sigil stopped");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CommandError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CommandError::Bind { addr, source })
 }
 
 /// Deletes expired refresh families, deny-list entries and sessions once an hour.
@@ -219,23 +334,4 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
         }
         .instrument(tracing::info_span!("task", task = "housekeeping")),
     )
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -912,9 +912,7 @@ async fn metrics_are_scraped_and_parsed() {
     assert_eq!(w.password_grant("openid").await.status, StatusCode::OK);
     get(&w.app, "/no/such/path", &[]).await;
 
-    let response = w
-        .app
-        .router()
+    let response = sigil_server::metrics_app(w.app.state.clone())
         .oneshot(
             Request::get("/metrics")
                 .body(Body::empty())
@@ -1064,6 +1062,11 @@ async fn openapi_document_describes_the_json_endpoints() {
             .as_object()
             .and_then(|m| m.keys().next().cloned())
             .expect("a method");
+        if path == "/metrics" {
+            // Served on the metrics listener only (--metrics-bind), never on this one.
+            assert_eq!(get(&w.app, path, &[]).await.status, StatusCode::NOT_FOUND);
+            continue;
+        }
         let reply = if method == "get" {
             get(&w.app, path, &[]).await
         } else {

@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness and readiness; the metrics scrape (on its own listener).
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -13,11 +13,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
 }
 
-/// Prometheus text exposition (format 0.0.4).
-/// Prometheus text format 0.0.4.
+/// `GET /metrics`, served only on the metrics listener (`--metrics-bind`).
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// Prometheus text exposition (format 0.0.4), on the `--metrics-bind` listener only.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let events = state.authority.events();

@@ -69,6 +69,25 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Builds the router of the metrics listener (`--metrics-bind`): `GET /metrics` and
+/// nothing else. The public router does not serve it.
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .merge(health::metrics_router())
+        .fallback(not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            state.request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// `Strict-Transport-Security` under an https issuer (RFC 6797): one year, this host only
+/// (`includeSubDomains` would bind every other site under the domain, which Sigil does not
+/// know about).
+pub static HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
 /// The most bytes of header names and values a request may carry (RFC 6585 §5).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// The longest request target (path and query) accepted (RFC 9110 §15.5.15).
@@ -109,6 +128,7 @@ async fn not_found() -> impl IntoResponse {
 
 /// Gives every request an id (in the log span and the response header) and logs one line
 /// per request: method, path without the query (queries can carry codes), status, time.
+/// Adds the headers every response carries (`nosniff`; HSTS under an https issuer).
 async fn observe(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: Request,
@@ -120,6 +140,7 @@ async fn observe(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = request.method().as_str().to_string();
+    let is_https = state.authority.config().issuer.starts_with("https://");
     let id = request
         .headers()
         .get(&REQUEST_ID)
@@ -173,5 +194,8 @@ async fn observe(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if is_https {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS.clone());
+    }
     response
 }

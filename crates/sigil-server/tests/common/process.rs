@@ -85,13 +85,47 @@ impl Server {
         port: u16,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_wrapped(setup, global, serve, port, env, &[])
+    }
+
+    /// Starts `sigil serve` with at most `open_files` file descriptors (`prlimit`), as a
+    /// server with a low `ulimit -n` runs.
+    pub fn start_with_open_file_limit(setup: &Setup, serve: &[&str], open_files: u64) -> Self {
+        let limit = format!("--nofile={open_files}:{open_files}");
+        Self::start_wrapped(
+            setup,
+            &[],
+            serve,
+            free_port(),
+            &[],
+            &["prlimit", &limit, "--"],
+        )
+    }
+
+    /// `start_on`, with the binary run through a launcher (`launcher` then `sigil …`).
+    fn start_wrapped(
+        setup: &Setup,
+        global: &[&str],
+        serve: &[&str],
+        port: u16,
+        env: &[(&str, &str)],
+        launcher: &[&str],
+    ) -> Self {
         let base = format!("http://127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(setup.log_path())
             .expect("log file");
-        let child = Command::new(SIGIL)
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(SIGIL);
+                command
+            }
+            None => Command::new(SIGIL),
+        };
+        let child = command
             .args(["--database-url", &setup.database_url, "--keys-dir"])
             .arg(setup.keys())
             .args(global)
