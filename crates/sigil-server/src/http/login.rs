@@ -110,7 +110,7 @@ fn presented_device_token<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a 
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value)
-        .last()
+        .next_back()
 }
 
 /// A `Set-Cookie` for a trusted-device token: sent only to Sigil (HttpOnly, SameSite=Strict,
@@ -231,7 +231,7 @@ async fn finish(
     now: i64,
 ) -> Response {
     if let Err(response) = browser::sign_in(
-        &session,
+        session,
         SignedIn {
             user_id: user.id.clone(),
             auth_time: now,
