@@ -149,25 +149,7 @@ async fn login_page(
     username: &str,
     password: &str,
 ) -> (u16, Option<String>, String) {
-    let page = browser
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("login page")
-        .text()
-        .await
-        .expect("html");
-    let response = browser
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", hidden(&page, "csrf").as_str()),
-            ("req", ""),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let response = post_login(browser, base, username, password).await;
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -179,6 +161,34 @@ async fn login_page(
         retry_after,
         response.text().await.unwrap_or_default(),
     )
+}
+
+/// Fetches the sign-in page and posts it with a user name and password.
+async fn post_login(
+    browser: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = browser
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login page")
+        .text()
+        .await
+        .expect("html");
+    browser
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("req", ""),
+            ("username", username),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("login")
 }
 
 /// The server log's warning and error lines, for a failure message.
@@ -789,25 +799,7 @@ async fn the_device_cookie_is_http_only_and_strict() {
     let server = Server::start(&setup);
     let base = server.base.clone();
     let client = browser();
-    let page = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .expect("page")
-        .text()
-        .await
-        .expect("html");
-    let response = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", hidden(&page, "csrf").as_str()),
-            ("req", ""),
-            ("username", "alice"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .expect("login");
+    let response = post_login(&client, &base, "alice", PASSWORD).await;
     let cookies: Vec<String> = response
         .headers()
         .get_all("set-cookie")
