@@ -175,7 +175,13 @@ start_sigil() { # DB_URL LABEL
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.05; done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   started=$(date +%s%N)
-  RUST_LOG=warn "$sigil" serve --bind "127.0.0.1:$port" --issuer "http://127.0.0.1:$port" >>"$work/sigil-$label.log" 2>&1 &
+  # The password scenario sends one account's sign-ins from one address, 32 at a time: just
+  # what the sign-in throttle refuses, since an attempt takes its place in the counts before
+  # its hash (issue 15). The allowances are lifted so that the scenario measures the password
+  # path itself, the throttle's statements included.
+  RUST_LOG=warn "$sigil" serve --bind "127.0.0.1:$port" --issuer "http://127.0.0.1:$port" \
+    --sign-in-free-failures 1000000000 --sign-in-free-failures-per-address 1000000000 \
+    >>"$work/sigil-$label.log" 2>&1 &
   pid=$!
   pids+=("$pid")
   until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.005; done
