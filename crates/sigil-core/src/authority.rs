@@ -211,19 +211,15 @@ impl Authority {
         target: Option<&str>,
         detail: impl Into<String>,
     ) {
-        append_audit(
-            self.store.as_ref(),
-            AuditRecord {
-                at: self.now(),
-                actor: actor.name().to_string(),
-                actor_id: actor.id().map(str::to_string),
-                action: action.to_string(),
-                target: target.map(str::to_string),
-                detail: detail.into(),
-                address: crate::audit::current_address(),
-            },
-        )
-        .await
+        let record = audit_record(
+            self.now(),
+            actor,
+            action,
+            target,
+            detail.into(),
+            crate::audit::current_address(),
+        );
+        append_audit(self.store.as_ref(), record).await
     }
 
     /// Checks a user name and password on the password pool, counts and audits the
@@ -301,6 +297,25 @@ impl Authority {
             }
         }
         Ok(self.find_client(&claims.client_id).await?.is_some())
+    }
+}
+
+fn audit_record(
+    at: i64,
+    actor: &Actor,
+    action: &str,
+    target: Option<&str>,
+    detail: String,
+    address: Option<String>,
+) -> AuditRecord {
+    AuditRecord {
+        at,
+        actor: actor.name().to_string(),
+        actor_id: actor.id().map(str::to_string),
+        action: action.to_string(),
+        target: target.map(str::to_string),
+        detail,
+        address,
     }
 }
 
@@ -462,15 +477,14 @@ impl PasswordAttempt {
     }
 
     async fn audit(&self, actor: &Actor, action: &str, target: Option<&str>, detail: String) {
-        let record = AuditRecord {
-            at: self.clock.now(),
-            actor: actor.name().to_string(),
-            actor_id: actor.id().map(str::to_string),
-            action: action.to_string(),
-            target: target.map(str::to_string),
+        let record = audit_record(
+            self.clock.now(),
+            actor,
+            action,
+            target,
             detail,
-            address: self.address.clone(),
-        };
+            self.address.clone(),
+        );
         append_audit(self.store.as_ref(), record).await
     }
 }

@@ -63,6 +63,17 @@ fn prepare(setup: &Setup) -> App {
     }
 }
 
+fn setup_for(db: &TestDb) -> Setup {
+    Setup::new(db.url(), tempfile::tempdir().expect("tempdir"))
+}
+
+/// A fresh SQLite database (kept alive by the first value) and its setup.
+fn sqlite_setup() -> (TestDb, Setup) {
+    let db = TestDb::sqlite();
+    let setup = setup_for(&db);
+    (db, setup)
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
@@ -213,8 +224,7 @@ async fn open_store(setup: &Setup) -> Arc<dyn Store> {
 /// happens to the request, and its outcome is recorded even when nobody waits for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_up_neither_frees_the_hash_queue_nor_skips_the_record() {
-    let db = TestDb::sqlite();
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let (_db, setup) = sqlite_setup();
     let app = prepare(&setup);
     // One worker and two places in the queue; hashes slow enough (256 MiB, 4 passes: most
     // of a second each) that none finishes while the waves below are sent.
@@ -312,7 +322,7 @@ async fn hanging_up_neither_frees_the_hash_queue_nor_skips_the_record() {
 /// Finding 3: N guesses sent at once cost exactly what N guesses one after another cost,
 /// per account and per address, on SQLite and PostgreSQL.
 async fn concurrent_guesses_cost_what_sequential_ones_cost(db: TestDb) {
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let setup = setup_for(&db);
     let app = prepare(&setup);
     let server = Server::start_on(
         &setup,
@@ -446,8 +456,7 @@ fn authorize_url(base: &str, app: &App) -> String {
 /// changes it and then resumes the application's request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_password_change_blocks_every_sign_in_path() {
-    let db = TestDb::sqlite();
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let (_db, setup) = sqlite_setup();
     let app = prepare(&setup);
     let server = Server::start(&setup);
     let base = server.base.clone();
@@ -553,8 +562,7 @@ async fn a_forced_password_change_blocks_every_sign_in_path() {
 /// userinfo, including access tokens issued without a refresh token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_changes_and_sign_outs_end_every_token() {
-    let db = TestDb::sqlite();
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let (_db, setup) = sqlite_setup();
     let app = prepare(&setup);
     let server = Server::start(&setup);
     let base = server.base.clone();
@@ -664,8 +672,7 @@ async fn password_changes_and_sign_outs_end_every_token() {
 /// with the server's at the next successful sign-in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weaker_hashes_are_rehashed_at_sign_in() {
-    let db = TestDb::sqlite();
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let (_db, setup) = sqlite_setup();
     // `prepare` adds alice with the tests' cheap settings (256 KiB, 1 pass).
     let app = prepare(&setup);
     let server = Server::start_on(
@@ -708,8 +715,7 @@ async fn weaker_hashes_are_rehashed_at_sign_in() {
 /// are counted against it. The sign-in page says nothing of when to try again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_that_signed_in_before_is_not_locked_out() {
-    let db = TestDb::sqlite();
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let (_db, setup) = sqlite_setup();
     prepare(&setup);
     let server = Server::start_on(
         &setup,
@@ -793,8 +799,7 @@ async fn a_browser_that_signed_in_before_is_not_locked_out() {
 /// The sign-in page sets the device cookie with strict flags.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_device_cookie_is_http_only_and_strict() {
-    let db = TestDb::sqlite();
-    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    let (_db, setup) = sqlite_setup();
     prepare(&setup);
     let server = Server::start(&setup);
     let base = server.base.clone();

@@ -59,18 +59,11 @@ async fn current_user(state: &AppState, session: &Session) -> Result<Option<User
     }
 }
 
-/// A pending-request id as Sigil makes them (see `browser::save_pending`), or nothing.
+/// A pending-request id as Sigil makes them (`browser::save_pending`: 16 random bytes), or
+/// nothing.
 fn request_id(req: Option<&str>) -> &str {
     match req {
-        Some(id)
-            if !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            id
-        }
+        Some(id) if sigil_core::secret::is_random_token(id, 16) => id,
         _ => "",
     }
 }
