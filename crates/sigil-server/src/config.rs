@@ -313,7 +313,8 @@ pub struct UserPasswordArgs {
 pub struct UserRevokeGrantArgs {
     #[arg(long)]
     pub username: String,
-    #[arg(long)]
+    /// The client's id (it may start with `-`: ids are base64url).
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: String,
 }
 
@@ -354,7 +355,8 @@ pub enum ClientCommand {
 
 #[derive(Debug, Args)]
 pub struct ClientRefArgs {
-    #[arg(long)]
+    /// The client's id (it may start with `-`: ids are base64url).
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: String,
     /// Print JSON.
     #[arg(long)]
@@ -363,7 +365,8 @@ pub struct ClientRefArgs {
 
 #[derive(Debug, Args)]
 pub struct ClientUpdateArgs {
-    #[arg(long)]
+    /// The client's id (it may start with `-`: ids are base64url).
+    #[arg(long, allow_hyphen_values = true)]
     pub client_id: String,
     #[command(flatten)]
     pub settings: ClientSettings,
