@@ -4,12 +4,14 @@
 //! first entry where it breaks. Entries never hold a secret: no password, token or client
 //! secret is ever passed in.
 //!
-//! The client address and the acting user reach core through a task-local
-//! [`AuditContext`], set once per request by the server's middleware.
+//! Who acted and from where reaches core as an explicit [`Caller`], passed to every
+//! operation that records or throttles; [`AuditLog`] appends the records.
 
+use crate::clock::Clock;
 use crate::secret::hash_for_storage;
+use crate::store::Store;
 use sha2::{Digest, Sha256};
-use std::future::Future;
+use std::sync::Arc;
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -143,24 +145,87 @@ pub fn verify_chain<'a>(
     Ok(checked)
 }
 
-/// Who is acting and from where, for the duration of one request.
-#[derive(Debug, Clone, Default)]
-pub struct AuditContext {
+/// Who is asking and from where: the acting party and the peer address of the request
+/// (behind a reverse proxy, the proxy's). The server builds one per request; the command
+/// line uses [`Caller::cli`]. Every operation that audits or throttles takes one, so none
+/// can run without saying who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub actor: Actor,
+    /// The client's IP address, when the request came over HTTP.
     pub address: Option<String>,
 }
 
-tokio::task_local! {
-    static CONTEXT: AuditContext;
+impl Caller {
+    /// Nobody signed in (a sign-in attempt, a client calling the token endpoint), from
+    /// `address`.
+    pub fn anonymous(address: Option<String>) -> Self {
+        Self {
+            actor: Actor::Nobody,
+            address,
+        }
+    }
+    /// The `sigil` command line (no address).
+    pub fn cli() -> Self {
+        Self {
+            actor: Actor::Cli,
+            address: None,
+        }
+    }
+    /// A signed-in user, from `address`.
+    pub fn user(id: impl Into<String>, name: impl Into<String>, address: Option<String>) -> Self {
+        Self {
+            actor: Actor::User {
+                id: id.into(),
+                name: name.into(),
+            },
+            address,
+        }
+    }
+    /// The same address, acting as `actor`.
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            actor,
+            address: self.address.clone(),
+        }
+    }
 }
 
-/// Runs `future` with `context` available to every audit record made inside it.
-pub async fn with_context<F: Future>(context: AuditContext, future: F) -> F::Output {
-    CONTEXT.scope(context, future).await
+/// Appends records to the audit log. Cheap to clone; shared by the protocol engine and the
+/// administration service.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
 }
 
-/// The client address of the current request, if any.
-pub fn current_address() -> Option<String> {
-    CONTEXT.try_with(|c| c.address.clone()).ok().flatten()
+impl AuditLog {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Appends an entry for what `caller` did. A failure to record is logged as an error
+    /// and does not fail the action: the action has already happened.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        let record = AuditRecord {
+            at: self.clock.now(),
+            actor: caller.actor.name().to_string(),
+            actor_id: caller.actor.id().map(str::to_string),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            detail: detail.into(),
+            address: caller.address.clone(),
+        };
+        if let Err(error) = self.store.append_audit(record).await {
+            tracing::error!(%error, action, "could not write the audit log");
+        }
+    }
 }
 
 /// A short, non-reversible label for a refresh-token family or similar id in an entry.

@@ -1,21 +1,20 @@
 //! The authorization server's protocol engine: one value holding the store, keys, clock,
 //! password hasher and CPU pools, with a method per protocol operation.
 
-use crate::audit::{Actor, AuditRecord};
+use crate::audit::{AuditLog, Caller};
 use crate::client::Client;
 use crate::clock::Clock;
-use crate::cpu::{Admission, CpuPool};
+use crate::cpu::CpuPool;
 use crate::error::OAuthError;
 use crate::keys::KeyRing;
 use crate::password::PasswordHasher;
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::throttle::ThrottlePolicy;
 use crate::token::{sign_jwt, AccessTokenClaims, TokenError, VerifiedTokens};
 use crate::user::User;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 /// Lifetimes and names the protocol needs. All durations in seconds.
@@ -80,7 +79,8 @@ pub struct Authority {
     pub(crate) passwords: Arc<PasswordHasher>,
     pub(crate) password_pool: CpuPool,
     pub(crate) signing_pool: CpuPool,
-    clients: Mutex<HashMap<String, (Arc<Client>, i64)>>,
+    pub(crate) clients: Arc<ClientCache>,
+    pub(crate) audit_log: AuditLog,
     /// Access tokens verified before (introspection and userinfo see the same ones again).
     verified: VerifiedTokens,
     pub(crate) events: Arc<EventCounts>,
@@ -102,6 +102,8 @@ impl Authority {
         signing_pool: CpuPool,
     ) -> Self {
         Self {
+            clients: Arc::new(ClientCache::new(config.client_cache_ttl)),
+            audit_log: AuditLog::new(store.clone(), clock.clone()),
             config,
             store,
             keys,
@@ -109,7 +111,6 @@ impl Authority {
             passwords,
             password_pool,
             signing_pool,
-            clients: Mutex::new(HashMap::new()),
             verified: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             events: Arc::new(EventCounts::default()),
         }
@@ -118,17 +119,11 @@ impl Authority {
     pub fn config(&self) -> &AuthorityConfig {
         &self.config
     }
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }
     pub fn now(&self) -> i64 {
         self.clock.now()
-    }
-    pub fn passwords(&self) -> &Arc<PasswordHasher> {
-        &self.passwords
     }
     pub fn password_pool(&self) -> &CpuPool {
         &self.password_pool
@@ -141,24 +136,31 @@ impl Authority {
     /// Finds a client, from a short-lived memory cache when possible.
     pub async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         let now = self.now();
-        if let Ok(cache) = self.clients.lock() {
-            if let Some((client, fetched_at)) = cache.get(client_id) {
-                if now - fetched_at < self.config.client_cache_ttl {
-                    return Ok(Some(client.clone()));
-                }
-            }
+        if let Some(client) = self.clients.get(client_id, now) {
+            return Ok(Some(client));
         }
         let Some(client) = self.store.find_client(client_id).await? else {
             return Ok(None);
         };
         let client = Arc::new(client);
-        if let Ok(mut cache) = self.clients.lock() {
-            if cache.len() >= CLIENT_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(client_id.to_string(), (client.clone(), now));
-        }
+        self.clients.insert(client.clone(), now);
         Ok(Some(client))
+    }
+
+    /// A user by id (the browser pages' signed-in user), straight from the store.
+    pub async fn find_user(&self, user_id: &str) -> Result<Option<User>, OAuthError> {
+        Ok(self.store.find_user(user_id).await?)
+    }
+
+    /// Succeeds when the database answers (the readiness check).
+    pub async fn ping_store(&self) -> Result<(), crate::store::StoreError> {
+        self.store.ping().await
+    }
+
+    /// Deletes records that can no longer matter (expired refresh families, deny-list
+    /// entries, old codes); returns how many rows went. Run by the server's housekeeping.
+    pub async fn delete_expired(&self) -> Result<u64, crate::store::StoreError> {
+        self.store.delete_expired(self.now()).await
     }
 
     /// RFC 6749 §2.3: authenticates a client. A public client authenticates with its id
@@ -201,68 +203,15 @@ impl Authority {
             .map_err(|e| OAuthError::server_error(&e))
     }
 
-    /// Appends an entry to the audit log, with the current request's client address. A
-    /// failure to record is logged as an error and does not fail the action: the action
-    /// has already happened.
-    pub async fn audit(
+    /// Appends an entry to the audit log for what `caller` did (see [`AuditLog::record`]).
+    pub(crate) async fn audit(
         &self,
-        actor: &Actor,
+        caller: &Caller,
         action: &str,
         target: Option<&str>,
         detail: impl Into<String>,
     ) {
-        let record = audit_record(
-            self.now(),
-            actor,
-            action,
-            target,
-            detail.into(),
-            crate::audit::current_address(),
-        );
-        append_audit(self.store.as_ref(), record).await
-    }
-
-    /// Checks a user name and password on the password pool, counts and audits the
-    /// attempt, and returns the user when both are right and the account is enabled. An
-    /// unknown user costs the same argon2 work and gets the same answer (no enumeration).
-    /// The audit entry names the user only when the name exists, so a password typed into
-    /// the user-name field never lands in the log. `via` says where the attempt came from;
-    /// `device` is the id of a trusted-device cookie already proven to belong to this user
-    /// name (see [`crate::throttle::device_subject`]).
-    ///
-    /// The check runs as a task of its own that the caller only waits for: a caller that
-    /// gives up (a client that hangs up, a request timeout) neither frees its place in the
-    /// password pool's queue before the hash has run (see [`CpuPool::admit`]) nor stops the
-    /// outcome from being counted and audited.
-    pub(crate) async fn check_password(
-        &self,
-        username: &str,
-        password: Secret,
-        via: &str,
-        device: Option<&str>,
-    ) -> Result<Option<User>, OAuthError> {
-        let admission = self.password_pool.admit()?;
-        let attempt = PasswordAttempt {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
-            passwords: self.passwords.clone(),
-            events: self.events.clone(),
-            policy: self.config.throttle,
-            address: crate::audit::current_address(),
-            username: username.to_string(),
-            via: via.to_string(),
-            device: device.map(str::to_string),
-        };
-        tokio::spawn(attempt.run(admission, password))
-            .await
-            .map_err(|e| OAuthError::server_error(&format!("the password check failed: {e}")))?
-    }
-
-    /// Forgets a cached client at once (after an admin edited or deleted it).
-    pub fn forget_client(&self, client_id: &str) {
-        if let Ok(mut cache) = self.clients.lock() {
-            cache.remove(client_id);
-        }
+        self.audit_log.record(caller, action, target, detail).await
     }
 
     /// Verifies signature, type, issuer and expiry of one of our access tokens. A token
@@ -300,191 +249,40 @@ impl Authority {
     }
 }
 
-fn audit_record(
-    at: i64,
-    actor: &Actor,
-    action: &str,
-    target: Option<&str>,
-    detail: String,
-    address: Option<String>,
-) -> AuditRecord {
-    AuditRecord {
-        at,
-        actor: actor.name().to_string(),
-        actor_id: actor.id().map(str::to_string),
-        action: action.to_string(),
-        target: target.map(str::to_string),
-        detail,
-        address,
-    }
+/// Clients looked up on hot paths, kept for `ttl` seconds. Shared with the administration
+/// service, which forgets a client the moment it changes.
+pub(crate) struct ClientCache {
+    ttl: i64,
+    entries: Mutex<HashMap<String, (Arc<Client>, i64)>>,
 }
 
-/// Appends `record` to the audit log; a failure is logged, not returned.
-async fn append_audit(store: &dyn Store, record: AuditRecord) {
-    let action = record.action.clone();
-    if let Err(error) = store.append_audit(record).await {
-        tracing::error!(%error, action, "could not write the audit log");
-    }
-}
-
-/// One sign-in attempt, with everything it needs to finish on its own.
-struct PasswordAttempt {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    passwords: Arc<PasswordHasher>,
-    events: Arc<EventCounts>,
-    policy: ThrottlePolicy,
-    address: Option<String>,
-    username: String,
-    via: String,
-    device: Option<String>,
-}
-
-impl PasswordAttempt {
-    /// Throttling first, by taking the attempt's place in each count atomically before
-    /// any argon2 work (so that concurrent guesses cost what the same guesses one after
-    /// another cost, on every replica); a refused attempt costs a statement per count and
-    /// no hash. Then the hash, then the outcome: a failure keeps its places in the counts,
-    /// a success clears the account's (or the trusted device's) count and gives the
-    /// address's place back.
-    async fn run(self, admission: Admission, password: Secret) -> Result<Option<User>, OAuthError> {
-        let now = self.clock.now();
-        let policy = self.policy;
-        let mut subjects = vec![match &self.device {
-            Some(device) => crate::throttle::device_subject(device),
-            None => crate::throttle::account_subject(&self.username),
-        }];
-        if let Some(address) = self
-            .address
-            .as_deref()
-            .filter(|_| policy.counts_addresses())
-        {
-            subjects.push(crate::throttle::address_subject(address));
-        }
-        let mut reserved: Vec<&str> = Vec::new();
-        for subject in &subjects {
-            let free = policy.free_failures(subject);
-            match self
-                .store
-                .reserve_sign_in_attempt(subject, free, &policy, now)
-                .await
-            {
-                Ok(None) => reserved.push(subject),
-                Ok(Some(count)) => {
-                    self.release(&reserved).await;
-                    return Err(OAuthError::throttled(
-                        policy.wait(&[count], now).max(1) as u64
-                    ));
-                }
-                Err(error) => {
-                    self.release(&reserved).await;
-                    return Err(error.into());
-                }
-            }
-        }
-        let found = match self.store.find_user_by_username(&self.username).await {
-            Ok(found) => found,
-            Err(error) => {
-                self.release(&reserved).await;
-                return Err(error.into());
-            }
-        };
-        let stored_hash = found.as_ref().map(|u| u.password_hash.clone());
-        let hasher = self.passwords.clone();
-        let checked = admission
-            .run(move || {
-                let verification = hasher.check(password.expose(), stored_hash.as_deref());
-                let rehash = verification
-                    .needs_rehash
-                    .then(|| hasher.hash(password.expose()).ok())
-                    .flatten();
-                (verification.matched, rehash)
-            })
-            .await;
-        let (matched, rehash) = match checked {
-            Ok(checked) => checked,
-            Err(overloaded) => {
-                self.release(&reserved).await;
-                return Err(overloaded.into());
-            }
-        };
-        self.events
-            .password_verifications
-            .fetch_add(1, Ordering::Relaxed);
-        let is_known = found.is_some();
-        let accepted = found.filter(|u| matched && !u.is_disabled);
-        let via = self.via.as_str();
-        match &accepted {
-            Some(user) => {
-                self.events
-                    .sign_in_successes
-                    .fetch_add(1, Ordering::Relaxed);
-                // The account's (or device's) count starts over; the address's place is
-                // given back but its count stays (otherwise one valid account would reset
-                // the count of an address guessing at others).
-                self.store.clear_sign_in_failures(&subjects[0]).await?;
-                self.release(&reserved[1..]).await;
-                if let Some(new_hash) = rehash {
-                    match self
-                        .store
-                        .replace_password_hash(&user.id, &user.password_hash, &new_hash, now)
-                        .await
-                    {
-                        Ok(_) => {
-                            tracing::info!(user = %user.id, "password rehashed with the current settings")
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "could not store the rehashed password")
-                        }
-                    }
-                }
-                let actor = Actor::User {
-                    id: user.id.clone(),
-                    name: user.username.clone(),
-                };
-                self.audit(
-                    &actor,
-                    "sign_in.success",
-                    Some(&user.username),
-                    format!("via {via}"),
-                )
-                .await
-            }
-            None => {
-                self.events.sign_in_failures.fetch_add(1, Ordering::Relaxed);
-                let (target, detail) = if is_known {
-                    (
-                        Some(self.username.as_str()),
-                        format!("wrong password or disabled account, via {via}"),
-                    )
-                } else {
-                    (None, format!("unknown user name, via {via}"))
-                };
-                self.audit(&Actor::Nobody, "sign_in.failure", target, detail)
-                    .await
-            }
-        }
-        Ok(accepted)
-    }
-
-    /// Gives back the places this attempt took in the counts of `subjects`.
-    async fn release(&self, subjects: &[&str]) {
-        for subject in subjects {
-            if let Err(error) = self.store.release_sign_in_attempt(subject).await {
-                tracing::warn!(%error, "could not give back a sign-in attempt's place");
-            }
+impl ClientCache {
+    fn new(ttl: i64) -> Self {
+        Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn audit(&self, actor: &Actor, action: &str, target: Option<&str>, detail: String) {
-        let record = audit_record(
-            self.clock.now(),
-            actor,
-            action,
-            target,
-            detail,
-            self.address.clone(),
-        );
-        append_audit(self.store.as_ref(), record).await
+    fn get(&self, client_id: &str, now: i64) -> Option<Arc<Client>> {
+        let entries = self.entries.lock().ok()?;
+        let (client, fetched_at) = entries.get(client_id)?;
+        (now - fetched_at < self.ttl).then(|| client.clone())
+    }
+
+    fn insert(&self, client: Arc<Client>, now: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CLIENT_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(client.id.clone(), (client, now));
+        }
+    }
+
+    /// Forgets a client at once (after an admin edited or deleted it).
+    pub(crate) fn forget(&self, client_id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(client_id);
+        }
     }
 }

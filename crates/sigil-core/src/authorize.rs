@@ -1,6 +1,7 @@
 //! The authorization endpoint (RFC 6749 §4.1.1, RFC 7636, OIDC Core §3.1.2): validation in
 //! the order RFC 6749 §4.1.2.1 demands, the sign-in / consent decision, and code issuance.
 
+use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::{redirect_uri_matches, Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
@@ -498,8 +499,9 @@ impl Authority {
         username: &str,
         password: Secret,
         device: Option<&str>,
+        caller: &Caller,
     ) -> Result<Option<User>, OAuthError> {
-        self.check_password(username, password, "sign-in page", device)
+        self.check_password(username, password, "sign-in page", device, caller)
             .await
     }
 }

@@ -2,6 +2,7 @@
 //! redirects on any port (RFC 8252 §7.3), `redirect_uri` required with `openid`,
 //! `id_token_hint`, and `request` / `request_uri` refused (OIDC Core §3.1.2.1, §6).
 
+use crate::audit::Caller;
 use crate::authority::ClientCredentials;
 use crate::authorize::{AuthorizeError, AuthorizeParams, Decision, SignedIn};
 use crate::client::ClientRegistration;
@@ -148,14 +149,16 @@ async fn loopback_redirects_match_any_port_and_the_code_is_bound_to_the_port_use
     };
     // RFC 6749 §4.1.3: the token request repeats the URI used, not the registered one.
     for wrong in [LOOPBACK, "http://127.0.0.1:51005/callback"] {
-        let refused = a.token(&creds, exchange(wrong)).await;
+        let refused = a
+            .token(&creds, exchange(wrong), &Caller::anonymous(None))
+            .await;
         assert_eq!(
             refused.expect_err("another port").code,
             ErrorCode::InvalidGrant,
             "{wrong}"
         );
     }
-    a.token(&creds, exchange(requested))
+    a.token(&creds, exchange(requested), &Caller::anonymous(None))
         .await
         .expect("the URI of the authorization request");
 }

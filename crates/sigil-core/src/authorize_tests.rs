@@ -1,5 +1,6 @@
 //! Core tests of the authorization endpoint and the code grant.
 
+use crate::audit::Caller;
 use crate::authority::ClientCredentials;
 use crate::authorize::{AuthorizeError, AuthorizeParams, Decision, SignedIn};
 use crate::client::ClientRegistration;
@@ -201,13 +202,17 @@ async fn login_consent_and_code_exchange() {
         .token(
             &creds,
             exchange("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx"),
+            &Caller::anonymous(None),
         )
         .await;
     assert_eq!(
         wrong.expect_err("wrong verifier").code,
         ErrorCode::InvalidGrant
     );
-    let tokens = a.token(&creds, exchange(VERIFIER)).await.expect("exchange");
+    let tokens = a
+        .token(&creds, exchange(VERIFIER), &Caller::anonymous(None))
+        .await
+        .expect("exchange");
     let id_token: crate::token::IdTokenClaims = crate::token::verify_jwt(
         &a.keys().current(),
         tokens.id_token.as_deref().expect("id token"),
@@ -221,7 +226,9 @@ async fn login_consent_and_code_exchange() {
         .clone()
         .expect("offline_access gives a refresh token");
     // Replay: refused, and what the first exchange issued is revoked.
-    let replay = a.token(&creds, exchange(VERIFIER)).await;
+    let replay = a
+        .token(&creds, exchange(VERIFIER), &Caller::anonymous(None))
+        .await;
     assert_eq!(replay.expect_err("replay").code, ErrorCode::InvalidGrant);
     let access = a
         .introspect(&creds, Secret::new(tokens.access_token.clone()), None)
@@ -239,6 +246,7 @@ async fn login_consent_and_code_exchange() {
                 scope: None,
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await;
     assert_eq!(
@@ -283,7 +291,9 @@ async fn code_binding_and_expiry() {
         (None, Some(VERIFIER)),
         (Some(CB), None),
     ] {
-        let result = a.token(&creds, with(redirect, verifier)).await;
+        let result = a
+            .token(&creds, with(redirect, verifier), &Caller::anonymous(None))
+            .await;
         assert_eq!(result.expect_err("bound").code, ErrorCode::InvalidGrant);
     }
     // Another client cannot redeem it.
@@ -291,13 +301,25 @@ async fn code_binding_and_expiry() {
         client_id: f.app.0.id.clone(),
         secret: Some(f.app.1.clone()),
     };
-    let result = a.token(&other, with(Some(CB), Some(VERIFIER))).await;
+    let result = a
+        .token(
+            &other,
+            with(Some(CB), Some(VERIFIER)),
+            &Caller::anonymous(None),
+        )
+        .await;
     assert_eq!(
         result.expect_err("client").code,
         ErrorCode::UnauthorizedClient
     );
     // Sixty seconds later it has expired.
     f.clock.advance(61);
-    let result = a.token(&creds, with(Some(CB), Some(VERIFIER))).await;
+    let result = a
+        .token(
+            &creds,
+            with(Some(CB), Some(VERIFIER)),
+            &Caller::anonymous(None),
+        )
+        .await;
     assert_eq!(result.expect_err("expired").code, ErrorCode::InvalidGrant);
 }

@@ -102,6 +102,35 @@ pub struct ClientRegistration {
     pub refresh_token_ttl: Option<i64>,
 }
 
+/// Why a registration was refused; the message says it in words for a form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrationError {
+    #[error("name must be 1 to 200 characters")]
+    Name,
+    #[error("redirect URI {uri:?}: {reason}")]
+    RedirectUri { uri: String, reason: &'static str },
+    #[error("post-logout redirect URI {uri:?}: {reason}")]
+    PostLogoutRedirectUri { uri: String, reason: &'static str },
+    #[error("unknown grant type {0:?} (known: authorization_code, refresh_token, password, client_credentials)")]
+    UnknownGrantType(String),
+    #[error("a client needs at least one grant type")]
+    NoGrantType,
+    #[error("a public client cannot use the {0} grant: it has no secret to authenticate with")]
+    PublicClientGrant(&'static str),
+    #[error("the authorization_code grant needs at least one redirect URI")]
+    CodeGrantWithoutRedirectUri,
+    /// The scope list is malformed (RFC 6749 §3.3).
+    #[error("{0}")]
+    Scope(String),
+    #[error("an audience must be 1 to 500 characters")]
+    Audience,
+    #[error("token lifetimes must be positive")]
+    NonPositiveLifetime,
+    #[error("an access-token lifetime may be at most one day")]
+    AccessTokenLifetimeTooLong,
+}
+
 /// The default scopes of a new client.
 pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
@@ -111,25 +140,31 @@ pub const MAX_ACCESS_TOKEN_TTL: i64 = 24 * 3600;
 impl ClientRegistration {
     /// Validates the registration and builds the client. For a confidential client the
     /// generated secret is returned: it is shown once and only its hash is kept.
-    pub fn build(self, now: i64) -> Result<(Client, Option<Secret>), String> {
+    pub fn build(self, now: i64) -> Result<(Client, Option<Secret>), RegistrationError> {
         let name = self.name.trim().to_string();
         if name.is_empty() || name.len() > 200 {
-            return Err("name must be 1 to 200 characters".into());
+            return Err(RegistrationError::Name);
         }
         for uri in &self.redirect_uris {
-            validate_redirect_uri(uri).map_err(|e| format!("redirect URI {uri:?}: {e}"))?;
+            validate_redirect_uri(uri).map_err(|reason| RegistrationError::RedirectUri {
+                uri: uri.clone(),
+                reason,
+            })?;
         }
         for uri in &self.post_logout_redirect_uris {
-            validate_redirect_uri(uri)
-                .map_err(|e| format!("post-logout redirect URI {uri:?}: {e}"))?;
+            validate_redirect_uri(uri).map_err(|reason| {
+                RegistrationError::PostLogoutRedirectUri {
+                    uri: uri.clone(),
+                    reason,
+                }
+            })?;
         }
         let grant_types: Vec<GrantType> = match self.grant_types {
             Some(list) => {
                 let mut out = Vec::new();
                 for g in list.iter().map(|g| g.trim()).filter(|g| !g.is_empty()) {
-                    let grant = GrantType::parse(g).ok_or_else(|| {
-                        format!("unknown grant type {g:?} (known: authorization_code, refresh_token, password, client_credentials)")
-                    })?;
+                    let grant = GrantType::parse(g)
+                        .ok_or_else(|| RegistrationError::UnknownGrantType(g.to_string()))?;
                     if !out.contains(&grant) {
                         out.push(grant);
                     }
@@ -149,33 +184,30 @@ impl ClientRegistration {
             }
         };
         if grant_types.is_empty() {
-            return Err("a client needs at least one grant type".into());
+            return Err(RegistrationError::NoGrantType);
         }
         if self.is_public {
             for g in [GrantType::Password, GrantType::ClientCredentials] {
                 if grant_types.contains(&g) {
-                    return Err(format!(
-                        "a public client cannot use the {} grant: it has no secret to authenticate with",
-                        g.as_str()
-                    ));
+                    return Err(RegistrationError::PublicClientGrant(g.as_str()));
                 }
             }
         }
         if grant_types.contains(&GrantType::AuthorizationCode) && self.redirect_uris.is_empty() {
-            return Err("the authorization_code grant needs at least one redirect URI".into());
+            return Err(RegistrationError::CodeGrantWithoutRedirectUri);
         }
         let scopes: Vec<String> = match self.scopes {
             Some(list) => {
                 let joined = list.join(" ");
                 ScopeSet::parse(&joined)
-                    .map_err(|e| e.description)?
+                    .map_err(|e| RegistrationError::Scope(e.description))?
                     .to_vec()
             }
             None => DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
         };
         for aud in &self.audiences {
             if aud.trim().is_empty() || aud.len() > 500 {
-                return Err("an audience must be 1 to 500 characters".into());
+                return Err(RegistrationError::Audience);
             }
         }
         for ttl in [self.access_token_ttl, self.refresh_token_ttl]
@@ -183,14 +215,14 @@ impl ClientRegistration {
             .flatten()
         {
             if ttl <= 0 {
-                return Err("token lifetimes must be positive".into());
+                return Err(RegistrationError::NonPositiveLifetime);
             }
         }
         if self
             .access_token_ttl
             .is_some_and(|t| t > MAX_ACCESS_TOKEN_TTL)
         {
-            return Err("an access-token lifetime may be at most one day".into());
+            return Err(RegistrationError::AccessTokenLifetimeTooLong);
         }
         let secret = (!self.is_public).then(Secret::generate);
         let client = Client {
@@ -355,7 +387,8 @@ mod tests {
             ..Default::default()
         }
         .build(1)
-        .expect_err("localhost is refused");
+        .expect_err("localhost is refused")
+        .to_string();
         assert!(error.contains("127.0.0.1"), "{error}");
         assert!(error.contains("localhost"), "{error}");
     }

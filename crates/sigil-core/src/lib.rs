@@ -26,6 +26,7 @@ pub mod pkce;
 pub mod revocation;
 pub mod scope;
 pub mod secret;
+mod sign_in;
 pub mod store;
 pub mod throttle;
 pub mod token;

@@ -1,6 +1,6 @@
 //! RFC 7009 token revocation.
 
-use crate::audit::Actor;
+use crate::audit::Caller;
 use crate::authority::{Authority, ClientCredentials};
 use crate::error::OAuthError;
 use crate::secret::Secret;
@@ -33,6 +33,7 @@ impl Authority {
         credentials: &ClientCredentials,
         token: Secret,
         hint: Option<TokenTypeHint>,
+        caller: &Caller,
     ) -> Result<(), OAuthError> {
         let client = self.authenticate_client(credentials).await?;
         let looks_like_jwt = token.expose().matches('.').count() == 2;
@@ -56,7 +57,7 @@ impl Authority {
                         .await?;
                     tracing::info!(client = %client.id, jti = %claims.jti, "access token revoked");
                     self.audit(
-                        &Actor::Nobody,
+                        caller,
                         "token.revoked",
                         Some(&client.id),
                         format!("access token {} revoked by its client", claims.jti),
@@ -73,7 +74,7 @@ impl Authority {
             self.store.revoke_refresh_family(&family.id, now).await?;
             tracing::info!(client = %client.id, family = %family.id, "refresh token family revoked");
             self.audit(
-                &Actor::Nobody,
+                caller,
                 "token.revoked",
                 Some(&client.id),
                 format!(

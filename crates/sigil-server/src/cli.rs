@@ -10,16 +10,15 @@ use crate::config::{
 use crate::error::CommandError;
 use crate::keyfiles::KeyDir;
 use crate::store::{Database, DatabaseOptions};
-use sigil_core::admin::{AdminError, NewUser, ProfileUpdate};
-use sigil_core::audit::{verify_chain, Actor, AuditFilter, ChainBreak};
+use sigil_core::admin::{Admin, AdminError, AuditVerdict, NewUser, ProfileUpdate};
+use sigil_core::audit::{AuditFilter, Caller, ChainBreak};
 use sigil_core::client::{Client, ClientRegistration};
 use sigil_core::clock::{Clock, SystemClock};
 use sigil_core::cpu::CpuPool;
-use sigil_core::keys::{KeyRing, KeySet, KeyState};
+use sigil_core::keys::KeyState;
 use sigil_core::password::PasswordHasher;
 use sigil_core::secret::Secret;
 use sigil_core::user::{validate_username, User};
-use sigil_core::{Authority, AuthorityConfig};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -50,23 +49,16 @@ pub async fn migrate(database_url: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// A protocol engine for the command line: the database and the password hasher, no keys
-/// (commands never sign). Its actions are audited with the actor `cli`.
-fn authority(
-    database: &Database,
-    passwords: Option<&PasswordArgs>,
-) -> Result<Authority, CommandError> {
-    let params = passwords.map(PasswordArgs::params).unwrap_or_default();
-    let hasher = PasswordHasher::new(params).map_err(CommandError::Invalid)?;
-    Ok(Authority::new(
-        AuthorityConfig::new("cli"),
-        database.store(),
-        Arc::new(KeyRing::new(KeySet::default())),
-        Arc::new(SystemClock),
-        Arc::new(hasher),
-        CpuPool::new("sigil-hash", 1, 4),
-        CpuPool::new("sigil-sign", 1, 4),
-    ))
+/// The administration service for a command: the database alone, and a password hasher
+/// (with one worker thread) only for the commands that set a password. Its actions are
+/// audited with the actor `cli`.
+fn admin(database: &Database, passwords: Option<&PasswordArgs>) -> Result<Admin, CommandError> {
+    let admin = Admin::new(database.store(), Arc::new(SystemClock));
+    let Some(passwords) = passwords else {
+        return Ok(admin);
+    };
+    let hasher = PasswordHasher::new(passwords.params()).map_err(CommandError::Invalid)?;
+    Ok(admin.with_password_hashing(Arc::new(hasher), CpuPool::new("sigil-hash", 1, 4)))
 }
 
 fn admin_error(error: AdminError) -> CommandError {
@@ -88,11 +80,11 @@ fn read_password() -> Result<Secret, CommandError> {
     Ok(Secret::new(password))
 }
 
-async fn find_user_named(database: &Database, username: &str) -> Result<User, CommandError> {
-    database
-        .store()
+async fn find_user_named(admin: &Admin, username: &str) -> Result<User, CommandError> {
+    admin
         .find_user_by_username(username)
-        .await?
+        .await
+        .map_err(admin_error)?
         .ok_or_else(|| CommandError::Invalid(format!("no user named {username:?}")))
 }
 
@@ -101,7 +93,7 @@ pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), Comm
     validate_username(&args.username).map_err(|e| CommandError::Invalid(e.into()))?;
     let password = read_password()?;
     let database = open(database_url).await?;
-    let authority = authority(&database, Some(&args.passwords))?;
+    let admin = admin(&database, Some(&args.passwords))?;
     let new = NewUser {
         username: args.username.clone(),
         email: args.email.clone(),
@@ -109,8 +101,8 @@ pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), Comm
         is_admin: args.admin,
         must_change_password: false,
     };
-    let user = authority
-        .create_user(&Actor::Cli, new, password)
+    let user = admin
+        .create_user(&Caller::cli(), new, password)
         .await
         .map_err(admin_error)?;
     println!(
@@ -137,10 +129,10 @@ fn user_json(user: &User) -> serde_json::Value {
 /// `sigil user list`
 pub async fn user_list(database_url: &str, args: &ListArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let users = database
-        .store()
+    let users = admin(&database, None)?
         .list_users(args.search.as_deref(), args.limit)
-        .await?;
+        .await
+        .map_err(admin_error)?;
     database.close().await;
     if args.json {
         let list: Vec<_> = users.iter().map(user_json).collect();
@@ -170,22 +162,22 @@ pub async fn user_list(database_url: &str, args: &ListArgs) -> Result<(), Comman
 /// `sigil user update`
 pub async fn user_update(database_url: &str, args: &UserUpdateArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let mut user = find_user_named(&database, &args.username).await?;
+    let admin = admin(&database, None)?;
+    let mut user = find_user_named(&admin, &args.username).await?;
     if args.email.is_some() || args.name.is_some() || args.email_verified.is_some() {
         let update = ProfileUpdate {
             email: args.email.clone().or(user.email.clone()),
             email_verified: args.email_verified.unwrap_or(user.email_verified),
             name: args.name.clone().or(user.name.clone()),
         };
-        user = authority
-            .update_profile(&Actor::Cli, &user.id, update)
+        user = admin
+            .update_profile(&Caller::cli(), &user.id, update)
             .await
             .map_err(admin_error)?;
     }
     if let Some(is_admin) = args.admin {
-        user = authority
-            .set_admin(&Actor::Cli, &user.id, is_admin)
+        user = admin
+            .set_admin(&Caller::cli(), &user.id, is_admin)
             .await
             .map_err(admin_error)?;
     }
@@ -201,10 +193,10 @@ pub async fn user_set_password(
 ) -> Result<(), CommandError> {
     let password = read_password()?;
     let database = open(database_url).await?;
-    let authority = authority(&database, Some(&args.passwords))?;
-    let user = find_user_named(&database, &args.username).await?;
-    authority
-        .reset_password(&Actor::Cli, &user.id, password, args.must_change)
+    let admin = admin(&database, Some(&args.passwords))?;
+    let user = find_user_named(&admin, &args.username).await?;
+    admin
+        .reset_password(&Caller::cli(), &user.id, password, args.must_change)
         .await
         .map_err(admin_error)?;
     println!(
@@ -222,10 +214,10 @@ pub async fn user_set_disabled(
     is_disabled: bool,
 ) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let user = find_user_named(&database, &args.username).await?;
-    authority
-        .set_disabled(&Actor::Cli, &user.id, is_disabled)
+    let admin = admin(&database, None)?;
+    let user = find_user_named(&admin, &args.username).await?;
+    admin
+        .set_disabled(&Caller::cli(), &user.id, is_disabled)
         .await
         .map_err(admin_error)?;
     if is_disabled {
@@ -243,10 +235,10 @@ pub async fn user_set_disabled(
 /// `sigil user sign-out`: sign a user out everywhere.
 pub async fn user_sign_out(database_url: &str, args: &UserRefArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let user = find_user_named(&database, &args.username).await?;
-    authority
-        .sign_out_everywhere(&Actor::Cli, &user.id)
+    let admin = admin(&database, None)?;
+    let user = find_user_named(&admin, &args.username).await?;
+    admin
+        .sign_out_everywhere(&Caller::cli(), &user.id)
         .await
         .map_err(admin_error)?;
     println!(
@@ -263,10 +255,10 @@ pub async fn user_revoke_grant(
     args: &UserRevokeGrantArgs,
 ) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let user = find_user_named(&database, &args.username).await?;
-    authority
-        .revoke_grant(&Actor::Cli, &user.id, &args.client_id)
+    let admin = admin(&database, None)?;
+    let user = find_user_named(&admin, &args.username).await?;
+    admin
+        .revoke_grant(&Caller::cli(), &user.id, &args.client_id)
         .await
         .map_err(admin_error)?;
     println!("revoked what {} granted {}", user.username, args.client_id);
@@ -329,9 +321,9 @@ fn print_client(client: &Client, secret: Option<&Secret>, json: bool) {
 /// `sigil client add …`
 pub async fn client_add(database_url: &str, args: &ClientAddArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let (client, secret) = authority
-        .create_client(&Actor::Cli, registration(&args.settings, args.public))
+    let admin = admin(&database, None)?;
+    let (client, secret) = admin
+        .create_client(&Caller::cli(), registration(&args.settings, args.public))
         .await
         .map_err(admin_error)?;
     database.close().await;
@@ -342,10 +334,10 @@ pub async fn client_add(database_url: &str, args: &ClientAddArgs) -> Result<(), 
 /// `sigil client list`
 pub async fn client_list(database_url: &str, args: &ListArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let clients = database
-        .store()
+    let clients = admin(&database, None)?
         .list_clients(args.search.as_deref(), args.limit)
-        .await?;
+        .await
+        .map_err(admin_error)?;
     database.close().await;
     if args.json {
         let list: Vec<_> = clients.iter().map(client_json).collect();
@@ -371,10 +363,10 @@ pub async fn client_list(database_url: &str, args: &ListArgs) -> Result<(), Comm
 /// `sigil client show`
 pub async fn client_show(database_url: &str, args: &ClientRefArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let client = database
-        .store()
+    let client = admin(&database, None)?
         .find_client(&args.client_id)
-        .await?
+        .await
+        .map_err(admin_error)?
         .ok_or_else(|| CommandError::Invalid(format!("no client {:?}", args.client_id)))?;
     database.close().await;
     let json = client_json(&client);
@@ -395,10 +387,10 @@ pub async fn client_update(
     args: &ClientUpdateArgs,
 ) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let client = authority
+    let admin = admin(&database, None)?;
+    let client = admin
         .update_client(
-            &Actor::Cli,
+            &Caller::cli(),
             &args.client_id,
             registration(&args.settings, false),
         )
@@ -415,9 +407,9 @@ pub async fn client_rotate_secret(
     args: &ClientRefArgs,
 ) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    let (client, secret) = authority
-        .rotate_client_secret(&Actor::Cli, &args.client_id)
+    let admin = admin(&database, None)?;
+    let (client, secret) = admin
+        .rotate_client_secret(&Caller::cli(), &args.client_id)
         .await
         .map_err(admin_error)?;
     database.close().await;
@@ -428,9 +420,9 @@ pub async fn client_rotate_secret(
 /// `sigil client delete`
 pub async fn client_delete(database_url: &str, args: &ClientRefArgs) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let authority = authority(&database, None)?;
-    authority
-        .delete_client(&Actor::Cli, &args.client_id)
+    let admin = admin(&database, None)?;
+    admin
+        .delete_client(&Caller::cli(), &args.client_id)
         .await
         .map_err(admin_error)?;
     database.close().await;
@@ -448,7 +440,10 @@ pub async fn audit_list(database_url: &str, args: &AuditListArgs) -> Result<(), 
         before_seq: None,
         limit: args.limit.clamp(1, 10_000),
     };
-    let entries = database.store().list_audit(&filter).await?;
+    let entries = admin(&database, None)?
+        .list_audit(&filter)
+        .await
+        .map_err(admin_error)?;
     database.close().await;
     for entry in entries {
         let r = &entry.record;
@@ -480,40 +475,28 @@ pub async fn audit_list(database_url: &str, args: &AuditListArgs) -> Result<(), 
     Ok(())
 }
 
-/// How many entries `audit verify` reads at a time.
-const VERIFY_BATCH: i64 = 1000;
-
 /// `sigil audit verify`: walks the whole chain. Exit status 0 when intact; an error naming
 /// the first broken entry otherwise.
 pub async fn audit_verify(database_url: &str) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let mut state: Option<(i64, String)> = None;
-    let mut total = 0u64;
-    loop {
-        let after = state.as_ref().map(|(seq, _)| *seq).unwrap_or(0);
-        let batch = database
-            .store()
-            .audit_entries_after(after, VERIFY_BATCH)
-            .await?;
-        if batch.is_empty() {
-            break;
-        }
-        match verify_chain(&mut state, &batch) {
-            Ok(n) => total += n,
-            Err(ChainBreak { seq, reason }) => {
-                database.close().await;
-                return Err(CommandError::Invalid(format!(
-                    "audit log chain broken at entry #{seq}: {reason} ({total} entries before it verified)"
-                )));
-            }
-        }
-    }
+    let verdict = admin(&database, None)?.verify_audit_log().await;
     database.close().await;
-    match state {
-        Some((seq, hash)) => {
-            println!("audit log intact: {total} entries, #1 to #{seq}; last hash {hash}")
+    match verdict.map_err(admin_error)? {
+        AuditVerdict::Intact {
+            entries,
+            last: Some((seq, hash)),
+        } => {
+            println!("audit log intact: {entries} entries, #1 to #{seq}; last hash {hash}")
         }
-        None => println!("audit log is empty"),
+        AuditVerdict::Intact { last: None, .. } => println!("audit log is empty"),
+        AuditVerdict::Broken {
+            at: ChainBreak { seq, reason },
+            verified,
+        } => {
+            return Err(CommandError::Invalid(format!(
+                "audit log chain broken at entry #{seq}: {reason} ({verified} entries before it verified)"
+            )))
+        }
     }
     Ok(())
 }
@@ -523,9 +506,8 @@ pub async fn audit_verify(database_url: &str) -> Result<(), CommandError> {
 async fn audit_key_action(database_url: &str, action: &str, kid: &str, detail: String) {
     let recorded = async {
         let database = open(database_url).await?;
-        let authority = authority(&database, None)?;
-        authority
-            .audit(&Actor::Cli, action, Some(kid), detail)
+        admin(&database, None)?
+            .record_key_action(&Caller::cli(), action, kid, &detail)
             .await;
         database.close().await;
         Ok::<(), CommandError>(())
@@ -619,7 +601,10 @@ pub async fn keys_prune(
 ) -> Result<(), CommandError> {
     let keys = KeyDir::new(dir);
     let database = open(database_url).await?;
-    let client_max = database.store().max_client_access_token_ttl().await?;
+    let client_max = admin(&database, None)?
+        .longest_client_access_token_ttl()
+        .await
+        .map_err(admin_error)?;
     database.close().await;
     let max_ttl = sigil_core::keys::longest_token_ttl(
         secs(args.lifetimes.access_token_ttl),

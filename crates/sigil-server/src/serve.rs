@@ -9,13 +9,12 @@ use crate::http::{app, metrics_app};
 use crate::keyfiles::{spawn_watcher, KeyDir};
 use crate::state::{AppState, CachedDocument};
 use crate::store::{Database, DatabaseOptions};
+use sigil_core::admin::Admin;
 use sigil_core::clock::{Clock, SystemClock};
 use sigil_core::cpu::CpuPool;
 use sigil_core::keys::KeyRing;
 use sigil_core::password::PasswordHasher;
-use sigil_core::secret::random_token;
-use sigil_core::store::StoreError;
-use sigil_core::user::User;
+use sigil_core::secret::{random_token, Secret};
 use sigil_core::{Authority, AuthorityConfig};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -89,6 +88,7 @@ pub async fn build_state(
         .await
         .map_err(|e| CommandError::Database(crate::store::map_err(e)))?;
     Ok(AppState {
+        admin: Arc::new(Admin::for_authority(&authority)),
         authority: Arc::new(authority),
         sessions,
         session_ttl: secs(args.session_ttl),
@@ -117,40 +117,21 @@ pub async fn bootstrap_admin(
     state: &AppState,
     given_password: Option<&str>,
 ) -> Result<(), CommandError> {
-    let store = state.authority.store();
-    if store.count_users().await? > 0 {
-        return Ok(());
-    }
     let generated = given_password.is_none();
     let password = given_password
         .map(str::to_string)
         .unwrap_or_else(|| random_token(18));
-    let hasher = state.authority.passwords().clone();
-    let to_hash = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&to_hash))
+    let created = state
+        .admin
+        .create_first_admin(Secret::new(password.clone()), generated)
         .await
-        .map_err(|e| CommandError::Invalid(e.to_string()))?
-        .map_err(CommandError::Invalid)?;
-    let now = state.authority.now();
-    let admin = User {
-        id: random_token(16),
-        username: "admin".into(),
-        email: None,
-        email_verified: false,
-        name: Some("Administrator".into()),
-        password_hash: hash,
-        is_admin: true,
-        is_disabled: false,
-        must_change_password: generated,
-        session_epoch: 0,
-        created_at: now,
-        updated_at: now,
-    };
-    match store.create_user(&admin).await {
-        Ok(()) => {}
-        // Another replica bootstrapped at the same moment.
-        Err(StoreError::Conflict(_)) => return Ok(()),
-        Err(e) => return Err(e.into()),
+        .map_err(|error| match error {
+            sigil_core::admin::AdminError::Store(e) => CommandError::Database(e),
+            other => CommandError::Invalid(other.to_string()),
+        })?;
+    if created.is_none() {
+        // A user exists already, or another replica bootstrapped at the same moment.
+        return Ok(());
     }
     let issuer = &state.authority.config().issuer;
     let shown = if !generated {
@@ -314,12 +295,7 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
             let mut ticker = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 ticker.tick().await;
-                match state
-                    .authority
-                    .store()
-                    .delete_expired(state.authority.now())
-                    .await
-                {
+                match state.authority.delete_expired().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "deleted expired records"),
                     Err(e) => tracing::warn!(error = %e, "housekeeping failed"),

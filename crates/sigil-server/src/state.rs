@@ -1,6 +1,7 @@
 //! Application state shared by every handler: one `Clone` struct.
 
 use crate::store::Database;
+use sigil_core::admin::Admin;
 use sigil_core::Authority;
 use std::sync::Arc;
 
@@ -24,7 +25,10 @@ impl CachedDocument {
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The protocol engine: grants, tokens, the browser flow's decisions.
     pub authority: Arc<Authority>,
+    /// The administration service: what the admin console reads and changes.
+    pub admin: Arc<Admin>,
     pub database: Database,
     pub discovery: Arc<CachedDocument>,
     /// `Cache-Control: max-age` of the JWKS, in seconds.

@@ -155,7 +155,7 @@ async fn app_with_admin() -> TestApp {
     let mut admin = admin.clone();
     admin.is_admin = true;
     app.state
-        .authority
+        .database
         .store()
         .update_user(&admin)
         .await
@@ -207,7 +207,7 @@ async fn only_admins_get_in() {
     assert!(page.location().starts_with("/login"));
     assert!(app
         .state
-        .authority
+        .database
         .store()
         .list_clients(None, 10)
         .await
@@ -288,7 +288,7 @@ async fn every_form_needs_the_csrf_token() {
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} {fields:?}");
         assert!(page.body.contains("This form has expired"));
     }
-    let store = app.state.authority.store();
+    let store = app.state.database.store();
     assert!(store.list_clients(None, 10).await.expect("list").is_empty());
     let victim = store
         .find_user(&victim.id)
@@ -377,7 +377,7 @@ async fn bad_client_input_is_explained_on_the_form() {
     assert!(page.body.contains("whole number of seconds"));
     assert!(app
         .state
-        .authority
+        .database
         .store()
         .list_clients(None, 10)
         .await
@@ -456,7 +456,7 @@ async fn a_client_secret_is_shown_once_and_works() {
     assert!(value_of_id(&page.body, "client-secret").is_none());
     let stored = app
         .state
-        .authority
+        .database
         .store()
         .find_client(&client_id)
         .await
@@ -468,7 +468,7 @@ async fn a_client_secret_is_shown_once_and_works() {
     );
     let audit = app
         .state
-        .authority
+        .database
         .store()
         .list_audit(&AuditFilter {
             limit: 100,
@@ -568,7 +568,7 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
     let mut deputy_user = app.add_user("deputy", "deputy password").await;
     deputy_user.is_admin = true;
     app.state
-        .authority
+        .database
         .store()
         .update_user(&deputy_user)
         .await
@@ -619,7 +619,7 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
     // An admin cannot disable themselves.
     let root_id = app
         .state
-        .authority
+        .database
         .store()
         .find_user_by_username("root")
         .await
@@ -646,16 +646,16 @@ async fn a_one_time_password_must_be_changed_first() {
     // an admin reset would.
     let admin = app
         .state
-        .authority
+        .database
         .store()
         .find_user_by_username("admin")
         .await
         .expect("find")
         .expect("admin");
     app.state
-        .authority
+        .admin
         .reset_password(
-            &sigil_core::audit::Actor::Cli,
+            &sigil_core::audit::Caller::cli(),
             &admin.id,
             Secret::new("one time pass 1"),
             true,
@@ -718,7 +718,7 @@ async fn the_audit_log_records_who_what_and_from_where() {
 
     let entries = app
         .state
-        .authority
+        .database
         .store()
         .list_audit(&AuditFilter {
             limit: 100,
@@ -780,14 +780,14 @@ async fn audit_verify_finds_the_first_broken_entry() {
     let db = TestDb::sqlite();
     let url = db.url().to_string();
     let app = TestApp::start(db, &[]).await;
-    let authority = &app.state.authority;
     for n in 0..5 {
-        authority
-            .audit(
-                &sigil_core::audit::Actor::Cli,
+        app.state
+            .admin
+            .record_key_action(
+                &sigil_core::audit::Caller::cli(),
                 "client.updated",
-                Some(&format!("c{n}")),
-                format!("change {n}"),
+                &format!("c{n}"),
+                &format!("change {n}"),
             )
             .await;
     }
@@ -1173,7 +1173,7 @@ async fn every_path_parameter_is_checked_before_use() {
     assert!(wrong.is_empty(), "not refused:\n{}", wrong.join("\n"));
 
     // Nothing changed.
-    let store = app.state.authority.store();
+    let store = app.state.database.store();
     let still = store
         .find_client(&client.id)
         .await

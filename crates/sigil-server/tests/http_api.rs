@@ -821,7 +821,7 @@ async fn health_request_ids_and_unknown_routes() {
 #[tokio::test]
 async fn first_start_creates_one_admin_with_a_one_time_password() {
     let app = TestApp::start(TestDb::sqlite(), &[]).await;
-    let store = app.state.authority.store().clone();
+    let store = app.state.database.store().clone();
     sigil_server::serve::bootstrap_admin(&app.state, None)
         .await
         .expect("bootstrap");

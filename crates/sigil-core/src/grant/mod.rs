@@ -6,6 +6,7 @@ mod password;
 pub(crate) mod refresh_seal;
 mod refresh_token;
 
+use crate::audit::Caller;
 use crate::authority::{Authority, ClientCredentials};
 use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError};
@@ -102,6 +103,7 @@ impl Authority {
         &self,
         credentials: &ClientCredentials,
         request: TokenRequest,
+        caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(credentials).await?;
         match request {
@@ -111,7 +113,7 @@ impl Authority {
                 scope,
                 resources,
             } => {
-                self.password_grant(&client, &username, password, scope, &resources)
+                self.password_grant(&client, &username, password, scope, &resources, caller)
                     .await
             }
             TokenRequest::ClientCredentials { scope, resources } => {
@@ -131,7 +133,7 @@ impl Authority {
                 scope,
                 resources,
             } => {
-                self.refresh_token_grant(&client, refresh_token, scope, &resources)
+                self.refresh_token_grant(&client, refresh_token, scope, &resources, caller)
                     .await
             }
         }

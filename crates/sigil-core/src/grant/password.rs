@@ -4,6 +4,7 @@
 //! apps and migrations, off unless a confidential client has it enabled.
 
 use super::{Issuance, Subject};
+use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -19,6 +20,7 @@ impl Authority {
         password: Secret,
         scope: Option<ScopeSet>,
         resources: &[String],
+        caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         if !client.is_confidential() || !client.allows_grant(GrantType::Password) {
             return Err(OAuthError::unauthorized_client(
@@ -33,6 +35,7 @@ impl Authority {
                 password,
                 &format!("password grant, client {}", client.id),
                 None,
+                caller,
             )
             .await?;
         let Some(user) = user else {

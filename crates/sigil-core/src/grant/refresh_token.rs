@@ -1,7 +1,7 @@
 //! RFC 6749 §6 refresh token grant with rotation and reuse detection (RFC 9700 §4.14.2).
 
 use super::{refresh_seal, Issuance, Subject};
-use crate::audit::Actor;
+use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -17,6 +17,7 @@ impl Authority {
         presented: Secret,
         scope: Option<ScopeSet>,
         resources: &[String],
+        caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         if !client.allows_grant(GrantType::RefreshToken) {
             return Err(OAuthError::unauthorized_client(
@@ -48,7 +49,7 @@ impl Authority {
                 // A rotated token came back: whoever holds the family is not to be trusted.
                 tracing::warn!(family = %family.id, client = %client.id, "refresh token reuse detected; family revoked");
                 self.store.revoke_refresh_family(&family.id, now).await?;
-                self.audit_reuse(&family, client).await;
+                self.audit_reuse(&family, client, caller).await;
                 return Err(invalid());
             }
             if token.expires_at <= now || family.expires_at <= now {
@@ -118,7 +119,7 @@ impl Authority {
                 // default that is reuse.
                 tracing::warn!(family = %family.id, client = %client.id, "concurrent refresh token reuse; family revoked");
                 self.store.revoke_refresh_family(&family.id, now).await?;
-                self.audit_reuse(&family, client).await;
+                self.audit_reuse(&family, client, caller).await;
                 return Err(invalid());
             }
         }
@@ -143,13 +144,18 @@ impl Authority {
         refresh_seal::open(presented, &token.id, sealed, now)
     }
 
-    async fn audit_reuse(&self, family: &crate::store::RefreshFamily, client: &Client) {
+    async fn audit_reuse(
+        &self,
+        family: &crate::store::RefreshFamily,
+        client: &Client,
+        caller: &Caller,
+    ) {
         self.events
             .refresh_reuse_detected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let user = self.store.find_user(&family.user_id).await.ok().flatten();
         self.audit(
-            &Actor::Nobody,
+            caller,
             "refresh_token.reuse_detected",
             user.as_ref().map(|u| u.username.as_str()),
             format!(

@@ -1,5 +1,6 @@
 //! Core flows against the in-memory store with a fixed clock.
 
+use crate::audit::Caller;
 use crate::authority::{Authority, AuthorityConfig, ClientCredentials};
 use crate::client::{Client, ClientRegistration};
 use crate::clock::FixedClock;
@@ -114,6 +115,7 @@ impl Fixture {
                     scope: Some(ScopeSet::parse(scope).expect("scope")),
                     resources: vec![],
                 },
+                &Caller::anonymous(None),
             )
             .await
     }
@@ -130,6 +132,7 @@ impl Fixture {
                     scope: scope.map(|s| ScopeSet::parse(s).expect("scope")),
                     resources: vec![],
                 },
+                &Caller::anonymous(None),
             )
             .await
     }
@@ -168,6 +171,7 @@ async fn client_credentials_issues_a_stateless_rfc9068_token() {
                 scope: None,
                 resources: vec!["https://other.example.com".into()],
             },
+            &Caller::anonymous(None),
         )
         .await
         .expect("token");
@@ -194,6 +198,7 @@ async fn client_credentials_issues_a_stateless_rfc9068_token() {
                 scope: None,
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await
         .expect("token");
@@ -243,7 +248,11 @@ async fn client_credentials_never_grants_user_scopes() {
         resources: vec![],
     };
     // Omitted: the client's scopes without the user scopes.
-    let response = f.authority.token(&creds, grant(None)).await.expect("token");
+    let response = f
+        .authority
+        .token(&creds, grant(None), &Caller::anonymous(None))
+        .await
+        .expect("token");
     assert_eq!(response.scope, "todos:read todos:write");
     assert_eq!(
         f.claims(&response.access_token).scope,
@@ -260,14 +269,17 @@ async fn client_credentials_never_grants_user_scopes() {
         "phone",
         "todos:read email",
     ] {
-        let result = f.authority.token(&creds, grant(Some(scope))).await;
+        let result = f
+            .authority
+            .token(&creds, grant(Some(scope)), &Caller::anonymous(None))
+            .await;
         let error = result.expect_err("a user scope");
         assert_eq!(error.code, ErrorCode::InvalidScope, "{scope}");
         assert!(error.description.contains("client_credentials"), "{scope}");
     }
     let response = f
         .authority
-        .token(&creds, grant(Some("todos:read")))
+        .token(&creds, grant(Some("todos:read")), &Caller::anonymous(None))
         .await
         .expect("token");
     assert_eq!(response.scope, "todos:read");
@@ -290,7 +302,11 @@ async fn client_authentication_failures() {
         secret: Some(Secret::new("wrong")),
     };
     assert_eq!(
-        code(f.authority.token(&wrong, request()).await),
+        code(
+            f.authority
+                .token(&wrong, request(), &Caller::anonymous(None))
+                .await
+        ),
         ErrorCode::InvalidClient
     );
     let missing = ClientCredentials {
@@ -298,7 +314,11 @@ async fn client_authentication_failures() {
         secret: None,
     };
     assert_eq!(
-        code(f.authority.token(&missing, request()).await),
+        code(
+            f.authority
+                .token(&missing, request(), &Caller::anonymous(None))
+                .await
+        ),
         ErrorCode::InvalidClient
     );
     let unknown = ClientCredentials {
@@ -306,7 +326,11 @@ async fn client_authentication_failures() {
         secret: Some(f.app.1.clone()),
     };
     assert_eq!(
-        code(f.authority.token(&unknown, request()).await),
+        code(
+            f.authority
+                .token(&unknown, request(), &Caller::anonymous(None))
+                .await
+        ),
         ErrorCode::InvalidClient
     );
 }
@@ -322,6 +346,7 @@ async fn scope_and_resource_rules() {
                 scope: Some(ScopeSet::parse("openid admin").expect("scope")),
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await;
     assert_eq!(code(result), ErrorCode::InvalidScope);
@@ -338,6 +363,7 @@ async fn scope_and_resource_rules() {
                     scope: None,
                     resources: vec![resource.into()],
                 },
+                &Caller::anonymous(None),
             )
             .await;
         assert_eq!(code(result), ErrorCode::InvalidTarget, "{resource}");
@@ -387,6 +413,7 @@ async fn password_grant_rejections() {
                 scope: None,
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await;
     let unknown_user = f
@@ -399,6 +426,7 @@ async fn password_grant_rejections() {
                 scope: None,
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await;
     let (a, b) = (
@@ -429,6 +457,7 @@ async fn password_grant_rejections() {
                 scope: None,
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await;
     assert_eq!(code(result), ErrorCode::UnauthorizedClient);
@@ -537,6 +566,7 @@ async fn refresh_expiry_and_foreign_clients() {
                 scope: None,
                 resources: vec![],
             },
+            &Caller::anonymous(None),
         )
         .await;
     assert_eq!(code(result), ErrorCode::InvalidGrant);
@@ -645,10 +675,8 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
     let attempt = |username: &'static str, password: &'static str, address: &'static str| {
         let authority = &f.authority;
         let creds = f.creds();
-        let context = crate::audit::AuditContext {
-            address: Some(address.to_string()),
-        };
-        crate::audit::with_context(context, async move {
+        let caller = Caller::anonymous(Some(address.to_string()));
+        async move {
             authority
                 .token(
                     &creds,
@@ -658,9 +686,10 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
                         scope: None,
                         resources: vec![],
                     },
+                    &caller,
                 )
                 .await
-        })
+        }
     };
     let verifications = || {
         f.authority
@@ -760,6 +789,7 @@ async fn revocation_of_access_and_refresh_tokens() {
             &f.creds(),
             Secret::new(access.clone()),
             Some(TokenTypeHint::AccessToken),
+            &Caller::anonymous(None),
         )
         .await
         .expect("revoke");
@@ -781,7 +811,12 @@ async fn revocation_of_access_and_refresh_tokens() {
 
     // Refresh token: the family goes.
     f.authority
-        .revoke(&f.creds(), Secret::new(refresh.clone()), None)
+        .revoke(
+            &f.creds(),
+            Secret::new(refresh.clone()),
+            None,
+            &Caller::anonymous(None),
+        )
         .await
         .expect("revoke");
     assert_eq!(
@@ -791,7 +826,12 @@ async fn revocation_of_access_and_refresh_tokens() {
 
     // Unknown tokens are fine (RFC 7009 §2.2).
     f.authority
-        .revoke(&f.creds(), Secret::new("whatever"), None)
+        .revoke(
+            &f.creds(),
+            Secret::new("whatever"),
+            None,
+            &Caller::anonymous(None),
+        )
         .await
         .expect("unknown token is not an error");
 
@@ -903,6 +943,7 @@ async fn introspection_only_for_the_tokens_client_and_audiences() {
                 scope: None,
                 resources: vec!["https://other.example.com".into()],
             },
+            &Caller::anonymous(None),
         )
         .await
         .expect("token");

@@ -7,6 +7,7 @@
 use super::authorize::proceed;
 use super::browser;
 use super::form::OAuthForm;
+use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
@@ -17,6 +18,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use sigil_core::admin::AdminError;
+use sigil_core::audit::Caller;
 use sigil_core::authorize::SignedIn;
 use sigil_core::secret::Secret;
 use sigil_core::user::User;
@@ -46,7 +48,7 @@ async fn current_user(state: &AppState, session: &Session) -> Result<Option<User
     let Some(signed_in) = browser::signed_in(session).await? else {
         return Ok(None);
     };
-    match state.authority.store().find_user(&signed_in.user_id).await {
+    match state.authority.find_user(&signed_in.user_id).await {
         Ok(user) => Ok(user.filter(|u| signed_in.is_valid_for(u))),
         Err(error) => {
             tracing::warn!(%error, "could not read the signed-in user");
@@ -113,7 +115,12 @@ async fn show(
     }
 }
 
-async fn change(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+async fn change(
+    State(state): State<AppState>,
+    session: Session,
+    peer: PeerAddress,
+    body: Bytes,
+) -> Response {
     let form = OAuthForm::parse(&body);
     if let Err(response) = browser::check_csrf(&session, &form).await {
         return response;
@@ -130,8 +137,9 @@ async fn change(State(state): State<AppState>, session: Session, body: Bytes) ->
         return page(&session, &user, &req, Some("The two new passwords differ.")).await;
     }
     let result = state
-        .authority
+        .admin
         .change_own_password(
+            &Caller::user(user.id.clone(), user.username.clone(), peer.0.clone()),
             &user.id,
             Secret::new(field("current_password")),
             Secret::new(new_password),

@@ -46,7 +46,6 @@ async fn show(
     };
     let user = state
         .authority
-        .store()
         .find_user(&signed_in.user_id)
         .await
         .ok()

@@ -65,7 +65,7 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 )]
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = matches!(
-        tokio::time::timeout(Duration::from_secs(2), state.authority.store().ping()).await,
+        tokio::time::timeout(Duration::from_secs(2), state.authority.ping_store()).await,
         Ok(Ok(()))
     );
     let keys = !state.authority.keys().current().is_empty();

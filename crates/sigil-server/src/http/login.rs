@@ -5,6 +5,7 @@ use super::authorize::proceed;
 use super::browser;
 use super::form::OAuthForm;
 use super::pages::{self, LoginPage};
+use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -130,6 +131,7 @@ fn device_cookie(name: &str, token: &str, is_https: bool) -> Option<HeaderValue>
 async fn submit(
     State(state): State<AppState>,
     session: Session,
+    peer: PeerAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -164,7 +166,12 @@ async fn submit(
     } else {
         match state
             .authority
-            .authenticate_user(&username, Secret::new(password), device.as_deref())
+            .authenticate_user(
+                &username,
+                Secret::new(password),
+                device.as_deref(),
+                &peer.anonymous(),
+            )
             .await
         {
             Ok(user) => user,

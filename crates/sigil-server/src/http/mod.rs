@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod browser;
+pub mod caller;
 pub mod client_auth;
 pub mod consent;
 pub mod discovery;
@@ -159,16 +160,8 @@ async fn observe(
         method = %request.method(),
         path = %request.uri().path(),
     );
-    // The peer address, for the audit log. Behind a reverse proxy this is the proxy.
-    let address = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip().to_string());
-    let context = sigil_core::audit::AuditContext { address };
     let started = Instant::now();
-    let mut response = sigil_core::audit::with_context(context, next.run(request))
-        .instrument(span.clone())
-        .await;
+    let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let throttled =
         status == 429 || (status == 503 && response.headers().contains_key(header::RETRY_AFTER));

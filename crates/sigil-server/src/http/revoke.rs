@@ -3,6 +3,7 @@
 use super::client_auth::client_credentials;
 use super::error::{no_store, OAuthResponseError};
 use super::form::OAuthForm;
+use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
 )]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
+    peer: PeerAddress,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
@@ -39,7 +41,10 @@ pub(crate) async fn revoke(
     let hint = form
         .single("token_type_hint")?
         .and_then(TokenTypeHint::parse);
-    state.authority.revoke(&credentials, token, hint).await?;
+    state
+        .authority
+        .revoke(&credentials, token, hint, &peer.anonymous())
+        .await?;
     // §2.2: 200 with no content to speak of, also for tokens that were already invalid.
     let mut response = StatusCode::OK.into_response();
     no_store(&mut response);

@@ -4,6 +4,7 @@
 use super::client_auth::client_credentials;
 use super::error::{no_store, OAuthResponseError};
 use super::form::OAuthForm;
+use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -37,13 +38,17 @@ pub fn router() -> Router<AppState> {
 )]
 pub(crate) async fn token(
     State(state): State<AppState>,
+    peer: PeerAddress,
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form)?;
     let request = parse_token_request(&form)?;
     let grant = grant_name(&request);
-    let response = state.authority.token(&credentials, request).await;
+    let response = state
+        .authority
+        .token(&credentials, request, &peer.anonymous())
+        .await;
     match &response {
         Ok(_) => {
             state.metrics.token_issued(grant);

@@ -200,7 +200,7 @@ impl TestApp {
             updated_at: now,
         };
         self.state
-            .authority
+            .database
             .store()
             .create_user(&user)
             .await
@@ -213,7 +213,7 @@ impl TestApp {
             .build(self.state.authority.now())
             .expect("client");
         self.state
-            .authority
+            .database
             .store()
             .create_client(&client)
             .await

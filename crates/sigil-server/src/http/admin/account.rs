@@ -58,8 +58,9 @@ async fn change(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         return page(&admin, Some("the two new passwords differ".into()));
     }
     let result = state
-        .authority
+        .admin
         .change_own_password(
+            &admin.caller(),
             &admin.user.id,
             Secret::new(field("current_password")),
             Secret::new(new_password),

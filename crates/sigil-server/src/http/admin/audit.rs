@@ -90,9 +90,9 @@ async fn list(
         before_seq: query.before,
         limit: PAGE_SIZE + 1,
     };
-    let mut entries = match state.authority.store().list_audit(&filter).await {
+    let mut entries = match state.admin.list_audit(&filter).await {
         Ok(entries) => entries,
-        Err(error) => return super::failure(error.into()),
+        Err(error) => return super::failure(error),
     };
     let has_more = entries.len() as i64 > PAGE_SIZE;
     entries.truncate(PAGE_SIZE as usize);

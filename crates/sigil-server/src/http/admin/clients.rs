@@ -74,13 +74,12 @@ async fn list(
     let search = query.q.unwrap_or_default();
     let search = search.trim();
     let found = state
-        .authority
-        .store()
+        .admin
         .list_clients((!search.is_empty()).then_some(search), LIST_LIMIT + 1)
         .await;
     let mut clients = match found {
         Ok(clients) => clients,
-        Err(error) => return failure(error.into()),
+        Err(error) => return failure(error),
     };
     let truncated = clients.len() as i64 > LIST_LIMIT;
     clients.truncate(LIST_LIMIT as usize);
@@ -265,8 +264,8 @@ async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         Err(message) => return new_page(&admin, fields, Some(message)),
     };
     match state
-        .authority
-        .create_client(&admin.actor(), registration)
+        .admin
+        .create_client(&admin.caller(), registration)
         .await
     {
         Ok((client, secret)) => client_page(
@@ -366,10 +365,10 @@ fn client_page(
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Client, Response> {
-    match state.authority.store().find_client(id).await {
+    match state.admin.find_client(id).await {
         Ok(Some(client)) => Ok(client),
         Ok(None) => Err(failure(AdminError::NotFound)),
-        Err(error) => Err(failure(error.into())),
+        Err(error) => Err(failure(error)),
     }
 }
 
@@ -445,8 +444,8 @@ async fn update(
         Err(message) => return edit_page(&admin, &id, fields, Some(message)),
     };
     match state
-        .authority
-        .update_client(&admin.actor(), id.as_str(), registration)
+        .admin
+        .update_client(&admin.caller(), id.as_str(), registration)
         .await
     {
         Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
@@ -487,8 +486,8 @@ async fn rotate(
         return response;
     }
     match state
-        .authority
-        .rotate_client_secret(&admin.actor(), id.as_str())
+        .admin
+        .rotate_client_secret(&admin.caller(), id.as_str())
         .await
     {
         Ok((client, secret)) => client_page(
@@ -535,8 +534,8 @@ async fn delete(
         return response;
     }
     match state
-        .authority
-        .delete_client(&admin.actor(), id.as_str())
+        .admin
+        .delete_client(&admin.caller(), id.as_str())
         .await
     {
         Ok(()) => done("/admin/clients", "client-deleted"),

@@ -42,11 +42,7 @@ struct KeysPage {
 /// long after it stopped signing.
 async fn max_token_ttl(state: &AppState) -> Result<i64, AdminError> {
     let config = state.authority.config();
-    let client_max = state
-        .authority
-        .store()
-        .max_client_access_token_ttl()
-        .await?;
+    let client_max = state.admin.longest_client_access_token_ttl().await?;
     Ok(sigil_core::keys::longest_token_ttl(
         config.access_token_ttl,
         config.id_token_ttl,
@@ -152,12 +148,12 @@ async fn rotate(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         return failure(error);
     }
     state
-        .authority
-        .audit(
-            &admin.actor(),
+        .admin
+        .record_key_action(
+            &admin.caller(),
             "key.rotated",
-            Some(&kid),
-            format!("published; signs from {}", format_time(activates_at)),
+            &kid,
+            &format!("published; signs from {}", format_time(activates_at)),
         )
         .await;
     done("/admin/keys", "rotated")
@@ -185,13 +181,8 @@ async fn prune(State(state): State<AppState>, admin: Admin, body: Bytes) -> Resp
     }
     for kid in &pruned {
         state
-            .authority
-            .audit(
-                &admin.actor(),
-                "key.pruned",
-                Some(kid),
-                "removed from the JWKS",
-            )
+            .admin
+            .record_key_action(&admin.caller(), "key.pruned", kid, "removed from the JWKS")
             .await;
     }
     done(

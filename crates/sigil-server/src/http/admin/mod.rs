@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use sigil_core::admin::AdminError;
-use sigil_core::audit::Actor;
+use sigil_core::audit::Caller;
 use sigil_core::user::User;
 use std::time::{Duration, UNIX_EPOCH};
 use tower_sessions::Session;
@@ -67,14 +67,18 @@ pub struct Admin {
     pub user: User,
     pub session: Session,
     pub csrf: String,
+    /// The peer address of the request, for the audit log.
+    pub address: Option<String>,
 }
 
 impl Admin {
-    pub fn actor(&self) -> Actor {
-        Actor::User {
-            id: self.user.id.clone(),
-            name: self.user.username.clone(),
-        }
+    /// This admin, from this request's address: who core records as acting.
+    pub fn caller(&self) -> Caller {
+        Caller::user(
+            self.user.id.clone(),
+            self.user.username.clone(),
+            self.address.clone(),
+        )
     }
 
     pub fn chrome(&self, notice: Option<&str>) -> Chrome {
@@ -120,7 +124,7 @@ impl FromRequestParts<AppState> for Admin {
         let Some(signed_in) = browser::signed_in(&session).await? else {
             return Err(to_login(&back));
         };
-        let user = match state.authority.store().find_user(&signed_in.user_id).await {
+        let user = match state.authority.find_user(&signed_in.user_id).await {
             Ok(user) => user,
             Err(error) => {
                 tracing::warn!(%error, "admin: user look-up failed");
@@ -150,6 +154,7 @@ impl FromRequestParts<AppState> for Admin {
             user,
             session,
             csrf,
+            address: super::caller::peer_address(&parts.extensions),
         })
     }
 }
@@ -299,25 +304,9 @@ async fn dashboard(
     admin: Admin,
     axum::extract::Query(query): axum::extract::Query<NoticeQuery>,
 ) -> Response {
-    let store = state.authority.store();
-    let counts = async {
-        let clients = store.list_clients(None, DASHBOARD_COUNT_LIMIT).await?;
-        let users = store.count_users().await?;
-        let last = store
-            .list_audit(&sigil_core::audit::AuditFilter {
-                limit: 1,
-                ..Default::default()
-            })
-            .await?;
-        Ok::<_, sigil_core::store::StoreError>((
-            clients.len(),
-            users,
-            last.first().map(|e| e.seq).unwrap_or(0),
-        ))
-    };
-    let (clients, users, last_audit) = match counts.await {
-        Ok(counts) => counts,
-        Err(error) => return failure(error.into()),
+    let (clients, users, last_audit) = match state.admin.overview(DASHBOARD_COUNT_LIMIT).await {
+        Ok(overview) => (overview.clients, overview.users, overview.last_audit_seq),
+        Err(error) => return failure(error),
     };
     let page = DashboardPage {
         chrome: admin.chrome(query.notice.as_deref()),

@@ -60,13 +60,12 @@ async fn list(
     let search = query.q.unwrap_or_default();
     let search = search.trim();
     let found = state
-        .authority
-        .store()
+        .admin
         .list_users((!search.is_empty()).then_some(search), LIST_LIMIT + 1)
         .await;
     let mut users = match found {
         Ok(users) => users,
-        Err(error) => return failure(error.into()),
+        Err(error) => return failure(error),
     };
     let truncated = users.len() as i64 > LIST_LIMIT;
     users.truncate(LIST_LIMIT as usize);
@@ -122,8 +121,8 @@ async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         must_change_password: !text("must_change_password").is_empty(),
     };
     let result = state
-        .authority
-        .create_user(&admin.actor(), new.clone(), Secret::new(text("password")))
+        .admin
+        .create_user(&admin.caller(), new.clone(), Secret::new(text("password")))
         .await;
     match result {
         Ok(user) => done(
@@ -157,10 +156,10 @@ struct UserPage {
 }
 
 async fn find_user(state: &AppState, id: &str) -> Result<User, Response> {
-    match state.authority.store().find_user(id).await {
+    match state.admin.find_user(id).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(failure(AdminError::NotFound)),
-        Err(error) => Err(failure(error.into())),
+        Err(error) => Err(failure(error)),
     }
 }
 
@@ -175,7 +174,7 @@ async fn user_page(
         Ok(user) => user,
         Err(response) => return response,
     };
-    let grants = match state.authority.user_grants(user_id).await {
+    let grants = match state.admin.user_grants(user_id).await {
         Ok(grants) => grants,
         Err(error) => return failure(error),
     };
@@ -244,8 +243,8 @@ async fn profile(
         name: text("name"),
     };
     let result = state
-        .authority
-        .update_profile(&admin.actor(), id.as_str(), update)
+        .admin
+        .update_profile(&admin.caller(), id.as_str(), update)
         .await
         .map(|_| ());
     after(&state, &admin, &id, result, "saved").await
@@ -264,9 +263,9 @@ async fn password(
     let new_password = form.single("password").ok().flatten().unwrap_or("");
     let must_change = form.single("must_change_password").ok().flatten().is_some();
     let result = state
-        .authority
+        .admin
         .reset_password(
-            &admin.actor(),
+            &admin.caller(),
             id.as_str(),
             Secret::new(new_password),
             must_change,
@@ -288,8 +287,8 @@ async fn role(
     };
     let is_admin = form.single("is_admin").ok().flatten() == Some("1");
     let result = state
-        .authority
-        .set_admin(&admin.actor(), id.as_str(), is_admin)
+        .admin
+        .set_admin(&admin.caller(), id.as_str(), is_admin)
         .await
         .map(|_| ());
     after(&state, &admin, &id, result, "saved").await
@@ -346,8 +345,8 @@ async fn set_disabled(
         return response;
     }
     let result = state
-        .authority
-        .set_disabled(&admin.actor(), id.as_str(), is_disabled)
+        .admin
+        .set_disabled(&admin.caller(), id.as_str(), is_disabled)
         .await
         .map(|_| ());
     let notice = if is_disabled {
@@ -367,16 +366,11 @@ async fn confirm_revoke(
         Ok(user) => user,
         Err(response) => return response,
     };
-    let client_name = match state
-        .authority
-        .store()
-        .find_client(client_id.as_str())
-        .await
-    {
+    let client_name = match state.admin.find_client(client_id.as_str()).await {
         Ok(client) => client
             .map(|c| c.name)
             .unwrap_or_else(|| client_id.to_string()),
-        Err(error) => return failure(error.into()),
+        Err(error) => return failure(error),
     };
     confirm(
         &admin,
@@ -401,8 +395,8 @@ async fn revoke(
         return response;
     }
     let result = state
-        .authority
-        .revoke_grant(&admin.actor(), id.as_str(), client_id.as_str())
+        .admin
+        .revoke_grant(&admin.caller(), id.as_str(), client_id.as_str())
         .await;
     after(&state, &admin, &id, result, "grant-revoked").await
 }

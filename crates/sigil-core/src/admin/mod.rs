@@ -1,0 +1,195 @@
+//! Administration: registering and editing clients, managing users and what they granted,
+//! and reading what the console and the command line list (users, clients, the audit log).
+//! [`Admin`] is the one way the admin pages and the command line reach the store, so both
+//! follow the same rules and leave the same audit trail. Every change takes the [`Caller`].
+
+mod clients;
+mod records;
+mod users;
+
+pub use records::{AuditVerdict, Overview};
+
+use crate::audit::AuditLog;
+use crate::authority::{Authority, ClientCache};
+use crate::client::Client;
+use crate::clock::Clock;
+use crate::cpu::CpuPool;
+use crate::password::PasswordHasher;
+use crate::secret::Secret;
+use crate::store::{Store, StoreError};
+use crate::user::{validate_new_password, User};
+use std::sync::Arc;
+
+/// The administration service. Cheap to share behind an `Arc`.
+pub struct Admin {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    audit_log: AuditLog,
+    /// How passwords are hashed; `None` for a command that never sets one.
+    hashing: Option<(Arc<PasswordHasher>, CpuPool)>,
+    /// The protocol engine's client cache, when there is one in this process.
+    clients: Option<Arc<ClientCache>>,
+}
+
+impl Admin {
+    /// An administration service over `store` alone (the command line): no client cache to
+    /// keep fresh, and no password hashing until [`Admin::with_password_hashing`].
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            audit_log: AuditLog::new(store.clone(), clock.clone()),
+            store,
+            clock,
+            hashing: None,
+            clients: None,
+        }
+    }
+
+    /// Hashes passwords with `hasher` on `pool`.
+    pub fn with_password_hashing(mut self, hasher: Arc<PasswordHasher>, pool: CpuPool) -> Self {
+        self.hashing = Some((hasher, pool));
+        self
+    }
+
+    /// The administration service of a serving process: it shares the engine's store,
+    /// clock, password pool and audit log, and forgets the engine's cached copy of a
+    /// client the moment it changes.
+    pub fn for_authority(authority: &Authority) -> Self {
+        Self {
+            store: authority.store.clone(),
+            clock: authority.clock.clone(),
+            audit_log: authority.audit_log.clone(),
+            hashing: Some((authority.passwords.clone(), authority.password_pool.clone())),
+            clients: Some(authority.clients.clone()),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn forget_client(&self, client_id: &str) {
+        if let Some(clients) = &self.clients {
+            clients.forget(client_id);
+        }
+    }
+
+    fn hashing(&self) -> Result<&(Arc<PasswordHasher>, CpuPool), AdminError> {
+        self.hashing.as_ref().ok_or(AdminError::NoPasswordHashing)
+    }
+}
+
+/// Why an administrative action was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The input breaks a rule; the message says which, in words for a form.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("not found")]
+    NotFound,
+    /// The password pool is full; try again shortly.
+    #[error("the server is busy; try again")]
+    Busy,
+    /// This service was built without password hashing (a command that never sets a
+    /// password asked to set one): a bug in the caller.
+    #[error("password hashing is not available here")]
+    NoPasswordHashing,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A new user, as an admin or the command line enters it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub is_admin: bool,
+    /// The user must pick a new password at first sign-in.
+    pub must_change_password: bool,
+}
+
+/// Profile claims an admin may edit.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileUpdate {
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+}
+
+/// One application a user granted access to: a remembered consent, live refresh-token
+/// families, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrant {
+    pub client_id: String,
+    /// `None` when the client has been deleted meanwhile.
+    pub client_name: Option<String>,
+    /// The consented scope, if consent was remembered.
+    pub consented_scope: Option<String>,
+    pub consented_at: Option<i64>,
+    /// How many refresh-token families (signed-in devices) are live.
+    pub live_sessions: usize,
+    /// The newest live family's scope.
+    pub token_scope: Option<String>,
+}
+
+fn optional(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn validate_email(email: &Option<String>) -> Result<(), AdminError> {
+    if let Some(email) = email {
+        let parts: Vec<&str> = email.split('@').collect();
+        let valid = parts.len() == 2
+            && !parts[0].is_empty()
+            && parts[1].contains('.')
+            && email.len() <= 254
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(AdminError::Invalid(format!(
+                "{email:?} is not an email address"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_name(name: &Option<String>) -> Result<(), AdminError> {
+    if name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(AdminError::Invalid(
+            "the name must be at most 200 characters, without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Admin {
+    async fn hash_password(&self, password: Secret) -> Result<String, AdminError> {
+        validate_new_password(password.expose()).map_err(|e| AdminError::Invalid(e.into()))?;
+        let (hasher, pool) = self.hashing()?;
+        let hasher = hasher.clone();
+        pool.run(move || hasher.hash(password.expose()))
+            .await
+            .map_err(|_| AdminError::Busy)?
+            .map_err(AdminError::Invalid)
+    }
+
+    async fn existing_user(&self, user_id: &str) -> Result<User, AdminError> {
+        self.store
+            .find_user(user_id)
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+
+    async fn existing_client(&self, client_id: &str) -> Result<Client, AdminError> {
+        self.store
+            .find_client(client_id)
+            .await?
+            .ok_or(AdminError::NotFound)
+    }
+}
