@@ -87,10 +87,10 @@ pub enum Cause {
     /// A CPU pool's queue is full.
     Overloaded,
     /// The database cannot be reached; the text is the store's, for the log.
-    StoreUnavailable(String),
+    StoreUnavailable(Box<str>),
     /// An unexpected failure (a bug, corrupted data, no signing key); the text is for the
     /// log.
-    Internal(String),
+    Internal(Box<str>),
 }
 
 /// A protocol error with a human-readable description safe to show to the client.
@@ -149,7 +149,7 @@ impl OAuthError {
     /// generic text is returned.
     pub fn server_error(cause: &dyn fmt::Display) -> Self {
         Self {
-            cause: Cause::Internal(cause.to_string()),
+            cause: Cause::Internal(cause.to_string().into()),
             ..Self::new(ErrorCode::ServerError, "internal server error")
         }
     }
@@ -160,7 +160,7 @@ impl OAuthError {
     /// the log ([`Cause::StoreUnavailable`]).
     pub fn store_unavailable(cause: impl Into<String>) -> Self {
         Self {
-            cause: Cause::StoreUnavailable(cause.into()),
+            cause: Cause::StoreUnavailable(cause.into().into()),
             ..Self::temporarily_unavailable("the database is unavailable, try again later")
         }
     }

@@ -39,7 +39,9 @@ impl Authority {
             // An expired ID token is still a fine hint (the spec expects that); signature
             // and issuer must hold.
             let claims: IdTokenClaims = verify_jwt(&self.keys.current(), hint, ID_TOKEN_TYP)
-                .map_err(|_| invalid("the id_token_hint is not a valid ID token from this server"))?;
+                .map_err(|_| {
+                    invalid("the id_token_hint is not a valid ID token from this server")
+                })?;
             if claims.iss != self.config.issuer {
                 return Err(invalid("the id_token_hint was issued by another server"));
             }
