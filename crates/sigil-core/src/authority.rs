@@ -148,8 +148,8 @@ impl Authority {
     }
 
     /// A user by id (the browser pages' signed-in user), straight from the store.
-    pub async fn find_user(&self, user_id: &str) -> Result<Option<User>, OAuthError> {
-        Ok(self.store.find_user(user_id).await?)
+    pub async fn find_user(&self, user_id: &str) -> Result<Option<User>, crate::store::StoreError> {
+        self.store.find_user(user_id).await
     }
 
     /// Succeeds when the database answers (the readiness check).

@@ -69,6 +69,9 @@ pub struct AuthorizationRequest {
 pub enum AuthorizeError {
     /// The client or the redirect URI cannot be trusted: an error page, never a redirect.
     Fatal(String),
+    /// The request could not be checked (the database is unavailable, or an internal
+    /// failure): an error page with the error's description, never a redirect.
+    Unchecked(OAuthError),
     /// Redirect to the (registered) redirect URI with `error`, `state` and `iss`.
     Redirect {
         redirect_uri: String,
@@ -142,7 +145,7 @@ impl Authority {
         let client = self
             .find_client(client_id)
             .await
-            .map_err(|e| AuthorizeError::Fatal(e.description))?
+            .map_err(AuthorizeError::Unchecked)?
             .ok_or_else(|| fatal("unknown client"))?;
         if is_repeated("redirect_uri") {
             return Err(fatal("the redirect_uri parameter is repeated"));

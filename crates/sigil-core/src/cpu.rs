@@ -19,6 +19,13 @@ impl std::fmt::Display for Overloaded {
     }
 }
 
+/// A full pool is `temporarily_unavailable` ([`crate::error::Cause::Overloaded`]).
+impl From<Overloaded> for crate::error::OAuthError {
+    fn from(_: Overloaded) -> Self {
+        Self::overloaded()
+    }
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A place in a [`CpuPool`]'s queue, taken with [`CpuPool::admit`].

@@ -6,8 +6,6 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// Too many failed sign-ins for this account or address: HTTP 429 with Retry-After.
-    Throttled,
     /// RFC 6749 §5.2: missing, repeated or malformed parameter.
     InvalidRequest,
     /// RFC 6749 §5.2: client authentication failed.
@@ -69,12 +67,30 @@ impl ErrorCode {
             ErrorCode::InteractionRequired => "interaction_required",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
-            // RFC 6749 has no code of its own for throttling; the HTTP status (429) and
-            // Retry-After say what happened.
-            ErrorCode::TemporarilyUnavailable | ErrorCode::Throttled => "temporarily_unavailable",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
     }
+}
+
+/// What happened, beyond what the wire code says. The server reads it to pick a status
+/// and to log; none of it is ever sent (the description is what the client reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The request itself: the code and description say what is wrong with it.
+    #[default]
+    Request,
+    /// Refused because of too many failed sign-ins for the account, the device or the
+    /// address (RFC 6749 has no code of its own: the code is `temporarily_unavailable`).
+    TooManyFailedSignIns,
+    /// A CPU pool's queue is full.
+    Overloaded,
+    /// The database cannot be reached; the text is the store's, for the log.
+    StoreUnavailable(Box<str>),
+    /// An unexpected failure (a bug, corrupted data, no signing key); the text is for the
+    /// log.
+    Internal(Box<str>),
 }
 
 /// A protocol error with a human-readable description safe to show to the client.
@@ -84,6 +100,8 @@ pub struct OAuthError {
     pub description: String,
     /// Seconds after which a retry may succeed (`Retry-After`), for throttling and overload.
     pub retry_after: Option<u64>,
+    /// What happened; internal causes are kept here, never in the description.
+    pub cause: Cause,
 }
 
 impl OAuthError {
@@ -92,14 +110,16 @@ impl OAuthError {
             code,
             description: description.into(),
             retry_after: None,
+            cause: Cause::Request,
         }
     }
     /// Refused because of too many failed sign-ins; retry after `seconds`.
     pub fn throttled(seconds: u64) -> Self {
         Self {
             retry_after: Some(seconds.max(1)),
+            cause: Cause::TooManyFailedSignIns,
             ..Self::new(
-                ErrorCode::Throttled,
+                ErrorCode::TemporarilyUnavailable,
                 format!(
                     "too many failed sign-in attempts; try again in {} seconds",
                     seconds.max(1)
@@ -125,13 +145,31 @@ impl OAuthError {
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::UnauthorizedClient, description)
     }
-    /// An internal failure. The cause is logged here, and only a generic text is returned.
+    /// An internal failure: the cause is kept for the log ([`Cause::Internal`]), and only a
+    /// generic text is returned.
     pub fn server_error(cause: &dyn fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::ServerError, "internal server error")
+        Self {
+            cause: Cause::Internal(cause.to_string().into()),
+            ..Self::new(ErrorCode::ServerError, "internal server error")
+        }
     }
     pub fn temporarily_unavailable(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, description)
+    }
+    /// The database cannot be reached: `temporarily_unavailable`, the store's text kept for
+    /// the log ([`Cause::StoreUnavailable`]).
+    pub fn store_unavailable(cause: impl Into<String>) -> Self {
+        Self {
+            cause: Cause::StoreUnavailable(cause.into().into()),
+            ..Self::temporarily_unavailable("the database is unavailable, try again later")
+        }
+    }
+    /// A CPU pool is full: `temporarily_unavailable` ([`Cause::Overloaded`]).
+    pub fn overloaded() -> Self {
+        Self {
+            cause: Cause::Overloaded,
+            ..Self::temporarily_unavailable("the server is busy, try again later")
+        }
     }
 }
 
@@ -142,21 +180,3 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
-
-impl From<crate::store::StoreError> for OAuthError {
-    fn from(err: crate::store::StoreError) -> Self {
-        match err {
-            crate::store::StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                Self::temporarily_unavailable("the database is unavailable, try again later")
-            }
-            other => Self::server_error(&other),
-        }
-    }
-}
-
-impl From<crate::cpu::Overloaded> for OAuthError {
-    fn from(_: crate::cpu::Overloaded) -> Self {
-        Self::temporarily_unavailable("the server is busy, try again later")
-    }
-}

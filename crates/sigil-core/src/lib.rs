@@ -34,4 +34,4 @@ pub mod user;
 pub mod userinfo;
 
 pub use authority::{Authority, AuthorityConfig};
-pub use error::{ErrorCode, OAuthError};
+pub use error::{Cause, ErrorCode, OAuthError};

@@ -2,6 +2,7 @@
 //! `post_logout_redirect_uri`.
 
 use crate::authority::Authority;
+use crate::error::OAuthError;
 use crate::token::{verify_jwt, IdTokenClaims, ID_TOKEN_TYP};
 
 /// The parameters of a logout request.
@@ -28,8 +29,10 @@ pub struct LogoutPlan {
 
 impl Authority {
     /// Validates a logout request. An invalid hint, a client mismatch or an unregistered
-    /// redirect URI is an error (shown as a page, never redirected).
-    pub async fn validate_logout(&self, params: LogoutParams) -> Result<LogoutPlan, String> {
+    /// redirect URI is `invalid_request`; a client look-up that fails passes its error on.
+    /// Either is shown as a page, never redirected.
+    pub async fn validate_logout(&self, params: LogoutParams) -> Result<LogoutPlan, OAuthError> {
+        let invalid = OAuthError::invalid_request;
         let mut hint_subject = None;
         let mut hint_client = None;
         if let Some(hint) = params.id_token_hint.as_deref() {
@@ -37,17 +40,17 @@ impl Authority {
             // and issuer must hold.
             let claims: IdTokenClaims = verify_jwt(&self.keys.current(), hint, ID_TOKEN_TYP)
                 .map_err(|_| {
-                    "the id_token_hint is not a valid ID token from this server".to_string()
+                    invalid("the id_token_hint is not a valid ID token from this server")
                 })?;
             if claims.iss != self.config.issuer {
-                return Err("the id_token_hint was issued by another server".into());
+                return Err(invalid("the id_token_hint was issued by another server"));
             }
             hint_subject = Some(claims.sub);
             hint_client = Some(claims.aud);
         }
         let client_id = match (params.client_id, hint_client) {
             (Some(a), Some(b)) if a != b => {
-                return Err("client_id does not match the id_token_hint".into())
+                return Err(invalid("client_id does not match the id_token_hint"))
             }
             (Some(a), _) => Some(a),
             (None, b) => b,
@@ -55,9 +58,8 @@ impl Authority {
         let client = match &client_id {
             Some(id) => Some(
                 self.find_client(id)
-                    .await
-                    .map_err(|e| e.description)?
-                    .ok_or_else(|| "unknown client".to_string())?,
+                    .await?
+                    .ok_or_else(|| invalid("unknown client"))?,
             ),
             None => None,
         };
@@ -65,12 +67,12 @@ impl Authority {
             None => None,
             Some(uri) => {
                 let client = client.as_ref().ok_or_else(|| {
-                    "post_logout_redirect_uri needs client_id or id_token_hint".to_string()
+                    invalid("post_logout_redirect_uri needs client_id or id_token_hint")
                 })?;
                 if !client.post_logout_redirect_uris.contains(&uri) {
-                    return Err(
-                        "the post_logout_redirect_uri is not registered for this client".into(),
-                    );
+                    return Err(invalid(
+                        "the post_logout_redirect_uri is not registered for this client",
+                    ));
                 }
                 Some(uri)
             }

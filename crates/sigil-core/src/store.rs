@@ -275,3 +275,14 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets the failures of `subject` (after a successful sign-in).
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError>;
 }
+
+/// A store failure as a protocol error: unavailability is `temporarily_unavailable`,
+/// anything else `server_error`; the store's text is kept as the cause, for the log.
+impl From<StoreError> for crate::error::OAuthError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => Self::store_unavailable(cause),
+            other => Self::server_error(&other),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use crate::authority::{Authority, AuthorityConfig, ClientCredentials};
 use crate::client::{Client, ClientRegistration};
 use crate::clock::FixedClock;
 use crate::cpu::CpuPool;
-use crate::error::ErrorCode;
+use crate::error::{Cause, ErrorCode};
 use crate::grant::{TokenRequest, TokenResponse};
 use crate::keys::tests::test_pem;
 use crate::keys::{KeyRing, KeySet, SigningKey};
@@ -158,6 +158,10 @@ impl NowForTest for FixedClock {
 
 fn code(result: Result<TokenResponse, crate::OAuthError>) -> ErrorCode {
     result.expect_err("expected an error").code
+}
+
+fn cause(result: Result<TokenResponse, crate::OAuthError>) -> Cause {
+    result.expect_err("expected an error").cause
 }
 
 #[tokio::test]
@@ -717,8 +721,8 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
             .expect_err("throttled");
         // A 1 s delay, counted from the end of the failure's whole second.
         assert_eq!(
-            (refused.code, refused.retry_after),
-            (ErrorCode::Throttled, Some(2))
+            (refused.cause, refused.retry_after),
+            (Cause::TooManyFailedSignIns, Some(2))
         );
         assert_eq!(
             verifications() - before,
@@ -727,8 +731,8 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
         );
         f.clock.advance(1);
         assert_eq!(
-            code(attempt(name, "wrong", "192.0.2.1").await),
-            ErrorCode::Throttled
+            cause(attempt(name, "wrong", "192.0.2.1").await),
+            Cause::TooManyFailedSignIns
         );
         f.clock.advance(1);
         assert_eq!(
@@ -760,8 +764,8 @@ async fn failed_sign_ins_are_throttled_per_account_and_per_address() {
         attempt("u7", "wrong", "192.0.2.1")
             .await
             .expect_err("address throttled")
-            .code,
-        ErrorCode::Throttled
+            .cause,
+        Cause::TooManyFailedSignIns
     );
     // Another address is not affected, nor is alice from there.
     attempt("alice", "correct horse battery", "198.51.100.1")

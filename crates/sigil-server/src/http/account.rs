@@ -6,14 +6,15 @@
 
 use super::authorize::proceed;
 use super::browser;
+use super::error::PageError;
 use super::form::OAuthForm;
+use super::{pages, respond};
 use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -44,20 +45,16 @@ struct PasswordQuery {
 }
 
 /// The user this session is signed in as, if the session still counts for them.
-async fn current_user(state: &AppState, session: &Session) -> Result<Option<User>, Response> {
+async fn current_user(state: &AppState, session: &Session) -> Result<Option<User>, PageError> {
     let Some(signed_in) = browser::signed_in(session).await? else {
         return Ok(None);
     };
     match state.authority.find_user(&signed_in.user_id).await {
         Ok(user) => Ok(user.filter(|u| signed_in.is_valid_for(u))),
-        Err(error) => {
-            tracing::warn!(%error, "could not read the signed-in user");
-            Err(super::pages::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Sigil cannot reach its database right now. Please try again in a moment.",
-            ))
-        }
+        Err(error) => Err(PageError::Unavailable {
+            event: "could not read the signed-in user",
+            error,
+        }),
     }
 }
 
@@ -76,21 +73,18 @@ fn sign_in_first(req: &str) -> Response {
     } else {
         format!("/login?req={req}")
     };
-    browser::redirect(StatusCode::SEE_OTHER, &target)
+    respond::see_other(&target)
 }
 
-async fn page(session: &Session, user: &User, req: &str, error: Option<&str>) -> Response {
-    let csrf = match browser::csrf_token(session).await {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    super::pages::render(
-        status,
+/// The password form; shown again with `error` (422) when the change was refused.
+async fn page(
+    session: &Session,
+    user: &User,
+    req: &str,
+    error: Option<&str>,
+) -> Result<Response, PageError> {
+    let csrf = browser::csrf_token(session).await?;
+    let page = pages::render(
         &PasswordPage {
             csrf: &csrf,
             req,
@@ -99,19 +93,22 @@ async fn page(session: &Session, user: &User, req: &str, error: Option<&str>) ->
             error,
         },
         &[],
-    )
+    )?;
+    match error {
+        Some(_) => Err(PageError::InvalidForm(page)),
+        None => Ok(page.into_response()),
+    }
 }
 
 async fn show(
     State(state): State<AppState>,
     session: Session,
     Query(query): Query<PasswordQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     let req = request_id(query.req.as_deref());
-    match current_user(&state, &session).await {
-        Ok(Some(user)) => page(&session, &user, req, None).await,
-        Ok(None) => sign_in_first(req),
-        Err(response) => response,
+    match current_user(&state, &session).await? {
+        Some(user) => page(&session, &user, req, None).await,
+        None => Ok(sign_in_first(req)),
     }
 }
 
@@ -120,17 +117,13 @@ async fn change(
     session: Session,
     peer: PeerAddress,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
-    if let Err(response) = browser::check_csrf(&session, &form).await {
-        return response;
-    }
+    browser::check_csrf(&session, &form).await?;
     let field = |name: &str| form.single(name).ok().flatten().unwrap_or("").to_string();
     let req = request_id(form.single("req").ok().flatten()).to_string();
-    let user = match current_user(&state, &session).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return sign_in_first(&req),
-        Err(response) => return response,
+    let Some(user) = current_user(&state, &session).await? else {
+        return Ok(sign_in_first(&req));
     };
     let new_password = field("new_password");
     if new_password != field("repeat_password") {
@@ -150,14 +143,7 @@ async fn change(
         Err(AdminError::Invalid(message)) => {
             return page(&session, &user, &req, Some(&message)).await
         }
-        Err(error) => {
-            tracing::warn!(%error, "password change failed");
-            return super::pages::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Sigil is busy or cannot reach its database. Please try again in a moment.",
-            );
-        }
+        Err(error) => return Err(PageError::PasswordChangeFailed(error)),
     };
     // Every other session ended with the new epoch; this one continues under a new id.
     let now = state.authority.now();
@@ -166,20 +152,18 @@ async fn change(
         auth_time: now,
         session_epoch: user.session_epoch,
     };
-    if let Err(response) = browser::sign_in(&session, signed_in).await {
-        return response;
-    }
+    browser::sign_in(&session, signed_in).await?;
     tracing::info!(user = %user.id, "password changed");
     if !req.is_empty() {
-        match browser::find_pending(&session, &req, now).await {
-            Ok(Some(pending)) => return proceed(&state, &session, &req, pending).await,
-            Ok(None) => return browser::expired_request(),
-            Err(response) => return response,
-        }
+        return match browser::find_pending(&session, &req, now).await? {
+            Some(pending) => proceed(&state, &session, &req, pending).await,
+            None => Err(PageError::SignInExpired),
+        };
     }
-    super::pages::message(
-        StatusCode::OK,
+    Ok(pages::message(
         "Password changed",
         "Your new password is set. Other browsers and apps signed in as you have been signed out.",
-    )
+        false,
+    )?
+    .into_response())
 }

@@ -2,11 +2,11 @@
 //! where the browser comes back after signing in or consenting.
 
 use super::browser::{self, Pending};
-use super::pages;
+use super::error::PageError;
+use super::respond;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -24,15 +24,19 @@ async fn authorize_get(
     State(state): State<AppState>,
     session: Session,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, PageError> {
     authorize(state, session, query.unwrap_or_default().as_bytes()).await
 }
 
-async fn authorize_post(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+async fn authorize_post(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PageError> {
     authorize(state, session, &body).await
 }
 
-async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Response {
+async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Result<Response, PageError> {
     let (mut values, repeated) = browser::parse_params(raw);
     let mut take = |name: &str| values.remove(name);
     let params = AuthorizeParams {
@@ -64,10 +68,7 @@ async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Response {
         consent_done: false,
         created_at: now,
     };
-    let id = match browser::save_pending(&session, pending.clone(), now).await {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+    let id = browser::save_pending(&session, pending.clone(), now).await?;
     proceed(&state, &session, &id, pending).await
 }
 
@@ -80,20 +81,21 @@ async fn resume(
     State(state): State<AppState>,
     session: Session,
     Query(query): Query<ResumeQuery>,
-) -> Response {
-    match browser::find_pending(&session, &query.req, state.authority.now()).await {
-        Ok(Some(pending)) => proceed(&state, &session, &query.req, pending).await,
-        Ok(None) => browser::expired_request(),
-        Err(response) => response,
+) -> Result<Response, PageError> {
+    match browser::find_pending(&session, &query.req, state.authority.now()).await? {
+        Some(pending) => proceed(&state, &session, &query.req, pending).await,
+        None => Err(PageError::SignInExpired),
     }
 }
 
 /// Sends the browser to the login page, the consent page, or back to the client with a code.
-pub async fn proceed(state: &AppState, session: &Session, id: &str, pending: Pending) -> Response {
-    let signed_in = match browser::signed_in(session).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+pub async fn proceed(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    pending: Pending,
+) -> Result<Response, PageError> {
+    let signed_in = browser::signed_in(session).await?;
     let decision = state
         .authority
         .decide(
@@ -104,20 +106,13 @@ pub async fn proceed(state: &AppState, session: &Session, id: &str, pending: Pen
         )
         .await;
     match decision {
-        Ok(Decision::Login) => {
-            browser::redirect(StatusCode::SEE_OTHER, &format!("/login?req={id}"))
+        Ok(Decision::Login) => Ok(respond::see_other(&format!("/login?req={id}"))),
+        Ok(Decision::ChangePassword) => {
+            Ok(respond::see_other(&format!("/account/password?req={id}")))
         }
-        Ok(Decision::ChangePassword) => browser::redirect(
-            StatusCode::SEE_OTHER,
-            &format!("/account/password?req={id}"),
-        ),
-        Ok(Decision::Consent) => {
-            browser::redirect(StatusCode::SEE_OTHER, &format!("/consent?req={id}"))
-        }
+        Ok(Decision::Consent) => Ok(respond::see_other(&format!("/consent?req={id}"))),
         Ok(Decision::Issue { user, auth_time }) => {
-            if let Err(response) = browser::take_pending(session, id).await {
-                return response;
-            }
+            browser::take_pending(session, id).await?;
             match state
                 .authority
                 .issue_code(&pending.request, &user, auth_time)
@@ -143,7 +138,7 @@ pub async fn proceed(state: &AppState, session: &Session, id: &str, pending: Pen
             }
         }
         Err(error) => {
-            let _ = browser::take_pending(session, id).await;
+            browser::discard_pending(session, id).await;
             error_response(state, error)
         }
     }
@@ -151,18 +146,16 @@ pub async fn proceed(state: &AppState, session: &Session, id: &str, pending: Pen
 
 /// RFC 6749 §4.1.2.1: a fatal error is a page; every other error goes back to the
 /// registered redirect URI with `error`, `error_description`, `state` and (RFC 9207) `iss`.
-pub fn error_response(state: &AppState, error: AuthorizeError) -> Response {
+pub fn error_response(state: &AppState, error: AuthorizeError) -> Result<Response, PageError> {
     match error {
-        AuthorizeError::Fatal(text) => pages::message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in request cannot be completed",
-            &text,
-        ),
+        AuthorizeError::Fatal(text) => Err(PageError::AuthorizationRefused(text)),
+        AuthorizeError::Unchecked(error) => Err(PageError::AuthorizationUnchecked(error)),
         AuthorizeError::Redirect {
             redirect_uri,
             error,
             state: client_state,
         } => {
+            super::error::log_cause(&error);
             tracing::info!(error = error.code.as_str(), "authorization request refused");
             let issuer = state.authority.config().issuer.clone();
             let description = super::error::sanitize_description(&error.description);

@@ -3,13 +3,14 @@
 
 use super::authorize::{error_response, proceed};
 use super::browser;
+use super::error::{log_cause, PageError};
 use super::form::OAuthForm;
 use super::pages::{self, describe_scope, ConsentPage};
+use super::respond;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -30,19 +31,13 @@ async fn show(
     State(state): State<AppState>,
     session: Session,
     Query(query): Query<ConsentQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     let now = state.authority.now();
-    let pending = match browser::find_pending(&session, &query.req, now).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return browser::expired_request(),
-        Err(response) => return response,
+    let Some(pending) = browser::find_pending(&session, &query.req, now).await? else {
+        return Err(PageError::SignInExpired);
     };
-    let signed_in = match browser::signed_in(&session).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            return browser::redirect(StatusCode::SEE_OTHER, &format!("/login?req={}", query.req))
-        }
-        Err(response) => return response,
+    let Some(signed_in) = browser::signed_in(&session).await? else {
+        return Ok(respond::see_other(&format!("/login?req={}", query.req)));
     };
     let user = state
         .authority
@@ -54,15 +49,13 @@ async fn show(
         .authority
         .find_client(&pending.request.client_id)
         .await
+        .inspect_err(log_cause)
         .ok()
         .flatten();
     let (Some(user), Some(client)) = (user, client) else {
-        return browser::expired_request();
+        return Err(PageError::SignInExpired);
     };
-    let csrf = match browser::csrf_token(&session).await {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
+    let csrf = browser::csrf_token(&session).await?;
     let scopes = pending
         .request
         .scopes()
@@ -79,25 +72,23 @@ async fn show(
     let targets: Vec<String> = pages::csp_source(&pending.request.redirect_uri)
         .into_iter()
         .collect();
-    pages::render(StatusCode::OK, &page, &targets)
+    Ok(pages::render(&page, &targets)?.into_response())
 }
 
-async fn submit(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
-    if let Err(response) = browser::check_csrf(&session, &form).await {
-        return response;
-    }
+    browser::check_csrf(&session, &form).await?;
     let req = form.single("req").ok().flatten().unwrap_or("").to_string();
     let now = state.authority.now();
-    let mut pending = match browser::find_pending(&session, &req, now).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return browser::expired_request(),
-        Err(response) => return response,
+    let Some(mut pending) = browser::find_pending(&session, &req, now).await? else {
+        return Err(PageError::SignInExpired);
     };
-    let signed_in = match browser::signed_in(&session).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return browser::redirect(StatusCode::SEE_OTHER, &format!("/login?req={req}")),
-        Err(response) => return response,
+    let Some(signed_in) = browser::signed_in(&session).await? else {
+        return Ok(respond::see_other(&format!("/login?req={req}")));
     };
     match form.single("decision").ok().flatten() {
         Some("allow") => {
@@ -116,13 +107,11 @@ async fn submit(State(state): State<AppState>, session: Session, body: Bytes) ->
                 );
             }
             pending.consent_done = true;
-            if let Err(response) = browser::update_pending(&session, &req, pending.clone()).await {
-                return response;
-            }
+            browser::update_pending(&session, &req, pending.clone()).await?;
             proceed(&state, &session, &req, pending).await
         }
         _ => {
-            let _ = browser::take_pending(&session, &req).await;
+            browser::discard_pending(&session, &req).await;
             tracing::info!(client = %pending.request.client_id, "consent denied");
             error_response(
                 &state,

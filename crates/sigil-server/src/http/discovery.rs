@@ -1,8 +1,9 @@
 //! Discovery documents and the JWKS, served from memory with `ETag` and `Cache-Control`.
 
+use super::respond;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -49,7 +50,7 @@ fn cached_json(request: &HeaderMap, body: &str, etag: &str, max_age: u64) -> Res
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let mut response = if matches {
-        StatusCode::NOT_MODIFIED.into_response()
+        respond::not_modified()
     } else {
         (
             [(header::CONTENT_TYPE, "application/json")],

@@ -2,13 +2,14 @@
 //! malformed body, a wrong content type or a repeated parameter gets an RFC 6749 error
 //! instead of the framework's default text.
 
-use super::error::OAuthResponseError;
+use super::error::FormRejection;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use axum::response::IntoResponse;
 use sigil_core::OAuthError;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// Largest accepted form body.
 pub const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -57,8 +58,42 @@ impl OAuthForm {
     }
 }
 
+/// The form parameters of the token, revocation and introspection endpoints, for the
+/// OpenAPI document ([`OAuthForm`] reads them). Which are required depends on
+/// `grant_type` (token) or the endpoint; see docs/api.md.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// `authorization_code`, `refresh_token`, `password` or `client_credentials` (token).
+    grant_type: Option<String>,
+    /// Authorization code grant.
+    code: Option<String>,
+    /// Authorization code grant: required when the authorization request had one.
+    redirect_uri: Option<String>,
+    /// Authorization code grant: the PKCE verifier (RFC 7636).
+    code_verifier: Option<String>,
+    /// Refresh token grant.
+    refresh_token: Option<String>,
+    /// Password grant (enabled per client).
+    username: Option<String>,
+    /// Password grant.
+    password: Option<String>,
+    /// Space-separated scopes.
+    scope: Option<String>,
+    /// RFC 8707 resource indicator; may repeat.
+    resource: Option<String>,
+    /// Revocation and introspection: the token.
+    token: Option<String>,
+    /// Revocation and introspection: `access_token` or `refresh_token`.
+    token_type_hint: Option<String>,
+    /// `client_secret_post`, or a public client's id.
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+}
+
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {
-    type Rejection = axum::response::Response;
+    type Rejection = FormRejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let is_form = req
@@ -71,31 +106,18 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
                     .eq_ignore_ascii_case("application/x-www-form-urlencoded")
             });
         if !is_form {
-            return Err(OAuthResponseError(OAuthError::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ))
-            .into_response());
+            return Err(FormRejection::NotAForm);
         }
-        let too_large = || {
-            let mut response = OAuthResponseError(OAuthError::invalid_request(
-                "the request body is larger than 64 KiB",
-            ))
-            .into_response();
-            *response.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
-            response
-        };
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                OAuthResponseError(OAuthError::invalid_request(format!(
-                    "cannot read the request body: {rejection}"
-                )))
-                .into_response()
-            }
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
+                    FormRejection::TooLarge
+                }
+                other => FormRejection::Unreadable(other.to_string()),
+            })?;
         if body.len() > MAX_FORM_BYTES {
-            return Err(too_large());
+            return Err(FormRejection::TooLarge);
         }
         Ok(Self::parse(&body))
     }

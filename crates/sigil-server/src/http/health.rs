@@ -1,8 +1,9 @@
 //! Liveness and readiness; the metrics scrape (on its own listener).
 
+use super::respond;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -69,15 +70,11 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(Ok(()))
     );
     let keys = !state.authority.keys().current().is_empty();
-    let status = if database && keys {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let is_ready = database && keys;
     let body = serde_json::json!({
-        "status": if status == StatusCode::OK { "ready" } else { "unavailable" },
+        "status": if is_ready { "ready" } else { "unavailable" },
         "database": if database { "ok" } else { "unreachable" },
         "signing_keys": if keys { "ok" } else { "missing" },
     });
-    (status, Json(body))
+    respond::readiness(is_ready, Json(body))
 }

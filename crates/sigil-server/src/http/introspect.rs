@@ -21,12 +21,12 @@ pub fn router() -> Router<AppState> {
     post,
     path = "/introspect",
     tag = "oauth",
-    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token` and an optional `token_type_hint`, with client authentication"),
+    request_body(content = crate::http::form::TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token` and an optional `token_type_hint`, with client authentication"),
     security(("client_secret_basic" = [])),
     responses(
         (status = 200, description = "`{\"active\": false}` for any token that is not live", body = sigil_core::introspection::Introspection),
-        (status = 400, description = "`invalid_request`", body = crate::http::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request`", body = crate::http::error::ErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::http::error::ErrorBody),
     )
 )]
 pub(crate) async fn introspect(

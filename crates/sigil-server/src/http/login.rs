@@ -3,14 +3,16 @@
 
 use super::authorize::proceed;
 use super::browser;
+use super::error::{log_cause, PageError};
 use super::form::OAuthForm;
 use super::pages::{self, LoginPage};
+use super::respond;
 use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -48,7 +50,7 @@ async fn client_of(
     state: &AppState,
     session: &Session,
     req: &str,
-) -> Result<Option<(String, Vec<String>, Option<String>)>, Response> {
+) -> Result<Option<(String, Vec<String>, Option<String>)>, PageError> {
     let Some(pending) = browser::find_pending(session, req, state.authority.now()).await? else {
         return Ok(None);
     };
@@ -56,6 +58,7 @@ async fn client_of(
         .authority
         .find_client(&pending.request.client_id)
         .await
+        .inspect_err(log_cause)
         .ok()
         .flatten();
     let targets = pages::csp_source(&pending.request.redirect_uri)
@@ -68,18 +71,14 @@ async fn show(
     State(state): State<AppState>,
     session: Session,
     Query(query): Query<LoginQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     let req = query.req.unwrap_or_default();
     let next = local_next(query.next.as_deref()).to_string();
-    let csrf = match browser::csrf_token(&session).await {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
-    let (client_name, targets, hint) = match client_of(&state, &session, &req).await {
-        Ok(Some((name, targets, hint))) => (Some(name), targets, hint),
-        Ok(None) if req.is_empty() => (None, Vec::new(), None),
-        Ok(None) => return browser::expired_request(),
-        Err(response) => return response,
+    let csrf = browser::csrf_token(&session).await?;
+    let (client_name, targets, hint) = match client_of(&state, &session, &req).await? {
+        Some((name, targets, hint)) => (Some(name), targets, hint),
+        None if req.is_empty() => (None, Vec::new(), None),
+        None => return Err(PageError::SignInExpired),
     };
     let page = LoginPage {
         csrf: &csrf,
@@ -89,7 +88,7 @@ async fn show(
         username: hint.as_deref().unwrap_or(""),
         error: None,
     };
-    pages::render(StatusCode::OK, &page, &targets)
+    Ok(pages::render(&page, &targets)?.into_response())
 }
 
 /// The trusted-device cookie's name for an issuer (see `sigil_core::device`).
@@ -134,11 +133,9 @@ async fn submit(
     peer: PeerAddress,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
-    if let Err(response) = browser::check_csrf(&session, &form).await {
-        return response;
-    }
+    browser::check_csrf(&session, &form).await?;
     let req = form.single("req").ok().flatten().unwrap_or("").to_string();
     let next = local_next(form.single("next").ok().flatten()).to_string();
     let username = form
@@ -153,7 +150,7 @@ async fn submit(
         .flatten()
         .unwrap_or("")
         .to_string();
-    let mut refusal = (StatusCode::UNAUTHORIZED, "Incorrect user name or password.");
+    let mut is_throttled = false;
     let now = state.authority.now();
     let is_https = state.authority.config().issuer.starts_with("https://");
     let cookie_name = device_cookie_name(is_https);
@@ -177,34 +174,20 @@ async fn submit(
             Ok(user) => user,
             // The same words whether the name exists or not, and no count of seconds: no
             // Retry-After either, which would tell a script when to send its next guess.
-            Err(error) if error.code == sigil_core::ErrorCode::Throttled => {
+            Err(error) if error.cause == sigil_core::Cause::TooManyFailedSignIns => {
                 tracing::info!("sign-in throttled");
-                refusal = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many sign-in attempts. Please wait a while before trying again.",
-                );
+                is_throttled = true;
                 None
             }
-            Err(error) => {
-                tracing::warn!(error = %error, "sign-in could not be checked");
-                return pages::message(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Temporarily unavailable",
-                    "Sigil is busy or cannot reach its database. Please try again in a moment.",
-                );
-            }
+            Err(error) => return Err(PageError::SignInUnchecked(error)),
         }
     };
     let Some(user) = user else {
         tracing::info!("sign-in failed");
-        let csrf = match browser::csrf_token(&session).await {
-            Ok(token) => token,
-            Err(response) => return response,
-        };
-        let (client_name, targets) = match client_of(&state, &session, &req).await {
-            Ok(Some((name, targets, _))) => (Some(name), targets),
-            Ok(None) => (None, Vec::new()),
-            Err(response) => return response,
+        let csrf = browser::csrf_token(&session).await?;
+        let (client_name, targets) = match client_of(&state, &session, &req).await? {
+            Some((name, targets, _)) => (Some(name), targets),
+            None => (None, Vec::new()),
         };
         let page = LoginPage {
             csrf: &csrf,
@@ -212,19 +195,26 @@ async fn submit(
             next: &next,
             client_name: client_name.as_deref(),
             username: &username,
-            error: Some(refusal.1),
+            error: Some(if is_throttled {
+                "Too many sign-in attempts. Please wait a while before trying again."
+            } else {
+                "Incorrect user name or password."
+            }),
         };
-        return pages::render(refusal.0, &page, &targets);
+        return Err(PageError::SignInRefused {
+            page: pages::render(&page, &targets)?,
+            is_throttled,
+        });
     };
     let device_cookie = state
         .devices
         .issue(&user.username, device.as_deref(), now)
         .and_then(|token| device_cookie(cookie_name, &token, is_https));
-    let mut response = finish(&state, &session, &req, &next, &user, now).await;
+    let mut response = finish(&state, &session, &req, &next, &user, now).await?;
     if let Some(cookie) = device_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
-    response
+    Ok(response)
 }
 
 /// Signs the session in and goes on: to the pending authorization request, to `next`, or
@@ -236,8 +226,8 @@ async fn finish(
     next: &str,
     user: &sigil_core::user::User,
     now: i64,
-) -> Response {
-    if let Err(response) = browser::sign_in(
+) -> Result<Response, PageError> {
+    browser::sign_in(
         session,
         SignedIn {
             user_id: user.id.clone(),
@@ -245,33 +235,24 @@ async fn finish(
             session_epoch: user.session_epoch,
         },
     )
-    .await
-    {
-        return response;
-    }
+    .await?;
     tracing::info!(user = %user.id, "signed in");
     if req.is_empty() && user.must_change_password {
-        return browser::redirect(StatusCode::SEE_OTHER, "/account/password");
+        return Ok(respond::see_other("/account/password"));
     }
     if req.is_empty() && !next.is_empty() {
-        return browser::redirect(StatusCode::SEE_OTHER, next);
+        return Ok(respond::see_other(next));
     }
     if req.is_empty() {
-        return pages::message(
-            StatusCode::OK,
-            "Signed in",
-            &format!("You are signed in as {}.", user.username),
-        );
+        let text = format!("You are signed in as {}.", user.username);
+        return Ok(pages::message("Signed in", &text, false)?.into_response());
     }
-    match browser::find_pending(session, req, now).await {
-        Ok(Some(mut pending)) => {
+    match browser::find_pending(session, req, now).await? {
+        Some(mut pending) => {
             pending.login_done = true;
-            if let Err(response) = browser::update_pending(session, req, pending.clone()).await {
-                return response;
-            }
+            browser::update_pending(session, req, pending.clone()).await?;
             proceed(state, session, req, pending).await
         }
-        Ok(None) => browser::expired_request(),
-        Err(response) => response,
+        None => Err(PageError::SignInExpired),
     }
 }

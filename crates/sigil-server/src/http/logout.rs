@@ -3,13 +3,13 @@
 //! the user first, so that a third-party page cannot sign people out.
 
 use super::browser;
+use super::error::PageError;
 use super::form::OAuthForm;
 use super::pages::{self, LogoutPage};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use sigil_core::logout::{LogoutParams, LogoutPlan};
@@ -35,40 +35,39 @@ async fn logout_get(
     State(state): State<AppState>,
     session: Session,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> Result<Response, PageError> {
     logout(state, session, params(query.unwrap_or_default().as_bytes())).await
 }
 
-async fn logout_post(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+async fn logout_post(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PageError> {
     logout(state, session, params(&body)).await
 }
 
-async fn logout(state: AppState, session: Session, params: LogoutParams) -> Response {
-    let plan = match state.authority.validate_logout(params).await {
-        Ok(plan) => plan,
-        Err(text) => {
-            return pages::message(StatusCode::BAD_REQUEST, "Sign-out request not valid", &text)
-        }
-    };
-    let signed_in = match browser::signed_in(&session).await {
-        Ok(s) => s,
-        Err(response) => return response,
-    };
+async fn logout(
+    state: AppState,
+    session: Session,
+    params: LogoutParams,
+) -> Result<Response, PageError> {
+    let plan = state
+        .authority
+        .validate_logout(params)
+        .await
+        .map_err(PageError::LogoutRefused)?;
+    let signed_in = browser::signed_in(&session).await?;
     let tied_to_session = match (&signed_in, &plan.hint_subject) {
         (None, _) => true,
         (Some(user), Some(sub)) => user.user_id == *sub,
         (Some(_), None) => false,
     };
     if tied_to_session {
-        if let Err(response) = browser::sign_out(&session).await {
-            return response;
-        }
+        browser::sign_out(&session).await?;
         return finish(&plan);
     }
-    let csrf = match browser::csrf_token(&session).await {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
+    let csrf = browser::csrf_token(&session).await?;
     let page = LogoutPage {
         csrf: &csrf,
         client_name: plan.client_name.as_deref(),
@@ -82,27 +81,26 @@ async fn logout(state: AppState, session: Session, params: LogoutParams) -> Resp
         .and_then(pages::csp_source)
         .into_iter()
         .collect();
-    pages::render(StatusCode::OK, &page, &targets)
+    Ok(pages::render(&page, &targets)?.into_response())
 }
 
-async fn confirm(State(state): State<AppState>, session: Session, body: Bytes) -> Response {
+async fn confirm(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
-    if let Err(response) = browser::check_csrf(&session, &form).await {
-        return response;
-    }
-    let plan = match state.authority.validate_logout(params(&body)).await {
-        Ok(plan) => plan,
-        Err(text) => {
-            return pages::message(StatusCode::BAD_REQUEST, "Sign-out request not valid", &text)
-        }
-    };
-    if let Err(response) = browser::sign_out(&session).await {
-        return response;
-    }
+    browser::check_csrf(&session, &form).await?;
+    let plan = state
+        .authority
+        .validate_logout(params(&body))
+        .await
+        .map_err(PageError::LogoutRefused)?;
+    browser::sign_out(&session).await?;
     finish(&plan)
 }
 
-fn finish(plan: &LogoutPlan) -> Response {
+fn finish(plan: &LogoutPlan) -> Result<Response, PageError> {
     tracing::info!("signed out");
     match &plan.redirect_uri {
         Some(uri) => {
@@ -112,10 +110,8 @@ fn finish(plan: &LogoutPlan) -> Response {
             }
             browser::redirect_to_client(uri, &params)
         }
-        None => pages::message(
-            StatusCode::OK,
-            "Signed out",
-            "You have signed out of Sigil.",
+        None => Ok(
+            pages::message("Signed out", "You have signed out of Sigil.", false)?.into_response(),
         ),
     }
 }

@@ -17,16 +17,18 @@ pub mod login;
 pub mod logout;
 pub mod openapi;
 pub mod pages;
+pub mod respond;
 pub mod revoke;
 pub mod token;
 pub mod userinfo;
 
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::Router;
+use error::RequestError;
 use std::time::Instant;
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument;
@@ -63,7 +65,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(form::MAX_FORM_BYTES))
         .layer(middleware::from_fn(limit_request_head))
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+            error::TIMEOUT_STATUS,
             state.request_timeout,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -77,7 +79,7 @@ pub fn metrics_app(state: AppState) -> Router {
         .merge(health::metrics_router())
         .fallback(not_found)
         .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
+            error::TIMEOUT_STATUS,
             state.request_timeout,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -103,28 +105,17 @@ async fn limit_request_head(request: Request, next: Next) -> Response {
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return (
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Json(serde_json::json!({ "error": "invalid_request", "error_description": "request headers too large" })),
-        )
-            .into_response();
+        return RequestError::HeadersTooLarge.into_response();
     }
     let uri = request.uri();
     if uri.path().len() + uri.query().map_or(0, str::len) > MAX_URI_BYTES {
-        return (
-            StatusCode::URI_TOO_LONG,
-            Json(serde_json::json!({ "error": "invalid_request", "error_description": "request target too long" })),
-        )
-            .into_response();
+        return RequestError::TargetTooLong.into_response();
     }
     next.run(request).await
 }
 
-async fn not_found() -> impl IntoResponse {
-    (
-        StatusCode::NOT_FOUND,
-        Json(serde_json::json!({ "error": "not_found", "error_description": "no such endpoint" })),
-    )
+async fn not_found() -> RequestError {
+    RequestError::NotFound
 }
 
 /// Gives every request an id (in the log span and the response header) and logs one line
@@ -163,8 +154,7 @@ async fn observe(
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
-    let throttled =
-        status == 429 || (status == 503 && response.headers().contains_key(header::RETRY_AFTER));
+    let throttled = error::is_throttled(&response);
     state.metrics.observe_request(
         &route,
         &method,

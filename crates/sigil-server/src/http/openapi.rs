@@ -1,6 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of the JSON endpoints, generated from the
 //! handlers' `#[utoipa::path]` annotations and the response types, built once per router.
 
+use super::error::ErrorBody;
+use super::form::TokenForm;
 use crate::state::AppState;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -8,50 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-/// An RFC 6749 §5.2 error.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`, `temporarily_unavailable`.
-    error: String,
-    error_description: String,
-}
-
-/// The form parameters of the token, revocation and introspection endpoints. Which are
-/// required depends on `grant_type` (token) or the endpoint; see docs/api.md.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct TokenForm {
-    /// `authorization_code`, `refresh_token`, `password` or `client_credentials` (token).
-    grant_type: Option<String>,
-    /// Authorization code grant.
-    code: Option<String>,
-    /// Authorization code grant: required when the authorization request had one.
-    redirect_uri: Option<String>,
-    /// Authorization code grant: the PKCE verifier (RFC 7636).
-    code_verifier: Option<String>,
-    /// Refresh token grant.
-    refresh_token: Option<String>,
-    /// Password grant (enabled per client).
-    username: Option<String>,
-    /// Password grant.
-    password: Option<String>,
-    /// Space-separated scopes.
-    scope: Option<String>,
-    /// RFC 8707 resource indicator; may repeat.
-    resource: Option<String>,
-    /// Revocation and introspection: the token.
-    token: Option<String>,
-    /// Revocation and introspection: `access_token` or `refresh_token`.
-    token_type_hint: Option<String>,
-    /// `client_secret_post`, or a public client's id.
-    client_id: Option<String>,
-    /// `client_secret_post`.
-    client_secret: Option<String>,
-}
+use utoipa::{Modify, OpenApi};
 
 struct SecuritySchemes;
 

@@ -3,7 +3,7 @@
 //! no caching.
 
 use askama::Template;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -79,40 +79,44 @@ pub fn describe_scope(scope: &str) -> &'static str {
     }
 }
 
-/// Renders a template into a response with the page headers. `form_targets` are extra
-/// origins the page's forms may end up at (the client's redirect URI, reached by redirect
-/// after the form is posted: CSP `form-action` covers redirects).
-pub fn render(status: StatusCode, template: &impl Template, form_targets: &[String]) -> Response {
-    match template.render() {
-        Ok(html) => {
-            let mut response = (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                html,
-            )
-                .into_response();
-            set_page_headers(&mut response, form_targets);
-            response
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            let mut response =
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
-            set_page_headers(&mut response, &[]);
-            response
-        }
+/// A rendered page: its HTML, and the origins its forms may end up at besides Sigil. As a
+/// response it is a 200 with the page headers; an error or another status wraps it.
+#[derive(Debug)]
+pub struct Page {
+    html: String,
+    form_targets: Vec<String>,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut response = (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            self.html,
+        )
+            .into_response();
+        set_page_headers(&mut response, &self.form_targets);
+        response
     }
 }
 
+/// Renders a template. `form_targets` are extra origins the page's forms may end up at
+/// (the client's redirect URI, reached by redirect after the form is posted: CSP
+/// `form-action` covers redirects).
+pub fn render(template: &impl Template, form_targets: &[String]) -> Result<Page, askama::Error> {
+    Ok(Page {
+        html: template.render()?,
+        form_targets: form_targets.to_vec(),
+    })
+}
+
 /// An error or information page.
-pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub fn message(title: &str, text: &str, is_error: bool) -> Result<Page, askama::Error> {
     render(
-        status,
         &MessagePage {
             title,
             message: text,
             detail: None,
-            is_error: status.is_client_error() || status.is_server_error(),
+            is_error,
         },
         &[],
     )

@@ -6,7 +6,7 @@ use super::form::OAuthForm;
 use crate::http::caller::PeerAddress;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -22,12 +22,12 @@ pub fn router() -> Router<AppState> {
     post,
     path = "/revoke",
     tag = "oauth",
-    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token` and an optional `token_type_hint`, with client authentication"),
+    request_body(content = crate::http::form::TokenForm, content_type = "application/x-www-form-urlencoded", description = "`token` and an optional `token_type_hint`, with client authentication"),
     security(("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Revoked, or unknown (RFC 7009 §2.2): the body is empty"),
-        (status = 400, description = "`invalid_request` or `unauthorized_client` (a token of another client)", body = crate::http::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request` or `unauthorized_client` (a token of another client)", body = crate::http::error::ErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::http::error::ErrorBody),
     )
 )]
 pub(crate) async fn revoke(
@@ -46,7 +46,7 @@ pub(crate) async fn revoke(
         .revoke(&credentials, token, hint, &peer.anonymous())
         .await?;
     // §2.2: 200 with no content to speak of, also for tokens that were already invalid.
-    let mut response = StatusCode::OK.into_response();
+    let mut response = ().into_response();
     no_store(&mut response);
     Ok(response)
 }

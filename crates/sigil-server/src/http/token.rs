@@ -25,15 +25,15 @@ pub fn router() -> Router<AppState> {
     post,
     path = "/token",
     tag = "oauth",
-    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = crate::http::form::TokenForm, content_type = "application/x-www-form-urlencoded"),
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Tokens issued (`Cache-Control: no-store`)", body = sigil_core::grant::TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client` or `unsupported_grant_type`", body = crate::http::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`", body = crate::http::openapi::ErrorBody),
-        (status = 413, description = "`invalid_request`: the body is larger than 64 KiB", body = crate::http::openapi::ErrorBody),
-        (status = 429, description = "`temporarily_unavailable`: too many failed sign-ins (password grant), with `Retry-After`", body = crate::http::openapi::ErrorBody),
-        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = crate::http::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client` or `unsupported_grant_type`", body = crate::http::error::ErrorBody),
+        (status = 401, description = "`invalid_client`, with `WWW-Authenticate`", body = crate::http::error::ErrorBody),
+        (status = 413, description = "`invalid_request`: the body is larger than 64 KiB", body = crate::http::error::ErrorBody),
+        (status = 429, description = "`temporarily_unavailable`: too many failed sign-ins (password grant), with `Retry-After`", body = crate::http::error::ErrorBody),
+        (status = 503, description = "`temporarily_unavailable`, with `Retry-After`", body = crate::http::error::ErrorBody),
     )
 )]
 pub(crate) async fn token(

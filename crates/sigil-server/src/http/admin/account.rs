@@ -1,13 +1,13 @@
 //! `/admin/password`: an admin changes their own password. Required before anything else
 //! when the password was set for one-time use (the bootstrap admin, or after a reset).
 
-use super::{done, failure, render, Admin, Chrome};
+use super::{done, render_form, Admin, Chrome};
 use crate::http::browser;
+use crate::http::error::PageError;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -27,31 +27,27 @@ struct PasswordPage {
     error: Option<String>,
 }
 
-fn page(admin: &Admin, error: Option<String>) -> Response {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
+/// The form; shown again with `error` (422) when the change was refused.
+fn page(admin: &Admin, error: Option<String>) -> Result<Response, PageError> {
+    let is_invalid = error.is_some();
+    let page = PasswordPage {
+        chrome: admin.chrome(None),
+        forced: admin.user.must_change_password,
+        error,
     };
-    render(
-        status,
-        &PasswordPage {
-            chrome: admin.chrome(None),
-            forced: admin.user.must_change_password,
-            error,
-        },
-    )
+    render_form(&page, is_invalid)
 }
 
-async fn show(admin: Admin) -> Response {
+async fn show(admin: Admin) -> Result<Response, PageError> {
     page(&admin, None)
 }
 
-async fn change(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+async fn change(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
     let field = |name: &str| form.single(name).ok().flatten().unwrap_or("").to_string();
     let new_password = field("new_password");
     if new_password != field("repeat_password") {
@@ -74,12 +70,10 @@ async fn change(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
                 auth_time: state.authority.now(),
                 session_epoch: user.session_epoch,
             };
-            if let Err(response) = browser::sign_in(&admin.session, signed_in).await {
-                return response;
-            }
-            done("/admin", "password-changed")
+            browser::sign_in(&admin.session, signed_in).await?;
+            Ok(done("/admin", "password-changed"))
         }
         Err(AdminError::Invalid(message)) => page(&admin, Some(message)),
-        Err(error) => failure(error),
+        Err(error) => Err(error.into()),
     }
 }

@@ -1,10 +1,10 @@
 //! `/admin/audit`: the audit log, newest first, with filters and paging by sequence number.
 
 use super::{format_time, render, Admin, Chrome};
+use crate::http::error::PageError;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -82,7 +82,7 @@ async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(query): Query<AuditQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     let filter = AuditFilter {
         action_prefix: given(&query.action),
         actor: given(&query.actor),
@@ -90,10 +90,7 @@ async fn list(
         before_seq: query.before,
         limit: PAGE_SIZE + 1,
     };
-    let mut entries = match state.admin.list_audit(&filter).await {
-        Ok(entries) => entries,
-        Err(error) => return super::failure(error),
-    };
+    let mut entries = state.admin.list_audit(&filter).await?;
     let has_more = entries.len() as i64 > PAGE_SIZE;
     entries.truncate(PAGE_SIZE as usize);
     let link = |before: Option<i64>| {
@@ -128,19 +125,16 @@ async fn list(
             address: e.record.address.unwrap_or_default(),
         })
         .collect();
-    render(
-        StatusCode::OK,
-        &AuditPage {
-            chrome: admin.chrome(None),
-            actions: ACTIONS
-                .iter()
-                .map(|a| (*a, filter.action_prefix.as_deref() == Some(*a)))
-                .collect(),
-            actor: filter.actor.clone().unwrap_or_default(),
-            target: filter.target.clone().unwrap_or_default(),
-            entries: rows,
-            older,
-            newer,
-        },
-    )
+    render(&AuditPage {
+        chrome: admin.chrome(None),
+        actions: ACTIONS
+            .iter()
+            .map(|a| (*a, filter.action_prefix.as_deref() == Some(*a)))
+            .collect(),
+        actor: filter.actor.clone().unwrap_or_default(),
+        target: filter.target.clone().unwrap_or_default(),
+        entries: rows,
+        older,
+        newer,
+    })
 }

@@ -2,14 +2,15 @@
 //! A new or rotated secret is shown once, in the response to the POST that made it.
 
 use super::path::{filters, AdminPath, ClientId};
-use super::{confirm, done, failure, render, Admin, Chrome, Confirm, NoticeQuery};
+use super::{confirm, done, render, render_form, Admin, Chrome, Confirm, NoticeQuery};
+use crate::http::error::PageError;
 use crate::http::form::OAuthForm;
+use crate::http::{pages, respond};
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -70,17 +71,14 @@ async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(query): Query<ListQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     let search = query.q.unwrap_or_default();
     let search = search.trim();
     let found = state
         .admin
         .list_clients((!search.is_empty()).then_some(search), LIST_LIMIT + 1)
         .await;
-    let mut clients = match found {
-        Ok(clients) => clients,
-        Err(error) => return failure(error),
-    };
+    let mut clients = found?;
     let truncated = clients.len() as i64 > LIST_LIMIT;
     clients.truncate(LIST_LIMIT as usize);
     let page = ListPage {
@@ -102,7 +100,7 @@ async fn list(
             .collect(),
         truncated,
     };
-    render(StatusCode::OK, &page)
+    render(&page)
 }
 
 /// The form's fields as typed, to show them again after an error.
@@ -228,14 +226,9 @@ struct FormPage {
     error: Option<String>,
 }
 
-fn new_page(admin: &Admin, form: ClientForm, error: Option<String>) -> Response {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    render(
-        status,
+fn new_page(admin: &Admin, form: ClientForm, error: Option<String>) -> Result<Response, PageError> {
+    let is_invalid = error.is_some();
+    render_form(
         &FormPage {
             chrome: admin.chrome(None),
             heading: "Register a client".into(),
@@ -246,18 +239,20 @@ fn new_page(admin: &Admin, form: ClientForm, error: Option<String>) -> Response 
             form,
             error,
         },
+        is_invalid,
     )
 }
 
-async fn new_form(admin: Admin) -> Response {
+async fn new_form(admin: Admin) -> Result<Response, PageError> {
     new_page(&admin, ClientForm::blank(), None)
 }
 
-async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
     let fields = ClientForm::from_post(&form);
     let registration = match fields.registration() {
         Ok(registration) => registration,
@@ -274,10 +269,10 @@ async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
             &client,
             secret.as_ref().map(|s| s.expose().to_string()),
             Some("saved"),
-            StatusCode::CREATED,
+            true,
         ),
         Err(AdminError::Invalid(message)) => new_page(&admin, fields, Some(message)),
-        Err(error) => failure(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -300,8 +295,8 @@ fn client_page(
     client: &Client,
     secret: Option<String>,
     notice: Option<&str>,
-    status: StatusCode,
-) -> Response {
+    is_created: bool,
+) -> Result<Response, PageError> {
     let config = state.authority.config();
     let issuer = &config.issuer;
     let mut text = format!(
@@ -349,8 +344,7 @@ fn client_page(
         Some(t) => format!("{t} s"),
         None => format!("{default} s (server default)"),
     };
-    render(
-        status,
+    let page = pages::render(
         &ClientPage {
             chrome: admin.chrome(notice),
             grants: grant_names(client),
@@ -361,15 +355,21 @@ fn client_page(
             example_authorize,
             client: client.clone(),
         },
-    )
+        &[],
+    )?;
+    Ok(if is_created {
+        respond::created(page)
+    } else {
+        page.into_response()
+    })
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Client, Response> {
-    match state.admin.find_client(id).await {
-        Ok(Some(client)) => Ok(client),
-        Ok(None) => Err(failure(AdminError::NotFound)),
-        Err(error) => Err(failure(error)),
-    }
+async fn find(state: &AppState, id: &str) -> Result<Client, AdminError> {
+    state
+        .admin
+        .find_client(id)
+        .await?
+        .ok_or(AdminError::NotFound)
 }
 
 async fn show(
@@ -377,28 +377,26 @@ async fn show(
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
     Query(query): Query<NoticeQuery>,
-) -> Response {
-    match find(&state, id.as_str()).await {
-        Ok(client) => client_page(
-            &state,
-            &admin,
-            &client,
-            None,
-            query.notice.as_deref(),
-            StatusCode::OK,
-        ),
-        Err(response) => response,
-    }
+) -> Result<Response, PageError> {
+    let client = find(&state, id.as_str()).await?;
+    client_page(
+        &state,
+        &admin,
+        &client,
+        None,
+        query.notice.as_deref(),
+        false,
+    )
 }
 
-fn edit_page(admin: &Admin, id: &ClientId, form: ClientForm, error: Option<String>) -> Response {
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
-    render(
-        status,
+fn edit_page(
+    admin: &Admin,
+    id: &ClientId,
+    form: ClientForm,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let is_invalid = error.is_some();
+    render_form(
         &FormPage {
             chrome: admin.chrome(None),
             heading: format!("Edit {}", form.name),
@@ -409,6 +407,7 @@ fn edit_page(admin: &Admin, id: &ClientId, form: ClientForm, error: Option<Strin
             form,
             error,
         },
+        is_invalid,
     )
 }
 
@@ -416,11 +415,9 @@ async fn edit_form(
     State(state): State<AppState>,
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
-) -> Response {
-    match find(&state, id.as_str()).await {
-        Ok(client) => edit_page(&admin, &id, ClientForm::from_client(&client), None),
-        Err(response) => response,
-    }
+) -> Result<Response, PageError> {
+    let client = find(&state, id.as_str()).await?;
+    edit_page(&admin, &id, ClientForm::from_client(&client), None)
 }
 
 async fn update(
@@ -428,15 +425,9 @@ async fn update(
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
     body: Bytes,
-) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
-    let existing = match find(&state, id.as_str()).await {
-        Ok(client) => client,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
+    let existing = find(&state, id.as_str()).await?;
     let mut fields = ClientForm::from_post(&form);
     fields.is_public = !existing.is_confidential();
     let registration = match fields.registration() {
@@ -448,9 +439,9 @@ async fn update(
         .update_client(&admin.caller(), id.as_str(), registration)
         .await
     {
-        Ok(_) => done(&format!("/admin/clients/{id}"), "saved"),
+        Ok(_) => Ok(done(&format!("/admin/clients/{id}"), "saved")),
         Err(AdminError::Invalid(message)) => edit_page(&admin, &id, fields, Some(message)),
-        Err(error) => failure(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -458,11 +449,8 @@ async fn confirm_rotate(
     State(state): State<AppState>,
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
-) -> Response {
-    let client = match find(&state, id.as_str()).await {
-        Ok(client) => client,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let client = find(&state, id.as_str()).await?;
     confirm(
         &admin,
         Confirm {
@@ -481,10 +469,8 @@ async fn rotate(
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
     body: Bytes,
-) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
     match state
         .admin
         .rotate_client_secret(&admin.caller(), id.as_str())
@@ -496,9 +482,9 @@ async fn rotate(
             &client,
             Some(secret.expose().to_string()),
             Some("saved"),
-            StatusCode::OK,
+            false,
         ),
-        Err(error) => failure(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -506,11 +492,8 @@ async fn confirm_delete(
     State(state): State<AppState>,
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
-) -> Response {
-    let client = match find(&state, id.as_str()).await {
-        Ok(client) => client,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let client = find(&state, id.as_str()).await?;
     confirm(
         &admin,
         Confirm {
@@ -529,16 +512,14 @@ async fn delete(
     admin: Admin,
     AdminPath(id): AdminPath<ClientId>,
     body: Bytes,
-) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
     match state
         .admin
         .delete_client(&admin.caller(), id.as_str())
         .await
     {
-        Ok(()) => done("/admin/clients", "client-deleted"),
-        Err(error) => failure(error),
+        Ok(()) => Ok(done("/admin/clients", "client-deleted")),
+        Err(error) => Err(error.into()),
     }
 }

@@ -2,12 +2,12 @@
 //! same life cycle as `sigil keys`). The running server reloads its key ring at once;
 //! replicas sharing the directory follow at their next poll.
 
-use super::{confirm, done, failure, format_time, render, Admin, Chrome, Confirm, NoticeQuery};
+use super::{confirm, done, format_time, render, Admin, Chrome, Confirm, NoticeQuery};
+use crate::http::error::PageError;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -54,11 +54,8 @@ async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(query): Query<NoticeQuery>,
-) -> Response {
-    let max_ttl = match max_token_ttl(&state).await {
-        Ok(ttl) => ttl,
-        Err(error) => return failure(error),
-    };
+) -> Result<Response, PageError> {
+    let max_ttl = max_token_ttl(&state).await?;
     let now = state.authority.now();
     let set = state.authority.keys().current();
     let prunable = set.prunable(now, max_ttl);
@@ -78,20 +75,15 @@ async fn list(
             prunable: prunable.iter().any(|k| k == key.kid()),
         })
         .collect();
-    render(
-        StatusCode::OK,
-        &KeysPage {
-            chrome: admin.chrome(query.notice.as_deref()),
-            keys,
-            activation: humantime::format_duration(std::time::Duration::from_secs(
-                state.jwks_max_age,
-            ))
+    render(&KeysPage {
+        chrome: admin.chrome(query.notice.as_deref()),
+        keys,
+        activation: humantime::format_duration(std::time::Duration::from_secs(state.jwks_max_age))
             .to_string(),
-        },
-    )
+    })
 }
 
-async fn confirm_rotate(admin: Admin) -> Response {
+async fn confirm_rotate(admin: Admin) -> Result<Response, PageError> {
     confirm(
         &admin,
         Confirm {
@@ -105,7 +97,7 @@ async fn confirm_rotate(admin: Admin) -> Response {
     )
 }
 
-async fn confirm_prune(admin: Admin) -> Response {
+async fn confirm_prune(admin: Admin) -> Result<Response, PageError> {
     confirm(
         &admin,
         Confirm {
@@ -130,10 +122,12 @@ async fn reload(state: &AppState) -> Result<(), AdminError> {
     Ok(())
 }
 
-async fn rotate(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
+async fn rotate(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
     let dir = state.keys_dir.clone();
     let now = state.authority.now();
     let delay = state.jwks_max_age as i64;
@@ -141,12 +135,10 @@ async fn rotate(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         tokio::task::spawn_blocking(move || crate::keyfiles::rotate(&dir, now, delay, false)).await;
     let (kid, activates_at) = match rotated {
         Ok(Ok(rotated)) => rotated,
-        Ok(Err(error)) => return failure(AdminError::Invalid(error.to_string())),
-        Err(error) => return failure(AdminError::Invalid(error.to_string())),
+        Ok(Err(error)) => return Err(AdminError::Invalid(error.to_string()).into()),
+        Err(error) => return Err(AdminError::Invalid(error.to_string()).into()),
     };
-    if let Err(error) = reload(&state).await {
-        return failure(error);
-    }
+    reload(&state).await?;
     state
         .admin
         .record_key_action(
@@ -156,41 +148,38 @@ async fn rotate(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
             &format!("published; signs from {}", format_time(activates_at)),
         )
         .await;
-    done("/admin/keys", "rotated")
+    Ok(done("/admin/keys", "rotated"))
 }
 
-async fn prune(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
-    let max_ttl = match max_token_ttl(&state).await {
-        Ok(ttl) => ttl,
-        Err(error) => return failure(error),
-    };
+async fn prune(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
+    let max_ttl = max_token_ttl(&state).await?;
     let dir = state.keys_dir.clone();
     let now = state.authority.now();
     let pruned =
         tokio::task::spawn_blocking(move || crate::keyfiles::prune(&dir, now, max_ttl)).await;
     let pruned = match pruned {
         Ok(Ok(pruned)) => pruned,
-        Ok(Err(error)) => return failure(AdminError::Invalid(error.to_string())),
-        Err(error) => return failure(AdminError::Invalid(error.to_string())),
+        Ok(Err(error)) => return Err(AdminError::Invalid(error.to_string()).into()),
+        Err(error) => return Err(AdminError::Invalid(error.to_string()).into()),
     };
-    if let Err(error) = reload(&state).await {
-        return failure(error);
-    }
+    reload(&state).await?;
     for kid in &pruned {
         state
             .admin
             .record_key_action(&admin.caller(), "key.pruned", kid, "removed from the JWKS")
             .await;
     }
-    done(
+    Ok(done(
         "/admin/keys",
         if pruned.is_empty() {
             "nothing-pruned"
         } else {
             "pruned"
         },
-    )
+    ))
 }

@@ -11,17 +11,17 @@ mod path;
 mod users;
 
 use super::browser;
+use super::error::PageError;
 use super::form::OAuthForm;
-use super::pages;
+use super::{pages, respond};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use sigil_core::admin::AdminError;
 use sigil_core::audit::Caller;
 use sigil_core::user::User;
 use std::time::{Duration, UNIX_EPOCH};
@@ -90,27 +90,50 @@ impl Admin {
     }
 
     /// Parses a posted form and checks its CSRF token.
-    pub async fn form(&self, body: &[u8]) -> Result<OAuthForm, Response> {
+    pub async fn form(&self, body: &[u8]) -> Result<OAuthForm, PageError> {
         let form = OAuthForm::parse(body);
         browser::check_csrf(&self.session, &form).await?;
         Ok(form)
     }
 }
 
-/// Where anonymous visitors are sent: the sign-in page, coming back here afterwards.
-fn to_login(path_and_query: &str) -> Response {
-    let mut url = String::from("/login?next=");
-    url.push_str(&form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect::<String>());
-    browser::redirect(StatusCode::SEE_OTHER, &url)
+/// Why a request does not reach an admin page.
+pub enum NotAdmin {
+    /// Nobody (valid) is signed in: to the sign-in page, coming back to `back` afterwards.
+    SignInFirst { back: String },
+    /// The admin's password was set for one-time use: to `/admin/password` first.
+    ChangePasswordFirst,
+    /// An error page: not an admin, or the session or the database failed.
+    Refused(PageError),
+}
+
+impl From<PageError> for NotAdmin {
+    fn from(error: PageError) -> Self {
+        Self::Refused(error)
+    }
+}
+
+impl IntoResponse for NotAdmin {
+    fn into_response(self) -> Response {
+        match self {
+            NotAdmin::SignInFirst { back } => {
+                let mut url = String::from("/login?next=");
+                url.push_str(&form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>());
+                respond::see_other(&url)
+            }
+            NotAdmin::ChangePasswordFirst => respond::see_other("/admin/password"),
+            NotAdmin::Refused(error) => error.into_response(),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = Response;
+    type Rejection = NotAdmin;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, NotAdmin> {
         let session = Session::from_request_parts(parts, state)
             .await
-            .map_err(|(status, message)| (status, message).into_response())?;
+            .map_err(|rejection| PageError::Rejected(Box::new(rejection.into_response())))?;
         let path = parts.uri.path().to_string();
         let back = if parts.method == axum::http::Method::GET {
             parts
@@ -122,13 +145,16 @@ impl FromRequestParts<AppState> for Admin {
             "/admin".to_string()
         };
         let Some(signed_in) = browser::signed_in(&session).await? else {
-            return Err(to_login(&back));
+            return Err(NotAdmin::SignInFirst { back });
         };
         let user = match state.authority.find_user(&signed_in.user_id).await {
             Ok(user) => user,
             Err(error) => {
-                tracing::warn!(%error, "admin: user look-up failed");
-                return Err(unavailable());
+                return Err(PageError::Unavailable {
+                    event: "admin: user look-up failed",
+                    error,
+                }
+                .into())
             }
         };
         let user = match user {
@@ -136,18 +162,14 @@ impl FromRequestParts<AppState> for Admin {
             // Disabled, deleted, or signed out everywhere since: this session is over.
             _ => {
                 browser::sign_out(&session).await?;
-                return Err(to_login(&back));
+                return Err(NotAdmin::SignInFirst { back });
             }
         };
         if !user.is_admin {
-            return Err(pages::message(
-                StatusCode::FORBIDDEN,
-                "Admins only",
-                "You are signed in, but your account does not have the admin role.",
-            ));
+            return Err(PageError::AdminsOnly.into());
         }
         if user.must_change_password && path != "/admin/password" && path != "/admin/logout" {
-            return Err(browser::redirect(StatusCode::SEE_OTHER, "/admin/password"));
+            return Err(NotAdmin::ChangePasswordFirst);
         }
         let csrf = browser::csrf_token(&session).await?;
         Ok(Admin {
@@ -157,14 +179,6 @@ impl FromRequestParts<AppState> for Admin {
             address: super::caller::peer_address(&parts.extensions),
         })
     }
-}
-
-fn unavailable() -> Response {
-    pages::message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Temporarily unavailable",
-        "Sigil cannot reach its database right now. Please try again in a moment.",
-    )
 }
 
 /// The fixed messages a redirect may ask a page to show (`?notice=…`): only these, so
@@ -193,39 +207,23 @@ fn notice_text(code: &str) -> Option<&'static str> {
 /// Redirect after a successful POST, with a notice.
 pub fn done(location: &str, notice: &str) -> Response {
     let separator = if location.contains('?') { '&' } else { '?' };
-    browser::redirect(
-        StatusCode::SEE_OTHER,
-        &format!("{location}{separator}notice={notice}"),
-    )
+    respond::see_other(&format!("{location}{separator}notice={notice}"))
 }
 
 /// Renders an admin page (the same security headers as every page; scripts from this
 /// origin only).
-pub fn render(status: StatusCode, template: &impl Template) -> Response {
-    pages::render(status, template, &[])
+pub fn render(template: &impl Template) -> Result<Response, PageError> {
+    Ok(pages::render(template, &[])?.into_response())
 }
 
-/// Maps a refused action to a response: a form error is shown by the caller; the rest
-/// become pages here.
-pub fn failure(error: AdminError) -> Response {
-    match error {
-        AdminError::NotFound => pages::message(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "There is no such record. It may have been deleted.",
-        ),
-        AdminError::Busy => pages::message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Busy",
-            "Sigil is busy. Please try again in a moment.",
-        ),
-        AdminError::Invalid(message) => {
-            pages::message(StatusCode::UNPROCESSABLE_ENTITY, "Not possible", &message)
-        }
-        other => {
-            tracing::warn!(error = %other, "admin action failed");
-            unavailable()
-        }
+/// Renders an admin form page: as it is, or again with what is wrong with the input
+/// (`is_invalid`: 422).
+pub fn render_form(template: &impl Template, is_invalid: bool) -> Result<Response, PageError> {
+    let page = pages::render(template, &[])?;
+    if is_invalid {
+        Err(PageError::InvalidForm(page))
+    } else {
+        Ok(page.into_response())
     }
 }
 
@@ -254,20 +252,17 @@ pub struct Confirm<'a> {
 }
 
 /// Renders a confirmation page whose form posts to `action`.
-pub fn confirm(admin: &Admin, confirm: Confirm<'_>) -> Response {
-    render(
-        StatusCode::OK,
-        &ConfirmPage {
-            chrome: admin.chrome(None),
-            title: confirm.title,
-            message: confirm.message.to_string(),
-            action: confirm.action,
-            button: confirm.button.to_string(),
-            cancel: confirm.cancel,
-            is_danger: confirm.is_danger,
-            hidden: Vec::new(),
-        },
-    )
+pub fn confirm(admin: &Admin, confirm: Confirm<'_>) -> Result<Response, PageError> {
+    render(&ConfirmPage {
+        chrome: admin.chrome(None),
+        title: confirm.title,
+        message: confirm.message.to_string(),
+        action: confirm.action,
+        button: confirm.button.to_string(),
+        cancel: confirm.cancel,
+        is_danger: confirm.is_danger,
+        hidden: Vec::new(),
+    })
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -303,11 +298,9 @@ async fn dashboard(
     State(state): State<AppState>,
     admin: Admin,
     axum::extract::Query(query): axum::extract::Query<NoticeQuery>,
-) -> Response {
-    let (clients, users, last_audit) = match state.admin.overview(DASHBOARD_COUNT_LIMIT).await {
-        Ok(overview) => (overview.clients, overview.users, overview.last_audit_seq),
-        Err(error) => return failure(error),
-    };
+) -> Result<Response, PageError> {
+    let overview = state.admin.overview(DASHBOARD_COUNT_LIMIT).await?;
+    let (clients, users, last_audit) = (overview.clients, overview.users, overview.last_audit_seq);
     let page = DashboardPage {
         chrome: admin.chrome(query.notice.as_deref()),
         issuer: state.authority.config().issuer.clone(),
@@ -317,15 +310,11 @@ async fn dashboard(
         keys: state.authority.keys().current().keys().len(),
         last_audit,
     };
-    render(StatusCode::OK, &page)
+    render(&page)
 }
 
-async fn sign_out(admin: Admin, body: axum::body::Bytes) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
-    if let Err(response) = browser::sign_out(&admin.session).await {
-        return response;
-    }
-    pages::message(StatusCode::OK, "Signed out", "You are signed out of Sigil.")
+async fn sign_out(admin: Admin, body: axum::body::Bytes) -> Result<Response, PageError> {
+    admin.form(&body).await?;
+    browser::sign_out(&admin.session).await?;
+    Ok(pages::message("Signed out", "You are signed out of Sigil.", false)?.into_response())
 }

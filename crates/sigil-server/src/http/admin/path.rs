@@ -3,10 +3,9 @@
 //! 404 page), and every id put back into a path is percent-encoded as one segment, so a
 //! decoded `/`, `..`, `?` or `#` can never turn a form or a link into another action.
 
-use super::failure;
+use crate::http::error::PageError;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::response::Response;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sigil_core::admin::AdminError;
@@ -22,12 +21,12 @@ where
     T: DeserializeOwned + Send,
     S: Send + Sync,
 {
-    type Rejection = Response;
+    type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Self(value)),
-            Err(_) => Err(failure(AdminError::NotFound)),
+            Err(_) => Err(PageError::Admin(AdminError::NotFound)),
         }
     }
 }

@@ -2,12 +2,12 @@
 //! admin role, disable and enable, and revoke the applications a user granted.
 
 use super::path::{filters, segment, AdminPath, ClientId, UserId};
-use super::{confirm, done, failure, render, Admin, Chrome, Confirm, NoticeQuery};
+use super::{confirm, done, render, render_form, Admin, Chrome, Confirm, NoticeQuery};
+use crate::http::error::PageError;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -56,28 +56,22 @@ async fn list(
     State(state): State<AppState>,
     admin: Admin,
     Query(query): Query<ListQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     let search = query.q.unwrap_or_default();
     let search = search.trim();
     let found = state
         .admin
         .list_users((!search.is_empty()).then_some(search), LIST_LIMIT + 1)
         .await;
-    let mut users = match found {
-        Ok(users) => users,
-        Err(error) => return failure(error),
-    };
+    let mut users = found?;
     let truncated = users.len() as i64 > LIST_LIMIT;
     users.truncate(LIST_LIMIT as usize);
-    render(
-        StatusCode::OK,
-        &ListPage {
-            chrome: admin.chrome(query.notice.as_deref()),
-            query: search.to_string(),
-            users,
-            truncated,
-        },
-    )
+    render(&ListPage {
+        chrome: admin.chrome(query.notice.as_deref()),
+        query: search.to_string(),
+        users,
+        truncated,
+    })
 }
 
 #[derive(Template)]
@@ -92,26 +86,24 @@ struct NewPage {
     error: Option<String>,
 }
 
-async fn new_form(admin: Admin) -> Response {
-    render(
-        StatusCode::OK,
-        &NewPage {
-            chrome: admin.chrome(None),
-            username: String::new(),
-            name: String::new(),
-            email: String::new(),
-            is_admin: false,
-            must_change: true,
-            error: None,
-        },
-    )
+async fn new_form(admin: Admin) -> Result<Response, PageError> {
+    render(&NewPage {
+        chrome: admin.chrome(None),
+        username: String::new(),
+        name: String::new(),
+        email: String::new(),
+        is_admin: false,
+        must_change: true,
+        error: None,
+    })
 }
 
-async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+async fn create(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
     let text = |name: &str| form.single(name).ok().flatten().unwrap_or("").to_string();
     let new = NewUser {
         username: text("username"),
@@ -125,12 +117,11 @@ async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
         .create_user(&admin.caller(), new.clone(), Secret::new(text("password")))
         .await;
     match result {
-        Ok(user) => done(
+        Ok(user) => Ok(done(
             &format!("/admin/users/{}", segment(&user.id)),
             "user-created",
-        ),
-        Err(AdminError::Invalid(message)) => render(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        )),
+        Err(AdminError::Invalid(message)) => render_form(
             &NewPage {
                 chrome: admin.chrome(None),
                 username: new.username,
@@ -140,8 +131,9 @@ async fn create(State(state): State<AppState>, admin: Admin, body: Bytes) -> Res
                 must_change: new.must_change_password,
                 error: Some(message),
             },
+            true,
         ),
-        Err(error) => failure(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -155,12 +147,8 @@ struct UserPage {
     audit_link: String,
 }
 
-async fn find_user(state: &AppState, id: &str) -> Result<User, Response> {
-    match state.admin.find_user(id).await {
-        Ok(Some(user)) => Ok(user),
-        Ok(None) => Err(failure(AdminError::NotFound)),
-        Err(error) => Err(failure(error)),
-    }
+async fn find_user(state: &AppState, id: &str) -> Result<User, AdminError> {
+    state.admin.find_user(id).await?.ok_or(AdminError::NotFound)
 }
 
 async fn user_page(
@@ -169,26 +157,15 @@ async fn user_page(
     user_id: &str,
     notice: Option<&str>,
     error: Option<String>,
-) -> Response {
-    let user = match find_user(state, user_id).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let grants = match state.admin.user_grants(user_id).await {
-        Ok(grants) => grants,
-        Err(error) => return failure(error),
-    };
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+) -> Result<Response, PageError> {
+    let user = find_user(state, user_id).await?;
+    let grants = state.admin.user_grants(user_id).await?;
+    let is_invalid = error.is_some();
     let audit_link = format!(
         "/admin/audit?target={}",
         form_urlencoded::byte_serialize(user.username.as_bytes()).collect::<String>()
     );
-    render(
-        status,
+    render_form(
         &UserPage {
             chrome: admin.chrome(notice),
             user,
@@ -196,6 +173,7 @@ async fn user_page(
             error,
             audit_link,
         },
+        is_invalid,
     )
 }
 
@@ -204,7 +182,7 @@ async fn show(
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
     Query(query): Query<NoticeQuery>,
-) -> Response {
+) -> Result<Response, PageError> {
     user_page(&state, &admin, id.as_str(), query.notice.as_deref(), None).await
 }
 
@@ -216,13 +194,13 @@ async fn after(
     id: &UserId,
     result: Result<(), AdminError>,
     notice: &str,
-) -> Response {
+) -> Result<Response, PageError> {
     match result {
-        Ok(()) => done(&format!("/admin/users/{id}"), notice),
+        Ok(()) => Ok(done(&format!("/admin/users/{id}"), notice)),
         Err(AdminError::Invalid(message)) => {
             user_page(state, admin, id.as_str(), None, Some(message)).await
         }
-        Err(error) => failure(error),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -231,11 +209,8 @@ async fn profile(
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
     body: Bytes,
-) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
     let text = |name: &str| form.single(name).ok().flatten().map(str::to_string);
     let update = ProfileUpdate {
         email: text("email"),
@@ -255,11 +230,8 @@ async fn password(
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
     body: Bytes,
-) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
     let new_password = form.single("password").ok().flatten().unwrap_or("");
     let must_change = form.single("must_change_password").ok().flatten().is_some();
     let result = state
@@ -280,11 +252,8 @@ async fn role(
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
     body: Bytes,
-) -> Response {
-    let form = match admin.form(&body).await {
-        Ok(form) => form,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
     let is_admin = form.single("is_admin").ok().flatten() == Some("1");
     let result = state
         .admin
@@ -298,11 +267,8 @@ async fn confirm_disable(
     State(state): State<AppState>,
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
-) -> Response {
-    let user = match find_user(&state, id.as_str()).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
+) -> Result<Response, PageError> {
+    let user = find_user(&state, id.as_str()).await?;
     confirm(
         &admin,
         Confirm {
@@ -321,7 +287,7 @@ async fn disable(
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     set_disabled(&state, &admin, &id, &body, true).await
 }
 
@@ -330,7 +296,7 @@ async fn enable(
     admin: Admin,
     AdminPath(id): AdminPath<UserId>,
     body: Bytes,
-) -> Response {
+) -> Result<Response, PageError> {
     set_disabled(&state, &admin, &id, &body, false).await
 }
 
@@ -340,10 +306,8 @@ async fn set_disabled(
     id: &UserId,
     body: &[u8],
     is_disabled: bool,
-) -> Response {
-    if let Err(response) = admin.form(body).await {
-        return response;
-    }
+) -> Result<Response, PageError> {
+    admin.form(body).await?;
     let result = state
         .admin
         .set_disabled(&admin.caller(), id.as_str(), is_disabled)
@@ -361,17 +325,14 @@ async fn confirm_revoke(
     State(state): State<AppState>,
     admin: Admin,
     AdminPath((id, client_id)): AdminPath<(UserId, ClientId)>,
-) -> Response {
-    let user = match find_user(&state, id.as_str()).await {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let client_name = match state.admin.find_client(client_id.as_str()).await {
-        Ok(client) => client
-            .map(|c| c.name)
-            .unwrap_or_else(|| client_id.to_string()),
-        Err(error) => return failure(error),
-    };
+) -> Result<Response, PageError> {
+    let user = find_user(&state, id.as_str()).await?;
+    let client_name = state
+        .admin
+        .find_client(client_id.as_str())
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_else(|| client_id.to_string());
     confirm(
         &admin,
         Confirm {
@@ -390,10 +351,8 @@ async fn revoke(
     admin: Admin,
     AdminPath((id, client_id)): AdminPath<(UserId, ClientId)>,
     body: Bytes,
-) -> Response {
-    if let Err(response) = admin.form(&body).await {
-        return response;
-    }
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
     let result = state
         .admin
         .revoke_grant(&admin.caller(), id.as_str(), client_id.as_str())

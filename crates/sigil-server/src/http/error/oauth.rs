@@ -1,9 +1,11 @@
-//! HTTP error responses: RFC 6749 §5.2 JSON for the OAuth endpoints, RFC 6750 §3
-//! `WWW-Authenticate: Bearer` challenges for protected resources.
+//! RFC 6749 §5.2 JSON errors of the OAuth endpoints (token, revoke, introspect) and RFC 6750
+//! §3 `WWW-Authenticate: Bearer` challenges of protected resources (userinfo).
 
+use super::{log_cause, no_store, ErrorBody};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sigil_core::{ErrorCode, OAuthError};
+use axum::Json;
+use sigil_core::{Cause, ErrorCode, OAuthError};
 
 /// An error of an OAuth endpoint (token, revoke, introspect), rendered as RFC 6749 §5.2 JSON.
 #[derive(Debug)]
@@ -15,59 +17,37 @@ impl From<OAuthError> for OAuthResponseError {
     }
 }
 
-/// RFC 6749 §5.2: `error_description` may hold only %x20-21 / %x23-5B / %x5D-7E.
-pub fn sanitize_description(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '"' | '\\' => '\'',
-            c if (' '..='~').contains(&c) => c,
-            _ => '?',
-        })
-        .collect()
-}
-
-fn status_of(code: ErrorCode) -> StatusCode {
-    match code {
+/// The status of an error: 429 for too many failed sign-ins, else by its code.
+fn status_of(error: &OAuthError) -> StatusCode {
+    if error.cause == Cause::TooManyFailedSignIns {
+        return StatusCode::TOO_MANY_REQUESTS;
+    }
+    match error.code {
         ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
         ErrorCode::InsufficientScope | ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
         _ => StatusCode::BAD_REQUEST,
     }
 }
 
-/// Headers every token-bearing or error response of the OAuth endpoints carries.
-pub fn no_store(response: &mut Response) {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-}
-
 impl IntoResponse for OAuthResponseError {
     fn into_response(self) -> Response {
-        let OAuthError {
-            code,
-            description,
-            retry_after,
-        } = self.0;
-        let status = status_of(code);
-        let body = serde_json::json!({
-            "error": code.as_str(),
-            "error_description": sanitize_description(&description),
-        });
-        let mut response = (status, axum::Json(body)).into_response();
+        let error = self.0;
+        log_cause(&error);
+        let body = ErrorBody::new(error.code.as_str(), &error.description);
+        let mut response = (status_of(&error), Json(body)).into_response();
         no_store(&mut response);
         let headers = response.headers_mut();
-        if code == ErrorCode::InvalidClient {
+        if error.code == ErrorCode::InvalidClient {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"sigil\""),
             );
         }
-        if let Some(seconds) = retry_after {
+        if let Some(seconds) = error.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        } else if code == ErrorCode::TemporarilyUnavailable {
+        } else if error.code == ErrorCode::TemporarilyUnavailable {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
@@ -104,17 +84,16 @@ impl IntoResponse for BearerError {
         };
         match err.code {
             ErrorCode::InvalidToken | ErrorCode::InvalidRequest | ErrorCode::InsufficientScope => {
-                let description = sanitize_description(&err.description);
+                log_cause(&err);
+                let body = ErrorBody::new(err.code.as_str(), &err.description);
                 let mut challenge = format!(
                     "Bearer realm=\"sigil\", error=\"{}\", error_description=\"{}\"",
-                    err.code.as_str(),
-                    description
+                    body.error, body.error_description
                 );
                 if err.code == ErrorCode::InsufficientScope {
                     challenge.push_str(", scope=\"openid\"");
                 }
-                let body = serde_json::json!({ "error": err.code.as_str(), "error_description": description });
-                let mut response = (status_of(err.code), axum::Json(body)).into_response();
+                let mut response = (status_of(&err), Json(body)).into_response();
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response
                         .headers_mut()
@@ -125,15 +104,5 @@ impl IntoResponse for BearerError {
             }
             _ => OAuthResponseError(err).into_response(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn descriptions_are_sanitized() {
-        assert_eq!(sanitize_description("a \"b\" \\ é\n"), "a 'b' ' ??");
     }
 }

@@ -1,0 +1,197 @@
+//! The error pages of the browser flow (authorize, login, consent, logout, account, the
+//! admin console): what went wrong, logged once, and answered with Sigil's message page
+//! (or the form again) under the status that says so.
+
+use super::log_cause;
+use crate::http::pages::{self, Page};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sigil_core::admin::AdminError;
+use sigil_core::store::StoreError;
+use sigil_core::OAuthError;
+
+const UNAVAILABLE: &str =
+    "Sigil cannot reach its database right now. Please try again in a moment.";
+const BUSY: &str = "Sigil is busy or cannot reach its database. Please try again in a moment.";
+
+/// Why a browser page could not be answered as asked.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PageError {
+    /// The session store failed: the database behind sessions is down (503).
+    Session(tower_sessions::session::Error),
+    /// A form's CSRF token is missing, old or from elsewhere (403).
+    FormExpired,
+    /// The pending authorization request is no longer in the session (400).
+    SignInExpired,
+    /// A client's redirect URI does not parse (400).
+    InvalidRedirect,
+    /// An authorization request that cannot be trusted with a redirect: unknown client,
+    /// unregistered redirect URI (400, the text says which).
+    AuthorizationRefused(String),
+    /// An authorization request that could not be checked (400, the error's description).
+    AuthorizationUnchecked(OAuthError),
+    /// A logout request that is not valid or could not be checked (400).
+    LogoutRefused(OAuthError),
+    /// A sign-in that could not be checked: busy, or the database is down (503).
+    SignInUnchecked(OAuthError),
+    /// The sign-in form again after a refused attempt: 401, or 429 after too many failed
+    /// sign-ins.
+    SignInRefused { page: Page, is_throttled: bool },
+    /// A form shown again with what is wrong with it (422).
+    InvalidForm(Page),
+    /// The database could not be read; `event` says what for, in the log (503).
+    Unavailable {
+        event: &'static str,
+        error: StoreError,
+    },
+    /// A user's own password change failed for another reason than the input (503).
+    PasswordChangeFailed(AdminError),
+    /// Signed in, but without the admin role (403).
+    AdminsOnly,
+    /// An admin action refused: no such record (404), busy (503), a broken rule (422), a
+    /// store failure (503).
+    Admin(AdminError),
+    /// A template failed to render (500, plain text).
+    Template(askama::Error),
+    /// A framework extractor's own rejection, passed on as it is.
+    Rejected(Box<Response>),
+}
+
+impl From<tower_sessions::session::Error> for PageError {
+    fn from(error: tower_sessions::session::Error) -> Self {
+        Self::Session(error)
+    }
+}
+
+impl From<AdminError> for PageError {
+    fn from(error: AdminError) -> Self {
+        Self::Admin(error)
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(error: askama::Error) -> Self {
+        Self::Template(error)
+    }
+}
+
+impl PageError {
+    /// Logs what the page does not say. Called once per error: by `into_response`, or by
+    /// whoever drops the error instead.
+    pub fn log(&self) {
+        match self {
+            PageError::Session(error) => tracing::warn!(error = %error, "session store failure"),
+            PageError::AuthorizationUnchecked(error) | PageError::LogoutRefused(error) => {
+                log_cause(error)
+            }
+            PageError::SignInUnchecked(error) => {
+                log_cause(error);
+                tracing::warn!(error = %error, "sign-in could not be checked");
+            }
+            PageError::Unavailable { event, error } => tracing::warn!(%error, "{event}"),
+            PageError::PasswordChangeFailed(error) => {
+                tracing::warn!(%error, "password change failed")
+            }
+            PageError::Admin(AdminError::NotFound | AdminError::Busy | AdminError::Invalid(_)) => {}
+            PageError::Admin(error) => tracing::warn!(error = %error, "admin action failed"),
+            PageError::Template(error) => {
+                tracing::error!(error = %error, "template rendering failed")
+            }
+            _ => {}
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        self.log();
+        let (status, title, text) = match self {
+            PageError::Session(_) | PageError::Unavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                UNAVAILABLE.to_string(),
+            ),
+            PageError::FormExpired => (
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "The form was too old or did not come from this site. Go back, reload the page and try again.".to_string(),
+            ),
+            PageError::SignInExpired => (
+                StatusCode::BAD_REQUEST,
+                "This sign-in has expired",
+                "Go back to the application and start signing in again.".to_string(),
+            ),
+            PageError::InvalidRedirect => (
+                StatusCode::BAD_REQUEST,
+                "Invalid redirect",
+                "The application's redirect URI is not valid.".to_string(),
+            ),
+            PageError::AuthorizationRefused(text) => (
+                StatusCode::BAD_REQUEST,
+                "This sign-in request cannot be completed",
+                text,
+            ),
+            PageError::AuthorizationUnchecked(error) => (
+                StatusCode::BAD_REQUEST,
+                "This sign-in request cannot be completed",
+                error.description,
+            ),
+            PageError::LogoutRefused(error) => (
+                StatusCode::BAD_REQUEST,
+                "Sign-out request not valid",
+                error.description,
+            ),
+            PageError::SignInUnchecked(_) | PageError::PasswordChangeFailed(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                BUSY.to_string(),
+            ),
+            PageError::SignInRefused { page, is_throttled } => {
+                let status = if is_throttled {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::UNAUTHORIZED
+                };
+                return (status, page).into_response();
+            }
+            PageError::InvalidForm(page) => {
+                return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+            }
+            PageError::AdminsOnly => (
+                StatusCode::FORBIDDEN,
+                "Admins only",
+                "You are signed in, but your account does not have the admin role.".to_string(),
+            ),
+            PageError::Admin(AdminError::NotFound) => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such record. It may have been deleted.".to_string(),
+            ),
+            PageError::Admin(AdminError::Busy) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Busy",
+                "Sigil is busy. Please try again in a moment.".to_string(),
+            ),
+            PageError::Admin(AdminError::Invalid(message)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Not possible", message)
+            }
+            PageError::Admin(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                UNAVAILABLE.to_string(),
+            ),
+            PageError::Template(_) => {
+                let mut response =
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+                pages::set_page_headers(&mut response, &[]);
+                return response;
+            }
+            PageError::Rejected(response) => return *response,
+        };
+        match pages::message(title, &text, true) {
+            Ok(page) => (status, page).into_response(),
+            Err(error) => PageError::Template(error).into_response(),
+        }
+    }
+}
