@@ -12,7 +12,7 @@ use crate::grant::TokenRequest;
 use crate::keys::tests::test_pem;
 use crate::keys::SigningKey;
 use crate::secret::Secret;
-use crate::store::Store;
+use crate::store::{ClientStore, UserStore};
 use crate::token::{sign_jwt, IdTokenClaims, ID_TOKEN_TYP};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

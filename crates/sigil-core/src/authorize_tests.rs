@@ -8,7 +8,7 @@ use crate::error::ErrorCode;
 use crate::grant::tests::{fixture, Fixture};
 use crate::grant::TokenRequest;
 use crate::secret::Secret;
-use crate::store::Store;
+use crate::store::ClientStore;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";

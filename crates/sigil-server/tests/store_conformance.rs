@@ -1,5 +1,6 @@
-//! One conformance suite for every store: SQLite and PostgreSQL must give each method of
-//! `Store` the same meaning, including under concurrent refresh-token rotation.
+//! One conformance suite for every store: the memory store, SQLite and PostgreSQL must give
+//! each method of `Store` the same meaning, including under concurrent refresh-token
+//! rotation.
 
 mod common;
 
@@ -7,6 +8,7 @@ use common::{cheap_hasher, TestDb};
 use sigil_core::audit::{verify_chain, AuditFilter, AuditRecord};
 use sigil_core::client::ClientRegistration;
 use sigil_core::secret::{random_token, Secret};
+use sigil_core::store::memory::MemoryStore;
 use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
 use sigil_core::throttle::ThrottlePolicy;
 use sigil_core::user::User;
@@ -867,6 +869,13 @@ async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
         .expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_conforms() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    conformance(store.clone()).await;
+    sign_in_failures(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

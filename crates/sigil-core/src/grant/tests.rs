@@ -14,7 +14,7 @@ use crate::revocation::TokenTypeHint;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::memory::MemoryStore;
-use crate::store::Store;
+use crate::store::{AuditStore, ClientStore, RefreshTokenStore, UserStore};
 use crate::token::verify_access_token;
 use crate::user::User;
 use std::sync::Arc;

@@ -33,7 +33,7 @@ const SLOW_PROBE_SPACING: Duration = Duration::from_secs(1);
 const PROBE_TIMEOUT_CAP: Duration = Duration::from_secs(1);
 
 /// See the module documentation. Shared (`Arc`) by the store and its pool's hooks.
-pub(crate) struct Breaker {
+pub struct Breaker {
     probe: Probe,
     probe_timeout: Duration,
     /// `true` while open; reads that wait watch it to give up as soon as it opens.

@@ -1,26 +1,81 @@
 //! The PostgreSQL store, for production and for several replicas sharing one database.
+//! Its [`Backend`]: reads bounded by the acquire timeout and guarded by the circuit breaker
+//! ([`super::breaker`]), each rotation one statement.
 
 use super::breaker::Breaker;
 use super::migrate::{CREATE_TABLE, POSTGRES};
-use super::sql::impl_sql_store;
-use super::DatabaseOptions;
+use super::sql::{bind_token, Backend, SqlStore, UNUSED_IN_LIVE_FAMILY};
+use super::{hot_reads_kept, map_err, DatabaseOptions, HotReads};
+use sigil_core::store::{RefreshTokenRecord, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::Connection as _;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Key of the advisory lock that serializes migrations across replicas.
 const MIGRATION_LOCK: i64 = 0x5349_4749_4c00_0001;
 
 /// PostgreSQL-backed store.
-#[derive(Debug, Clone)]
-pub struct PgStore {
+pub type PgStore = SqlStore<PgBackend>;
+
+/// What PostgreSQL does its own way (see [`Backend`]).
+#[derive(Debug)]
+pub struct PgBackend {
     pool: PgPool,
     /// How long a read may take before the database counts as unavailable.
-    read_deadline: std::time::Duration,
-    hot: std::sync::Arc<super::HotReads<sqlx::Postgres>>,
+    read_deadline: Duration,
+    hot: HotReads<sqlx::Postgres>,
     /// Makes reads fail fast while the database cannot be reached.
     breaker: Arc<Breaker>,
+}
+
+impl Backend for PgBackend {
+    type Db = sqlx::Postgres;
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn hot_reads(&self) -> &HotReads<sqlx::Postgres> {
+        &self.hot
+    }
+
+    fn read_deadline(&self) -> Option<Duration> {
+        Some(self.read_deadline)
+    }
+
+    fn breaker(&self) -> Option<&Arc<Breaker>> {
+        Some(&self.breaker)
+    }
+
+    /// One statement, so one round
+    /// trip and one implicit transaction. The update is the compare-and-set (a concurrent
+    /// rotation of the same token waits for this one's row lock, then finds `used_at` set
+    /// and updates nothing); the successor is inserted only from the row it returned.
+    async fn rotate_refresh_token(
+        &self,
+        used_id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        sealed_successor: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "WITH used AS (UPDATE refresh_tokens SET used_at = $1, sealed_successor = $2 WHERE id = $3 AND {UNUSED_IN_LIVE_FAMILY} RETURNING id) \
+                 INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) SELECT $4, $5, $6, $7, $8, $9, $10 FROM used"
+            )
+        });
+        let query = sqlx::query(ROTATE.as_str())
+            .bind(now)
+            .bind(sealed_successor)
+            .bind(used_id);
+        let inserted = bind_token(query, successor)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(inserted.rows_affected() == 1)
+    }
 }
 
 impl PgStore {
@@ -56,61 +111,22 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(map_err)?;
-        Ok(Self {
+        Ok(SqlStore::new(PgBackend {
             pool,
             read_deadline: options.acquire_timeout,
-            hot: std::sync::Arc::new(super::HotReads::new(super::hot_reads_kept(options))),
+            hot: HotReads::new(hot_reads_kept(options)),
             breaker,
-        })
+        }))
     }
 
+    /// The connection pool (the session store shares it).
     pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn read_deadline(&self) -> Option<std::time::Duration> {
-        Some(self.read_deadline)
-    }
-
-    pub(crate) fn hot_reads(&self) -> &super::HotReads<sqlx::Postgres> {
-        &self.hot
-    }
-
-    fn breaker(&self) -> Option<&Arc<Breaker>> {
-        Some(&self.breaker)
-    }
-
-    /// See [`sigil_core::store::Store::rotate_refresh_token`]: one statement, so one round
-    /// trip and one implicit transaction. The update is the compare-and-set (a concurrent
-    /// rotation of the same token waits for this one's row lock, then finds `used_at` set
-    /// and updates nothing); the successor is inserted only from the row it returned.
-    async fn rotate(
-        &self,
-        used_id: &str,
-        successor: &RefreshTokenRecord,
-        now: i64,
-        sealed_successor: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        static ROTATE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "WITH used AS (UPDATE refresh_tokens SET used_at = $1, sealed_successor = $2 WHERE id = $3 AND {UNUSED_IN_LIVE_FAMILY} RETURNING id) \
-                 INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) SELECT $4, $5, $6, $7, $8, $9, $10 FROM used"
-            )
-        });
-        let query = sqlx::query(ROTATE.as_str())
-            .bind(now)
-            .bind(sealed_successor)
-            .bind(used_id);
-        let inserted = bind_token(query, successor)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(inserted.rows_affected() == 1)
+        self.backend().pool()
     }
 
     /// Applies pending migrations under an advisory lock; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool().acquire().await.map_err(map_err)?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *conn)
@@ -159,5 +175,3 @@ impl PgStore {
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 }
-
-impl_sql_store!(PgStore, sqlx::Postgres);

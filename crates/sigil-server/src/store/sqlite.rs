@@ -1,59 +1,67 @@
 //! The SQLite store: one file, WAL journal, `synchronous=FULL` so that a write that
-//! returned is on disk, foreign keys on.
+//! returned is on disk, foreign keys on. Its [`Backend`]: no read deadline and no breaker
+//! (a local file has no server to go silent or refuse connections), rotations through the
+//! group-commit writer ([`super::sqlite_rotation`]).
 
+use super::breaker::Breaker;
 use super::migrate::{CREATE_TABLE, SQLITE};
-use super::sql::impl_sql_store;
+use super::sql::{Backend, SqlStore};
 use super::sqlite_rotation::RotationWriter;
-use super::DatabaseOptions;
+use super::{hot_reads_kept, map_err, DatabaseOptions, HotReads};
+use sigil_core::store::{RefreshTokenRecord, StoreError};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// SQLite-backed store.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// What SQLite does its own way (see [`Backend`]).
+#[derive(Debug)]
+pub struct SqliteBackend {
     pool: SqlitePool,
     /// Refresh-token rotations go through one writer that commits them in batches.
     rotations: RotationWriter,
-    hot: std::sync::Arc<super::HotReads<sqlx::Sqlite>>,
+    hot: HotReads<sqlx::Sqlite>,
 }
 
-/// The database file and its `-wal` and `-shm` files hold sessions, hashes and the audit
-/// log: only Sigil's own user may read them. A missing file is created empty with mode 0600
-/// before SQLite opens it (SQLite gives `-wal` and `-shm` the mode of the main file), and
-/// existing files readable by group or others are narrowed to 0600.
-fn restrict_to_owner(path: &std::path::Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let failed = |path: &std::path::Path, e: std::io::Error| {
-        StoreError::Other(format!(
-            "cannot restrict {} to its owner: {e}",
-            path.display()
-        ))
-    };
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| failed(path, e))?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = std::path::Path::new(&name);
-        match std::fs::metadata(file) {
-            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
-                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
-                    .map_err(|e| failed(file, e))?;
-                tracing::warn!(file = %file.display(), "the database file was readable by others: narrowed to 0600");
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(failed(file, e)),
-        }
+impl Backend for SqliteBackend {
+    type Db = sqlx::Sqlite;
+
+    fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
-    Ok(())
+
+    fn hot_reads(&self) -> &HotReads<sqlx::Sqlite> {
+        &self.hot
+    }
+
+    /// A local file has no network to go silent: reads wait as long as SQLite makes them
+    /// (its busy timeout bounds waiting for a writer).
+    fn read_deadline(&self) -> Option<Duration> {
+        None
+    }
+
+    /// None: a local file has no server to be down or to refuse connections.
+    fn breaker(&self) -> Option<&Arc<Breaker>> {
+        None
+    }
+
+    /// Queued for the next group commit of the rotation writer.
+    async fn rotate_refresh_token(
+        &self,
+        used_id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        sealed_successor: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        self.rotations
+            .rotate(used_id, successor, now, sealed_successor)
+            .await
+    }
 }
 
 impl SqliteStore {
@@ -99,20 +107,21 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        Ok(Self {
+        Ok(SqlStore::new(SqliteBackend {
             pool,
             rotations: RotationWriter::start(connect),
-            hot: std::sync::Arc::new(super::HotReads::new(super::hot_reads_kept(options))),
-        })
+            hot: HotReads::new(hot_reads_kept(options)),
+        }))
     }
 
+    /// The connection pool (the session store shares it).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.backend().pool()
     }
 
     /// Applies pending migrations; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        let mut conn = self.pool().acquire().await.map_err(map_err)?;
         sqlx::raw_sql(CREATE_TABLE)
             .execute(&mut *conn)
             .await
@@ -164,35 +173,39 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// A local file has no network to go silent: reads wait as long as SQLite makes them
-    /// (its busy timeout bounds waiting for a writer).
-    fn read_deadline(&self) -> Option<std::time::Duration> {
-        None
+/// The database file and its `-wal` and `-shm` files hold sessions, hashes and the audit
+/// log: only Sigil's own user may read them. A missing file is created empty with mode 0600
+/// before SQLite opens it (SQLite gives `-wal` and `-shm` the mode of the main file), and
+/// existing files readable by group or others are narrowed to 0600.
+fn restrict_to_owner(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let failed = |path: &std::path::Path, e: std::io::Error| {
+        StoreError::Other(format!(
+            "cannot restrict {} to its owner: {e}",
+            path.display()
+        ))
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| failed(path, e))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::Path::new(&name);
+        match std::fs::metadata(file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| failed(file, e))?;
+                tracing::warn!(file = %file.display(), "the database file was readable by others: narrowed to 0600");
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(file, e)),
+        }
     }
-
-    /// None: a local file has no server to be down or to refuse connections.
-    fn breaker(&self) -> Option<&std::sync::Arc<super::breaker::Breaker>> {
-        None
-    }
-
-    pub(crate) fn hot_reads(&self) -> &super::HotReads<sqlx::Sqlite> {
-        &self.hot
-    }
-
-    /// See [`sigil_core::store::Store::rotate_refresh_token`]: queued for the next group
-    /// commit of the rotation writer.
-    async fn rotate(
-        &self,
-        used_id: &str,
-        successor: &RefreshTokenRecord,
-        now: i64,
-        sealed_successor: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        self.rotations
-            .rotate(used_id, successor, now, sealed_successor)
-            .await
-    }
+    Ok(())
 }
-
-impl_sql_store!(SqliteStore, sqlx::Sqlite);

@@ -18,13 +18,19 @@ use super::classify;
 use super::sql::UNUSED_IN_LIVE_FAMILY;
 use sigil_core::store::{RefreshTokenRecord, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection, FromRow};
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many rotations share one commit.
 const MAX_BATCH: usize = 64;
 /// Bind parameters per rotation in the batch statement.
 const PARAMS_PER_ITEM: usize = 10;
+
+/// What the batch statement returns: the item number of each rotation that won.
+#[derive(FromRow)]
+struct WinnerRow {
+    item: i64,
+}
 
 struct Rotation {
     used_id: String,
@@ -146,7 +152,7 @@ async fn commit(
     }
     let rows = query.fetch_all(&mut *conn).await?;
     rows.iter()
-        .map(|row| row.try_get::<i64, _>("item"))
+        .map(|row| WinnerRow::from_row(row).map(|winner| winner.item))
         .collect()
 }
 

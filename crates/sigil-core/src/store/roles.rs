@@ -1,0 +1,215 @@
+//! The storage interface, one trait per role: a flow asks only for the records it uses.
+//! [`super::Store`] is their union. Every implementation must give each method the same
+//! meaning; the conformance suite in the server crate checks that they do.
+
+use super::{
+    AuthorizationCode, Consent, RefreshFamily, RefreshTokenRecord, SignInFailures, StoreError,
+};
+use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
+use crate::client::Client;
+use crate::throttle::ThrottlePolicy;
+use crate::user::User;
+use async_trait::async_trait;
+
+/// User accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    /// Replaces a user's record (matched by id). Returns false when there is no such user.
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn count_users(&self) -> Result<i64, StoreError>;
+    /// Replaces a user's password hash with `new_hash` only while it is still
+    /// `expected_hash` (a rehash must not undo a password changed meanwhile). Returns
+    /// whether it did.
+    async fn replace_password_hash(
+        &self,
+        user_id: &str,
+        expected_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Users whose user name, name or email contains `search` (case-insensitive), by user
+    /// name; at most `limit`.
+    async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError>;
+}
+
+/// Registered clients.
+#[async_trait]
+pub trait ClientStore: Send + Sync {
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
+    async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// The longest per-client access-token lifetime override, if any client has one.
+    async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError>;
+    /// Clients whose name or id contains `search` (case-insensitive), by name; at most `limit`.
+    async fn list_clients(
+        &self,
+        search: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Client>, StoreError>;
+    /// Replaces a client's record (matched by id). Returns false when there is no such client.
+    async fn update_client(&self, client: &Client) -> Result<bool, StoreError>;
+    /// Deletes a client with its refresh families, codes and consents.
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Refresh-token families and their tokens (RFC 9700 §4.14.2).
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync {
+    /// Creates a family together with its first token, atomically.
+    async fn create_refresh_family(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError>;
+    async fn find_refresh_family(&self, id: &str) -> Result<Option<RefreshFamily>, StoreError>;
+    async fn find_refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamily)>, StoreError>;
+    /// [`RefreshTokenStore::find_refresh_token`] together with the family's user (`None`
+    /// if the user is gone): the refresh grant's one read. Databases answer it with one
+    /// query.
+    async fn find_refresh_token_and_user(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(RefreshTokenRecord, RefreshFamily, Option<User>)>, StoreError>;
+    /// Atomically marks `used_id` as used at `now` (keeping `sealed_successor` on it) and
+    /// stores `successor`, only if `used_id` was unused and its family unrevoked. Returns
+    /// false (and writes nothing) otherwise: exactly one of any number of concurrent calls
+    /// for one token succeeds. A `true` is durable before this returns.
+    async fn rotate_refresh_token(
+        &self,
+        used_id: &str,
+        successor: &RefreshTokenRecord,
+        now: i64,
+        sealed_successor: Option<&str>,
+    ) -> Result<bool, StoreError>;
+    /// Revokes a family (idempotent; the first revocation time is kept).
+    async fn revoke_refresh_family(&self, family_id: &str, now: i64) -> Result<(), StoreError>;
+    /// A user's refresh families that are neither revoked nor expired at `now`.
+    async fn list_live_refresh_families(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<RefreshFamily>, StoreError>;
+    /// Revokes every unrevoked family of a user (of one client, if given). Returns how many.
+    async fn revoke_user_refresh_families(
+        &self,
+        user_id: &str,
+        client_id: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+}
+
+/// Revoked access tokens, by `jti`, until they would have expired anyway (RFC 7009).
+#[async_trait]
+pub trait AccessTokenDenyList: Send + Sync {
+    /// Adds an access token's `jti` to the deny list until its expiry (the first expiry
+    /// given is kept).
+    async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+}
+
+/// Authorization codes (RFC 6749 §4.1.2).
+#[async_trait]
+pub trait AuthorizationCodeStore: Send + Sync {
+    async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError>;
+    async fn find_authorization_code(
+        &self,
+        code_hash: &str,
+    ) -> Result<Option<AuthorizationCode>, StoreError>;
+    /// Marks an unused code used and records what its exchange issues, atomically. Returns
+    /// false (writing nothing) when the code was already used: exactly one exchange wins.
+    async fn consume_authorization_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+        family_id: Option<&str>,
+        access_token_jti: &str,
+        access_token_exp: i64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// What users remember consenting to, per client.
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// The scopes a user has consented to for a client, space-separated.
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Records (replaces) a user's consent for a client.
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// A user's remembered consents.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError>;
+    /// Forgets a user's consent for a client.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+}
+
+/// The audit log, a hash chain ([`crate::audit`]).
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    /// Appends a record to the audit log as the next link of the hash chain
+    /// ([`crate::audit::chain_entry`]). Concurrent appends, from any replica, each get
+    /// their own sequence number: none is lost and the chain stays linear.
+    async fn append_audit(&self, record: AuditRecord) -> Result<AuditEntry, StoreError>;
+    /// Entries matching the filter, newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Up to `limit` entries with `seq` greater than `after_seq`, oldest first.
+    async fn audit_entries_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Failed sign-ins counted per subject, for throttling ([`crate::throttle`]).
+#[async_trait]
+pub trait SignInFailureStore: Send + Sync {
+    /// The failure counts of the given subjects (absent subjects have none).
+    async fn find_sign_in_failures(
+        &self,
+        subjects: &[String],
+    ) -> Result<Vec<SignInFailures>, StoreError>;
+    /// Takes a sign-in attempt's place in the count of `subject`, atomically (one
+    /// conditional statement, so concurrent attempts on any replica each see the count the
+    /// ones before them left): when `subject` may try at `now` under `policy` (fewer than
+    /// `free` failures, a last failure older than the window, or the wait after it over;
+    /// see [`ThrottlePolicy::wait`]), counts the attempt as one more failure (a count whose
+    /// last failure is older than the window starts again from one) and returns `None`;
+    /// otherwise writes nothing and returns the count that refuses it. An attempt that
+    /// then succeeds gives its place back ([`SignInFailureStore::release_sign_in_attempt`])
+    /// or clears the count.
+    async fn reserve_sign_in_attempt(
+        &self,
+        subject: &str,
+        free: i64,
+        policy: &ThrottlePolicy,
+        now: i64,
+    ) -> Result<Option<SignInFailures>, StoreError>;
+    /// Gives back one place taken by [`SignInFailureStore::reserve_sign_in_attempt`]
+    /// (never below zero).
+    async fn release_sign_in_attempt(&self, subject: &str) -> Result<(), StoreError>;
+    /// Forgets the failures of `subject` (after a successful sign-in).
+    async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError>;
+}
+
+/// The store's own upkeep: health and expiry.
+#[async_trait]
+pub trait Housekeeping: Send + Sync {
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Deletes records that can no longer matter: expired families and their tokens,
+    /// expired deny-list entries, authorization codes a day after they expired, sign-in
+    /// failure counts a day after their last failure. Returns how many rows went.
+    async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,196 @@
+//! Users: the `users` table.
+
+use super::{read_row, read_rows, Backend, Param, Reads, SqlStore};
+use async_trait::async_trait;
+use sigil_core::store::{StoreError, UserStore};
+use sigil_core::user::User;
+
+pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, created_at, updated_at";
+
+/// A row of `users`, selected with [`USER_COLUMNS`].
+#[derive(sqlx::FromRow)]
+pub(super) struct UserRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+    password_hash: String,
+    is_admin: bool,
+    is_disabled: bool,
+    must_change_password: bool,
+    session_epoch: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        Self {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            email_verified: row.email_verified,
+            name: row.name,
+            password_hash: row.password_hash,
+            is_admin: row.is_admin,
+            is_disabled: row.is_disabled,
+            must_change_password: row.must_change_password,
+            session_epoch: row.session_epoch,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// `SELECT COUNT(*) AS n`.
+#[derive(sqlx::FromRow)]
+struct CountRow {
+    n: i64,
+}
+
+#[async_trait]
+impl<B: Backend> UserStore for SqlStore<B>
+where
+    B::Db: Reads<UserRow> + Reads<CountRow>,
+{
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let query = sqlx::query(&sql)
+            .param(user.id.as_str())
+            .param(user.username.as_str())
+            .param(user.email.as_deref())
+            .param(user.email_verified)
+            .param(user.name.as_deref())
+            .param(user.password_hash.as_str())
+            .param(user.is_admin)
+            .param(user.is_disabled)
+            .param(user.must_change_password)
+            .param(user.session_epoch)
+            .param(user.created_at)
+            .param(user.updated_at);
+        self.execute(query).await?;
+        Ok(())
+    }
+
+    async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
+        let query = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, session_epoch = $9, updated_at = $10 WHERE id = $11")
+            .param(user.username.as_str())
+            .param(user.email.as_deref())
+            .param(user.email_verified)
+            .param(user.name.as_deref())
+            .param(user.password_hash.as_str())
+            .param(user.is_admin)
+            .param(user.is_disabled)
+            .param(user.must_change_password)
+            .param(user.session_epoch)
+            .param(user.updated_at)
+            .param(user.id.as_str());
+        Ok(self.execute(query).await? == 1)
+    }
+
+    async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row = self.hot_optional(|| sqlx::query(&sql).param(id)).await?;
+        let user = row
+            .map(|row| read_row::<B::Db, UserRow>(&row))
+            .transpose()?;
+        Ok(user.map(User::from))
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row = self
+            .hot_optional(|| sqlx::query(&sql).param(username))
+            .await?;
+        let user = row
+            .map(|row| read_row::<B::Db, UserRow>(&row))
+            .transpose()?;
+        Ok(user.map(User::from))
+    }
+
+    async fn count_users(&self) -> Result<i64, StoreError> {
+        self.read(|| async move {
+            let row = self
+                .fetch_one(sqlx::query("SELECT COUNT(*) AS n FROM users"))
+                .await?;
+            Ok(read_row::<B::Db, CountRow>(&row)?.n)
+        })
+        .await
+    }
+
+    async fn replace_password_hash(
+        &self,
+        user_id: &str,
+        expected_hash: &str,
+        new_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+            .param(new_hash)
+            .param(now)
+            .param(user_id)
+            .param(expected_hash);
+        Ok(self.execute(query).await? == 1)
+    }
+
+    async fn list_users(&self, search: Option<&str>, limit: i64) -> Result<Vec<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE LOWER(username) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(email, '')) LIKE $1 ESCAPE '\\' ORDER BY username LIMIT $2");
+        self.read(|| async {
+            let query = sqlx::query(&sql)
+                .param(super::like_pattern(search))
+                .param(limit);
+            let rows = self.fetch_all(query).await?;
+            let users = read_rows::<B::Db, UserRow>(&rows)?;
+            Ok(users.into_iter().map(User::from).collect())
+        })
+        .await
+    }
+}
+
+/// A user's columns as a `LEFT JOIN users u` brings them in, `u_` before each name.
+pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
+
+/// A user selected with [`JOINED_USER_COLUMNS`]: every column NULL when the join found
+/// no user.
+#[derive(sqlx::FromRow)]
+pub(super) struct JoinedUserRow {
+    u_id: Option<String>,
+    u_username: Option<String>,
+    u_email: Option<String>,
+    u_email_verified: Option<bool>,
+    u_name: Option<String>,
+    u_password_hash: Option<String>,
+    u_is_admin: Option<bool>,
+    u_is_disabled: Option<bool>,
+    u_must_change_password: Option<bool>,
+    u_session_epoch: Option<i64>,
+    u_created_at: Option<i64>,
+    u_updated_at: Option<i64>,
+}
+
+impl JoinedUserRow {
+    /// The user, or `None` when there was none to join.
+    pub(super) fn into_user(self) -> Result<Option<User>, StoreError> {
+        let Some(id) = self.u_id else {
+            return Ok(None);
+        };
+        fn present<T>(value: Option<T>, column: &str) -> Result<T, StoreError> {
+            value.ok_or_else(|| StoreError::Other(format!("users.{column} is NULL")))
+        }
+        Ok(Some(User {
+            id,
+            username: present(self.u_username, "username")?,
+            email: self.u_email,
+            email_verified: present(self.u_email_verified, "email_verified")?,
+            name: self.u_name,
+            password_hash: present(self.u_password_hash, "password_hash")?,
+            is_admin: present(self.u_is_admin, "is_admin")?,
+            is_disabled: present(self.u_is_disabled, "is_disabled")?,
+            must_change_password: present(self.u_must_change_password, "must_change_password")?,
+            session_epoch: present(self.u_session_epoch, "session_epoch")?,
+            created_at: present(self.u_created_at, "created_at")?,
+            updated_at: present(self.u_updated_at, "updated_at")?,
+        }))
+    }
+}
