@@ -103,7 +103,8 @@ pub(crate) enum Subject<'a> {
 }
 
 impl Authority {
-    /// Handles a token request from an authenticated-or-identified client.
+    /// Handles a token request from an authenticated-or-identified client. Whether the
+    /// client may use the grant is decided here, once; each grant's file starts after it.
     pub async fn token(
         &self,
         credentials: &ClientCredentials,
