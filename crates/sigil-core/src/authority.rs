@@ -10,9 +10,10 @@ use crate::keys::KeyRing;
 use crate::password::PasswordHasher;
 use crate::secret::Secret;
 use crate::store::Store;
-use crate::token::{sign_jwt, AccessTokenClaims, TokenError, VerifiedTokens};
+use crate::token::{
+    sign_access_and_id_token, AccessTokenClaims, IdTokenClaims, TokenError, VerifiedTokens,
+};
 use crate::user::User;
-use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -185,12 +186,14 @@ impl Authority {
         }
     }
 
-    /// Signs claims with the current signing key on the signing pool.
-    pub(crate) async fn sign<C: Serialize + Send + 'static>(
+    /// Signs an access token, and the ID token issued with it if any, with the current
+    /// signing key: one job on the signing pool (one place in its queue, one hand-off to
+    /// a worker and back) for the whole token response.
+    pub(crate) async fn sign_tokens(
         &self,
-        typ: &'static str,
-        claims: C,
-    ) -> Result<String, OAuthError> {
+        access: AccessTokenClaims,
+        id: Option<IdTokenClaims>,
+    ) -> Result<(String, Option<String>), OAuthError> {
         let key = self
             .keys
             .current()
@@ -198,7 +201,7 @@ impl Authority {
             .cloned()
             .ok_or_else(|| OAuthError::server_error(&"no signing key loaded"))?;
         self.signing_pool
-            .run(move || sign_jwt(&key, typ, &claims))
+            .run(move || sign_access_and_id_token(&key, &access, id))
             .await?
             .map_err(|e| OAuthError::server_error(&e))
     }

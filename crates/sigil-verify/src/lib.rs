@@ -12,6 +12,8 @@
 //!   `aud` must contain the expected audience; `exp` and `nbf` are checked with a leeway.
 //!   Oversized or malformed tokens are refused before any cryptography.
 //! * Tokens are never logged.
+//! * Time is read from a [`Clock`]: the system's unless [`Verifier::builder`] is given
+//!   another, such as a [`ManualClock`] that a test moves on instead of sleeping.
 //!
 //! ```no_run
 //! use sigil_verify::{Verifier, VerifierConfig};
@@ -35,6 +37,7 @@
 #[cfg(feature = "axum")]
 pub mod axum_support;
 mod claims;
+mod clock;
 mod config;
 mod error;
 #[doc(hidden)]
@@ -43,6 +46,7 @@ mod jwks;
 mod verifier;
 
 pub use claims::Claims;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Algorithm, VerifierConfig};
 pub use error::{ErrorKind, VerifyError};
-pub use verifier::Verifier;
+pub use verifier::{Verifier, VerifierBuilder};

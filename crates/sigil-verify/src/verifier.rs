@@ -2,6 +2,7 @@
 //! the validation rules.
 
 use crate::claims::Claims;
+use crate::clock::Clock;
 use crate::config::{Algorithm, VerifierConfig, MAX_LEEWAY};
 use crate::error::{ErrorKind, VerifyError};
 use crate::jwks::{fetch, parse_jwks, PublishedKey};
@@ -12,7 +13,10 @@ use sha2::Digest;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+mod builder;
+pub use builder::VerifierBuilder;
 
 /// Validates access tokens of one issuer for one audience. Cheap to clone (an `Arc`).
 #[derive(Clone)]
@@ -37,6 +41,8 @@ struct KeyCache {
 
 struct Inner {
     config: VerifierConfig,
+    /// Token times, the key cache's lifetime and the refetch cool-down are read here.
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
     /// `None` for a verifier built from a fixed key set.
     jwks_uri: Option<String>,
@@ -66,42 +72,7 @@ struct Header {
 impl Verifier {
     /// Reads the issuer's discovery document for `jwks_uri`, then fetches the key set.
     pub async fn discover(config: VerifierConfig) -> Result<Self, VerifyError> {
-        let http = http_client(&config)?;
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            config.issuer.trim_end_matches('/')
-        );
-        let (body, _) = fetch(&http, &url).await?;
-        let doc: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
-            VerifyError::new(
-                ErrorKind::KeysUnavailable,
-                "the discovery document is not JSON",
-            )
-        })?;
-        if doc["issuer"].as_str() != Some(config.issuer.as_str()) {
-            return Err(VerifyError::new(
-                ErrorKind::KeysUnavailable,
-                "the discovery document names another issuer",
-            ));
-        }
-        let jwks_uri = doc["jwks_uri"]
-            .as_str()
-            .ok_or_else(|| {
-                VerifyError::new(
-                    ErrorKind::KeysUnavailable,
-                    "the discovery document has no jwks_uri",
-                )
-            })?
-            .to_string();
-        let verifier = Self::build(config, http, Some(jwks_uri));
-        verifier.refresh(None).await;
-        if verifier.current().keys.is_empty() {
-            return Err(VerifyError::new(
-                ErrorKind::KeysUnavailable,
-                "the issuer publishes no usable key",
-            ));
-        }
-        Ok(verifier)
+        Self::builder(config).discover().await
     }
 
     /// A verifier with a known JWKS URL; the keys are fetched on first use.
@@ -109,33 +80,38 @@ impl Verifier {
         config: VerifierConfig,
         jwks_uri: impl Into<String>,
     ) -> Result<Self, VerifyError> {
-        let http = http_client(&config)?;
-        Ok(Self::build(config, http, Some(jwks_uri.into())))
+        Self::builder(config).jwks_uri(jwks_uri)
     }
 
     /// A verifier with a fixed key set that is never refetched: for tests, benchmarks and
     /// deployments that distribute keys themselves.
     pub fn with_static_jwks(config: VerifierConfig, jwks_json: &[u8]) -> Result<Self, VerifyError> {
-        let keys = parse_jwks(jwks_json, &config.algorithms)?;
-        let http = http_client(&config)?;
-        let verifier = Self::build(config, http, None);
-        verifier.store(KeyCache {
-            keys: Arc::new(keys),
-            expires_at: Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400),
-        });
-        Ok(verifier)
+        Self::builder(config).static_jwks(jwks_json)
     }
 
-    fn build(mut config: VerifierConfig, http: reqwest::Client, jwks_uri: Option<String>) -> Self {
+    /// The constructors above with a choice of more than the configuration: the time
+    /// source (see [`VerifierBuilder::clock`]).
+    pub fn builder(config: VerifierConfig) -> VerifierBuilder {
+        VerifierBuilder::new(config)
+    }
+
+    fn build(
+        mut config: VerifierConfig,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+        jwks_uri: Option<String>,
+    ) -> Self {
         config.leeway = config.leeway.min(MAX_LEEWAY);
+        let now = clock.instant();
         Self {
             inner: Arc::new(Inner {
                 config,
+                clock,
                 http,
                 jwks_uri,
                 cache: RwLock::new(Arc::new(KeyCache {
                     keys: Arc::new(HashMap::new()),
-                    expires_at: Instant::now(),
+                    expires_at: now,
                 })),
                 refresh: tokio::sync::Mutex::new(()),
                 last_fetch: Mutex::new(None),
@@ -195,7 +171,7 @@ impl Verifier {
     /// still hold; `None` sends it through the full verification.
     fn verified_before(&self, digest: &[u8; 32]) -> Option<Claims> {
         let keys = self.current();
-        if keys.expires_at <= Instant::now() {
+        if keys.expires_at <= self.inner.clock.instant() {
             return None;
         }
         let verified = match self.inner.verified.read() {
@@ -300,10 +276,7 @@ impl Verifier {
 
     /// `exp` and `nbf`, with the leeway.
     fn check_times(&self, claims: &Claims) -> Result<(), VerifyError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = self.inner.clock.unix_time();
         let leeway = self.inner.config.leeway.as_secs() as i64;
         if claims.exp + leeway <= now {
             return Err(VerifyError::new(
@@ -323,7 +296,7 @@ impl Verifier {
     /// The cache, refreshed first when it has expired or lacks `kid`.
     async fn cache_with(&self, kid: &str) -> Result<Arc<KeyCache>, VerifyError> {
         let cache = self.current();
-        if cache.expires_at <= Instant::now() {
+        if cache.expires_at <= self.inner.clock.instant() {
             self.refresh(None).await;
         } else if !cache.keys.contains_key(kid) {
             self.refresh(Some(kid)).await;
@@ -350,7 +323,7 @@ impl Verifier {
     async fn refresh(&self, wanted_kid: Option<&str>) {
         let _flight = self.inner.refresh.lock().await;
         let cache = self.current();
-        let now = Instant::now();
+        let now = self.inner.clock.instant();
         let satisfied = match wanted_kid {
             Some(kid) => cache.keys.contains_key(kid),
             None => cache.expires_at > now,
@@ -383,14 +356,14 @@ impl Verifier {
                 tracing::debug!(keys = keys.len(), ttl_secs = ttl.as_secs(), "JWKS fetched");
                 self.store(KeyCache {
                     keys: Arc::new(keys),
-                    expires_at: Instant::now() + ttl,
+                    expires_at: self.inner.clock.instant() + ttl,
                 });
             }
             Err(error) => {
                 tracing::warn!(%error, "JWKS refetch failed; keeping the cached keys");
                 self.store(KeyCache {
                     keys: cache.keys.clone(),
-                    expires_at: Instant::now() + config.refetch_cooldown,
+                    expires_at: self.inner.clock.instant() + config.refetch_cooldown,
                 });
             }
         }

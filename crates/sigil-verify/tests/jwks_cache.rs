@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use sigil_verify::{ErrorKind, Verifier, VerifierConfig};
+use sigil_verify::{ErrorKind, ManualClock, Verifier, VerifierConfig};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -92,7 +92,12 @@ async fn fetches_are_shared_and_rate_limited() {
     let issuer = start(server.clone()).await;
     let mut config = VerifierConfig::new(issuer.clone(), AUDIENCE);
     config.refetch_cooldown = Duration::from_millis(1500);
-    let verifier = Verifier::discover(config).await.expect("discover");
+    let clock = Arc::new(ManualClock::new());
+    let verifier = Verifier::builder(config)
+        .clock(clock.clone())
+        .discover()
+        .await
+        .expect("discover");
     assert_eq!(
         server.fetches.load(Ordering::SeqCst),
         1,
@@ -106,7 +111,7 @@ async fn fetches_are_shared_and_rate_limited() {
     }
     assert_eq!(server.fetches.load(Ordering::SeqCst), 1);
 
-    // Tokens with forged kids, made now so that signing them does not eat the cool-down.
+    // Tokens with forged kids.
     let forged: Vec<String> = (0..1000)
         .map(|i| TestKey::sign_with_kid(&k1, &format!("forged-{i}"), &issuer))
         .collect();
@@ -114,7 +119,7 @@ async fn fetches_are_shared_and_rate_limited() {
 
     // A new key is published; 500 concurrent tokens with its kid share exactly one fetch.
     *server.jwks.lock().expect("lock") = jwks(&[&k1, &k2]);
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    clock.advance(Duration::from_millis(1600));
     let results = validate_concurrently(&verifier, k2_tokens).await;
     assert!(
         results.iter().all(Result::is_ok),
@@ -137,7 +142,7 @@ async fn fetches_are_shared_and_rate_limited() {
     );
 
     // After the cool-down, another flood costs exactly one fetch.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    clock.advance(Duration::from_millis(1600));
     let results = validate_concurrently(&verifier, forged).await;
     assert!(results.iter().all(|r| *r == Err(ErrorKind::UnknownKey)));
     assert_eq!(
@@ -157,9 +162,14 @@ async fn a_failing_jwks_keeps_the_cached_keys() {
     let issuer = start(server.clone()).await;
     let mut config = VerifierConfig::new(issuer.clone(), AUDIENCE);
     config.refetch_cooldown = Duration::from_millis(100);
-    let verifier = Verifier::discover(config).await.expect("discover");
+    let clock = Arc::new(ManualClock::new());
+    let verifier = Verifier::builder(config)
+        .clock(clock.clone())
+        .discover()
+        .await
+        .expect("discover");
     server.failing.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    clock.advance(Duration::from_millis(150));
     // An unknown kid makes it refetch, which fails: known tokens still validate.
     let k2 = TestKey::generate("k2");
     assert_eq!(

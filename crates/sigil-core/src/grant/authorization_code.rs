@@ -3,7 +3,7 @@
 
 use super::{Issuance, Subject};
 use crate::authority::Authority;
-use crate::client::{Client, GrantType};
+use crate::client::Client;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::pkce::verify_s256;
@@ -19,11 +19,6 @@ impl Authority {
         redirect_uri: Option<String>,
         code_verifier: Option<Secret>,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows_grant(GrantType::AuthorizationCode) {
-            return Err(OAuthError::unauthorized_client(
-                "this client may not use the authorization_code grant",
-            ));
-        }
         let invalid =
             || OAuthError::invalid_grant("the authorization code is invalid, expired or used");
         let now = self.now();
@@ -69,7 +64,7 @@ impl Authority {
         let audience = self.resolve_audience(client, &[])?;
         // The family is created first and recorded with the code in one conditional update,
         // so that a replay racing this exchange always finds something to revoke.
-        let family = if Self::wants_refresh_token(client, &scope) {
+        let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
                 self.start_refresh_family(client, &user, &scope, record.auth_time)
                     .await?,
@@ -79,7 +74,7 @@ impl Authority {
         };
         let jti = random_token(16);
         let exp = now + self.access_token_ttl(client);
-        let family_id = family.as_ref().map(|(id, _)| id.as_str());
+        let family_id = refresh.as_ref().map(|r| r.family_id.as_str());
         if !self
             .store
             .consume_authorization_code(&code_hash, now, family_id, &jti, exp)
@@ -93,24 +88,21 @@ impl Authority {
             }
             return Err(invalid());
         }
-        let mut response = self
-            .issue(
-                client,
-                Issuance {
-                    subject: Subject::User {
-                        user: &user,
-                        auth_time: record.auth_time,
-                    },
-                    scope: &scope,
-                    audience,
-                    family_id: family.as_ref().map(|(id, _)| id.clone()),
-                    nonce: record.nonce.clone(),
-                    ids: Some((jti, now)),
+        self.issue(
+            client,
+            Issuance {
+                subject: Subject::User {
+                    user: &user,
+                    auth_time: record.auth_time,
                 },
-            )
-            .await?;
-        response.refresh_token = family.map(|(_, token)| token.expose().to_string());
-        Ok(response)
+                scope: &scope,
+                audience,
+                refresh,
+                nonce: record.nonce.clone(),
+                ids: Some((jti, now)),
+            },
+        )
+        .await
     }
 
     /// A used code came back: revoke the refresh family and access token it produced.

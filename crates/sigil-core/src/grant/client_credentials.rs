@@ -2,7 +2,7 @@
 
 use super::{Issuance, Subject};
 use crate::authority::Authority;
-use crate::client::{Client, GrantType};
+use crate::client::Client;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
@@ -14,33 +14,21 @@ impl Authority {
         scope: Option<ScopeSet>,
         resources: &[String],
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.is_confidential() {
-            return Err(OAuthError::unauthorized_client(
-                "public clients cannot use client_credentials",
-            ));
-        }
-        if !client.allows_grant(GrantType::ClientCredentials) {
-            return Err(OAuthError::unauthorized_client(
-                "this client may not use the client_credentials grant",
-            ));
-        }
         let scope = Self::client_credentials_scope(scope, client)?;
         let audience = self.resolve_audience(client, resources)?;
         // RFC 6749 §4.4.3: no refresh token; no ID token, as there is no user.
-        let response = self
-            .issue(
-                client,
-                Issuance {
-                    subject: Subject::Client,
-                    scope: &scope,
-                    audience,
-                    family_id: None,
-                    nonce: None,
-                    ids: None,
-                },
-            )
-            .await?;
-        Ok(response)
+        self.issue(
+            client,
+            Issuance {
+                subject: Subject::Client,
+                scope: &scope,
+                audience,
+                refresh: None,
+                nonce: None,
+                ids: None,
+            },
+        )
+        .await
     }
 
     /// RFC 6749 §3.3 for a token the client gets for itself: user scopes (`openid`,

@@ -8,12 +8,12 @@ mod refresh_token;
 
 use crate::audit::Caller;
 use crate::authority::{Authority, ClientCredentials};
-use crate::client::Client;
+use crate::client::{Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::scope::ScopeSet;
 use crate::secret::{random_token, Secret};
 use crate::store::{RefreshFamily, RefreshTokenRecord};
-use crate::token::{at_hash, AccessTokenClaims, IdTokenClaims, ACCESS_TOKEN_TYP, ID_TOKEN_TYP};
+use crate::token::{AccessTokenClaims, IdTokenClaims};
 use crate::user::User;
 use serde::Serialize;
 
@@ -78,17 +78,23 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// What to put in the tokens of one issuance.
+/// Everything one token response is made of, but the signatures.
 pub(crate) struct Issuance<'a> {
     pub subject: Subject<'a>,
     pub scope: &'a ScopeSet,
     pub audience: Vec<String>,
-    /// The refresh-token family the access token belongs to.
-    pub family_id: Option<String>,
+    /// The refresh token handed out with the access token, and the family both belong to.
+    pub refresh: Option<NewRefreshToken>,
     /// OIDC `nonce` for the ID token.
     pub nonce: Option<String>,
     /// Fixed `jti` and issue time (the code flow records them before signing).
     pub ids: Option<(String, i64)>,
+}
+
+/// A refresh token just created (a family's first, or a rotation's successor).
+pub(crate) struct NewRefreshToken {
+    pub family_id: String,
+    pub token: Secret,
 }
 
 /// Who a token is for.
@@ -98,7 +104,8 @@ pub(crate) enum Subject<'a> {
 }
 
 impl Authority {
-    /// Handles a token request from an authenticated-or-identified client.
+    /// Handles a token request from an authenticated-or-identified client. Whether the
+    /// client may use the grant is decided here, once; each grant's file starts after it.
     pub async fn token(
         &self,
         credentials: &ClientCredentials,
@@ -106,6 +113,7 @@ impl Authority {
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(credentials).await?;
+        check_client_may_use(&client, request.grant_type())?;
         match request {
             TokenRequest::Password {
                 username,
@@ -202,7 +210,8 @@ impl Authority {
             .unwrap_or(self.config.access_token_ttl)
     }
 
-    /// Builds and signs the access token (and the ID token when `openid` is in scope).
+    /// Builds the access token (and the ID token when `openid` is in scope), signs both in
+    /// one trip to the signing pool, and makes the response.
     /// `ids` fixes the access token's `jti` and issue time (the code flow records them
     /// before signing); `None` picks fresh ones.
     pub(crate) async fn issue(
@@ -214,19 +223,20 @@ impl Authority {
             subject,
             scope,
             audience,
-            family_id,
+            refresh,
             nonce,
             ids,
         } = issuance;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
+        let scope_text = scope.to_string();
         let (sub, auth_time, epoch) = match &subject {
             Subject::User { user, auth_time } => {
                 (user.id.clone(), Some(*auth_time), Some(user.session_epoch))
             }
             Subject::Client => (client.id.clone(), None, None),
         };
-        let claims = AccessTokenClaims {
+        let access = AccessTokenClaims {
             iss: self.config.issuer.clone(),
             sub,
             aud: audience,
@@ -234,31 +244,29 @@ impl Authority {
             iat: now,
             jti,
             client_id: client.id.clone(),
-            scope: scope.to_string(),
+            scope: scope_text.clone(),
             auth_time,
-            fid: family_id,
+            fid: refresh.as_ref().map(|r| r.family_id.clone()),
             sep: epoch,
         };
-        let access_token = self.sign(ACCESS_TOKEN_TYP, claims).await?;
-        let id_token = match subject {
+        let id = match subject {
             Subject::User { user, auth_time } if scope.contains("openid") => {
-                let claims =
-                    self.id_token_claims(client, user, auth_time, scope, nonce, &access_token);
-                Some(self.sign(ID_TOKEN_TYP, claims).await?)
+                Some(self.id_token_claims(client, user, auth_time, scope, nonce))
             }
             _ => None,
         };
-        let response = TokenResponse {
+        let (access_token, id_token) = self.sign_tokens(access, id).await?;
+        Ok(TokenResponse {
             access_token,
             token_type: "Bearer",
             expires_in: ttl,
-            scope: scope.to_string(),
-            refresh_token: None,
+            scope: scope_text,
+            refresh_token: refresh.map(|r| r.token.expose().to_string()),
             id_token,
-        };
-        Ok(response)
+        })
     }
 
+    /// The ID token's claims; its `at_hash` is filled in when the access token is signed.
     fn id_token_claims(
         &self,
         client: &Client,
@@ -266,7 +274,6 @@ impl Authority {
         auth_time: i64,
         scope: &ScopeSet,
         nonce: Option<String>,
-        access_token: &str,
     ) -> IdTokenClaims {
         let now = self.now();
         let profile = scope.contains("profile");
@@ -279,7 +286,7 @@ impl Authority {
             iat: now,
             auth_time,
             nonce,
-            at_hash: Some(at_hash(access_token)),
+            at_hash: None,
             azp: Some(client.id.clone()),
             name: user.name.clone().filter(|_| profile),
             preferred_username: profile.then(|| user.username.clone()),
@@ -291,7 +298,7 @@ impl Authority {
     /// Whether this grant gets a refresh token: the client may use the refresh grant, and
     /// `offline_access` was granted or the client's policy always issues one.
     pub(crate) fn wants_refresh_token(client: &Client, scope: &ScopeSet) -> bool {
-        client.allows_grant(crate::client::GrantType::RefreshToken)
+        client.allows_grant(GrantType::RefreshToken)
             && (scope.contains("offline_access") || client.always_issue_refresh_token)
     }
 
@@ -302,7 +309,7 @@ impl Authority {
         user: &User,
         scope: &ScopeSet,
         auth_time: i64,
-    ) -> Result<(String, Secret), OAuthError> {
+    ) -> Result<NewRefreshToken, OAuthError> {
         let now = self.now();
         let family = RefreshFamily {
             id: random_token(16),
@@ -326,13 +333,48 @@ impl Authority {
             sealed_successor: None,
         };
         self.store.create_refresh_family(&family, &record).await?;
-        Ok((family.id, token))
+        Ok(NewRefreshToken {
+            family_id: family.id,
+            token,
+        })
     }
 
     pub(crate) fn refresh_token_ttl(&self, client: &Client) -> i64 {
         client
             .refresh_token_ttl
             .unwrap_or(self.config.refresh_token_ttl)
+    }
+}
+
+impl TokenRequest {
+    /// The grant this request asks for.
+    pub fn grant_type(&self) -> GrantType {
+        match self {
+            TokenRequest::Password { .. } => GrantType::Password,
+            TokenRequest::ClientCredentials { .. } => GrantType::ClientCredentials,
+            TokenRequest::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            TokenRequest::RefreshToken { .. } => GrantType::RefreshToken,
+        }
+    }
+}
+
+/// RFC 6749 §5.2 `unauthorized_client`: the client must be registered for the grant, and
+/// the two grants in which the client vouches for the request itself, `password` (§4.3.2)
+/// and `client_credentials` (§4.4.2), need a confidential client.
+fn check_client_may_use(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    let may_not = || {
+        OAuthError::unauthorized_client(format!(
+            "this client may not use the {} grant",
+            grant.as_str()
+        ))
+    };
+    match grant {
+        GrantType::ClientCredentials if !client.is_confidential() => Err(
+            OAuthError::unauthorized_client("public clients cannot use client_credentials"),
+        ),
+        GrantType::Password if !client.is_confidential() => Err(may_not()),
+        _ if !client.allows_grant(grant) => Err(may_not()),
+        _ => Ok(()),
     }
 }
 
@@ -352,5 +394,7 @@ fn is_absolute_uri_without_fragment(value: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
+#[cfg(test)]
+mod client_may_use_tests;
 #[cfg(test)]
 pub(crate) mod tests;

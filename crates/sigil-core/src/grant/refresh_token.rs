@@ -1,9 +1,9 @@
 //! RFC 6749 §6 refresh token grant with rotation and reuse detection (RFC 9700 §4.14.2).
 
-use super::{refresh_seal, Issuance, Subject};
+use super::{refresh_seal, Issuance, NewRefreshToken, Subject};
 use crate::audit::Caller;
 use crate::authority::Authority;
-use crate::client::{Client, GrantType};
+use crate::client::Client;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
@@ -19,11 +19,6 @@ impl Authority {
         resources: &[String],
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows_grant(GrantType::RefreshToken) {
-            return Err(OAuthError::unauthorized_client(
-                "this client may not use the refresh_token grant",
-            ));
-        }
         let invalid =
             || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
         let presented_hash = presented.storage_hash();
@@ -79,7 +74,7 @@ impl Authority {
             };
             // Sign before writing: if issuing fails (an overloaded signing pool, say),
             // nothing has changed and the presented token still works.
-            let mut response = self
+            let response = self
                 .issue(
                     client,
                     Issuance {
@@ -89,13 +84,15 @@ impl Authority {
                         },
                         scope: &scope,
                         audience,
-                        family_id: Some(family.id.clone()),
+                        refresh: Some(NewRefreshToken {
+                            family_id: family.id.clone(),
+                            token: successor_token,
+                        }),
                         nonce: None,
                         ids: None,
                     },
                 )
                 .await?;
-            response.refresh_token = Some(successor_token.expose().to_string());
             let sealed = if grace > 0 {
                 let sealed = refresh_seal::seal(&presented, &token.id, &response, now);
                 if sealed.is_none() {

@@ -3,6 +3,7 @@
 use super::*;
 use josekit::jws::{JwsSigner, RS256};
 use serde_json::json;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 const ISSUER: &str = "https://sigil.test";
 const AUDIENCE: &str = "https://api.test";
@@ -89,10 +90,15 @@ async fn a_hit_needs_the_exact_token_and_a_current_key() {
 #[tokio::test]
 async fn times_are_checked_on_every_hit() {
     let key = key();
-    let verifier = verifier(&key, 10, 0);
+    let clock = Arc::new(crate::ManualClock::new());
+    let config = VerifierConfig::new(ISSUER, AUDIENCE).with_leeway(std::time::Duration::ZERO);
+    let verifier = Verifier::builder(config)
+        .clock(clock.clone())
+        .static_jwks(&key.jwks)
+        .expect("verifier");
     let short = token(&key, now() + 1, "bob");
     verifier.verify(&short).await.expect("valid now");
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clock.advance(std::time::Duration::from_millis(2100));
     let error = verifier.verify(&short).await.expect_err("expired");
     assert_eq!(error.kind(), ErrorKind::Expired);
 }
