@@ -2,9 +2,10 @@
 //! the grant's rules, the claims, the trip to the signing pool and back, the response; for
 //! the refresh grant also the rotation in the (in-memory) store. What the HTTP layer and a
 //! database add is measured by the load suite (`tests/load/run.sh`), not here.
-//! Run with `cargo bench -p sigil-core --bench issuance`.
+//! Run with `cargo bench -p sigil-core --features test-util --bench issuance`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use sigil_core::audit::Caller;
 use sigil_core::authority::{Authority, AuthorityConfig, ClientCredentials};
 use sigil_core::client::ClientRegistration;
 use sigil_core::clock::FixedClock;
@@ -15,7 +16,7 @@ use sigil_core::password::{Argon2Params, PasswordHasher};
 use sigil_core::scope::ScopeSet;
 use sigil_core::secret::Secret;
 use sigil_core::store::memory::MemoryStore;
-use sigil_core::store::Store;
+use sigil_core::store::{ClientStore, UserStore};
 use sigil_core::user::User;
 use std::sync::Arc;
 
@@ -100,7 +101,10 @@ fn setup() -> Bench {
 impl Bench {
     fn token(&self, request: TokenRequest) -> sigil_core::grant::TokenResponse {
         self.runtime
-            .block_on(self.authority.token(&self.credentials, request))
+            .block_on(
+                self.authority
+                    .token(&self.credentials, request, &Caller::anonymous(None)),
+            )
             .expect("token")
     }
 
