@@ -81,3 +81,25 @@ pub fn router() -> Router<AppState> {
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The published schema is the body sent: the same fields, all of them required.
+    #[test]
+    fn the_error_schema_is_the_error_body() {
+        let document: serde_json::Value =
+            serde_json::from_str(&document()).expect("the document is JSON");
+        let schema = &document["components"]["schemas"]["ErrorBody"];
+        let properties: Vec<&String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .collect();
+        let body = serde_json::to_value(ErrorBody::new("invalid_request", "x")).expect("body");
+        let fields: Vec<&String> = body.as_object().expect("object").keys().collect();
+        assert_eq!(properties, fields);
+        assert_eq!(schema["required"], serde_json::json!(fields));
+    }
+}

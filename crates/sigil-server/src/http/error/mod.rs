@@ -18,13 +18,15 @@ use serde::Serialize;
 use sigil_core::{Cause, OAuthError};
 use utoipa::ToSchema;
 
-/// The body of every JSON error (RFC 6749 §5.2), as sent and as published in the OpenAPI
-/// document.
+/// An RFC 6749 §5.2 error: the body of every JSON error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
-    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`, `temporarily_unavailable`.
+    /// `unsupported_grant_type`, `invalid_scope`, `invalid_target`, `unsupported_token_type`,
+    /// `temporarily_unavailable`, `server_error`; `invalid_token` and `insufficient_scope`
+    /// (userinfo); `not_found` for a path Sigil does not serve.
     pub error: &'static str,
+    /// What was wrong, in words for a developer (never an internal cause).
     pub error_description: String,
 }
 

@@ -16,7 +16,6 @@ const BUSY: &str = "Sigil is busy or cannot reach its database. Please try again
 
 /// Why a browser page could not be answered as asked.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum PageError {
     /// The session store failed: the database behind sessions is down (503).
     Session(tower_sessions::session::Error),
