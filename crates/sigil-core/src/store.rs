@@ -1,5 +1,5 @@
 //! The storage interface. Core decides; a store only keeps records. SQLite and PostgreSQL
-//! implementations live in the server crate; [`memory::MemoryStore`] (feature `test-util`)
+//! implementations live in the server crate; `memory::MemoryStore` (feature `test-util`)
 //! serves tests.
 //!
 //! The interface is split by role ([`UserStore`], [`ClientStore`], [`RefreshTokenStore`],

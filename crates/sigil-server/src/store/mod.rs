@@ -1,5 +1,5 @@
 //! Store implementations: SQLite (the default) and PostgreSQL, chosen by the URL scheme.
-//! Both run the same SQL (written once in [`sql`], over each database's [`sql::Backend`])
+//! Both run the same SQL (written once in `sql`, over each database's `sql::Backend`)
 //! and pass the same conformance suite.
 
 mod breaker;
