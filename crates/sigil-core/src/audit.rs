@@ -9,7 +9,7 @@
 
 use crate::clock::Clock;
 use crate::secret::hash_for_storage;
-use crate::store::Store;
+use crate::store::AuditStore;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -195,12 +195,12 @@ impl Caller {
 /// administration service.
 #[derive(Clone)]
 pub struct AuditLog {
-    store: Arc<dyn Store>,
+    store: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
 }
 
 impl AuditLog {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn AuditStore>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
     }
 
