@@ -169,8 +169,14 @@ fn validate_name(name: &Option<String>) -> Result<(), AdminError> {
 }
 
 impl Admin {
+    /// Checks a new password against the rules, then hashes it.
     async fn hash_password(&self, password: Secret) -> Result<String, AdminError> {
         validate_new_password(password.expose()).map_err(|e| AdminError::Invalid(e.into()))?;
+        self.hash(password).await
+    }
+
+    /// Hashes a password with argon2id on the password pool, whatever its length.
+    async fn hash(&self, password: Secret) -> Result<String, AdminError> {
         let (hasher, pool) = self.hashing()?;
         let hasher = hasher.clone();
         pool.run(move || hasher.hash(password.expose()))
