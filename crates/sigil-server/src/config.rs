@@ -126,6 +126,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_SIGN_IN_FREE_FAILURES_PER_ADDRESS", default_value_t = 20, value_parser = clap::value_parser!(i64).range(0..))]
     pub sign_in_free_failures_per_address: i64,
 
+    /// The first wait after the free failures are used up; each further failure doubles it,
+    /// up to 15 minutes. Between 1s and 15m.
+    #[arg(long, env = "SIGIL_SIGN_IN_FIRST_WAIT", default_value = "1s", value_parser = parse_first_wait)]
+    pub sign_in_first_wait: Duration,
+
     /// Idle lifetime of a browser sign-in session.
     #[arg(long, env = "SIGIL_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,
@@ -454,6 +459,17 @@ pub fn parse_positive_duration(value: &str) -> Result<Duration, String> {
     let duration = parse_duration(value)?;
     if duration.is_zero() {
         return Err(format!("must be greater than zero, got {value:?}"));
+    }
+    Ok(duration)
+}
+
+/// The first sign-in wait: whole seconds, at least 1s, at most the longest wait (15m).
+pub fn parse_first_wait(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration < Duration::from_secs(1) || duration > Duration::from_secs(900) {
+        return Err(format!(
+            "--sign-in-first-wait is between 1s and 15m, got {value:?}"
+        ));
     }
     Ok(duration)
 }

@@ -69,6 +69,7 @@ pub async fn build_state(
     config.refresh_reuse_grace = secs(args.refresh_reuse_grace);
     config.throttle.account_free_failures = args.sign_in_free_failures;
     config.throttle.address_free_failures = args.sign_in_free_failures_per_address;
+    config.throttle.base_delay = secs(args.sign_in_first_wait);
     let password_workers = args.passwords.password_workers.unwrap_or_else(cpus);
     let signing_workers = args.signing_workers.unwrap_or_else(cpus);
     let authority = Authority::new(
