@@ -72,6 +72,7 @@ fn setup() -> Bench {
         is_disabled: false,
         must_change_password: false,
         session_epoch: 0,
+        origin: sigil_core::user::AccountOrigin::Admin,
         created_at: NOW,
         updated_at: NOW,
     };

@@ -117,6 +117,11 @@ impl Authority {
         }
     }
 
+    /// The clock every decision reads.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
     pub fn config(&self) -> &AuthorityConfig {
         &self.config
     }
@@ -151,6 +156,44 @@ impl Authority {
     /// A user by id (the browser pages' signed-in user), straight from the store.
     pub async fn find_user(&self, user_id: &str) -> Result<Option<User>, crate::store::StoreError> {
         self.store.find_user(user_id).await
+    }
+
+    /// The user a browser session is signed in as, if the session still counts: the
+    /// account is enabled, nothing ended all its sessions since (the epoch), and the
+    /// session itself was not ended from the account page. Returns the session's record
+    /// too, when it has one.
+    pub async fn signed_in_user_and_session(
+        &self,
+        signed_in: &crate::authorize::SignedIn,
+    ) -> Result<Option<(User, Option<crate::store::BrowserSession>)>, crate::store::StoreError>
+    {
+        let Some(user) = self
+            .store
+            .find_user(&signed_in.user_id)
+            .await?
+            .filter(|u| signed_in.is_valid_for(u))
+        else {
+            return Ok(None);
+        };
+        let session = match &signed_in.session_id {
+            None => None,
+            Some(id) => match self.store.find_browser_session(id).await? {
+                Some(s) if s.user_id == user.id && s.ended_at.is_none() => Some(s),
+                _ => return Ok(None),
+            },
+        };
+        Ok(Some((user, session)))
+    }
+
+    /// [`Authority::signed_in_user_and_session`] without the session.
+    pub async fn signed_in_user(
+        &self,
+        signed_in: &crate::authorize::SignedIn,
+    ) -> Result<Option<User>, crate::store::StoreError> {
+        Ok(self
+            .signed_in_user_and_session(signed_in)
+            .await?
+            .map(|(user, _)| user))
     }
 
     /// Succeeds when the database answers (the readiness check).

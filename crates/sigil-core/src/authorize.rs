@@ -88,6 +88,10 @@ pub struct SignedIn {
     /// The user's `session_epoch` at sign-in.
     #[serde(default)]
     pub session_epoch: i64,
+    /// The session's record in the store (`BrowserSessionStore`), which the user can end
+    /// from the account page. Sessions signed in before it existed have none.
+    #[serde(default)]
+    pub session_id: Option<String>,
 }
 
 impl SignedIn {
@@ -353,11 +357,9 @@ impl Authority {
             .ok_or_else(|| AuthorizeError::Fatal("unknown client".into()))?;
         let user = match signed_in {
             Some(s) => self
-                .store
-                .find_user(&s.user_id)
+                .signed_in_user(s)
                 .await
                 .map_err(|e| server_error(e.into()))?
-                .filter(|u| s.is_valid_for(u))
                 .map(|u| (u, s.auth_time)),
             None => None,
         };

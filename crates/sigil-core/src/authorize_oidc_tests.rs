@@ -52,6 +52,7 @@ fn session(user_id: &str) -> SignedIn {
         user_id: user_id.into(),
         auth_time: 1_700_000_000,
         session_epoch: 0,
+        session_id: None,
     }
 }
 
@@ -218,6 +219,7 @@ async fn id_token_hint_for_another_user_needs_a_login() {
     let mut bob = f.user.clone();
     bob.id = "user-2".into();
     bob.username = "bob".into();
+    bob.email = Some("bob@example.com".into());
     f.store.create_user(&bob).await.expect("bob");
     let hint_for = |claims: IdTokenClaims| {
         let keys = a.keys().current();

@@ -157,6 +157,7 @@ async fn login_consent_and_code_exchange() {
         user_id: f.user.id.clone(),
         auth_time: 1_700_000_000,
         session_epoch: 0,
+        session_id: None,
     };
     assert_eq!(
         a.decide(&request, Some(&session), true, false).await,
@@ -265,6 +266,7 @@ async fn code_binding_and_expiry() {
         user_id: f.user.id.clone(),
         auth_time: 1_700_000_000,
         session_epoch: 0,
+        session_id: None,
     };
     assert!(
         matches!(

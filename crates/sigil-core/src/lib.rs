@@ -3,6 +3,7 @@
 //! The server crate parses HTTP into the types here, calls [`Authority`], and maps the
 //! outcome to a response. Storage is reached only through the [`store::Store`] trait.
 
+pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod authority;
@@ -21,7 +22,9 @@ pub mod grant;
 pub mod introspection;
 pub mod keys;
 pub mod logout;
+pub mod mail;
 pub mod password;
+pub mod password_rules;
 pub mod pkce;
 pub mod revocation;
 pub mod scope;

@@ -4,7 +4,8 @@
 //!
 //! The interface is split by role ([`UserStore`], [`ClientStore`], [`RefreshTokenStore`],
 //! [`AccessTokenDenyList`], [`AuthorizationCodeStore`], [`ConsentStore`], [`AuditStore`],
-//! [`SignInFailureStore`], [`Housekeeping`]) so that a flow asks only for what it uses;
+//! [`SignInFailureStore`], [`AccountLinkStore`], [`MailOutbox`], [`BrowserSessionStore`],
+//! [`Housekeeping`]) so that a flow asks only for what it uses;
 //! [`Store`] is all of them, what the engine holds (`Arc<dyn Store>`). A `&dyn Store`
 //! coerces to any one role (`&dyn UserStore`).
 
@@ -13,10 +14,14 @@ pub mod memory;
 mod records;
 mod roles;
 
-pub use records::{AuthorizationCode, Consent, RefreshFamily, RefreshTokenRecord, SignInFailures};
+pub use records::{
+    AccountLink, AuthorizationCode, BrowserSession, Consent, LinkPurpose, OutboxCounts,
+    OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures,
+};
 pub use roles::{
-    AccessTokenDenyList, AuditStore, AuthorizationCodeStore, ClientStore, ConsentStore,
-    Housekeeping, RefreshTokenStore, SignInFailureStore, UserStore,
+    AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore, BrowserSessionStore,
+    ClientStore, ConsentStore, Housekeeping, MailOutbox, RefreshTokenStore, SignInFailureStore,
+    UserStore,
 };
 
 /// A storage failure.
@@ -45,6 +50,9 @@ pub trait Store:
     + ConsentStore
     + AuditStore
     + SignInFailureStore
+    + AccountLinkStore
+    + MailOutbox
+    + BrowserSessionStore
     + Housekeeping
     + Send
     + Sync
@@ -61,6 +69,9 @@ impl<T> Store for T where
         + ConsentStore
         + AuditStore
         + SignInFailureStore
+        + AccountLinkStore
+        + MailOutbox
+        + BrowserSessionStore
         + Housekeeping
         + 'static
 {

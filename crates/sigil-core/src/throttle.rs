@@ -36,7 +36,7 @@ impl Default for ThrottlePolicy {
 
 /// The subject a count belongs to, as stored.
 pub fn account_subject(username: &str) -> String {
-    format!("account:{}", username.trim().to_lowercase())
+    format!("account:{}", crate::user::username_key(username))
 }
 
 /// The subject of a trusted device: a browser that signed in to one account before, and

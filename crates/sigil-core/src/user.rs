@@ -16,8 +16,21 @@ pub struct User {
     /// Incremented when all the user's browser sessions must end (disabled, password reset
     /// or changed). A session is valid only while it carries the current epoch.
     pub session_epoch: i64,
+    /// How the account came to be (shown in the admin console).
+    pub origin: AccountOrigin,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl User {
+    /// Whether the account must verify its address before it may sign in: accounts made at
+    /// `/signup` do (an invitation to the same address verified it already).
+    pub fn awaits_email_verification(&self) -> bool {
+        matches!(
+            self.origin,
+            AccountOrigin::SignUp | AccountOrigin::Invitation
+        ) && !self.email_verified
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -45,13 +58,137 @@ pub fn validate_username(username: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Checks a new password: at least 8 characters and at most 1024 bytes (NIST SP 800-63B).
-pub fn validate_new_password(password: &str) -> Result<(), &'static str> {
-    if password.chars().count() < 8 {
-        return Err("password must be at least 8 characters");
+/// How an account was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccountOrigin {
+    /// By an admin in the console, or `sigil user add` (and accounts made before this was
+    /// recorded).
+    #[default]
+    Admin,
+    /// The first admin, made at first start.
+    Bootstrap,
+    /// By the person themselves at `/signup`.
+    SignUp,
+    /// At `/signup` with an admin's invitation.
+    Invitation,
+}
+
+impl AccountOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Bootstrap => "bootstrap",
+            Self::SignUp => "sign_up",
+            Self::Invitation => "invitation",
+        }
     }
-    if password.len() > 1024 {
-        return Err("password must be at most 1024 bytes");
+
+    /// Reads [`AccountOrigin::as_str`] back; anything else counts as `Admin`.
+    pub fn parse(value: &str) -> Self {
+        match value {
+            "bootstrap" => Self::Bootstrap,
+            "sign_up" => Self::SignUp,
+            "invitation" => Self::Invitation,
+            _ => Self::Admin,
+        }
     }
-    Ok(())
+
+    /// In words, for the console.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Admin => "made by an admin",
+            Self::Bootstrap => "the first admin",
+            Self::SignUp => "signed up",
+            Self::Invitation => "signed up by invitation",
+        }
+    }
+}
+
+/// A user name as stored: trimmed, in Unicode normalisation form C (so that the same
+/// letters typed on two keyboards are the same name).
+pub fn normalize_username(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    username.trim().nfc().collect()
+}
+
+/// The key two user names collide on: the normalised name, lowercased. Unique in the store.
+pub fn username_key(username: &str) -> String {
+    normalize_username(username).to_lowercase()
+}
+
+/// An e-mail address as stored: trimmed, NFC, the domain lowercased (the local part is
+/// the mailbox owner's and is kept as typed).
+pub fn normalize_email(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let email: String = email.trim().nfc().collect();
+    match email.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => email,
+    }
+}
+
+/// The key two e-mail addresses collide on: the normalised address, lowercased whole
+/// (nearly every mail system treats the local part case-insensitively). Unique in the store.
+pub fn email_key(email: &str) -> String {
+    normalize_email(email).to_lowercase()
+}
+
+/// Checks an e-mail address: one `@`, something before it, a dotted domain after it, at
+/// most 254 bytes, no spaces or control characters.
+pub fn validate_email(email: &str) -> Result<(), &'static str> {
+    let valid = match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !local.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }
+        None => false,
+    } && email.len() <= 254
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'));
+    if valid {
+        Ok(())
+    } else {
+        Err("this is not an e-mail address")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_addresses_normalise() {
+        assert_eq!(normalize_username("  Alice "), "Alice");
+        assert_eq!(username_key(" Alice"), "alice");
+        // "é" as one code point and as e + combining accent are one name.
+        assert_eq!(username_key("Jos\u{e9}"), username_key("Jose\u{301}"));
+        assert_eq!(normalize_email(" Bob@Example.COM "), "Bob@example.com");
+        assert_eq!(email_key("Bob@Example.COM"), "bob@example.com");
+    }
+
+    #[test]
+    fn email_addresses_are_checked() {
+        assert!(validate_email("a@b.co").is_ok());
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@@b.co", "a b@c.de", "a@b.co>", "a@.co",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn origins_round_trip() {
+        for origin in [
+            AccountOrigin::Admin,
+            AccountOrigin::Bootstrap,
+            AccountOrigin::SignUp,
+            AccountOrigin::Invitation,
+        ] {
+            assert_eq!(AccountOrigin::parse(origin.as_str()), origin);
+        }
+    }
 }

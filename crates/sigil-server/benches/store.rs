@@ -45,6 +45,7 @@ async fn family(store: &Arc<dyn Store>) -> RefreshTokenRecord {
         is_disabled: false,
         must_change_password: false,
         session_epoch: 0,
+        origin: sigil_core::user::AccountOrigin::Admin,
         created_at: NOW,
         updated_at: NOW,
     };

@@ -4,12 +4,13 @@
 
 use crate::config::{
     secs, AuditListArgs, ClientAddArgs, ClientRefArgs, ClientSettings, ClientUpdateArgs, KeysArgs,
-    KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs, UserPasswordArgs, UserRefArgs,
-    UserRevokeGrantArgs, UserUpdateArgs,
+    KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs, UserInviteArgs, UserPasswordArgs,
+    UserRefArgs, UserRevokeGrantArgs, UserUpdateArgs,
 };
 use crate::error::CommandError;
 use crate::keyfiles::KeyDir;
 use crate::store::{Database, DatabaseOptions};
+use sigil_core::accounts::{AccountError, Accounts, AccountsConfig};
 use sigil_core::admin::{Admin, AdminError, AuditVerdict, NewUser, ProfileUpdate};
 use sigil_core::audit::{AuditFilter, Caller, ChainBreak};
 use sigil_core::client::{Client, ClientRegistration};
@@ -88,8 +89,91 @@ async fn find_user_named(admin: &Admin, username: &str) -> Result<User, CommandE
         .ok_or_else(|| CommandError::Invalid(format!("no user named {username:?}")))
 }
 
+/// The account service for a command that mails (`user add --unverified-email`, `user
+/// invite`): the outbox in the database, delivered by the running server or, right away, by
+/// this command's own delivery pass.
+fn accounts(
+    database: &Database,
+    keys_dir: &Path,
+    mail: &crate::mail::MailArgs,
+    issuer: &str,
+    passwords: &PasswordArgs,
+) -> Result<(Accounts, Arc<crate::mail::Mailer>), CommandError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let issuer = issuer.trim_end_matches('/');
+    let mailer = crate::mail::Mailer::open(mail, keys_dir, issuer, database.store(), clock.clone())
+        .map_err(CommandError::Invalid)?;
+    let hasher = PasswordHasher::new(passwords.params()).map_err(CommandError::Invalid)?;
+    let accounts = Accounts::new(
+        database.store(),
+        clock,
+        (Arc::new(hasher), CpuPool::new("sigil-hash", 1, 4)),
+        mailer.clone(),
+        AccountsConfig::new(issuer),
+    );
+    Ok((accounts, mailer))
+}
+
+fn account_error(error: AccountError) -> CommandError {
+    match error {
+        AccountError::Store(e) => CommandError::Database(e),
+        AccountError::Fields(fields) => CommandError::Invalid(
+            fields
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => CommandError::Invalid(other.to_string()),
+    }
+}
+
+/// Delivers what a command queued, once; what fails stays in the outbox for the server.
+async fn deliver_now(mailer: &crate::mail::Mailer) {
+    match mailer.deliver_due().await {
+        Ok(sent) => eprintln!("{}; {sent} message(s) delivered now", mailer.describe()),
+        Err(error) => {
+            eprintln!("the message stays in the outbox for the server to deliver: {error}")
+        }
+    }
+}
+
+/// `sigil user invite --email E`
+pub async fn user_invite(
+    database_url: &str,
+    keys_dir: &Path,
+    args: &UserInviteArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let (accounts, mailer) = accounts(
+        &database,
+        keys_dir,
+        &args.mail,
+        &args.issuer,
+        // An invitation sets no password: the cheapest hasher will do.
+        &PasswordArgs {
+            argon2_memory_kib: 8,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            password_workers: Some(1),
+            password_queue: 1,
+        },
+    )?;
+    let link = accounts
+        .invite(&Caller::cli(), &args.email)
+        .await
+        .map_err(account_error)?;
+    deliver_now(&mailer).await;
+    println!("{}", link.expose());
+    Ok(())
+}
+
 /// `sigil user add … --password-stdin`
-pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), CommandError> {
+pub async fn user_add(
+    database_url: &str,
+    keys_dir: &Path,
+    args: &UserAddArgs,
+) -> Result<(), CommandError> {
     validate_username(&args.username).map_err(|e| CommandError::Invalid(e.into()))?;
     let password = read_password()?;
     let database = open(database_url).await?;
@@ -100,11 +184,26 @@ pub async fn user_add(database_url: &str, args: &UserAddArgs) -> Result<(), Comm
         name: args.name.clone(),
         is_admin: args.admin,
         must_change_password: false,
+        unverified_email: args.unverified_email,
     };
     let user = admin
         .create_user(&Caller::cli(), new, password)
         .await
         .map_err(admin_error)?;
+    if args.unverified_email {
+        let (accounts, mailer) = accounts(
+            &database,
+            keys_dir,
+            &args.mail,
+            &args.issuer,
+            &args.passwords,
+        )?;
+        accounts
+            .mail_verification(&Caller::cli(), &user.id)
+            .await
+            .map_err(account_error)?;
+        deliver_now(&mailer).await;
+    }
     println!(
         "{}",
         serde_json::json!({ "user_id": user.id, "username": user.username })

@@ -31,6 +31,24 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--sign-up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SignUpArg {
+    Closed,
+    Open,
+    Invite,
+}
+
+impl From<SignUpArg> for sigil_core::accounts::SignUpMode {
+    fn from(arg: SignUpArg) -> Self {
+        match arg {
+            SignUpArg::Closed => Self::Closed,
+            SignUpArg::Open => Self::Open,
+            SignUpArg::Invite => Self::Invite,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -134,6 +152,20 @@ pub struct ServeArgs {
     /// Idle lifetime of a browser sign-in session.
     #[arg(long, env = "SIGIL_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,
+
+    /// Name of the browser session cookie; default sigil_session, or __Host-sigil_session
+    /// under an https issuer. Lets two servers share one host name (in tests).
+    #[arg(long, env = "SIGIL_SESSION_COOKIE_NAME", value_parser = parse_cookie_name)]
+    pub session_cookie_name: Option<String>,
+
+    /// Who may create an account from the sign-in page: closed (only admins make
+    /// accounts), open (anybody, who then verifies their e-mail address), or invite
+    /// (whoever has an admin's invitation link).
+    #[arg(long, env = "SIGIL_SIGN_UP", value_enum, default_value_t = SignUpArg::Closed)]
+    pub sign_up: SignUpArg,
+
+    #[command(flatten)]
+    pub mail: crate::mail::MailArgs,
 
     /// How often the keys directory is checked for new, rotated or pruned keys.
     #[arg(long, env = "SIGIL_KEYS_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
@@ -261,6 +293,9 @@ pub enum UserCommand {
     SignOut(UserRefArgs),
     /// Revoke what a user granted a client (consent and refresh tokens).
     RevokeGrant(UserRevokeGrantArgs),
+    /// Invite someone to sign up (with --sign-up invite): mails them a single-use link to
+    /// /signup?invite=… and prints it.
+    Invite(UserInviteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -335,11 +370,32 @@ pub struct UserAddArgs {
     /// Give the user the admin role.
     #[arg(long)]
     pub admin: bool,
+    /// The e-mail address does not count as verified: the user is mailed a verification
+    /// link instead.
+    #[arg(long, requires = "email")]
+    pub unverified_email: bool,
     /// Read the password from standard input (required: passwords never go on the command line).
     #[arg(long, required = true)]
     pub password_stdin: bool,
     #[command(flatten)]
     pub passwords: PasswordArgs,
+    #[command(flatten)]
+    pub mail: crate::mail::MailArgs,
+    /// The server's issuer URL, for links in mail.
+    #[arg(long, env = "SIGIL_ISSUER", default_value = "http://127.0.0.1:8080")]
+    pub issuer: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserInviteArgs {
+    /// Where the invitation goes.
+    #[arg(long)]
+    pub email: String,
+    #[command(flatten)]
+    pub mail: crate::mail::MailArgs,
+    /// The server's issuer URL, for the link.
+    #[arg(long, env = "SIGIL_ISSUER", default_value = "http://127.0.0.1:8080")]
+    pub issuer: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -472,6 +528,22 @@ pub fn parse_first_wait(value: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// A cookie name: 1 to 64 letters, digits, `-` or `_` (so that it needs no quoting).
+pub fn parse_cookie_name(value: &str) -> Result<String, String> {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(format!(
+            "a cookie name is 1 to 64 letters, digits, '-' or '_', got {value:?}"
+        ))
+    }
 }
 
 /// Whole seconds of a duration, as the protocol uses them.

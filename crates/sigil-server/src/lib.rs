@@ -9,6 +9,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod http;
 pub mod keyfiles;
+pub mod mail;
 pub mod metrics;
 pub mod serve;
 pub mod sessions;

@@ -12,7 +12,8 @@ async fn main() {
     let result = match &args.command {
         Command::Serve(serve_args) => serve::serve(&args, serve_args).await,
         Command::Migrate => cli::migrate(db).await,
-        Command::User(UserCommand::Add(a)) => cli::user_add(db, a).await,
+        Command::User(UserCommand::Add(a)) => cli::user_add(db, &args.keys_dir, a).await,
+        Command::User(UserCommand::Invite(a)) => cli::user_invite(db, &args.keys_dir, a).await,
         Command::User(UserCommand::List(a)) => cli::user_list(db, a).await,
         Command::User(UserCommand::Update(a)) => cli::user_update(db, a).await,
         Command::User(UserCommand::SetPassword(a)) => cli::user_set_password(db, a).await,

@@ -9,6 +9,7 @@ use crate::http::{app, metrics_app};
 use crate::keyfiles::{spawn_watcher, KeyDir};
 use crate::state::{AppState, CachedDocument};
 use crate::store::{Database, DatabaseOptions};
+use sigil_core::accounts::{Accounts, AccountsConfig};
 use sigil_core::admin::Admin;
 use sigil_core::clock::{Clock, SystemClock};
 use sigil_core::cpu::CpuPool;
@@ -88,7 +89,29 @@ pub async fn build_state(
     let sessions = crate::sessions::AnySessionStore::open(&database)
         .await
         .map_err(|e| CommandError::Database(crate::store::map_err(e)))?;
+    // Builds the common-password set now, not at the first password set.
+    let common = sigil_core::password_rules::common_password_count();
+    tracing::debug!(common, "common passwords loaded");
+    let mailer = crate::mail::Mailer::open(
+        &args.mail,
+        keys.path(),
+        &issuer,
+        database.store(),
+        authority.clock(),
+    )
+    .map_err(CommandError::Invalid)?;
+    let mut accounts_config = AccountsConfig::new(issuer.clone());
+    accounts_config.sign_up = args.sign_up.into();
+    accounts_config.throttle = authority.config().throttle;
+    let accounts = Accounts::for_authority(&authority, mailer.clone(), accounts_config);
+    let is_https = issuer.starts_with("https://");
     Ok(AppState {
+        accounts: Arc::new(accounts),
+        mailer,
+        session_cookie: args
+            .session_cookie_name
+            .clone()
+            .unwrap_or_else(|| crate::sessions::cookie_name(is_https).to_string()),
         admin: Arc::new(Admin::for_authority(&authority)),
         authority: Arc::new(authority),
         sessions,

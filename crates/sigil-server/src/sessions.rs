@@ -166,11 +166,12 @@ pub fn cookie_name(is_https: bool) -> &'static str {
 /// The session layer: strict cookie flags, expiry after `idle_seconds` without use.
 pub fn layer(
     store: AnySessionStore,
+    name: &str,
     is_https: bool,
     idle_seconds: i64,
 ) -> SessionManagerLayer<AnySessionStore> {
     SessionManagerLayer::new(store)
-        .with_name(cookie_name(is_https))
+        .with_name(name.to_string())
         .with_secure(is_https)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)

@@ -29,6 +29,12 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     /// The administration service: what the admin console reads and changes.
     pub admin: Arc<Admin>,
+    /// Accounts people run themselves: sign-up, verification, reset, the account page.
+    pub accounts: Arc<sigil_core::accounts::Accounts>,
+    /// Sigil's mail: the outbox and its delivery worker.
+    pub mailer: Arc<crate::mail::Mailer>,
+    /// The browser session cookie's name.
+    pub session_cookie: String,
     pub database: Database,
     pub discovery: Arc<CachedDocument>,
     /// `Cache-Control: max-age` of the JWKS, in seconds.

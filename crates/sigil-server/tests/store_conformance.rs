@@ -29,6 +29,7 @@ fn user(username: &str) -> User {
         is_disabled: false,
         must_change_password: true,
         session_epoch: 0,
+        origin: sigil_core::user::AccountOrigin::Admin,
         created_at: NOW,
         updated_at: NOW,
     }

@@ -15,9 +15,10 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::cpu::CpuPool;
 use crate::password::PasswordHasher;
+use crate::password_rules::{check_new_password, PasswordContext};
 use crate::secret::Secret;
 use crate::store::{Store, StoreError};
-use crate::user::{validate_new_password, User};
+use crate::user::User;
 use std::sync::Arc;
 
 /// The administration service. Cheap to share behind an `Arc`.
@@ -107,6 +108,8 @@ pub struct NewUser {
     pub is_admin: bool,
     /// The user must pick a new password at first sign-in.
     pub must_change_password: bool,
+    /// The address does not count as verified (the caller mails a verification link).
+    pub unverified_email: bool,
 }
 
 /// Profile claims an admin may edit.
@@ -141,17 +144,8 @@ fn optional(value: Option<String>) -> Option<String> {
 
 fn validate_email(email: &Option<String>) -> Result<(), AdminError> {
     if let Some(email) = email {
-        let parts: Vec<&str> = email.split('@').collect();
-        let valid = parts.len() == 2
-            && !parts[0].is_empty()
-            && parts[1].contains('.')
-            && email.len() <= 254
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !valid {
-            return Err(AdminError::Invalid(format!(
-                "{email:?} is not an email address"
-            )));
-        }
+        crate::user::validate_email(email)
+            .map_err(|_| AdminError::Invalid(format!("{email:?} is not an email address")))?;
     }
     Ok(())
 }
@@ -169,9 +163,15 @@ fn validate_name(name: &Option<String>) -> Result<(), AdminError> {
 }
 
 impl Admin {
-    /// Checks a new password against the rules, then hashes it.
-    async fn hash_password(&self, password: Secret) -> Result<String, AdminError> {
-        validate_new_password(password.expose()).map_err(|e| AdminError::Invalid(e.into()))?;
+    /// Checks a new password for `user` against the rules, then hashes it.
+    async fn hash_password(
+        &self,
+        password: Secret,
+        username: &str,
+        email: Option<&str>,
+    ) -> Result<String, AdminError> {
+        check_new_password(password.expose(), PasswordContext { username, email })
+            .map_err(AdminError::Invalid)?;
         self.hash(password).await
     }
 

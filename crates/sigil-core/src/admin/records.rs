@@ -155,6 +155,7 @@ impl Admin {
             is_disabled: false,
             must_change_password: must_change,
             session_epoch: 0,
+            origin: crate::user::AccountOrigin::Bootstrap,
             created_at: now,
             updated_at: now,
         };

@@ -4,10 +4,10 @@
 use super::{
     optional, validate_email, validate_name, Admin, AdminError, NewUser, ProfileUpdate, UserGrant,
 };
-use crate::audit::{Actor, Caller};
+use crate::audit::Caller;
 use crate::secret::{random_token, Secret};
 use crate::store::StoreError;
-use crate::user::{validate_username, User};
+use crate::user::{normalize_email, normalize_username, validate_username, AccountOrigin, User};
 
 impl Admin {
     /// Creates a user with a password (hashed with argon2id on the password pool).
@@ -17,30 +17,38 @@ impl Admin {
         new: NewUser,
         password: Secret,
     ) -> Result<User, AdminError> {
-        let username = new.username.trim().to_string();
+        let username = normalize_username(&new.username);
         validate_username(&username).map_err(|e| AdminError::Invalid(e.into()))?;
-        let email = optional(new.email);
+        let email = optional(new.email).map(|e| normalize_email(&e));
         let name = optional(new.name);
         validate_email(&email)?;
         validate_name(&name)?;
-        let password_hash = self.hash_password(password).await?;
+        let password_hash = self
+            .hash_password(password, &username, email.as_deref())
+            .await?;
         let now = self.now();
         let user = User {
             id: random_token(16),
             username,
+            email_verified: email.is_some() && !new.unverified_email,
             email,
-            email_verified: false,
             name,
             password_hash,
             is_admin: new.is_admin,
             is_disabled: false,
             must_change_password: new.must_change_password,
             session_epoch: 0,
+            origin: AccountOrigin::Admin,
             created_at: now,
             updated_at: now,
         };
         match self.store.create_user(&user).await {
             Ok(()) => {}
+            Err(StoreError::Conflict(message)) if message.contains("email_key") => {
+                return Err(AdminError::Invalid(
+                    "another account has this email address".into(),
+                ))
+            }
             Err(StoreError::Conflict(_)) => {
                 return Err(AdminError::Invalid(format!(
                     "the user name {:?} is taken",
@@ -72,7 +80,7 @@ impl Admin {
         update: ProfileUpdate,
     ) -> Result<User, AdminError> {
         let mut user = self.existing_user(user_id).await?;
-        let email = optional(update.email);
+        let email = optional(update.email).map(|e| normalize_email(&e));
         let name = optional(update.name);
         validate_email(&email)?;
         validate_name(&name)?;
@@ -80,8 +88,15 @@ impl Admin {
         user.email = email;
         user.name = name;
         user.updated_at = self.now();
-        if !self.store.update_user(&user).await? {
-            return Err(AdminError::NotFound);
+        match self.store.update_user(&user).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AdminError::NotFound),
+            Err(StoreError::Conflict(_)) => {
+                return Err(AdminError::Invalid(
+                    "another account has this email address".into(),
+                ))
+            }
+            Err(error) => return Err(error.into()),
         }
         self.audit_log
             .record(
@@ -104,7 +119,9 @@ impl Admin {
         must_change: bool,
     ) -> Result<User, AdminError> {
         let mut user = self.existing_user(user_id).await?;
-        user.password_hash = self.hash_password(password).await?;
+        user.password_hash = self
+            .hash_password(password, &user.username, user.email.as_deref())
+            .await?;
         user.must_change_password = must_change;
         let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
         self.audit_log
@@ -115,50 +132,6 @@ impl Admin {
                 format!("sessions ended, {revoked} refresh-token families revoked"),
             )
             .await;
-        Ok(user)
-    }
-
-    /// A user changes their own password, proving the current one. The session that does
-    /// it stays signed in (its caller signs it in again); other sessions end.
-    pub async fn change_own_password(
-        &self,
-        caller: &Caller,
-        user_id: &str,
-        current: Secret,
-        new_password: Secret,
-    ) -> Result<User, AdminError> {
-        let mut user = self.existing_user(user_id).await?;
-        if crate::secret::constant_time_eq(current.expose(), new_password.expose()) {
-            return Err(AdminError::Invalid(
-                "the new password must differ from the current one".into(),
-            ));
-        }
-        let (hasher, pool) = self.hashing()?;
-        let hasher = hasher.clone();
-        let stored = user.password_hash.clone();
-        let matched = pool
-            .run(move || hasher.verify(current.expose(), Some(&stored)))
-            .await
-            .map_err(|_| AdminError::Busy)?;
-        if !matched {
-            return Err(AdminError::Invalid(
-                "the current password is not correct".into(),
-            ));
-        }
-        user.password_hash = self.hash_password(new_password).await?;
-        user.must_change_password = false;
-        let revoked = self.save_and_end_sessions(&mut user, self.now()).await?;
-        let caller = caller.acting_as(Actor::User {
-            id: user.id.clone(),
-            name: user.username.clone(),
-        });
-        self.audit_log.record(
-            &caller,
-            "user.password_changed",
-            Some(&user.username),
-            format!("changed by the user; other sessions ended, {revoked} refresh-token families revoked"),
-        )
-        .await;
         Ok(user)
     }
 
@@ -193,6 +166,9 @@ impl Admin {
         if !self.store.update_user(user).await? {
             return Err(AdminError::NotFound);
         }
+        self.store
+            .end_browser_sessions(&user.id, None, None, now)
+            .await?;
         Ok(self
             .store
             .revoke_user_refresh_families(&user.id, None, now)

@@ -42,6 +42,11 @@ impl Authority {
                 "the password must be changed before this account can sign in: sign in on the sign-in page to choose a new one",
             ));
         }
+        if user.awaits_email_verification() {
+            return Err(OAuthError::invalid_grant(
+                "the account's e-mail address is not verified yet: follow the link in the verification mail",
+            ));
+        }
         let auth_time = self.now();
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(

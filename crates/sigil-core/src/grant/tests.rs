@@ -57,6 +57,7 @@ pub(crate) async fn fixture_with(adjust: impl FnOnce(&mut AuthorityConfig)) -> F
         is_disabled: false,
         must_change_password: false,
         session_epoch: 0,
+        origin: crate::user::AccountOrigin::Admin,
         created_at: T0,
         updated_at: T0,
     };

@@ -4,10 +4,12 @@
 
 mod accounts;
 mod activity;
+mod self_service;
 mod tokens;
 
 use super::{
-    AuthorizationCode, Housekeeping, RefreshFamily, RefreshTokenRecord, SignInFailures, StoreError,
+    AccountLink, AuthorizationCode, BrowserSession, Housekeeping, OutboxMessage, RefreshFamily,
+    RefreshTokenRecord, SignInFailures, StoreError,
 };
 use crate::audit::AuditEntry;
 use crate::client::Client;
@@ -19,6 +21,10 @@ use std::sync::{Mutex, MutexGuard};
 /// How long after its expiry an authorization code is kept, and after its last failure a
 /// sign-in count (as the databases' `delete_expired`).
 const KEPT_AFTER_EXPIRY: i64 = 86_400;
+/// How long a sent (or given-up) message is kept, as the databases do.
+const OUTBOX_KEPT: i64 = 7 * 86_400;
+/// How long after it was last seen a browser session is kept.
+const SESSIONS_KEPT: i64 = 90 * 86_400;
 
 #[derive(Default)]
 struct Data {
@@ -31,6 +37,10 @@ struct Data {
     consents: HashMap<(String, String), (String, i64)>,
     audit: Vec<AuditEntry>,
     sign_in_failures: HashMap<String, SignInFailures>,
+    links: HashMap<String, AccountLink>,
+    /// With each message, the time until which a worker holds it.
+    outbox: Vec<(OutboxMessage, i64)>,
+    browser_sessions: HashMap<String, BrowserSession>,
 }
 
 impl Data {
@@ -71,7 +81,10 @@ impl Housekeeping for MemoryStore {
             + data.families.len()
             + data.tokens.len()
             + data.denied.len()
-            + data.sign_in_failures.len();
+            + data.sign_in_failures.len()
+            + data.links.len()
+            + data.outbox.len()
+            + data.browser_sessions.len();
         data.codes
             .retain(|_, c| c.expires_at > now - KEPT_AFTER_EXPIRY);
         data.families.retain(|_, f| f.expires_at > now);
@@ -79,11 +92,26 @@ impl Housekeeping for MemoryStore {
         data.denied.retain(|_, expires_at| *expires_at > now);
         data.sign_in_failures
             .retain(|_, f| f.last_failure_at > now - KEPT_AFTER_EXPIRY);
+        data.links
+            .retain(|_, l| l.expires_at > now - KEPT_AFTER_EXPIRY);
+        data.outbox.retain(|(m, _)| {
+            m.sent_at
+                .or(m.given_up_at)
+                .is_none_or(|done| done > now - OUTBOX_KEPT)
+        });
+        data.browser_sessions.retain(|_, s| {
+            s.ended_at
+                .is_none_or(|ended| ended > now - KEPT_AFTER_EXPIRY)
+                && s.last_seen_at > now - SESSIONS_KEPT
+        });
         let after = data.codes.len()
             + data.families.len()
             + data.tokens.len()
             + data.denied.len()
-            + data.sign_in_failures.len();
+            + data.sign_in_failures.len()
+            + data.links.len()
+            + data.outbox.len()
+            + data.browser_sessions.len();
         Ok((before - after) as u64)
     }
 }

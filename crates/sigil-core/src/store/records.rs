@@ -73,3 +73,98 @@ pub struct Consent {
     pub scope: String,
     pub granted_at: i64,
 }
+
+/// What an account link (a single-use token sent by mail) is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkPurpose {
+    /// Proves a new account's e-mail address.
+    VerifyEmail,
+    /// Sets a forgotten password.
+    ResetPassword,
+    /// Lets someone sign up while sign-up is by invitation.
+    Invitation,
+    /// Proves a new address before it replaces the account's current one.
+    ChangeEmail,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+            Self::Invitation => "invitation",
+            Self::ChangeEmail => "change_email",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "verify_email" => Self::VerifyEmail,
+            "reset_password" => Self::ResetPassword,
+            "invitation" => Self::Invitation,
+            "change_email" => Self::ChangeEmail,
+            _ => return None,
+        })
+    }
+}
+
+/// A link token sent by mail. Only the SHA-256 of the token is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountLink {
+    pub token_hash: String,
+    pub purpose: LinkPurpose,
+    /// The account it acts on; `None` for an invitation.
+    pub user_id: Option<String>,
+    /// The address it was sent to (the new one for [`LinkPurpose::ChangeEmail`]).
+    pub email: Option<String>,
+    /// The account's `session_epoch` when the link was made: a password change since (or
+    /// any other end of all sessions) voids a reset link.
+    pub session_epoch: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// A message waiting in the durable outbox, or sent from it. Its content (subject and
+/// bodies, which hold link tokens) is sealed: stored encrypted, cleared once sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub recipient: String,
+    /// What it is (`verify_email`, `password_reset`, …), for metrics and logs.
+    pub kind: String,
+    /// The encrypted message; empty once sent or given up.
+    pub sealed: String,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+    pub given_up_at: Option<i64>,
+}
+
+/// How the outbox stands, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Neither sent nor given up.
+    pub pending: i64,
+    /// Pending and tried at least once without success.
+    pub retrying: i64,
+    pub sent: i64,
+    pub given_up: i64,
+    /// When the oldest pending message was queued.
+    pub oldest_pending_at: Option<i64>,
+}
+
+/// A signed-in browser session as the account page lists it. Its id is a random handle
+/// kept in the session (not the cookie's value, which is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub address: Option<String>,
+    pub user_agent: Option<String>,
+    pub ended_at: Option<i64>,
+}

@@ -3,7 +3,8 @@
 //! meaning; the conformance suite in the server crate checks that they do.
 
 use super::{
-    AuthorizationCode, Consent, RefreshFamily, RefreshTokenRecord, SignInFailures, StoreError,
+    AccountLink, AuthorizationCode, BrowserSession, Consent, LinkPurpose, OutboxCounts,
+    OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures, StoreError,
 };
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
@@ -11,14 +12,20 @@ use crate::throttle::ThrottlePolicy;
 use crate::user::User;
 use async_trait::async_trait;
 
-/// User accounts.
+/// User accounts. User names and e-mail addresses are unique by their keys
+/// ([`crate::user::username_key`], [`crate::user::email_key`]): a second account with the
+/// same key is a [`StoreError::Conflict`] whose message names `username_key` or `email_key`.
+/// Of concurrent creations with one key, on any replica, exactly one succeeds.
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     /// Replaces a user's record (matched by id). Returns false when there is no such user.
     async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
     async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// The user whose name has the same key as `username` (case-insensitive, normalised).
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// The user whose e-mail address has the same key as `email`.
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     async fn count_users(&self) -> Result<i64, StoreError>;
     /// Replaces a user's password hash with `new_hash` only while it is still
     /// `expected_hash` (a rehash must not undo a password changed meanwhile). Returns
@@ -203,6 +210,91 @@ pub trait SignInFailureStore: Send + Sync {
     async fn clear_sign_in_failures(&self, subject: &str) -> Result<(), StoreError>;
 }
 
+/// Single-use links sent by mail (verification, reset, invitation, address change).
+#[async_trait]
+pub trait AccountLinkStore: Send + Sync {
+    async fn create_account_link(&self, link: &AccountLink) -> Result<(), StoreError>;
+    async fn find_account_link(&self, token_hash: &str) -> Result<Option<AccountLink>, StoreError>;
+    /// Marks the link used at `now` if it is for `purpose`, unused and unexpired; returns
+    /// it then, and `None` (writing nothing) otherwise: of concurrent uses exactly one wins.
+    async fn consume_account_link(
+        &self,
+        token_hash: &str,
+        purpose: LinkPurpose,
+        now: i64,
+    ) -> Result<Option<AccountLink>, StoreError>;
+    /// Marks every unused link of a user for `purpose` used (a newer one replaces them, or
+    /// what they would do is done). Returns how many.
+    async fn void_account_links(
+        &self,
+        user_id: &str,
+        purpose: LinkPurpose,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+}
+
+/// The durable mail outbox: a message is stored before the request that caused it is
+/// answered, and delivered by a background worker on any replica.
+#[async_trait]
+pub trait MailOutbox: Send + Sync {
+    async fn enqueue_mail(&self, message: &OutboxMessage) -> Result<(), StoreError>;
+    /// Claims the pending message due longest ago (`next_attempt_at <= now`, not claimed by
+    /// anyone until after `now`) until `lease_until`, and returns it: of workers on every
+    /// replica, exactly one gets each message at a time.
+    async fn claim_mail(
+        &self,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<OutboxMessage>, StoreError>;
+    /// Records a delivery: the message is sent and its sealed content cleared.
+    async fn mark_mail_sent(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// Records a failed attempt (`error` holds no secret): tried again at
+    /// `next_attempt_at`, or given up (content cleared) when that is `None`.
+    async fn mark_mail_failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError>;
+    /// The newest messages to `recipient`, newest first (for the console and tests).
+    async fn list_outbox(
+        &self,
+        recipient: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+}
+
+/// Signed-in browser sessions, so that a user can see and end them.
+#[async_trait]
+pub trait BrowserSessionStore: Send + Sync {
+    async fn create_browser_session(&self, session: &BrowserSession) -> Result<(), StoreError>;
+    async fn find_browser_session(&self, id: &str) -> Result<Option<BrowserSession>, StoreError>;
+    /// Sets `last_seen_at` (and the address) of a session.
+    async fn touch_browser_session(
+        &self,
+        id: &str,
+        address: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// A user's sessions not ended and seen since `seen_since`, the most recent first.
+    async fn list_browser_sessions(
+        &self,
+        user_id: &str,
+        seen_since: i64,
+    ) -> Result<Vec<BrowserSession>, StoreError>;
+    /// Ends a user's sessions: only `only` if given, every one but `except` if given, or all
+    /// of them. Returns how many ended.
+    async fn end_browser_sessions(
+        &self,
+        user_id: &str,
+        only: Option<&str>,
+        except: Option<&str>,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+}
+
 /// The store's own upkeep: health and expiry.
 #[async_trait]
 pub trait Housekeeping: Send + Sync {
@@ -210,6 +302,9 @@ pub trait Housekeeping: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
     /// Deletes records that can no longer matter: expired families and their tokens,
     /// expired deny-list entries, authorization codes a day after they expired, sign-in
-    /// failure counts a day after their last failure. Returns how many rows went.
+    /// failure counts a day after their last failure, account links a day after they
+    /// expired, outbox messages a week after they were sent or given up, browser sessions
+    /// a day after they ended or 90 days after they were last seen. Returns how many rows
+    /// went.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
 }

@@ -18,9 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use sigil_core::admin::AdminError;
+use sigil_core::accounts::AccountError;
 use sigil_core::audit::Caller;
-use sigil_core::authorize::SignedIn;
 use sigil_core::secret::Secret;
 use sigil_core::user::User;
 use tower_sessions::Session;
@@ -46,16 +45,9 @@ struct PasswordQuery {
 
 /// The user this session is signed in as, if the session still counts for them.
 async fn current_user(state: &AppState, session: &Session) -> Result<Option<User>, PageError> {
-    let Some(signed_in) = browser::signed_in(session).await? else {
-        return Ok(None);
-    };
-    match state.authority.find_user(&signed_in.user_id).await {
-        Ok(user) => Ok(user.filter(|u| signed_in.is_valid_for(u))),
-        Err(error) => Err(PageError::Unavailable {
-            event: "could not read the signed-in user",
-            error,
-        }),
-    }
+    Ok(browser::current_user(state, session, None)
+        .await?
+        .map(|(user, _)| user))
 }
 
 /// A pending-request id as Sigil makes them (`browser::save_pending`: 16 random bytes), or
@@ -116,6 +108,7 @@ async fn change(
     State(state): State<AppState>,
     session: Session,
     peer: PeerAddress,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
@@ -130,8 +123,8 @@ async fn change(
         return page(&session, &user, &req, Some("The two new passwords differ.")).await;
     }
     let result = state
-        .admin
-        .change_own_password(
+        .accounts
+        .change_password(
             &Caller::user(user.id.clone(), user.username.clone(), peer.0.clone()),
             &user.id,
             Secret::new(field("current_password")),
@@ -140,19 +133,28 @@ async fn change(
         .await;
     let user = match result {
         Ok(user) => user,
-        Err(AdminError::Invalid(message)) => {
-            return page(&session, &user, &req, Some(&message)).await
+        Err(AccountError::Fields(fields)) => {
+            let message = fields
+                .iter()
+                .map(|f| f.message.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            return page(&session, &user, &req, Some(&message)).await;
         }
-        Err(error) => return Err(PageError::PasswordChangeFailed(error)),
+        Err(AccountError::WrongPassword) => {
+            return page(
+                &session,
+                &user,
+                &req,
+                Some("The current password is not correct."),
+            )
+            .await
+        }
+        Err(error) => return Err(PageError::Account(error)),
     };
-    // Every other session ended with the new epoch; this one continues under a new id.
+    // Every session ended with the new epoch; this one continues as a new one.
     let now = state.authority.now();
-    let signed_in = SignedIn {
-        user_id: user.id.clone(),
-        auth_time: now,
-        session_epoch: user.session_epoch,
-    };
-    browser::sign_in(&session, signed_in).await?;
+    browser::start_session(&state, &session, &user, peer.0.clone(), &headers).await?;
     tracing::info!(user = %user.id, "password changed");
     if !req.is_empty() {
         return match browser::find_pending(&session, &req, now).await? {

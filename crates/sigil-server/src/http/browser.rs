@@ -39,6 +39,53 @@ pub async fn sign_in(session: &Session, user: SignedIn) -> Result<(), PageError>
     Ok(())
 }
 
+/// Signs `user` in to this browser session as a new session of theirs: recorded for the
+/// account page's list (with the address and browser it came from), then [`sign_in`].
+pub async fn start_session(
+    state: &crate::state::AppState,
+    session: &Session,
+    user: &sigil_core::user::User,
+    address: Option<String>,
+    headers: &axum::http::HeaderMap,
+) -> Result<SignedIn, PageError> {
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let signed_in = state
+        .accounts
+        .start_session(user, address, user_agent)
+        .await
+        .map_err(PageError::Account)?;
+    sign_in(session, signed_in.clone()).await?;
+    Ok(signed_in)
+}
+
+/// The user this browser session is signed in as, if the session still counts for them
+/// (see `Authority::signed_in_user_and_session`); notes the session's use.
+pub async fn current_user(
+    state: &crate::state::AppState,
+    session: &Session,
+    address: Option<&str>,
+) -> Result<Option<(sigil_core::user::User, SignedIn)>, PageError> {
+    let Some(signed_in) = signed_in(session).await? else {
+        return Ok(None);
+    };
+    match state.authority.signed_in_user_and_session(&signed_in).await {
+        Ok(Some((user, record))) => {
+            if let Some(record) = record {
+                state.accounts.touch_session(&record, address).await;
+            }
+            Ok(Some((user, signed_in)))
+        }
+        Ok(None) => Ok(None),
+        Err(error) => Err(PageError::Unavailable {
+            event: "could not read the signed-in user",
+            error,
+        }),
+    }
+}
+
 /// Ends the session entirely.
 pub async fn sign_out(session: &Session) -> Result<(), PageError> {
     Ok(session.flush().await?)

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use sigil_core::authorize::SignedIn;
 use sigil_core::device::DEVICE_TOKEN_TTL;
 use sigil_core::secret::Secret;
 use tower_sessions::Session;
@@ -210,32 +209,64 @@ async fn submit(
         .devices
         .issue(&user.username, device.as_deref(), now)
         .and_then(|token| device_cookie(cookie_name, &token, is_https));
-    let mut response = finish(&state, &session, &req, &next, &user, now).await?;
+    if user.awaits_email_verification() {
+        return unverified_page(&state, &session, &req, &user).await;
+    }
+    let mut response = finish(
+        &state,
+        &session,
+        &req,
+        &next,
+        &user,
+        peer.0.clone(),
+        &headers,
+        now,
+    )
+    .await?;
     if let Some(cookie) = device_cookie {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     Ok(response)
 }
 
+/// The session key under which the sign-in page keeps the account whose password was right
+/// but whose address is not verified yet, for the "send the link again" button.
+pub const UNVERIFIED_KEY: &str = "unverified_user";
+
+/// The password was right, but the account has not verified its address: no sign-in, a
+/// page that says so and offers to mail the link again.
+async fn unverified_page(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+    user: &sigil_core::user::User,
+) -> Result<Response, PageError> {
+    let _ = state;
+    session.insert(UNVERIFIED_KEY, &user.id).await?;
+    let csrf = browser::csrf_token(session).await?;
+    let page = pages::VerifyPendingPage {
+        csrf: &csrf,
+        req,
+        email: user.email.as_deref().unwrap_or(""),
+        notice: None,
+    };
+    Err(PageError::Forbidden(pages::render(&page, &[])?))
+}
+
 /// Signs the session in and goes on: to the pending authorization request, to `next`, or
 /// to a page that says so.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     state: &AppState,
     session: &Session,
     req: &str,
     next: &str,
     user: &sigil_core::user::User,
+    address: Option<String>,
+    headers: &HeaderMap,
     now: i64,
 ) -> Result<Response, PageError> {
-    browser::sign_in(
-        session,
-        SignedIn {
-            user_id: user.id.clone(),
-            auth_time: now,
-            session_epoch: user.session_epoch,
-        },
-    )
-    .await?;
+    browser::start_session(state, session, user, address, headers).await?;
     tracing::info!(user = %user.id, "signed in");
     if req.is_empty() && user.must_change_password {
         return Ok(respond::see_other("/account/password"));

@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .layer(crate::sessions::layer(
             state.sessions.clone(),
+            &state.session_cookie,
             is_https,
             state.session_ttl,
         ));

@@ -24,6 +24,16 @@ pub struct LoginPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// The sign-in page's answer to an account whose address is not verified yet.
+#[derive(Template)]
+#[template(path = "verify_pending.html")]
+pub struct VerifyPendingPage<'a> {
+    pub csrf: &'a str,
+    pub req: &'a str,
+    pub email: &'a str,
+    pub notice: Option<&'a str>,
+}
+
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {

@@ -37,6 +37,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "throttling_and_refresh_grace",
         sql: include_str!("../../../../migrations/sqlite/0004_throttling_and_refresh_grace.sql"),
     },
+    Migration {
+        version: 5,
+        name: "accounts",
+        sql: include_str!("../../../../migrations/sqlite/0005_accounts.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -61,6 +66,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 4,
         name: "throttling_and_refresh_grace",
         sql: include_str!("../../../../migrations/postgres/0004_throttling_and_refresh_grace.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "accounts",
+        sql: include_str!("../../../../migrations/postgres/0005_accounts.sql"),
     },
 ]);
 

@@ -196,6 +196,7 @@ impl TestApp {
             is_disabled: false,
             must_change_password: false,
             session_epoch: 0,
+            origin: sigil_core::user::AccountOrigin::Admin,
             created_at: now,
             updated_at: now,
         };

@@ -3,8 +3,25 @@
 use super::MemoryStore;
 use crate::client::Client;
 use crate::store::{ClientStore, Consent, ConsentStore, StoreError, UserStore};
-use crate::user::User;
+use crate::user::{email_key, username_key, User};
 use async_trait::async_trait;
+use std::collections::HashMap;
+
+/// The unique key `user` would break among `users` (other than itself), as the databases'
+/// constraint names it.
+fn taken_key(users: &HashMap<String, User>, user: &User) -> Option<&'static str> {
+    let name = username_key(&user.username);
+    let email = user.email.as_deref().map(email_key);
+    for other in users.values().filter(|u| u.id != user.id) {
+        if username_key(&other.username) == name {
+            return Some("username_key");
+        }
+        if email.is_some() && other.email.as_deref().map(email_key) == email {
+            return Some("email_key");
+        }
+    }
+    None
+}
 
 /// Whether `text` contains `search` the way the databases' `LIKE` search matches it:
 /// trimmed and case-insensitive, wildcards literal.
@@ -26,10 +43,11 @@ fn at_most<T>(mut list: Vec<T>, limit: i64) -> Vec<T> {
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let mut data = self.data();
-        if data.users.contains_key(&user.id)
-            || data.users.values().any(|u| u.username == user.username)
-        {
-            return Err(StoreError::Conflict(format!("user {}", user.username)));
+        if data.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict("users.id".into()));
+        }
+        if let Some(key) = taken_key(&data.users, user) {
+            return Err(StoreError::Conflict(format!("users.{key}")));
         }
         data.users.insert(user.id.clone(), user.clone());
         Ok(())
@@ -37,12 +55,8 @@ impl UserStore for MemoryStore {
 
     async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
         let mut data = self.data();
-        if data
-            .users
-            .values()
-            .any(|u| u.username == user.username && u.id != user.id)
-        {
-            return Err(StoreError::Conflict(format!("user {}", user.username)));
+        if let Some(key) = taken_key(&data.users, user) {
+            return Err(StoreError::Conflict(format!("users.{key}")));
         }
         match data.users.get_mut(&user.id) {
             Some(existing) => {
@@ -58,11 +72,25 @@ impl UserStore for MemoryStore {
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let data = self.data();
+        let key = username_key(username);
+        let exact = data.users.values().find(|u| u.username == username);
+        Ok(exact
+            .or_else(|| {
+                data.users
+                    .values()
+                    .find(|u| username_key(&u.username) == key)
+            })
+            .cloned())
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let key = email_key(email);
         Ok(self
             .data()
             .users
             .values()
-            .find(|u| u.username == username)
+            .find(|u| u.email.as_deref().map(email_key).as_deref() == Some(key.as_str()))
             .cloned())
     }
 

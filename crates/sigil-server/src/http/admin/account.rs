@@ -11,8 +11,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use sigil_core::admin::AdminError;
-use sigil_core::authorize::SignedIn;
+use sigil_core::accounts::AccountError;
 use sigil_core::secret::Secret;
 
 pub fn router() -> Router<AppState> {
@@ -54,8 +53,8 @@ async fn change(
         return page(&admin, Some("the two new passwords differ".into()));
     }
     let result = state
-        .admin
-        .change_own_password(
+        .accounts
+        .change_password(
             &admin.caller(),
             &admin.user.id,
             Secret::new(field("current_password")),
@@ -64,16 +63,30 @@ async fn change(
         .await;
     match result {
         Ok(user) => {
-            // Every other session ended; this one continues under a new id.
-            let signed_in = SignedIn {
-                user_id: user.id.clone(),
-                auth_time: state.authority.now(),
-                session_epoch: user.session_epoch,
-            };
-            browser::sign_in(&admin.session, signed_in).await?;
+            // Every other session ended; this one continues as a new one.
+            browser::start_session(
+                &state,
+                &admin.session,
+                &user,
+                admin.address.clone(),
+                &admin.headers,
+            )
+            .await?;
             Ok(done("/admin", "password-changed"))
         }
-        Err(AdminError::Invalid(message)) => page(&admin, Some(message)),
-        Err(error) => Err(error.into()),
+        Err(AccountError::Fields(fields)) => page(
+            &admin,
+            Some(
+                fields
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        ),
+        Err(AccountError::WrongPassword) => {
+            page(&admin, Some("the current password is not correct".into()))
+        }
+        Err(error) => Err(PageError::Account(error)),
     }
 }

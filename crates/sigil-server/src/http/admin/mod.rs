@@ -69,6 +69,8 @@ pub struct Admin {
     pub csrf: String,
     /// The peer address of the request, for the audit log.
     pub address: Option<String>,
+    /// The request's headers (its user agent, for a session started anew).
+    pub headers: axum::http::HeaderMap,
 }
 
 impl Admin {
@@ -147,7 +149,7 @@ impl FromRequestParts<AppState> for Admin {
         let Some(signed_in) = browser::signed_in(&session).await? else {
             return Err(NotAdmin::SignInFirst { back });
         };
-        let user = match state.authority.find_user(&signed_in.user_id).await {
+        let user = match state.authority.signed_in_user(&signed_in).await {
             Ok(user) => user,
             Err(error) => {
                 return Err(PageError::Unavailable {
@@ -158,7 +160,7 @@ impl FromRequestParts<AppState> for Admin {
             }
         };
         let user = match user {
-            Some(user) if signed_in.is_valid_for(&user) => user,
+            Some(user) => user,
             // Disabled, deleted, or signed out everywhere since: this session is over.
             _ => {
                 browser::sign_out(&session).await?;
@@ -177,6 +179,7 @@ impl FromRequestParts<AppState> for Admin {
             session,
             csrf,
             address: super::caller::peer_address(&parts.extensions),
+            headers: parts.headers.clone(),
         })
     }
 }

@@ -111,6 +111,7 @@ async fn create(
         name: Some(text("name")),
         is_admin: !text("is_admin").is_empty(),
         must_change_password: !text("must_change_password").is_empty(),
+        unverified_email: !text("unverified_email").is_empty(),
     };
     let result = state
         .admin

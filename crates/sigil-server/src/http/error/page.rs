@@ -6,6 +6,7 @@ use super::log_cause;
 use crate::http::pages::{self, Page};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sigil_core::accounts::AccountError;
 use sigil_core::admin::AdminError;
 use sigil_core::store::StoreError;
 use sigil_core::OAuthError;
@@ -39,6 +40,13 @@ pub enum PageError {
     SignInRefused { page: Page, is_throttled: bool },
     /// A form shown again with what is wrong with it (422).
     InvalidForm(Page),
+    /// A form shown again because this address (or account) asked too often (429).
+    TooManyRequests(Page),
+    /// A page that refuses what was asked, and says what to do instead (403).
+    Forbidden(Page),
+    /// An account action refused: a bad link (400), sign-up closed (403), throttled
+    /// (429), busy or a store failure (503).
+    Account(AccountError),
     /// The database could not be read; `event` says what for, in the log (503).
     Unavailable {
         event: &'static str,
@@ -91,6 +99,9 @@ impl PageError {
             PageError::Unavailable { event, error } => tracing::warn!(%error, "{event}"),
             PageError::PasswordChangeFailed(error) => {
                 tracing::warn!(%error, "password change failed")
+            }
+            PageError::Account(AccountError::Store(error)) => {
+                tracing::warn!(%error, "account action failed")
             }
             PageError::Admin(AdminError::NotFound | AdminError::Busy | AdminError::Invalid(_)) => {}
             PageError::Admin(error) => tracing::warn!(error = %error, "admin action failed"),
@@ -157,6 +168,49 @@ impl IntoResponse for PageError {
             PageError::InvalidForm(page) => {
                 return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
             }
+            PageError::TooManyRequests(page) => {
+                return (StatusCode::TOO_MANY_REQUESTS, page).into_response()
+            }
+            PageError::Forbidden(page) => return (StatusCode::FORBIDDEN, page).into_response(),
+            PageError::Account(AccountError::InvalidLink) => (
+                StatusCode::BAD_REQUEST,
+                "This link is not valid",
+                "The link has expired, has been used already, or a newer one replaced it. Nothing was changed. Ask for a new link and use the newest one you get.".to_string(),
+            ),
+            PageError::Account(AccountError::SignUpClosed) => (
+                StatusCode::FORBIDDEN,
+                "Sign-up is closed",
+                "New accounts on this server are made by an administrator, or with an invitation. Ask the person who runs it.".to_string(),
+            ),
+            PageError::Account(AccountError::Throttled) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "Too many requests came from your network. Please wait a while before trying again.".to_string(),
+            ),
+            PageError::Account(AccountError::NotFound) => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such account.".to_string(),
+            ),
+            PageError::Account(AccountError::Fields(fields)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not possible",
+                fields
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            PageError::Account(AccountError::WrongPassword) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not possible",
+                "The current password is not correct.".to_string(),
+            ),
+            PageError::Account(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                BUSY.to_string(),
+            ),
             PageError::AdminsOnly => (
                 StatusCode::FORBIDDEN,
                 "Admins only",

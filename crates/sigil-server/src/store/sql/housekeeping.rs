@@ -10,6 +10,9 @@ use sigil_core::store::{Housekeeping, StoreError};
 /// sign-in count.
 const KEPT_AFTER_EXPIRY: i64 = 86_400;
 
+/// How long after it was last seen a browser session's row is kept.
+const SESSIONS_KEPT: i64 = 90 * 86_400;
+
 #[async_trait]
 impl<B: Backend> Housekeeping for SqlStore<B> {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -32,6 +35,22 @@ impl<B: Backend> Housekeeping for SqlStore<B> {
             (
                 "DELETE FROM sign_in_failures WHERE last_failure_at <= $1",
                 now - KEPT_AFTER_EXPIRY,
+            ),
+            (
+                "DELETE FROM account_links WHERE expires_at <= $1",
+                now - KEPT_AFTER_EXPIRY,
+            ),
+            (
+                "DELETE FROM mail_outbox WHERE COALESCE(sent_at, given_up_at) <= $1",
+                now - super::outbox::OUTBOX_KEPT,
+            ),
+            (
+                "DELETE FROM browser_sessions WHERE ended_at <= $1",
+                now - KEPT_AFTER_EXPIRY,
+            ),
+            (
+                "DELETE FROM browser_sessions WHERE last_seen_at <= $1",
+                now - SESSIONS_KEPT,
             ),
         ];
         let mut tx = self.begin().await?;

@@ -14,7 +14,10 @@ mod codes;
 mod consents;
 mod dialect;
 mod housekeeping;
+mod links;
+mod outbox;
 mod refresh;
+mod sessions;
 mod sign_in;
 mod users;
 

@@ -3,9 +3,9 @@
 use super::{read_row, read_rows, Backend, Param, Reads, SqlStore};
 use async_trait::async_trait;
 use sigil_core::store::{StoreError, UserStore};
-use sigil_core::user::User;
+use sigil_core::user::{email_key, username_key, AccountOrigin, User};
 
-pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, origin, created_at, updated_at";
 
 /// A row of `users`, selected with [`USER_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -20,6 +20,7 @@ pub(super) struct UserRow {
     is_disabled: bool,
     must_change_password: bool,
     session_epoch: i64,
+    origin: String,
     created_at: i64,
     updated_at: i64,
 }
@@ -37,6 +38,7 @@ impl From<UserRow> for User {
             is_disabled: row.is_disabled,
             must_change_password: row.must_change_password,
             session_epoch: row.session_epoch,
+            origin: AccountOrigin::parse(&row.origin),
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -55,7 +57,8 @@ where
     B::Db: Reads<UserRow> + Reads<CountRow>,
 {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+        let email_key = user.email.as_deref().map(email_key);
+        let sql = format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
         let query = sqlx::query(&sql)
             .param(user.id.as_str())
             .param(user.username.as_str())
@@ -67,16 +70,24 @@ where
             .param(user.is_disabled)
             .param(user.must_change_password)
             .param(user.session_epoch)
+            .param(user.origin.as_str())
             .param(user.created_at)
-            .param(user.updated_at);
+            .param(user.updated_at)
+            .param(username_key(&user.username))
+            .param(email_key.as_deref());
         self.execute(query).await?;
         Ok(())
     }
 
     async fn update_user(&self, user: &User) -> Result<bool, StoreError> {
-        let query = sqlx::query("UPDATE users SET username = $1, email = $2, email_verified = $3, name = $4, password_hash = $5, is_admin = $6, is_disabled = $7, must_change_password = $8, session_epoch = $9, updated_at = $10 WHERE id = $11")
+        // The keys are rewritten only when the name or address changed, so that an old row
+        // that shares a key with an older one (see migration 0005) keeps working.
+        let email_key = user.email.as_deref().map(email_key);
+        let query = sqlx::query("UPDATE users SET username_key = CASE WHEN username = $1 THEN username_key ELSE $2 END, email_key = CASE WHEN email IS NOT DISTINCT FROM $3 THEN email_key ELSE $4 END, username = $1, email = $3, email_verified = $5, name = $6, password_hash = $7, is_admin = $8, is_disabled = $9, must_change_password = $10, session_epoch = $11, updated_at = $12 WHERE id = $13")
             .param(user.username.as_str())
+            .param(username_key(&user.username))
             .param(user.email.as_deref())
+            .param(email_key.as_deref())
             .param(user.email_verified)
             .param(user.name.as_deref())
             .param(user.password_hash.as_str())
@@ -99,14 +110,31 @@ where
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        // The exact name first (rows from before keys, see migration 0005), then the key.
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR username_key = $2 ORDER BY CASE WHEN username = $1 THEN 0 ELSE 1 END LIMIT 1");
+        let key = username_key(username);
         let row = self
-            .hot_optional(|| sqlx::query(&sql).param(username))
+            .hot_optional(|| sqlx::query(&sql).param(username).param(key.as_str()))
             .await?;
         let user = row
             .map(|row| read_row::<B::Db, UserRow>(&row))
             .transpose()?;
         Ok(user.map(User::from))
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = $1");
+        let key = email_key(email);
+        self.read(|| async {
+            let row = self
+                .fetch_optional(sqlx::query(&sql).param(key.as_str()))
+                .await?;
+            let user = row
+                .map(|row| read_row::<B::Db, UserRow>(&row))
+                .transpose()?;
+            Ok(user.map(User::from))
+        })
+        .await
     }
 
     async fn count_users(&self) -> Result<i64, StoreError> {
@@ -149,7 +177,7 @@ where
 }
 
 /// A user's columns as a `LEFT JOIN users u` brings them in, `u_` before each name.
-pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
+pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.origin AS u_origin, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 
 /// A user selected with [`JOINED_USER_COLUMNS`]: every column NULL when the join found
 /// no user.
@@ -165,6 +193,7 @@ pub(super) struct JoinedUserRow {
     u_is_disabled: Option<bool>,
     u_must_change_password: Option<bool>,
     u_session_epoch: Option<i64>,
+    u_origin: Option<String>,
     u_created_at: Option<i64>,
     u_updated_at: Option<i64>,
 }
@@ -189,6 +218,7 @@ impl JoinedUserRow {
             is_disabled: present(self.u_is_disabled, "is_disabled")?,
             must_change_password: present(self.u_must_change_password, "must_change_password")?,
             session_epoch: present(self.u_session_epoch, "session_epoch")?,
+            origin: AccountOrigin::parse(&present(self.u_origin, "origin")?),
             created_at: present(self.u_created_at, "created_at")?,
             updated_at: present(self.u_updated_at, "updated_at")?,
         }))

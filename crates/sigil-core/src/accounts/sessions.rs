@@ -1,0 +1,107 @@
+//! Browser sessions a user can see and end, and the apps they connected.
+
+use super::{AccountError, Accounts};
+use crate::audit::Caller;
+use crate::authorize::SignedIn;
+use crate::secret::random_token;
+use crate::store::BrowserSession;
+use crate::user::User;
+
+/// A browser session as the account page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session: BrowserSession,
+    /// The session the page is shown in.
+    pub is_current: bool,
+}
+
+/// How often a session's "last seen" is written, at most.
+const TOUCH_EVERY: i64 = 300;
+
+impl Accounts {
+    /// Records a new signed-in browser session and returns what the session keeps.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        address: Option<String>,
+        user_agent: Option<String>,
+    ) -> Result<SignedIn, AccountError> {
+        let now = self.now();
+        let id = random_token(16);
+        self.store
+            .create_browser_session(&BrowserSession {
+                id: id.clone(),
+                user_id: user.id.clone(),
+                created_at: now,
+                last_seen_at: now,
+                address,
+                user_agent: user_agent.map(|agent| agent.chars().take(200).collect()),
+                ended_at: None,
+            })
+            .await?;
+        Ok(SignedIn {
+            user_id: user.id.clone(),
+            auth_time: now,
+            session_epoch: user.session_epoch,
+            session_id: Some(id),
+        })
+    }
+
+    /// Notes that a session was used (at most every few minutes).
+    pub async fn touch_session(&self, session: &BrowserSession, address: Option<&str>) {
+        let now = self.now();
+        if now - session.last_seen_at < TOUCH_EVERY {
+            return;
+        }
+        if let Err(error) = self
+            .store
+            .touch_browser_session(&session.id, address, now)
+            .await
+        {
+            tracing::warn!(%error, "could not note a session's last use");
+        }
+    }
+
+    /// The user's live sessions, the current one marked; `idle_ttl`: how long an unused
+    /// session lives.
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        current: Option<&str>,
+        idle_ttl: i64,
+    ) -> Result<Vec<SessionInfo>, AccountError> {
+        let sessions = self
+            .store
+            .list_browser_sessions(user_id, self.now() - idle_ttl)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionInfo {
+                is_current: Some(session.id.as_str()) == current,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the user's sessions (`only`), or every one but the current (`except`).
+    pub async fn end_sessions(
+        &self,
+        caller: &Caller,
+        user: &User,
+        only: Option<&str>,
+        except: Option<&str>,
+    ) -> Result<u64, AccountError> {
+        let ended = self
+            .store
+            .end_browser_sessions(&user.id, only, except, self.now())
+            .await?;
+        let detail = match only {
+            Some(_) => format!("{ended} session ended"),
+            None => format!("{ended} other sessions ended"),
+        };
+        self.audit_log
+            .record(caller, "user.sessions_ended", Some(&user.username), detail)
+            .await;
+        Ok(ended)
+    }
+}
