@@ -151,7 +151,7 @@ fn value_of_id(html: &str, id: &str) -> Option<String> {
 
 async fn app_with_admin() -> TestApp {
     let app = TestApp::start(TestDb::sqlite(), &[]).await;
-    let admin = app.add_user("root", "root password 1").await;
+    let admin = app.add_user("root", "topmost pass phrase 1").await;
     let mut admin = admin.clone();
     admin.is_admin = true;
     app.state
@@ -195,7 +195,7 @@ async fn token_request(
 #[tokio::test]
 async fn only_admins_get_in() {
     let app = app_with_admin().await;
-    app.add_user("pat", "pat password 1").await;
+    app.add_user("pat", "third pass phrase 1").await;
 
     // Anonymous: sent to sign in, and back afterwards.
     let mut anonymous = Browser::new(&app);
@@ -216,7 +216,7 @@ async fn only_admins_get_in() {
 
     // Signed in without the role: 403, for pages and for actions.
     let mut pat = Browser::new(&app);
-    let page = pat.sign_in("pat", "pat password 1").await;
+    let page = pat.sign_in("pat", "third pass phrase 1").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     for path in ["/admin", "/admin/users", "/admin/keys", "/admin/audit"] {
         let page = pat.get(path).await;
@@ -227,7 +227,7 @@ async fn only_admins_get_in() {
 
     // An admin signs in and lands on the page asked for.
     let mut root = Browser::new(&app);
-    let page = root.sign_in("root", "root password 1").await;
+    let page = root.sign_in("root", "topmost pass phrase 1").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location(), "/admin");
     let page = root.get("/admin").await;
@@ -256,7 +256,7 @@ async fn only_admins_get_in() {
             &[
                 ("csrf", &csrf),
                 ("username", "root"),
-                ("password", "root password 1"),
+                ("password", "topmost pass phrase 1"),
                 ("next", "https://evil.example.com/"),
             ],
         )
@@ -268,9 +268,9 @@ async fn only_admins_get_in() {
 #[tokio::test]
 async fn every_form_needs_the_csrf_token() {
     let app = app_with_admin().await;
-    let victim = app.add_user("victim", "victim password").await;
+    let victim = app.add_user("victim", "target's pass phrase").await;
     let mut root = Browser::new(&app);
-    root.sign_in("root", "root password 1").await;
+    root.sign_in("root", "topmost pass phrase 1").await;
     let csrf = root.csrf("/admin/clients/new").await;
     let disable = format!("/admin/users/{}/disable", victim.id);
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
@@ -313,7 +313,7 @@ async fn every_form_needs_the_csrf_token() {
 async fn bad_client_input_is_explained_on_the_form() {
     let app = app_with_admin().await;
     let mut root = Browser::new(&app);
-    root.sign_in("root", "root password 1").await;
+    root.sign_in("root", "topmost pass phrase 1").await;
     let csrf = root.csrf("/admin/clients/new").await;
     let cases = [
         ("http://app.example.com/cb", "must use https"),
@@ -414,7 +414,7 @@ async fn bad_client_input_is_explained_on_the_form() {
 async fn a_client_secret_is_shown_once_and_works() {
     let app = app_with_admin().await;
     let mut root = Browser::new(&app);
-    root.sign_in("root", "root password 1").await;
+    root.sign_in("root", "topmost pass phrase 1").await;
     let csrf = root.csrf("/admin/clients/new").await;
     let page = root
         .post(
@@ -551,7 +551,7 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
         })
         .await;
     let secret = secret.expect("secret");
-    let sam = app.add_user("sam", "sam password 1").await;
+    let sam = app.add_user("sam", "fourth pass phrase 1").await;
     let (status, tokens) = token_request(
         &app,
         "grant_type=password&username=sam&password=sam%20password%201&scope=openid%20offline_access",
@@ -565,7 +565,7 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
         .to_string();
 
     // A second admin, signed in elsewhere, to show their session ends too.
-    let mut deputy_user = app.add_user("deputy", "deputy password").await;
+    let mut deputy_user = app.add_user("deputy", "second-in-command phrase").await;
     deputy_user.is_admin = true;
     app.state
         .database
@@ -574,11 +574,11 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
         .await
         .expect("admin");
     let mut deputy = Browser::new(&app);
-    deputy.sign_in("deputy", "deputy password").await;
+    deputy.sign_in("deputy", "second-in-command phrase").await;
     assert_eq!(deputy.get("/admin").await.status, StatusCode::OK);
 
     let mut root = Browser::new(&app);
-    root.sign_in("root", "root password 1").await;
+    root.sign_in("root", "topmost pass phrase 1").await;
     let user_page = root.get(&format!("/admin/users/{}", sam.id)).await;
     assert!(
         user_page.body.contains("First-party app"),
@@ -704,7 +704,7 @@ async fn the_audit_log_records_who_what_and_from_where() {
     let page = root.sign_in("root", "Tr0ub4dor guess").await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     root.sign_in("nobody-here", "whatever pw").await;
-    root.sign_in("root", "root password 1").await;
+    root.sign_in("root", "topmost pass phrase 1").await;
     let csrf = root.csrf("/admin/keys").await;
     let page = root.post("/admin/keys/rotate", &[("csrf", &csrf)]).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
@@ -851,7 +851,7 @@ async fn the_command_line_does_the_same() {
     setup.sigil(&["migrate"], None);
     setup.sigil(
         &["user", "add", "--username", "quinn", "--password-stdin"],
-        Some("quinn password 1"),
+        Some("fifth pass phrase 1"),
     );
     let created: serde_json::Value = serde_json::from_str(&setup.sigil(
         &[
@@ -1074,7 +1074,7 @@ async fn every_path_parameter_is_checked_before_use() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let mut root = Browser::new(&app);
-    root.sign_in("root", "root password 1").await;
+    root.sign_in("root", "topmost pass phrase 1").await;
     let csrf = root.csrf(&format!("/admin/users/{}", alice.id)).await;
 
     // The reproduction: the confirmation page must not offer to delete the client.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const ERIN_PASSWORD: &str = "erin's long password";
+const ERIN_PASSWORD: &str = "her long pass phrase";
 
 async fn shoot(browser: &Client, dir: &Path, name: &str) {
     let png = browser.screenshot().await.expect("screenshot");

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
-const PASSWORD: &str = "alice correct horse battery";
-const NEW_PASSWORD: &str = "alice chose this one herself";
+const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "she chose this one herself";
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 
 struct App {

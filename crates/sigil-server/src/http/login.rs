@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
+use sigil_core::accounts::SignUpMode;
 use sigil_core::device::DEVICE_TOKEN_TTL;
 use sigil_core::secret::Secret;
 use tower_sessions::Session;
@@ -28,14 +29,33 @@ pub fn router() -> Router<AppState> {
 struct LoginQuery {
     req: Option<String>,
     next: Option<String>,
+    /// One of the fixed notices of [`notice_text`].
+    notice: Option<String>,
+    /// A user name to fill in (after sign-up or a reset).
+    username: Option<String>,
 }
 
-/// A place inside Sigil to return to after signing in: only the admin console, so that
-/// the parameter cannot send anyone elsewhere.
+/// The fixed words a redirect to the sign-in page may ask for: only these, so that a link
+/// cannot put text on the page.
+fn notice_text(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "verified" => "Your e-mail address is confirmed. Sign in to continue.",
+        "password-set" => "Your new password is set, and every other session was signed out. Sign in with it.",
+        "signed-up" => "Your account is ready. Sign in to continue.",
+        _ => return None,
+    })
+}
+
+/// A place inside Sigil to return to after signing in: only the admin console or the
+/// account pages, so that the parameter cannot send anyone elsewhere.
 fn local_next(next: Option<&str>) -> &str {
     match next {
         Some(path)
-            if (path == "/admin" || path.starts_with("/admin/") || path.starts_with("/admin?"))
+            if ["/admin", "/account"].iter().any(|base| {
+                path == *base
+                    || path.starts_with(&format!("{base}/"))
+                    || path.starts_with(&format!("{base}?"))
+            })
                 && !path.contains(['\\', '\r', '\n']) =>
         {
             path
@@ -84,8 +104,13 @@ async fn show(
         req: &req,
         next: &next,
         client_name: client_name.as_deref(),
-        username: hint.as_deref().unwrap_or(""),
+        username: hint
+            .as_deref()
+            .or(query.username.as_deref())
+            .unwrap_or(""),
         error: None,
+        notice: notice_text(query.notice.as_deref()),
+        sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
     };
     Ok(pages::render(&page, &targets)?.into_response())
 }
@@ -199,6 +224,8 @@ async fn submit(
             } else {
                 "Incorrect user name or password."
             }),
+            notice: None,
+            sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
         };
         return Err(PageError::SignInRefused {
             page: pages::render(&page, &targets)?,

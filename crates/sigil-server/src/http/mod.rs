@@ -2,6 +2,7 @@
 //! here with the cross-cutting layers (request id, access log, limits, timeouts).
 
 pub mod account;
+pub mod account_pages;
 pub mod admin;
 pub mod authorize;
 pub mod browser;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod pages;
 pub mod respond;
 pub mod revoke;
+pub mod self_service;
 pub mod token;
 pub mod userinfo;
 
@@ -43,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .merge(authorize::router())
         .merge(login::router())
         .merge(account::router())
+        .merge(account_pages::router())
+        .merge(self_service::router())
         .merge(consent::router())
         .merge(logout::router())
         .merge(admin::router())

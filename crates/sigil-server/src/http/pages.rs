@@ -22,6 +22,10 @@ pub struct LoginPage<'a> {
     pub client_name: Option<&'a str>,
     pub username: &'a str,
     pub error: Option<&'a str>,
+    /// A word of good news (the address was confirmed, the password set).
+    pub notice: Option<&'a str>,
+    /// Whether to offer "Create an account".
+    pub sign_up_open: bool,
 }
 
 /// The sign-in page's answer to an account whose address is not verified yet.

@@ -165,6 +165,8 @@ pub struct TestApp {
     pub state: AppState,
     pub db: TestDb,
     pub keys: TempDir,
+    /// Where mail goes (`.eml` files).
+    pub mail: TempDir,
 }
 
 impl TestApp {
@@ -173,10 +175,19 @@ impl TestApp {
             .await
             .expect("open database");
         let keys = tempfile::tempdir().expect("tempdir");
-        let state = build_state(&serve_args(extra), database, &KeyDir::new(keys.path()))
+        let mail = tempfile::tempdir().expect("tempdir");
+        let mail_dir = mail.path().display().to_string();
+        let mut extra = extra.to_vec();
+        extra.extend_from_slice(&["--mail-dir", &mail_dir]);
+        let state = build_state(&serve_args(&extra), database, &KeyDir::new(keys.path()))
             .await
             .expect("state");
-        Self { state, db, keys }
+        Self {
+            state,
+            db,
+            keys,
+            mail,
+        }
     }
 
     pub fn router(&self) -> axum::Router {

@@ -28,6 +28,10 @@ impl Setup {
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("sigil.log")
     }
+    /// Where the test's servers and commands write mail (`.eml` files) without SMTP.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.dir.path().join("mail")
+    }
 
     /// Runs a `sigil` command with the test's database, keys and cheap argon2 parameters.
     pub fn sigil(&self, args: &[&str], stdin: Option<&str>) -> String {
@@ -37,6 +41,7 @@ impl Setup {
             .args(args)
             .env("SIGIL_ARGON2_MEMORY_KIB", "256")
             .env("SIGIL_ARGON2_ITERATIONS", "1")
+            .env("SIGIL_MAIL_DIR", self.mail_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -141,6 +146,7 @@ impl Server {
             .env("SIGIL_ARGON2_MEMORY_KIB", "256")
             .env("SIGIL_ARGON2_ITERATIONS", "1")
             .env("SIGIL_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("SIGIL_MAIL_DIR", setup.mail_dir())
             .env("RUST_LOG", "trace")
             .envs(env.iter().copied())
             .stdout(log.try_clone().expect("log"))

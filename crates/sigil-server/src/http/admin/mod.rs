@@ -201,6 +201,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "grant-revoked" => "Access was revoked.",
         "rotated" => "A new signing key was published.",
         "pruned" => "Keys whose tokens have all expired were removed.",
+        "verification-sent" => "A verification link was mailed to the user's address.",
+        "invitation-sent" => "The invitation was mailed.",
         "nothing-pruned" => "No key can be pruned yet.",
         "password-changed" => "Your password was changed.",
         _ => return None,

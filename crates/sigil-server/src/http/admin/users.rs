@@ -29,6 +29,8 @@ pub fn router() -> Router<AppState> {
             get(confirm_disable).post(disable),
         )
         .route("/admin/users/{id}/enable", post(enable))
+        .route("/admin/users/{id}/verification", post(send_verification))
+        .route("/admin/users/invite", post(invite))
         .route(
             "/admin/users/{id}/grants/{client_id}/revoke",
             get(confirm_revoke).post(revoke),
@@ -41,6 +43,7 @@ const LIST_LIMIT: i64 = 200;
 #[template(path = "admin/users.html")]
 struct ListPage {
     chrome: Chrome,
+    sign_up: &'static str,
     query: String,
     users: Vec<User>,
     truncated: bool,
@@ -68,6 +71,7 @@ async fn list(
     users.truncate(LIST_LIMIT as usize);
     render(&ListPage {
         chrome: admin.chrome(query.notice.as_deref()),
+        sign_up: state.accounts.config().sign_up.as_str(),
         query: search.to_string(),
         users,
         truncated,
@@ -118,10 +122,19 @@ async fn create(
         .create_user(&admin.caller(), new.clone(), Secret::new(text("password")))
         .await;
     match result {
-        Ok(user) => Ok(done(
-            &format!("/admin/users/{}", segment(&user.id)),
-            "user-created",
-        )),
+        Ok(user) => {
+            if new.unverified_email {
+                state
+                    .accounts
+                    .mail_verification(&admin.caller(), &user.id)
+                    .await
+                    .map_err(PageError::Account)?;
+            }
+            Ok(done(
+                &format!("/admin/users/{}", segment(&user.id)),
+                "user-created",
+            ))
+        }
         Err(AdminError::Invalid(message)) => render_form(
             &NewPage {
                 chrome: admin.chrome(None),
@@ -202,6 +215,45 @@ async fn after(
             user_page(state, admin, id.as_str(), None, Some(message)).await
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// Mails an unverified user a new verification link.
+async fn send_verification(
+    State(state): State<AppState>,
+    admin: Admin,
+    AdminPath(id): AdminPath<UserId>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
+    state
+        .accounts
+        .mail_verification(&admin.caller(), id.as_str())
+        .await
+        .map_err(PageError::Account)?;
+    Ok(done(&format!("/admin/users/{id}"), "verification-sent"))
+}
+
+/// Sends an invitation to sign up (with `--sign-up invite`).
+async fn invite(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
+    let email = form.single("email").ok().flatten().unwrap_or("");
+    match state.accounts.invite(&admin.caller(), email).await {
+        Ok(_) => Ok(done("/admin/users", "invitation-sent")),
+        Err(sigil_core::accounts::AccountError::Fields(fields)) => Err(PageError::Admin(
+            AdminError::Invalid(
+                fields
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        )),
+        Err(error) => Err(PageError::Account(error)),
     }
 }
 
