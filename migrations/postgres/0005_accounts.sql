@@ -14,8 +14,8 @@ UPDATE users SET username_key = lower(trim(username))
 UPDATE users SET email_key = lower(trim(email))
     WHERE email IS NOT NULL
       AND id IN (SELECT MIN(id) FROM users WHERE email IS NOT NULL GROUP BY lower(trim(email)));
-CREATE UNIQUE INDEX users_username_key ON users (username_key);
-CREATE UNIQUE INDEX users_email_key ON users (email_key);
+CREATE UNIQUE INDEX users_by_username_key ON users (username_key);
+CREATE UNIQUE INDEX users_by_email_key ON users (email_key);
 
 -- Single-use links sent by mail. Only the SHA-256 of the token is stored.
 CREATE TABLE account_links (

@@ -54,6 +54,14 @@ pub enum MailKind {
     },
     /// Sent to the old address when the account's address was changed.
     EmailChanged { username: String, new_email: String },
+    /// Someone tried to sign up with an address that has an account already: sent to that
+    /// address instead of telling the person at the form (no enumeration). `login` and
+    /// `reset` are the sign-in and forgot-password pages.
+    AccountExists {
+        username: String,
+        login: String,
+        reset: String,
+    },
 }
 
 impl MailKind {
@@ -66,6 +74,7 @@ impl MailKind {
             Self::PasswordChanged { .. } => "password_changed",
             Self::ConfirmNewEmail { .. } => "confirm_new_email",
             Self::EmailChanged { .. } => "email_changed",
+            Self::AccountExists { .. } => "account_exists",
         }
     }
 }

@@ -554,7 +554,7 @@ async fn disabling_a_user_ends_sessions_and_refresh_tokens() {
     let sam = app.add_user("sam", "fourth pass phrase 1").await;
     let (status, tokens) = token_request(
         &app,
-        "grant_type=password&username=sam&password=sam%20password%201&scope=openid%20offline_access",
+        "grant_type=password&username=sam&password=fourth%20pass%20phrase%201&scope=openid%20offline_access",
         (&client.id, secret.expose()),
     )
     .await;
@@ -1104,6 +1104,7 @@ async fn every_path_parameter_is_checked_before_use() {
         (true, "/admin/users/{id}/disable"),
         (false, "/admin/users/{id}/disable"),
         (false, "/admin/users/{id}/enable"),
+        (false, "/admin/users/{id}/verification"),
         (true, "/admin/users/{id}/grants/{client_id}/revoke"),
         (false, "/admin/users/{id}/grants/{client_id}/revoke"),
     ];

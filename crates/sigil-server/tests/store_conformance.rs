@@ -9,7 +9,10 @@ use sigil_core::audit::{verify_chain, AuditFilter, AuditRecord};
 use sigil_core::client::ClientRegistration;
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::store::memory::MemoryStore;
-use sigil_core::store::{AuthorizationCode, RefreshFamily, RefreshTokenRecord, Store, StoreError};
+use sigil_core::store::{
+    AccountLink, AuthorizationCode, BrowserSession, LinkPurpose, OutboxMessage, RefreshFamily,
+    RefreshTokenRecord, Store, StoreError,
+};
 use sigil_core::throttle::ThrottlePolicy;
 use sigil_core::user::User;
 use sigil_server::store::{Database, DatabaseOptions};
@@ -72,9 +75,9 @@ async fn conformance(store: Arc<dyn Store>) {
         Some(alice.clone())
     );
     assert_eq!(
-        store.find_user_by_username("ALICE").await.expect("find"),
-        None,
-        "user names are exact"
+        store.find_user_by_username(" ALICE").await.expect("find"),
+        Some(alice.clone()),
+        "user names match by their key: trimmed, without regard to case"
     );
     assert_eq!(store.find_user("nope").await.expect("find"), None);
     let mut changed = alice.clone();
@@ -866,6 +869,337 @@ async fn sign_in_failures(store: Arc<dyn Store>) {
     assert_eq!(store.find_sign_in_failures(&[]).await.expect("find"), []);
 }
 
+/// Case-insensitive unique names and addresses, account links, the mail outbox and
+/// browser sessions: the roles added for accounts people run themselves.
+async fn self_service(store: Arc<dyn Store>) {
+    // Names and addresses collide on their keys, and the conflict names which.
+    let mut carol = user("Carol");
+    carol.email = Some("Carol@Example.com".into());
+    store.create_user(&carol).await.expect("carol");
+    let mut twin = user("cAROL");
+    twin.email = Some("other@example.com".into());
+    match store.create_user(&twin).await {
+        Err(StoreError::Conflict(message)) => {
+            assert!(message.contains("username_key"), "{message}")
+        }
+        other => panic!("a second Carol: {other:?}"),
+    }
+    let mut same_mail = user("carol2");
+    same_mail.email = Some("carol@example.COM".into());
+    match store.create_user(&same_mail).await {
+        Err(StoreError::Conflict(message)) => assert!(message.contains("email_key"), "{message}"),
+        other => panic!("a second address: {other:?}"),
+    }
+    let found = store.find_user_by_username("CAROL").await.expect("find");
+    assert_eq!(found.map(|u| u.id), Some(carol.id.clone()));
+    let found = store
+        .find_user_by_email(" carol@EXAMPLE.com ")
+        .await
+        .expect("find");
+    assert_eq!(found.map(|u| u.id), Some(carol.id.clone()));
+    assert_eq!(
+        store
+            .find_user_by_email("nobody@example.com")
+            .await
+            .expect("find"),
+        None
+    );
+    // An update that takes another's address is a conflict; changing one's own works.
+    let mut dave = user("dave");
+    store.create_user(&dave).await.expect("dave");
+    dave.email = Some("CAROL@example.com".into());
+    assert!(matches!(
+        store.update_user(&dave).await,
+        Err(StoreError::Conflict(_))
+    ));
+    dave.email = Some("dave.new@example.com".into());
+    assert!(store.update_user(&dave).await.expect("update"));
+    assert_eq!(
+        store
+            .find_user_by_email("DAVE.new@example.com")
+            .await
+            .expect("find")
+            .map(|u| u.id),
+        Some(dave.id.clone())
+    );
+    // Concurrent creations with one key: exactly one wins.
+    let racers: Vec<_> = (0..8)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut racer = user(if n % 2 == 0 { "racer" } else { "RACER" });
+                racer.email = Some(format!("racer{n}@example.com"));
+                store.create_user(&racer).await.is_ok()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for racer in racers {
+        won += usize::from(racer.await.expect("join"));
+    }
+    assert_eq!(won, 1, "exactly one racer makes the account");
+
+    // Account links: single-use, by purpose, before expiry; voided by user and purpose.
+    let token = Secret::generate();
+    let link = AccountLink {
+        token_hash: token.storage_hash(),
+        purpose: LinkPurpose::ResetPassword,
+        user_id: Some(carol.id.clone()),
+        email: carol.email.clone(),
+        session_epoch: 3,
+        created_at: NOW,
+        expires_at: NOW + 1800,
+        used_at: None,
+    };
+    store.create_account_link(&link).await.expect("link");
+    assert_eq!(
+        store
+            .find_account_link(&link.token_hash)
+            .await
+            .expect("find"),
+        Some(link.clone())
+    );
+    assert_eq!(
+        store
+            .consume_account_link(&link.token_hash, LinkPurpose::VerifyEmail, NOW + 1)
+            .await
+            .expect("wrong purpose"),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_account_link(&link.token_hash, LinkPurpose::ResetPassword, NOW + 1800)
+            .await
+            .expect("expired"),
+        None
+    );
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let hash = link.token_hash.clone();
+            tokio::spawn(async move {
+                store
+                    .consume_account_link(&hash, LinkPurpose::ResetPassword, NOW + 5)
+                    .await
+                    .expect("consume")
+            })
+        })
+        .collect();
+    let mut used = Vec::new();
+    for racer in racers {
+        used.extend(racer.await.expect("join"));
+    }
+    assert_eq!(used.len(), 1, "a link is used once, however many race");
+    assert_eq!(used[0].used_at, Some(NOW + 5));
+    let second = AccountLink {
+        token_hash: Secret::generate().storage_hash(),
+        purpose: LinkPurpose::VerifyEmail,
+        ..link.clone()
+    };
+    let third = AccountLink {
+        token_hash: Secret::generate().storage_hash(),
+        ..second.clone()
+    };
+    store.create_account_link(&second).await.expect("second");
+    store.create_account_link(&third).await.expect("third");
+    assert_eq!(
+        store
+            .void_account_links(&carol.id, LinkPurpose::VerifyEmail, NOW + 6)
+            .await
+            .expect("void"),
+        2
+    );
+    assert_eq!(
+        store
+            .consume_account_link(&third.token_hash, LinkPurpose::VerifyEmail, NOW + 7)
+            .await
+            .expect("voided"),
+        None
+    );
+
+    // The outbox: a message is claimed by one worker at a time, and due by its time.
+    let message = |id: &str, due: i64| OutboxMessage {
+        id: id.into(),
+        recipient: "carol@example.com".into(),
+        kind: "verify_email".into(),
+        sealed: "sealed-bytes".into(),
+        created_at: NOW,
+        attempts: 0,
+        next_attempt_at: due,
+        last_error: None,
+        sent_at: None,
+        given_up_at: None,
+    };
+    store.enqueue_mail(&message("m1", NOW)).await.expect("m1");
+    store
+        .enqueue_mail(&message("m2", NOW + 100))
+        .await
+        .expect("m2");
+    let claimers: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_mail(NOW, NOW + 60).await.expect("claim") })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.expect("join"));
+    }
+    assert_eq!(claimed.len(), 1, "one holder at a time");
+    assert_eq!(claimed[0].id, "m1");
+    assert_eq!(
+        store.claim_mail(NOW + 10, NOW + 70).await.expect("claim"),
+        None,
+        "m1 held, m2 not due"
+    );
+    store
+        .mark_mail_failed("m1", "connection refused", Some(NOW + 30), NOW + 1)
+        .await
+        .expect("failed");
+    let counts = store.outbox_counts().await.expect("counts");
+    assert_eq!(
+        (
+            counts.pending,
+            counts.retrying,
+            counts.sent,
+            counts.given_up
+        ),
+        (2, 1, 0, 0)
+    );
+    assert_eq!(counts.oldest_pending_at, Some(NOW));
+    assert_eq!(
+        store.claim_mail(NOW + 29, NOW + 90).await.expect("claim"),
+        None
+    );
+    let again = store
+        .claim_mail(NOW + 30, NOW + 90)
+        .await
+        .expect("claim")
+        .expect("due again");
+    assert_eq!((again.id.as_str(), again.attempts), ("m1", 1));
+    assert_eq!(again.last_error.as_deref(), Some("connection refused"));
+    store.mark_mail_sent("m1", NOW + 31).await.expect("sent");
+    let m2 = store
+        .claim_mail(NOW + 100, NOW + 160)
+        .await
+        .expect("claim")
+        .expect("m2");
+    store
+        .mark_mail_failed(&m2.id, "refused", None, NOW + 101)
+        .await
+        .expect("give up");
+    let counts = store.outbox_counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.sent, counts.given_up), (0, 1, 1));
+    let listed = store
+        .list_outbox(Some("carol@example.com"), 10)
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed.iter().all(|m| m.sealed.is_empty()),
+        "content cleared once done"
+    );
+    assert_eq!(
+        store
+            .claim_mail(NOW + 1000, NOW + 1060)
+            .await
+            .expect("claim"),
+        None
+    );
+
+    // Browser sessions: listed while live, ended one or all but one.
+    let session = |id: &str, seen: i64| BrowserSession {
+        id: id.into(),
+        user_id: carol.id.clone(),
+        created_at: NOW,
+        last_seen_at: seen,
+        address: Some("127.0.0.1".into()),
+        user_agent: Some("Firefox".into()),
+        ended_at: None,
+    };
+    for (id, seen) in [("s1", NOW), ("s2", NOW + 5), ("s3", NOW - 500)] {
+        store
+            .create_browser_session(&session(id, seen))
+            .await
+            .expect("session");
+    }
+    let live = store
+        .list_browser_sessions(&carol.id, NOW - 100)
+        .await
+        .expect("list");
+    assert_eq!(
+        live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s2", "s1"]
+    );
+    store
+        .touch_browser_session("s1", Some("10.0.0.1"), NOW + 9)
+        .await
+        .expect("touch");
+    let s1 = store
+        .find_browser_session("s1")
+        .await
+        .expect("find")
+        .expect("s1");
+    assert_eq!(
+        (s1.last_seen_at, s1.address.as_deref()),
+        (NOW + 9, Some("10.0.0.1"))
+    );
+    assert_eq!(
+        store
+            .end_browser_sessions(&carol.id, Some("s2"), None, NOW + 10)
+            .await
+            .expect("end"),
+        1
+    );
+    assert_eq!(
+        store
+            .end_browser_sessions(&dave.id, None, None, NOW + 10)
+            .await
+            .expect("another user's"),
+        0
+    );
+    assert_eq!(
+        store
+            .end_browser_sessions(&carol.id, None, Some("s1"), NOW + 11)
+            .await
+            .expect("others"),
+        1,
+        "s3 (s2 was ended already)"
+    );
+    let live = store
+        .list_browser_sessions(&carol.id, 0)
+        .await
+        .expect("list");
+    assert_eq!(
+        live.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        ["s1"]
+    );
+    let s2 = store
+        .find_browser_session("s2")
+        .await
+        .expect("find")
+        .expect("s2");
+    assert_eq!(s2.ended_at, Some(NOW + 10));
+
+    // Housekeeping: links a day after expiry, sent mail after a week, ended sessions a day on.
+    assert!(
+        store
+            .delete_expired(NOW + 30 * 86_400)
+            .await
+            .expect("delete")
+            > 0
+    );
+    assert_eq!(
+        store
+            .find_account_link(&link.token_hash)
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(store.list_outbox(None, 10).await.expect("list").is_empty());
+    assert_eq!(store.find_browser_session("s2").await.expect("find"), None);
+}
+
 async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
@@ -876,7 +1210,8 @@ async fn open(db: &TestDb) -> Database {
 async fn memory_store_conforms() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     conformance(store.clone()).await;
-    sign_in_failures(store).await;
+    sign_in_failures(store.clone()).await;
+    self_service(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -890,6 +1225,7 @@ async fn sqlite_store_conforms() {
     );
     conformance(database.store()).await;
     sign_in_failures(database.store()).await;
+    self_service(database.store()).await;
     database.close().await;
 }
 
@@ -906,6 +1242,7 @@ async fn postgres_store_conforms() {
     );
     conformance(database.store()).await;
     sign_in_failures(database.store()).await;
+    self_service(database.store()).await;
     database.close().await;
 }
 

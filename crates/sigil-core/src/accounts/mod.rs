@@ -140,6 +140,15 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// What a sign-up came to.
+#[derive(Debug, Clone)]
+pub enum SignUpOutcome {
+    /// The account was made.
+    Created(User),
+    /// The address has an account already; its owner was mailed. Say "check your mail".
+    AddressTaken { email: String },
+}
+
 /// What someone typed into the sign-up form.
 #[derive(Debug, Clone, Default)]
 pub struct SignUp {
@@ -275,12 +284,17 @@ impl Accounts {
     /// Creates an account from the sign-up form. Open sign-up makes an unverified account
     /// and mails a verification link; an invitation (single-use) makes a verified one when
     /// the address is the invited one. Sign-ups are throttled per client address.
+    ///
+    /// An address that has an account already is not told to the form (that would let
+    /// anyone find out who has an account, which the reset page hides): the answer is
+    /// [`SignUpOutcome::AddressTaken`], which the page words like a new account, the same
+    /// password work is done, and the address's owner is mailed instead.
     pub async fn sign_up(
         &self,
         caller: &Caller,
         form: SignUp,
         password: Secret,
-    ) -> Result<User, AccountError> {
+    ) -> Result<SignUpOutcome, AccountError> {
         let invitation_hash = form.invitation.as_ref().map(Secret::storage_hash);
         let invited = match (self.config.sign_up, &invitation_hash) {
             (SignUpMode::Closed, _) => return Err(AccountError::SignUpClosed),
@@ -349,6 +363,7 @@ impl Accounts {
             .as_ref()
             .and_then(|link| link.email.as_deref())
             .is_some_and(|invited| email_key(invited) == email_key(&email));
+        // The hash comes before any look-up, so that a taken address costs the same time.
         let password_hash = self
             .hash_new_password(&password, &username, Some(&email))
             .await?;
@@ -383,8 +398,8 @@ impl Accounts {
             return Err(conflict("username_key"));
         }
         if let Some(email) = &user.email {
-            if self.store.find_user_by_email(email).await?.is_some() {
-                return Err(conflict("email_key"));
+            if let Some(owner) = self.store.find_user_by_email(email).await? {
+                return self.address_taken(caller, &owner, email).await;
             }
         }
         // The invitation is used up before the account is made, so that one link makes one
@@ -401,6 +416,19 @@ impl Accounts {
         }
         match self.store.create_user(&user).await {
             Ok(()) => {}
+            Err(StoreError::Conflict(message)) if message.contains("email_key") => {
+                // Taken since the check above, by a sign-up racing this one.
+                if let Some(owner) = self
+                    .store
+                    .find_user_by_email(&email_key(user.email.as_deref().unwrap_or("")))
+                    .await?
+                {
+                    return self
+                        .address_taken(caller, &owner, user.email.as_deref().unwrap_or(""))
+                        .await;
+                }
+                return Err(conflict(&message));
+            }
             Err(StoreError::Conflict(message)) => return Err(conflict(&message)),
             Err(error) => return Err(error.into()),
         }
@@ -423,7 +451,39 @@ impl Accounts {
         if !user.email_verified {
             self.send_verification(&user).await?;
         }
-        Ok(user)
+        Ok(SignUpOutcome::Created(user))
+    }
+
+    /// A sign-up with an address that has an account: its owner is told by mail.
+    async fn address_taken(
+        &self,
+        caller: &Caller,
+        owner: &User,
+        email: &str,
+    ) -> Result<SignUpOutcome, AccountError> {
+        let base = self.config.issuer.trim_end_matches('/');
+        if let Some(to) = owner.email.as_deref() {
+            self.send(
+                to,
+                MailKind::AccountExists {
+                    username: owner.username.clone(),
+                    login: format!("{base}/login"),
+                    reset: format!("{base}/forgot-password"),
+                },
+            )
+            .await?;
+        }
+        self.audit_log
+            .record(
+                caller,
+                "user.sign_up_address_taken",
+                Some(&owner.username),
+                "a sign-up gave this account's address; its owner was mailed",
+            )
+            .await;
+        Ok(SignUpOutcome::AddressTaken {
+            email: email.to_string(),
+        })
     }
 
     /// Mails a new verification link for the account's address (older ones stop working).

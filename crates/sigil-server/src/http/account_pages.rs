@@ -61,7 +61,11 @@ struct Me {
     csrf: String,
 }
 
-async fn me(state: &AppState, session: &Session, peer: &PeerAddress) -> Result<Option<Me>, PageError> {
+async fn me(
+    state: &AppState,
+    session: &Session,
+    peer: &PeerAddress,
+) -> Result<Option<Me>, PageError> {
     let Some((user, signed_in)) = browser::current_user(state, session, peer.0.as_deref()).await?
     else {
         return Ok(None);
@@ -93,7 +97,11 @@ struct ProfilePage<'a> {
     email_verified: bool,
 }
 
-fn profile_page(me: &Me, notice: Option<&str>, error: Option<&str>) -> Result<pages::Page, PageError> {
+fn profile_page(
+    me: &Me,
+    notice: Option<&str>,
+    error: Option<&str>,
+) -> Result<pages::Page, PageError> {
     Ok(pages::render(
         &ProfilePage {
             tab: "profile",
@@ -130,7 +138,11 @@ fn refused(me: &Me, error: AccountError) -> Result<Response, PageError> {
                 .map(|f| f.message.as_str())
                 .collect::<Vec<_>>()
                 .join(" ");
-            Err(PageError::InvalidForm(profile_page(me, None, Some(&message))?))
+            Err(PageError::InvalidForm(profile_page(
+                me,
+                None,
+                Some(&message),
+            )?))
         }
         AccountError::Throttled => Err(PageError::TooManyRequests(profile_page(
             me,
@@ -153,7 +165,11 @@ async fn save_name(
         return Ok(sign_in_first());
     };
     let name = form.single("name").ok().flatten().unwrap_or("");
-    match state.accounts.update_name(&me.caller, &me.user.id, name).await {
+    match state
+        .accounts
+        .update_name(&me.caller, &me.user.id, name)
+        .await
+    {
         Ok(_) => Ok(respond::see_other("/account?notice=saved")),
         Err(error) => refused(&me, error),
     }
@@ -256,7 +272,11 @@ async fn sessions(
         .into_iter()
         .map(|info| SessionRow {
             agent: browser_name(info.session.user_agent.as_deref()),
-            address: info.session.address.clone().unwrap_or_else(|| "an unknown address".into()),
+            address: info
+                .session
+                .address
+                .clone()
+                .unwrap_or_else(|| "an unknown address".into()),
             started: format_time(info.session.created_at),
             seen: format_time(info.session.last_seen_at),
             is_current: info.is_current,
@@ -306,7 +326,9 @@ async fn end_sessions(
         .end_sessions(&me.caller, &me.user, only, except)
         .await
         .map_err(PageError::Account)?;
-    Ok(respond::see_other(&format!("/account/sessions?notice={notice}")))
+    Ok(respond::see_other(&format!(
+        "/account/sessions?notice={notice}"
+    )))
 }
 
 /// One connected app, as the page lists it.

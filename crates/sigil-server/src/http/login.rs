@@ -40,7 +40,9 @@ struct LoginQuery {
 fn notice_text(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
         "verified" => "Your e-mail address is confirmed. Sign in to continue.",
-        "password-set" => "Your new password is set, and every other session was signed out. Sign in with it.",
+        "password-set" => {
+            "Your new password is set, and every other session was signed out. Sign in with it."
+        }
         "signed-up" => "Your account is ready. Sign in to continue.",
         _ => return None,
     })
@@ -55,8 +57,7 @@ fn local_next(next: Option<&str>) -> &str {
                 path == *base
                     || path.starts_with(&format!("{base}/"))
                     || path.starts_with(&format!("{base}?"))
-            })
-                && !path.contains(['\\', '\r', '\n']) =>
+            }) && !path.contains(['\\', '\r', '\n']) =>
         {
             path
         }
@@ -104,10 +105,7 @@ async fn show(
         req: &req,
         next: &next,
         client_name: client_name.as_deref(),
-        username: hint
-            .as_deref()
-            .or(query.username.as_deref())
-            .unwrap_or(""),
+        username: hint.as_deref().or(query.username.as_deref()).unwrap_or(""),
         error: None,
         notice: notice_text(query.notice.as_deref()),
         sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,

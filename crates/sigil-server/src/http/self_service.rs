@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use sigil_core::accounts::{AccountError, FieldError, SignUp, SignUpMode};
+use sigil_core::accounts::{AccountError, FieldError, SignUp, SignUpMode, SignUpOutcome};
 use sigil_core::secret::{is_random_token, Secret};
 use tower_sessions::Session;
 
@@ -223,7 +223,11 @@ async fn sign_up(
         )
         .await;
     let user = match result {
-        Ok(user) => user,
+        Ok(SignUpOutcome::Created(user)) => user,
+        Ok(SignUpOutcome::AddressTaken { email }) => {
+            // Worded as for a new account: the form does not tell who has one.
+            return Ok(check_your_mail(&state, &email)?.into_response());
+        }
         Err(AccountError::Fields(fields)) => {
             let page = render_sign_up(
                 &state,
@@ -260,12 +264,16 @@ async fn sign_up(
     session
         .insert(SIGNED_UP_KEY, (user.id.clone(), req.clone()))
         .await?;
+    Ok(check_your_mail(&state, user.email.as_deref().unwrap_or("your address"))?.into_response())
+}
+
+/// The answer to a sign-up that mailed `email`.
+fn check_your_mail(state: &AppState, email: &str) -> Result<Page, PageError> {
     let text = format!(
-        "We sent a link to {} to confirm the address. Open it (in this browser, to go straight on) within {} hours; then you can sign in.",
-        user.email.as_deref().unwrap_or("your address"),
+        "We sent a message to {email}. Open the link in it (in this browser, to go straight on) within {} hours; then you can sign in.",
         state.accounts.config().verify_ttl / 3600
     );
-    Ok(pages::message("Check your mail", &text, false)?.into_response())
+    Ok(pages::message("Check your mail", &text, false)?)
 }
 
 /// Signs a user in to this browser and goes on to the pending request, or the account page.
@@ -301,8 +309,8 @@ async fn verify_email(
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, PageError> {
-    let token = link_token(query.token.as_deref())
-        .ok_or(PageError::Account(AccountError::InvalidLink))?;
+    let token =
+        link_token(query.token.as_deref()).ok_or(PageError::Account(AccountError::InvalidLink))?;
     let user = state
         .accounts
         .follow_email_link(&peer.anonymous(), &token)
@@ -418,7 +426,12 @@ async fn forgot(
 ) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
     browser::check_csrf(&session, &form).await?;
-    let email = form.single("email").ok().flatten().unwrap_or("").to_string();
+    let email = form
+        .single("email")
+        .ok()
+        .flatten()
+        .unwrap_or("")
+        .to_string();
     let caller = peer.anonymous();
     match state.accounts.check_mail_request_allowed(&caller).await {
         Ok(()) => {}
@@ -468,8 +481,8 @@ async fn reset_form(
     session: Session,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, PageError> {
-    let token = link_token(query.token.as_deref())
-        .ok_or(PageError::Account(AccountError::InvalidLink))?;
+    let token =
+        link_token(query.token.as_deref()).ok_or(PageError::Account(AccountError::InvalidLink))?;
     let user = state
         .accounts
         .check_reset_link(&token)
@@ -489,8 +502,13 @@ async fn reset(
 ) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
     browser::check_csrf(&session, &form).await?;
-    let token = link_token(form.single("token").ok().flatten().or(query_token.as_deref()))
-        .ok_or(PageError::Account(AccountError::InvalidLink))?;
+    let token = link_token(
+        form.single("token")
+            .ok()
+            .flatten()
+            .or(query_token.as_deref()),
+    )
+    .ok_or(PageError::Account(AccountError::InvalidLink))?;
     let password = form.single("password").ok().flatten().unwrap_or("");
     let repeat = form.single("repeat_password").ok().flatten();
     let user = state
@@ -528,8 +546,7 @@ async fn reset(
                 .map(|f| f.message.as_str())
                 .collect::<Vec<_>>()
                 .join(" ");
-            let page =
-                reset_page(&session, token.expose(), &user.username, Some(&message)).await?;
+            let page = reset_page(&session, token.expose(), &user.username, Some(&message)).await?;
             Err(PageError::InvalidForm(page))
         }
         Err(error) => Err(PageError::Account(error)),
