@@ -873,27 +873,27 @@ async fn sign_in_failures(store: Arc<dyn Store>) {
 /// browser sessions: the roles added for accounts people run themselves.
 async fn self_service(store: Arc<dyn Store>) {
     // Names and addresses collide on their keys, and the conflict names which.
-    let mut carol = user("Carol");
-    carol.email = Some("Carol@Example.com".into());
+    let mut carol = user("Zelda");
+    carol.email = Some("Zelda@Example.com".into());
     store.create_user(&carol).await.expect("carol");
-    let mut twin = user("cAROL");
+    let mut twin = user("zELDA");
     twin.email = Some("other@example.com".into());
     match store.create_user(&twin).await {
         Err(StoreError::Conflict(message)) => {
             assert!(message.contains("username_key"), "{message}")
         }
-        other => panic!("a second Carol: {other:?}"),
+        other => panic!("a second Zelda: {other:?}"),
     }
-    let mut same_mail = user("carol2");
-    same_mail.email = Some("carol@example.COM".into());
+    let mut same_mail = user("zelda2");
+    same_mail.email = Some("zelda@example.COM".into());
     match store.create_user(&same_mail).await {
         Err(StoreError::Conflict(message)) => assert!(message.contains("email_key"), "{message}"),
         other => panic!("a second address: {other:?}"),
     }
-    let found = store.find_user_by_username("CAROL").await.expect("find");
+    let found = store.find_user_by_username("ZELDA").await.expect("find");
     assert_eq!(found.map(|u| u.id), Some(carol.id.clone()));
     let found = store
-        .find_user_by_email(" carol@EXAMPLE.com ")
+        .find_user_by_email(" zelda@EXAMPLE.com ")
         .await
         .expect("find");
     assert_eq!(found.map(|u| u.id), Some(carol.id.clone()));
@@ -905,18 +905,18 @@ async fn self_service(store: Arc<dyn Store>) {
         None
     );
     // An update that takes another's address is a conflict; changing one's own works.
-    let mut dave = user("dave");
+    let mut dave = user("yves");
     store.create_user(&dave).await.expect("dave");
-    dave.email = Some("CAROL@example.com".into());
+    dave.email = Some("ZELDA@example.com".into());
     assert!(matches!(
         store.update_user(&dave).await,
         Err(StoreError::Conflict(_))
     ));
-    dave.email = Some("dave.new@example.com".into());
+    dave.email = Some("yves.new@example.com".into());
     assert!(store.update_user(&dave).await.expect("update"));
     assert_eq!(
         store
-            .find_user_by_email("DAVE.new@example.com")
+            .find_user_by_email("YVES.new@example.com")
             .await
             .expect("find")
             .map(|u| u.id),
@@ -1020,7 +1020,7 @@ async fn self_service(store: Arc<dyn Store>) {
     // The outbox: a message is claimed by one worker at a time, and due by its time.
     let message = |id: &str, due: i64| OutboxMessage {
         id: id.into(),
-        recipient: "carol@example.com".into(),
+        recipient: "zelda@example.com".into(),
         kind: "verify_email".into(),
         sealed: "sealed-bytes".into(),
         created_at: NOW,
@@ -1091,7 +1091,7 @@ async fn self_service(store: Arc<dyn Store>) {
     let counts = store.outbox_counts().await.expect("counts");
     assert_eq!((counts.pending, counts.sent, counts.given_up), (0, 1, 1));
     let listed = store
-        .list_outbox(Some("carol@example.com"), 10)
+        .list_outbox(Some("zelda@example.com"), 10)
         .await
         .expect("list");
     assert_eq!(listed.len(), 2);
