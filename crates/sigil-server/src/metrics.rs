@@ -1,13 +1,13 @@
 //! Prometheus metrics, kept in memory and rendered as text at `GET /metrics`: requests by
 //! route and status with latency histograms, tokens issued by grant type, sign-in
-//! outcomes, throttled requests, refresh-token reuse, the password-hash queue and the
-//! database pool. Routes are labelled by their pattern (`/admin/users/{id}`), never by the
+//! outcomes, throttled requests, refresh-token reuse, the password-hash queue, the
+//! database pool and mail (messages by kind and outcome, the outbox). Routes are labelled by their pattern (`/admin/users/{id}`), never by the
 //! raw path, so the number of series stays bounded.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -57,6 +57,123 @@ pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteStats>>,
     tokens_issued: [AtomicU64; GRANTS.len()],
     throttled: AtomicU64,
+    /// The mailer's counters, once `sigil serve` has attached them.
+    mail: OnceLock<Arc<MailMetrics>>,
+}
+
+/// The kinds of message Sigil sends (`MailKind::name`), in a fixed order.
+pub const MAIL_KINDS: [&str; 6] = [
+    "confirm_new_email",
+    "email_changed",
+    "invitation",
+    "password_changed",
+    "password_reset",
+    "verify_email",
+];
+
+/// Mail counters by kind, kept by the mailer, and the outbox gauges its worker refreshes
+/// on every pass.
+#[derive(Default)]
+pub struct MailMetrics {
+    queued: [AtomicU64; MAIL_KINDS.len()],
+    sent: [AtomicU64; MAIL_KINDS.len()],
+    failed_attempts: [AtomicU64; MAIL_KINDS.len()],
+    given_up: [AtomicU64; MAIL_KINDS.len()],
+    outbox_pending: AtomicI64,
+    outbox_retrying: AtomicI64,
+    oldest_pending_age: AtomicI64,
+}
+
+/// What happened to a message, for [`MailMetrics::count`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailEvent {
+    Queued,
+    Sent,
+    FailedAttempt,
+    GaveUp,
+}
+
+impl MailMetrics {
+    /// Counts one event for a message of `kind`; an unknown kind is not counted.
+    pub fn count(&self, event: MailEvent, kind: &str) {
+        let Some(i) = MAIL_KINDS.iter().position(|k| *k == kind) else {
+            return;
+        };
+        let counters = match event {
+            MailEvent::Queued => &self.queued,
+            MailEvent::Sent => &self.sent,
+            MailEvent::FailedAttempt => &self.failed_attempts,
+            MailEvent::GaveUp => &self.given_up,
+        };
+        counters[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The outbox as the worker last read it: pending and retrying messages, and the age
+    /// in seconds of the oldest pending one (0 when none is).
+    pub fn set_outbox(&self, pending: i64, retrying: i64, oldest_pending_age: i64) {
+        self.outbox_pending.store(pending, Ordering::Relaxed);
+        self.outbox_retrying.store(retrying, Ordering::Relaxed);
+        self.oldest_pending_age
+            .store(oldest_pending_age.max(0), Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        let families = [
+            (
+                "sigil_mail_queued_total",
+                "Messages queued in the outbox, by kind.",
+                &self.queued,
+            ),
+            (
+                "sigil_mail_sent_total",
+                "Messages delivered, by kind.",
+                &self.sent,
+            ),
+            (
+                "sigil_mail_delivery_failures_total",
+                "Failed delivery attempts (each retried later or given up), by kind.",
+                &self.failed_attempts,
+            ),
+            (
+                "sigil_mail_given_up_total",
+                "Messages given up after their last attempt or a permanent refusal, by kind.",
+                &self.given_up,
+            ),
+        ];
+        for (name, help, counters) in families {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for (i, kind) in MAIL_KINDS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{kind}\"}} {}",
+                    counters[i].load(Ordering::Relaxed)
+                );
+            }
+        }
+        let gauges = [
+            (
+                "sigil_mail_outbox_pending",
+                "Messages in the outbox neither sent nor given up.",
+                &self.outbox_pending,
+            ),
+            (
+                "sigil_mail_outbox_retrying",
+                "Pending messages whose delivery failed at least once.",
+                &self.outbox_retrying,
+            ),
+            (
+                "sigil_mail_outbox_oldest_pending_age_seconds",
+                "Age of the oldest pending message (0 when none is).",
+                &self.oldest_pending_age,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+    }
 }
 
 /// Values read from elsewhere at scrape time.
@@ -123,6 +240,11 @@ impl Metrics {
         if throttled {
             self.throttled.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Serves the mailer's counters at /metrics from now on (once; later calls are ignored).
+    pub fn attach_mail(&self, mail: Arc<MailMetrics>) {
+        let _ = self.mail.set(mail);
     }
 
     pub fn token_issued(&self, grant: &str) {
@@ -251,6 +373,9 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} gauge");
             let _ = writeln!(out, "{name} {value}");
         }
+        if let Some(mail) = self.mail.get() {
+            mail.render(&mut out);
+        }
         out
     }
 }
@@ -295,5 +420,43 @@ mod tests {
         assert!(text.contains("sigil_tokens_issued_total{grant_type=\"password\"} 1"));
         assert!(text.contains("sigil_throttled_requests_total 1"));
         assert!(text.contains("sigil_db_pool_max_connections 7"));
+        assert!(
+            !text.contains("sigil_mail_"),
+            "no mail series until attached"
+        );
+    }
+
+    #[test]
+    fn mail_counters_by_kind_and_outbox_gauges() {
+        let metrics = Metrics::new();
+        let mail = Arc::new(MailMetrics::default());
+        metrics.attach_mail(mail.clone());
+        mail.count(MailEvent::Queued, "verify_email");
+        mail.count(MailEvent::Queued, "verify_email");
+        mail.count(MailEvent::Sent, "verify_email");
+        mail.count(MailEvent::FailedAttempt, "password_reset");
+        mail.count(MailEvent::GaveUp, "invitation");
+        mail.count(MailEvent::Sent, "no_such_kind");
+        mail.set_outbox(3, 1, 42);
+        let text = metrics.render(&Gauges {
+            sign_in_successes: 0,
+            sign_in_failures: 0,
+            refresh_reuse_detected: 0,
+            password_queue_depth: 0,
+            db_connections_open: 0,
+            db_connections_idle: 0,
+            db_connections_max: 0,
+            signing_keys: 0,
+        });
+        assert!(text.contains("sigil_mail_queued_total{kind=\"verify_email\"} 2\n"));
+        assert!(text.contains("sigil_mail_sent_total{kind=\"verify_email\"} 1\n"));
+        assert!(text.contains("sigil_mail_sent_total{kind=\"invitation\"} 0\n"));
+        assert!(text.contains("sigil_mail_delivery_failures_total{kind=\"password_reset\"} 1\n"));
+        assert!(text.contains("sigil_mail_given_up_total{kind=\"invitation\"} 1\n"));
+        assert!(
+            text.contains("# TYPE sigil_mail_outbox_pending gauge\nsigil_mail_outbox_pending 3\n")
+        );
+        assert!(text.contains("sigil_mail_outbox_retrying 1\n"));
+        assert!(text.contains("sigil_mail_outbox_oldest_pending_age_seconds 42\n"));
     }
 }

@@ -245,6 +245,8 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
         args.keys_poll_interval,
     );
     let housekeeping = spawn_housekeeping(state.clone());
+    state.metrics.attach_mail(state.mailer.metrics());
+    let mail_worker = state.mailer.clone().spawn_worker();
     let listener = bind(args.bind).await?;
     let metrics_listener = match args.metrics_bind {
         Some(addr) => Some(bind(addr).await?),
@@ -261,6 +263,9 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), max_connections, "sigil is ready");
     println!("sigil listening on http://{addr}");
+    let mail = state.mailer.describe();
+    tracing::info!("{mail}");
+    println!("{mail}");
     let (trigger, shutdown) = Shutdown::new();
     let metrics = match metrics_listener {
         Some(listener) => {
@@ -300,6 +305,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     }
     watcher.abort();
     housekeeping.abort();
+    mail_worker.abort();
     database.close().await;
     tracing::info!("sigil stopped");
     Ok(())
