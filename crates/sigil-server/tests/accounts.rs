@@ -772,9 +772,17 @@ async fn invitations_and_sessions() {
         .await
         .expect("get");
     assert_eq!(response.status(), 403, "no invitation, no sign-up");
-    let link = env
-        .setup
-        .sigil(&["user", "invite", "--email", "heidi@example.com"], None);
+    let link = env.setup.sigil(
+        &[
+            "user",
+            "invite",
+            "--email",
+            "heidi@example.com",
+            "--issuer",
+            env.base(),
+        ],
+        None,
+    );
     let link = link.trim().to_string();
     assert!(link.contains("/signup?invite="), "{link}");
     let mail = env.mail_to("heidi@example.com", "/signup?invite=", 1).await;

@@ -178,6 +178,26 @@ pub fn render(issuer: &str, kind: &MailKind) -> Result<Rendered, RenderError> {
             };
             (text.render()?, html.render()?)
         }
+        MailKind::AccountExists {
+            username,
+            login,
+            reset,
+        } => {
+            let text = AccountExistsText {
+                issuer,
+                username,
+                login,
+                reset,
+            };
+            let html = AccountExistsHtml {
+                issuer,
+                subject,
+                username,
+                login,
+                reset,
+            };
+            (text.render()?, html.render()?)
+        }
     };
     Ok(Rendered {
         subject,
@@ -196,6 +216,7 @@ pub fn subject(kind: &MailKind) -> &'static str {
         MailKind::PasswordChanged { .. } => "Your password was changed",
         MailKind::ConfirmNewEmail { .. } => "Confirm your new e-mail address",
         MailKind::EmailChanged { .. } => "Your e-mail address was changed",
+        MailKind::AccountExists { .. } => "You already have an account",
     }
 }
 
@@ -320,6 +341,25 @@ struct EmailChangedHtml<'a> {
     new_email: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mail/account_exists.txt")]
+struct AccountExistsText<'a> {
+    issuer: &'a str,
+    username: &'a str,
+    login: &'a str,
+    reset: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/account_exists.html")]
+struct AccountExistsHtml<'a> {
+    issuer: &'a str,
+    subject: &'a str,
+    username: &'a str,
+    login: &'a str,
+    reset: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,8 +400,13 @@ mod tests {
                 hours: 1,
             },
             MailKind::EmailChanged {
-                username,
+                username: username.clone(),
                 new_email: "new<script>@example.com".into(),
+            },
+            MailKind::AccountExists {
+                username,
+                login: format!("{ISSUER}/login"),
+                reset: format!("{ISSUER}/forgot-password"),
             },
         ]
     }
