@@ -215,7 +215,7 @@ async fn quickstart_works_word_for_word() {
     };
     let markdown = doc("quickstart.md");
     let sh = blocks(&markdown, "sh");
-    assert_eq!(sh.len(), 7, "the quickstart's command blocks");
+    assert_eq!(sh.len(), 9, "the quickstart's command blocks");
     let names: Vec<String> = sh
         .iter()
         .flat_map(|b| b.lines())
@@ -258,6 +258,68 @@ async fn quickstart_works_word_for_word() {
     wait_ready(&format!("http://127.0.0.1:{}/healthz", shell.todo_port));
     let out = shell.run(&sh[6], &names);
     assert_eq!(out.matches("\"title\":\"try Sigil\"").count(), 2, "{out}");
+
+    // 4. Sign-up: the server again, with sign-up open; someone signs up; the mail is a file.
+    drop(_sigil);
+    let base = format!("http://127.0.0.1:{}", shell.sigil_port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::process::http_status(&format!("{base}/readyz")).is_ok() {
+        assert!(Instant::now() < deadline, "the first server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sh[7].trim().ends_with("-- serve --sign-up open"));
+    let _sigil = shell.background(&sh[7], "sigil-sign-up.log");
+    wait_ready(&format!("{base}/readyz"));
+    sign_up_in_a_browser(&base).await;
+    let mail = shell.dir.join("data/mail");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_dir(&mail).is_ok_and(|mut entries| {
+        entries.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml")))
+    }) {
+        assert!(Instant::now() < deadline, "no message in data/mail");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = shell.run(&sh[8], &[]);
+    assert!(out.contains(".eml"), "{out}");
+}
+
+/// What a person does at /signup: fill in the form.
+async fn sign_up_in_a_browser(base: &str) {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = http
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login")
+        .text()
+        .await
+        .expect("html");
+    assert!(login.contains("href=\"/signup\""), "{login}");
+    let page = http
+        .get(format!("{base}/signup"))
+        .send()
+        .await
+        .expect("sign-up page")
+        .text()
+        .await
+        .expect("html");
+    let done = http
+        .post(format!("{base}/signup"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf")),
+            ("username", "bob".into()),
+            ("email", "bob@example.com".into()),
+            ("password", "a pass phrase he picked".into()),
+        ])
+        .send()
+        .await
+        .expect("sign up");
+    assert_eq!(done.status(), 200);
+    assert!(done.text().await.expect("html").contains("Check your mail"));
 }
 
 #[test]
