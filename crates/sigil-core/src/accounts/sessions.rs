@@ -62,6 +62,18 @@ impl Accounts {
         }
     }
 
+    /// Ends a session's record when the browser signs out (not audited: signing out is
+    /// not a change to the account). A failure is logged; the sign-out goes on.
+    pub async fn forget_session(&self, user_id: &str, session_id: &str) {
+        if let Err(error) = self
+            .store
+            .end_browser_sessions(user_id, Some(session_id), None, self.now())
+            .await
+        {
+            tracing::warn!(%error, "could not end a session's record");
+        }
+    }
+
     /// The user's live sessions, the current one marked; `idle_ttl`: how long an unused
     /// session lives.
     pub async fn list_sessions(

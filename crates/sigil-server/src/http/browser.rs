@@ -86,8 +86,16 @@ pub async fn current_user(
     }
 }
 
-/// Ends the session entirely.
-pub async fn sign_out(session: &Session) -> Result<(), PageError> {
+/// Ends the session entirely, and its record (so that the account page no longer lists it).
+pub async fn sign_out(state: &crate::state::AppState, session: &Session) -> Result<(), PageError> {
+    if let Some(signed_in) = signed_in(session).await? {
+        if let Some(id) = &signed_in.session_id {
+            state
+                .accounts
+                .forget_session(&signed_in.user_id, id)
+                .await;
+        }
+    }
     Ok(session.flush().await?)
 }
 

@@ -36,15 +36,11 @@ async fn show(
     let Some(pending) = browser::find_pending(&session, &query.req, now).await? else {
         return Err(PageError::SignInExpired);
     };
-    let Some(signed_in) = browser::signed_in(&session).await? else {
+    // Only a session that still counts (not ended, not from before a password change).
+    let Some((user, _)) = browser::current_user(&state, &session, None).await? else {
         return Ok(respond::see_other(&format!("/login?req={}", query.req)));
     };
-    let user = state
-        .authority
-        .find_user(&signed_in.user_id)
-        .await
-        .ok()
-        .flatten();
+    let user = Some(user);
     let client = state
         .authority
         .find_client(&pending.request.client_id)
@@ -87,7 +83,7 @@ async fn submit(
     let Some(mut pending) = browser::find_pending(&session, &req, now).await? else {
         return Err(PageError::SignInExpired);
     };
-    let Some(signed_in) = browser::signed_in(&session).await? else {
+    let Some((_, signed_in)) = browser::current_user(&state, &session, None).await? else {
         return Ok(respond::see_other(&format!("/login?req={req}")));
     };
     match form.single("decision").ok().flatten() {

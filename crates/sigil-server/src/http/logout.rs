@@ -64,7 +64,7 @@ async fn logout(
         (Some(_), None) => false,
     };
     if tied_to_session {
-        browser::sign_out(&session).await?;
+        browser::sign_out(&state, &session).await?;
         return finish(&plan);
     }
     let csrf = browser::csrf_token(&session).await?;
@@ -96,7 +96,7 @@ async fn confirm(
         .validate_logout(params(&body))
         .await
         .map_err(PageError::LogoutRefused)?;
-    browser::sign_out(&session).await?;
+    browser::sign_out(&state, &session).await?;
     finish(&plan)
 }
 

@@ -534,7 +534,7 @@ async fn reset(
         Ok(user) => {
             tracing::info!(user = %user.id, "password reset");
             // This browser is signed out too, like every other.
-            browser::sign_out(&session).await?;
+            browser::sign_out(&state, &session).await?;
             Ok(respond::see_other(&format!(
                 "/login?notice=password-set&username={}",
                 url_encode(&user.username)

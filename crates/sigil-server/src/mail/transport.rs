@@ -134,7 +134,8 @@ impl SmtpUrl {
 pub enum Transport {
     Smtp {
         url: SmtpUrl,
-        client: AsyncSmtpTransport<Tokio1Executor>,
+        /// Boxed: the client is large beside the other variant.
+        client: Box<AsyncSmtpTransport<Tokio1Executor>>,
     },
     Files {
         dir: PathBuf,
@@ -195,7 +196,7 @@ impl Transport {
             ));
         }
         Ok(Self::Smtp {
-            client: builder.build(),
+            client: Box::new(builder.build()),
             url,
         })
     }

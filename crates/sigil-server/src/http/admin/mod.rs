@@ -163,7 +163,7 @@ impl FromRequestParts<AppState> for Admin {
             Some(user) => user,
             // Disabled, deleted, or signed out everywhere since: this session is over.
             _ => {
-                browser::sign_out(&session).await?;
+                browser::sign_out(state, &session).await?;
                 return Err(NotAdmin::SignInFirst { back });
             }
         };
@@ -318,8 +318,12 @@ async fn dashboard(
     render(&page)
 }
 
-async fn sign_out(admin: Admin, body: axum::body::Bytes) -> Result<Response, PageError> {
+async fn sign_out(
+    State(state): State<AppState>,
+    admin: Admin,
+    body: axum::body::Bytes,
+) -> Result<Response, PageError> {
     admin.form(&body).await?;
-    browser::sign_out(&admin.session).await?;
+    browser::sign_out(&state, &admin.session).await?;
     Ok(pages::message("Signed out", "You are signed out of Sigil.", false)?.into_response())
 }
