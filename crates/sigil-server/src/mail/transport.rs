@@ -134,7 +134,7 @@ impl SmtpUrl {
 pub enum Transport {
     Smtp {
         url: SmtpUrl,
-        client: AsyncSmtpTransport<Tokio1Executor>,
+        client: Box<AsyncSmtpTransport<Tokio1Executor>>,
     },
     Files {
         dir: PathBuf,
@@ -195,7 +195,7 @@ impl Transport {
             ));
         }
         Ok(Self::Smtp {
-            client: builder.build(),
+            client: Box::new(builder.build()),
             url,
         })
     }
