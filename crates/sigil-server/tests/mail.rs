@@ -356,3 +356,27 @@ async fn without_smtp_each_message_is_a_private_eml_file() {
     assert!(row.sent_at.is_some());
     assert!(row.sealed.is_empty(), "cleared after delivery");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_is_required_never_skipped() {
+    if !has_aiosmtpd("starttls_is_required_never_skipped") {
+        return;
+    }
+    // aiosmtpd without a certificate offers no STARTTLS: smtp+starttls:// must not fall
+    // back to plain, and the message must wait in the outbox.
+    let setup = Setup::new().await;
+    let port = free_port();
+    let smtp = start_smtp(port, setup.dir.path());
+    let mailer = setup.mailer(
+        Some(format!("smtp+starttls://127.0.0.1:{port}")),
+        Arc::new(SystemClock),
+    );
+    let (mail, _) = verification("dan@example.com");
+    mailer.queue(mail).await.expect("queued");
+    assert_eq!(mailer.deliver_due().await.expect("pass"), 0);
+    let row = setup.outbox().await.remove(0);
+    assert_eq!(row.attempts, 1);
+    assert!(row.sent_at.is_none() && row.given_up_at.is_none());
+    assert!(!row.sealed.is_empty());
+    assert!(smtp.received().is_empty(), "nothing sent in clear");
+}
