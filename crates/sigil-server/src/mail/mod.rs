@@ -307,7 +307,7 @@ impl MailQueue for Mailer {
         };
         self.store.enqueue_mail(&message).await?;
         self.metrics.count(MailEvent::Queued, kind);
-        tracing::info!(id = %message.id, kind, "mail queued");
+        tracing::info!(id = %message.id, kind = %kind, "mail queued");
         self.wake.notify_one();
         Ok(())
     }

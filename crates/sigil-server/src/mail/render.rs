@@ -3,7 +3,8 @@
 //! inline styles only, as mail clients want), joined as multipart/alternative by lettre.
 
 use askama::Template;
-use lettre::message::{header, Mailbox, MultiPart};
+use lettre::message::header::ContentTransferEncoding;
+use lettre::message::{header, Body, Mailbox, MultiPart};
 use lettre::Message;
 use sigil_core::mail::{Mail, MailKind};
 use std::time::{Duration, UNIX_EPOCH};
@@ -50,8 +51,8 @@ impl Letterhead {
             .message_id(Some(format!("<{id}@{}>", self.message_id_domain)))
             .header(header::MIME_VERSION_1_0)
             .multipart(MultiPart::alternative_plain_html(
-                rendered.text,
-                rendered.html,
+                body(rendered.text),
+                body(rendered.html),
             ))
             .map_err(|e| RenderError::Build(e.to_string()))?;
         Ok(message.formatted())
@@ -217,6 +218,23 @@ pub fn subject(kind: &MailKind) -> &'static str {
         MailKind::ConfirmNewEmail { .. } => "Confirm your new e-mail address",
         MailKind::EmailChanged { .. } => "Your e-mail address was changed",
         MailKind::AccountExists { .. } => "You already have an account",
+    }
+}
+
+/// A body as plain 7bit text when it is ASCII with lines of at most 998 characters (RFC
+/// 5322 §2.1.1), so that a link stays whole and copyable in a `.eml` file read as text;
+/// quoted-printable otherwise (a name in another script, say).
+fn body(content: String) -> Body {
+    let crlf = content.replace("\r\n", "\n").replace('\n', "\r\n");
+    let fits_7bit = crlf.is_ascii()
+        && !crlf.contains('\0')
+        && crlf
+            .split("\r\n")
+            .all(|line| line.len() <= 998 && !line.contains('\r'));
+    if fits_7bit {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(content)
     }
 }
 
@@ -498,6 +516,16 @@ mod tests {
         assert!(text.contains("multipart/alternative"));
         assert!(text.contains("text/plain"));
         assert!(text.contains("text/html"));
+        assert!(!text.contains("quoted-printable"), "ASCII bodies stay 7bit");
+        assert!(text.contains(LINK), "the link is whole in the raw message");
+        let mut accented = mail.clone();
+        if let MailKind::VerifyEmail { username, .. } = &mut accented.kind {
+            *username = "Zoë".into();
+        }
+        let bytes = letterhead.format("m3", &accented, 0).expect("formats");
+        let raw = String::from_utf8(bytes).expect("ascii");
+        assert!(raw.is_ascii());
+        assert!(raw.contains("Content-Transfer-Encoding: quoted-printable"));
         let bad = Mail {
             to: "not an address".into(),
             kind: every_kind().remove(0),
