@@ -9,6 +9,10 @@ ALTER TABLE users ADD COLUMN username_key TEXT;
 ALTER TABLE users ADD COLUMN email_key TEXT;
 -- How the account was made: admin, bootstrap, sign_up, invitation.
 ALTER TABLE users ADD COLUMN origin TEXT NOT NULL DEFAULT 'admin';
+-- Counts the changes to a row: an update applies only to the version it read, so that two
+-- changes at once (a profile edit and a disable, a password change and a reset) cannot
+-- undo each other.
+ALTER TABLE users ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 UPDATE users SET username_key = lower(trim(username))
     WHERE id IN (SELECT MIN(id) FROM users GROUP BY lower(trim(username)));
 UPDATE users SET email_key = lower(trim(email))

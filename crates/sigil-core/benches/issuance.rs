@@ -73,6 +73,7 @@ fn setup() -> Bench {
         must_change_password: false,
         session_epoch: 0,
         origin: sigil_core::user::AccountOrigin::Admin,
+        version: 0,
         created_at: NOW,
         updated_at: NOW,
     };

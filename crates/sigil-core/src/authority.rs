@@ -92,6 +92,9 @@ const VERIFIED_TOKENS_KEPT: usize = 10_000;
 
 const CLIENT_CACHE_MAX: usize = 10_000;
 
+/// How often a browser session's "last seen" is written, at most (seconds).
+const SESSION_TOUCH_EVERY: i64 = 300;
+
 impl Authority {
     pub fn new(
         config: AuthorityConfig,
@@ -171,7 +174,7 @@ impl Authority {
             .store
             .find_user(&signed_in.user_id)
             .await?
-            .filter(|u| signed_in.is_valid_for(u))
+            .filter(|u| signed_in.is_valid_for(u) && !u.awaits_email_verification())
         else {
             return Ok(None);
         };
@@ -182,6 +185,20 @@ impl Authority {
                 _ => return Ok(None),
             },
         };
+        // "Last seen" on the account page, written at most every few minutes, whichever
+        // page or flow (authorize, consent, the console) the session is used on.
+        if let Some(record) = &session {
+            let now = self.now();
+            if now - record.last_seen_at >= SESSION_TOUCH_EVERY {
+                if let Err(error) = self
+                    .store
+                    .touch_browser_session(&record.id, None, now)
+                    .await
+                {
+                    tracing::warn!(%error, "could not note a session's last use");
+                }
+            }
+        }
         Ok(Some((user, session)))
     }
 

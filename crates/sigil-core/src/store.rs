@@ -14,6 +14,8 @@ pub mod memory;
 mod records;
 mod roles;
 
+use crate::user::User;
+
 pub use records::{
     AccountLink, AuthorizationCode, BrowserSession, Consent, LinkPurpose, OutboxCounts,
     OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures,
@@ -23,6 +25,17 @@ pub use roles::{
     ClientStore, ConsentStore, Housekeeping, MailOutbox, RefreshTokenStore, SignInFailureStore,
     UserStore,
 };
+
+/// Stores `user` if its record is still at `user.version` ([`UserStore::update_user`]),
+/// and then counts `user.version` up as the store did. False: no such user, or changed
+/// since it was read.
+pub async fn save_user(store: &dyn UserStore, user: &mut User) -> Result<bool, StoreError> {
+    let saved = store.update_user(user).await?;
+    if saved {
+        user.version += 1;
+    }
+    Ok(saved)
+}
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,24 @@ pub fn device_subject(device_id: &str) -> String {
 
 /// The subject of a client address.
 pub fn address_subject(address: &str) -> String {
-    format!("address:{address}")
+    format!("address:{}", address_key(address))
+}
+
+/// A client address as throttles count it: an IPv4 address whole, an IPv6 address by its
+/// /64 (one host usually holds a whole /64, and would otherwise get a fresh count per
+/// address). Anything that does not parse is taken as it is.
+pub fn address_key(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(ip) => ip.to_string(),
+        Err(_) => address.to_string(),
+    }
 }
 
 impl ThrottlePolicy {
@@ -97,6 +114,26 @@ impl ThrottlePolicy {
             )
             .max()
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::address_key;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        assert_eq!(address_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(address_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+        assert_eq!(
+            address_key("2001:db8:1:2:ffff::1"),
+            address_key("2001:db8:1:2::7")
+        );
+        assert_ne!(
+            address_key("2001:db8:1:3::1"),
+            address_key("2001:db8:1:2::1")
+        );
+        assert_eq!(address_key("::ffff:192.0.2.1"), "192.0.2.1");
     }
 }
 

@@ -18,6 +18,10 @@ pub struct User {
     pub session_epoch: i64,
     /// How the account came to be (shown in the admin console).
     pub origin: AccountOrigin,
+    /// Counts the changes to the record: an update applies only to the version it was
+    /// read at (`UserStore::update_user`), so that two changes at once cannot undo each
+    /// other (a profile edit racing a disable, a password change racing a reset).
+    pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -55,7 +59,24 @@ pub fn validate_username(username: &str) -> Result<(), &'static str> {
     {
         return Err("user name may contain letters, digits, '.', '_', '-' and '@' only");
     }
+    // Full-width, mathematical and other compatibility forms look like plain letters
+    // (ａｄｍｉｎ, 𝐚𝐝𝐦𝐢𝐧): a name must be its own NFKC form (RFC 8265's width mapping).
+    {
+        use unicode_normalization::UnicodeNormalization;
+        if username.nfkc().collect::<String>() != username {
+            return Err("user name may not use full-width or other look-alike forms of letters");
+        }
+    }
     Ok(())
+}
+
+/// Whether `text` holds characters that change how text around them is shown without
+/// showing themselves: bidirectional overrides and isolates, zero-width characters.
+pub fn has_invisible_controls(text: &str) -> bool {
+    text.chars().any(|c| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+    })
 }
 
 /// How an account was made.
@@ -168,6 +189,16 @@ mod tests {
         assert_eq!(username_key("Jos\u{e9}"), username_key("Jose\u{301}"));
         assert_eq!(normalize_email(" Bob@Example.COM "), "Bob@example.com");
         assert_eq!(email_key("Bob@Example.COM"), "bob@example.com");
+    }
+
+    #[test]
+    fn look_alike_names_are_refused() {
+        assert!(validate_username("admin").is_ok());
+        assert!(validate_username("José").is_ok());
+        assert!(validate_username("ａｄｍｉｎ").is_err(), "full-width");
+        assert!(validate_username("𝐚𝐝𝐦𝐢𝐧").is_err(), "mathematical bold");
+        assert!(has_invisible_controls("Bob\u{202E}txt.exe"));
+        assert!(!has_invisible_controls("Bob Example"));
     }
 
     #[test]

@@ -46,6 +46,7 @@ async fn family(store: &Arc<dyn Store>) -> RefreshTokenRecord {
         must_change_password: false,
         session_epoch: 0,
         origin: sigil_core::user::AccountOrigin::Admin,
+        version: 0,
         created_at: NOW,
         updated_at: NOW,
     };

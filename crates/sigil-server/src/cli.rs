@@ -128,14 +128,12 @@ fn account_error(error: AccountError) -> CommandError {
     }
 }
 
-/// Delivers what a command queued, once; what fails stays in the outbox for the server.
-async fn deliver_now(mailer: &crate::mail::Mailer) {
-    match mailer.deliver_due().await {
-        Ok(sent) => eprintln!("{}; {sent} message(s) delivered now", mailer.describe()),
-        Err(error) => {
-            eprintln!("the message stays in the outbox for the server to deliver: {error}")
-        }
-    }
+/// Says where a command's message went: into the outbox, which the running server (any
+/// replica) delivers within seconds. The command does not deliver it itself: with other
+/// mail settings than the server's, it would send the server's other pending messages the
+/// wrong way.
+fn queued_note() {
+    eprintln!("the message is in the outbox: the running server delivers it within seconds");
 }
 
 /// `sigil user invite --email E`
@@ -145,7 +143,7 @@ pub async fn user_invite(
     args: &UserInviteArgs,
 ) -> Result<(), CommandError> {
     let database = open(database_url).await?;
-    let (accounts, mailer) = accounts(
+    let (accounts, _mailer) = accounts(
         &database,
         keys_dir,
         &args.mail,
@@ -163,7 +161,7 @@ pub async fn user_invite(
         .invite(&Caller::cli(), &args.email)
         .await
         .map_err(account_error)?;
-    deliver_now(&mailer).await;
+    queued_note();
     println!("{}", link.expose());
     Ok(())
 }
@@ -191,7 +189,7 @@ pub async fn user_add(
         .await
         .map_err(admin_error)?;
     if args.unverified_email {
-        let (accounts, mailer) = accounts(
+        let (accounts, _mailer) = accounts(
             &database,
             keys_dir,
             &args.mail,
@@ -202,7 +200,7 @@ pub async fn user_add(
             .mail_verification(&Caller::cli(), &user.id)
             .await
             .map_err(account_error)?;
-        deliver_now(&mailer).await;
+        queued_note();
     }
     println!(
         "{}",

@@ -473,7 +473,34 @@ async fn sign_up_verify_reset_and_revoke(db: TestDb) {
         .expect("get");
     assert_eq!(response.status(), 400);
     // The link, in the browser that signed up: straight back to the app with a code.
-    let response = browser.get(&link).send().await.expect("verify");
+    // Opening the link (what a mail scanner does too) changes nothing: it asks for a click.
+    let html = env
+        .form_page(&browser, link.trim_start_matches(env.base()))
+        .await;
+    assert!(
+        html.contains("Dana@example.com") && html.contains("Confirm"),
+        "{html}"
+    );
+    let response = env.sign_in(&other, "", "dana", PASSWORD).await;
+    assert_eq!(
+        response.status(),
+        403,
+        "still unverified after a GET of the link"
+    );
+    let response = env
+        .post(&browser, "/verify-email", &[("token", &token)])
+        .await;
+    assert_eq!(response.status(), 403, "the click needs the CSRF token");
+    let response = env
+        .post(
+            &browser,
+            "/verify-email",
+            &[
+                ("csrf", &hidden(&html, "csrf")),
+                ("token", &hidden(&html, "token")),
+            ],
+        )
+        .await;
     let callback = env.to_callback(&browser, &location(&response)).await;
     let code = query_param(&callback, "code").expect("a code");
     // Used once only.
@@ -848,6 +875,59 @@ async fn invitations_and_sessions() {
         .await
         .expect("get");
     assert_eq!(response.status(), 200, "this one is not");
+    // An address change needs the password, and waits for the new address's link; the old
+    // address is told once it is done.
+    let html = env.form_page(&browser, "/account").await;
+    let csrf = hidden(&html, "csrf");
+    let response = env
+        .post(
+            &browser,
+            "/account/email",
+            &[
+                ("csrf", &csrf),
+                ("email", "heidi@new.example"),
+                ("current_password", "not it at all"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 422, "a wrong password changes nothing");
+    let response = env
+        .post(
+            &browser,
+            "/account/email",
+            &[
+                ("csrf", &csrf),
+                ("email", "heidi@new.example"),
+                ("current_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let mail = env
+        .mail_to("heidi@new.example", "/verify-email?token=", 1)
+        .await;
+    let link = mail.link(&format!("{}/verify-email?token=", env.base()));
+    let html = env
+        .form_page(&browser, link.trim_start_matches(env.base()))
+        .await;
+    let response = env
+        .post(
+            &browser,
+            "/verify-email",
+            &[
+                ("csrf", &hidden(&html, "csrf")),
+                ("token", &hidden(&html, "token")),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let html = env
+        .form_page(&browser, "/account?notice=email-changed")
+        .await;
+    assert!(html.contains("value=\"heidi@new.example\""), "{html}");
+    env.mail_to("heidi@example.com", "heidi@new.example", 1)
+        .await;
+
     // A forged session id is refused.
     let html = env.form_page(&browser, "/account/sessions").await;
     let response = env

@@ -33,6 +33,7 @@ fn user(username: &str) -> User {
         must_change_password: true,
         session_epoch: 0,
         origin: sigil_core::user::AccountOrigin::Admin,
+        version: 0,
         created_at: NOW,
         updated_at: NOW,
     }
@@ -85,6 +86,7 @@ async fn conformance(store: Arc<dyn Store>) {
     changed.name = Some("Alice".into());
     changed.updated_at = NOW + 5;
     assert!(store.update_user(&changed).await.expect("update"));
+    changed.version += 1;
     assert_eq!(
         store.find_user(&alice.id).await.expect("find"),
         Some(changed.clone())
@@ -922,6 +924,54 @@ async fn self_service(store: Arc<dyn Store>) {
             .map(|u| u.id),
         Some(dave.id.clone())
     );
+    // An update applies only to the version it read: of two changes from one read (a
+    // profile edit racing a disable), the second is refused instead of undoing the first.
+    let read_once = store
+        .find_user(&dave.id)
+        .await
+        .expect("find")
+        .expect("yves");
+    let mut disable = read_once.clone();
+    disable.is_disabled = true;
+    assert!(sigil_core::store::save_user(&*store, &mut disable)
+        .await
+        .expect("disable"));
+    assert_eq!(disable.version, read_once.version + 1);
+    let mut rename = read_once.clone();
+    rename.name = Some("Yves".into());
+    assert!(
+        !store.update_user(&rename).await.expect("stale"),
+        "a stale write is refused"
+    );
+    let now_stored = store
+        .find_user(&dave.id)
+        .await
+        .expect("find")
+        .expect("yves");
+    assert!(
+        now_stored.is_disabled && now_stored.name.is_none(),
+        "the disable stands"
+    );
+    assert_eq!(now_stored.version, disable.version);
+    let racers: Vec<_> = (0..6)
+        .map(|n| {
+            let store = store.clone();
+            let mut copy = now_stored.clone();
+            tokio::spawn(async move {
+                copy.name = Some(format!("racer {n}"));
+                store.update_user(&copy).await.expect("update")
+            })
+        })
+        .collect();
+    let mut applied = 0;
+    for racer in racers {
+        applied += usize::from(racer.await.expect("join"));
+    }
+    assert_eq!(
+        applied, 1,
+        "of concurrent updates from one read, exactly one applies"
+    );
+
     // Concurrent creations with one key: exactly one wins.
     let racers: Vec<_> = (0..8)
         .map(|n| {

@@ -38,7 +38,10 @@ impl Accounts {
             LinkPurpose::VerifyEmail => {
                 user.email.as_deref().map(email_key) == link.email.as_deref().map(email_key)
             }
-            LinkPurpose::ChangeEmail | LinkPurpose::Invitation => true,
+            // A password change (or any end of all sessions) since voids an address change
+            // too: a thief's pending change does not outlive the owner's recovery.
+            LinkPurpose::ChangeEmail => user.session_epoch == link.session_epoch,
+            LinkPurpose::Invitation => true,
         };
         if !still_counts {
             return Err(AccountError::InvalidLink);
@@ -60,8 +63,8 @@ impl Accounts {
         let (_, mut user) = self.use_link(token, LinkPurpose::VerifyEmail).await?;
         user.email_verified = true;
         user.updated_at = self.now();
-        if !self.store.update_user(&user).await? {
-            return Err(AccountError::InvalidLink);
+        if !crate::store::save_user(&*self.store, &mut user).await? {
+            return Err(AccountError::Changed);
         }
         self.audit_log
             .record(
@@ -129,7 +132,7 @@ impl Accounts {
     async fn mail_throttle(&self, caller: &Caller, user_id: &str) -> Result<(), AccountError> {
         if let Some(address) = &caller.address {
             self.throttle(
-                &format!("mail:address:{address}"),
+                &format!("mail:address:{}", crate::throttle::address_key(address)),
                 self.config.mails_per_address,
             )
             .await?;
@@ -218,7 +221,7 @@ impl Accounts {
         match &caller.address {
             Some(address) => {
                 self.throttle(
-                    &format!("mail:address:{address}"),
+                    &format!("mail:address:{}", crate::throttle::address_key(address)),
                     self.config.mails_per_address,
                 )
                 .await
@@ -297,13 +300,16 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Starts an address change: the new address gets a link, and replaces the old one
-    /// only once the link is followed.
+    /// Starts an address change: the current password is required; the new address gets a
+    /// link, and replaces the old one only once the link is followed. Whether another
+    /// account has the address is not told (that address's owner is mailed instead), and
+    /// the limits come before any look-up.
     pub async fn request_email_change(
         &self,
         caller: &Caller,
         user_id: &str,
         new_email: &str,
+        current: Secret,
     ) -> Result<(), AccountError> {
         let user = self
             .store
@@ -318,13 +324,31 @@ impl Accounts {
                 "This is your address already.",
             ));
         }
-        if self.store.find_user_by_email(&email).await?.is_some() {
-            return Err(AccountError::field(
-                "email",
-                "Another account has this e-mail address.",
-            ));
-        }
+        self.check_current_password(&user, current).await?;
         self.mail_throttle(caller, &user.id).await?;
+        if let Some(owner) = self.store.find_user_by_email(&email).await? {
+            let base = self.config.issuer.trim_end_matches('/');
+            if let Some(to) = owner.email.as_deref() {
+                self.send(
+                    to,
+                    MailKind::AccountExists {
+                        username: owner.username.clone(),
+                        login: format!("{base}/login"),
+                        reset: format!("{base}/forgot-password"),
+                    },
+                )
+                .await?;
+            }
+            self.audit_log
+                .record(
+                    caller,
+                    "user.email_change_requested",
+                    Some(&user.username),
+                    "the new address belongs to another account; nothing sent to it but a notice",
+                )
+                .await;
+            return Ok(());
+        }
         self.store
             .void_account_links(&user.id, LinkPurpose::ChangeEmail, self.now())
             .await?;
@@ -355,6 +379,26 @@ impl Accounts {
             )
             .await;
         Ok(())
+    }
+
+    /// The address a `/verify-email` link would confirm, if the link is still good, without
+    /// using it (the page asks for a click first: mail scanners that fetch every link must
+    /// not confirm addresses).
+    pub async fn check_email_link(&self, token: &Secret) -> Result<String, AccountError> {
+        let now = self.now();
+        let link = self
+            .store
+            .find_account_link(&token.storage_hash())
+            .await?
+            .filter(|l| {
+                matches!(
+                    l.purpose,
+                    LinkPurpose::VerifyEmail | LinkPurpose::ChangeEmail
+                ) && l.used_at.is_none()
+                    && l.expires_at > now
+            })
+            .ok_or(AccountError::InvalidLink)?;
+        link.email.ok_or(AccountError::InvalidLink)
     }
 
     /// Follows a link from mail at `/verify-email`: a verification of the account's
@@ -389,9 +433,9 @@ impl Accounts {
         let old_email = user.email.replace(new_email.clone());
         user.email_verified = true;
         user.updated_at = self.now();
-        match self.store.update_user(&user).await {
+        match crate::store::save_user(&*self.store, &mut user).await {
             Ok(true) => {}
-            Ok(false) => return Err(AccountError::InvalidLink),
+            Ok(false) => return Err(AccountError::Changed),
             Err(crate::store::StoreError::Conflict(_)) => {
                 return Err(AccountError::field(
                     "email",
@@ -402,6 +446,10 @@ impl Accounts {
         }
         self.store
             .void_account_links(&user.id, LinkPurpose::VerifyEmail, self.now())
+            .await?;
+        // A reset link sent to the old address must not outlive the change.
+        self.store
+            .void_account_links(&user.id, LinkPurpose::ResetPassword, self.now())
             .await?;
         self.audit_log
             .record(

@@ -116,6 +116,9 @@ pub enum AccountError {
     WrongPassword,
     #[error("not found")]
     NotFound,
+    /// The account changed while this change was made (another change won); try again.
+    #[error("the account changed meanwhile")]
+    Changed,
     /// The password pool is full; try again shortly.
     #[error("the server is busy; try again")]
     Busy,
@@ -354,7 +357,7 @@ impl Accounts {
         }
         if let Some(address) = &caller.address {
             self.throttle(
-                &format!("sign_up:{address}"),
+                &format!("sign_up:{}", crate::throttle::address_key(address)),
                 self.config.sign_ups_per_address,
             )
             .await?;
@@ -384,6 +387,7 @@ impl Accounts {
             } else {
                 AccountOrigin::SignUp
             },
+            version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -577,8 +581,9 @@ fn conflict(message: &str) -> AccountError {
 }
 
 fn name_problem(name: &str) -> Option<&'static str> {
-    (name.chars().count() > 200 || name.chars().any(char::is_control))
-        .then_some("The name must be at most 200 characters, without control characters.")
+    (name.chars().count() > 200 || crate::user::has_invisible_controls(name)).then_some(
+        "The name must be at most 200 characters, without control or invisible characters.",
+    )
 }
 
 /// "user name must be…" as a sentence: "User name must be….".

@@ -22,8 +22,8 @@ impl Accounts {
         let now = self.now();
         user.session_epoch += 1;
         user.updated_at = now;
-        if !self.store.update_user(user).await? {
-            return Err(AccountError::NotFound);
+        if !crate::store::save_user(&*self.store, user).await? {
+            return Err(AccountError::Changed);
         }
         self.store
             .end_browser_sessions(&user.id, None, None, now)
@@ -32,6 +32,39 @@ impl Accounts {
             .store
             .revoke_user_refresh_families(&user.id, None, now)
             .await?)
+    }
+
+    /// Proves the current password for a change on the account page. Wrong guesses count
+    /// against the account like failed sign-ins (a stolen session cannot guess the
+    /// password without limit, nor flood the password pool); a right one gives its place
+    /// back.
+    pub(super) async fn check_current_password(
+        &self,
+        user: &User,
+        current: Secret,
+    ) -> Result<(), AccountError> {
+        let subject = crate::throttle::account_subject(&user.username);
+        let policy = self.config.throttle;
+        if self
+            .store
+            .reserve_sign_in_attempt(&subject, policy.account_free_failures, &policy, self.now())
+            .await?
+            .is_some()
+        {
+            return Err(AccountError::Throttled);
+        }
+        let (hasher, pool) = &self.hashing;
+        let hasher = hasher.clone();
+        let stored = user.password_hash.clone();
+        let matched = pool
+            .run(move || hasher.verify(current.expose(), Some(&stored)))
+            .await
+            .map_err(|_| AccountError::Busy)?;
+        if !matched {
+            return Err(AccountError::WrongPassword);
+        }
+        self.store.release_sign_in_attempt(&subject).await?;
+        Ok(())
     }
 
     /// Changes the name shown to apps (the `name` claim). Empty removes it.
@@ -48,8 +81,8 @@ impl Accounts {
         }
         user.name = (!name.is_empty()).then(|| name.to_string());
         user.updated_at = self.now();
-        if !self.store.update_user(&user).await? {
-            return Err(AccountError::NotFound);
+        if !crate::store::save_user(&*self.store, &mut user).await? {
+            return Err(AccountError::Changed);
         }
         self.audit_log
             .record(caller, "user.profile_changed", Some(&user.username), "name")
@@ -74,16 +107,7 @@ impl Accounts {
                 "The new password must differ from the current one.",
             ));
         }
-        let (hasher, pool) = &self.hashing;
-        let hasher = hasher.clone();
-        let stored = user.password_hash.clone();
-        let matched = pool
-            .run(move || hasher.verify(current.expose(), Some(&stored)))
-            .await
-            .map_err(|_| AccountError::Busy)?;
-        if !matched {
-            return Err(AccountError::WrongPassword);
-        }
+        self.check_current_password(&user, current).await?;
         user.password_hash = self
             .hash_new_password(&new_password, &user.username, user.email.as_deref())
             .await

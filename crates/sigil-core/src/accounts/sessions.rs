@@ -15,9 +15,6 @@ pub struct SessionInfo {
     pub is_current: bool,
 }
 
-/// How often a session's "last seen" is written, at most.
-const TOUCH_EVERY: i64 = 300;
-
 impl Accounts {
     /// Records a new signed-in browser session and returns what the session keeps.
     pub async fn start_session(
@@ -45,21 +42,6 @@ impl Accounts {
             session_epoch: user.session_epoch,
             session_id: Some(id),
         })
-    }
-
-    /// Notes that a session was used (at most every few minutes).
-    pub async fn touch_session(&self, session: &BrowserSession, address: Option<&str>) {
-        let now = self.now();
-        if now - session.last_seen_at < TOUCH_EVERY {
-            return;
-        }
-        if let Err(error) = self
-            .store
-            .touch_browser_session(&session.id, address, now)
-            .await
-        {
-            tracing::warn!(%error, "could not note a session's last use");
-        }
     }
 
     /// Ends a session's record when the browser signs out (not audited: signing out is

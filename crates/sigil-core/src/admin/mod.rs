@@ -153,7 +153,7 @@ fn validate_email(email: &Option<String>) -> Result<(), AdminError> {
 fn validate_name(name: &Option<String>) -> Result<(), AdminError> {
     if name
         .as_ref()
-        .is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control))
+        .is_some_and(|n| n.chars().count() > 200 || crate::user::has_invisible_controls(n))
     {
         return Err(AdminError::Invalid(
             "the name must be at most 200 characters, without control characters".into(),
@@ -183,6 +183,18 @@ impl Admin {
             .await
             .map_err(|_| AdminError::Busy)?
             .map_err(AdminError::Invalid)
+    }
+
+    /// Why an update changed nothing: the user is gone, or was changed meanwhile (by
+    /// another admin, or by themselves) and the change would have undone that.
+    async fn not_saved(&self, user_id: &str) -> AdminError {
+        match self.store.find_user(user_id).await {
+            Ok(Some(_)) => AdminError::Invalid(
+                "the account was changed meanwhile: reload the page and try again".into(),
+            ),
+            Ok(None) => AdminError::NotFound,
+            Err(error) => error.into(),
+        }
     }
 
     async fn existing_user(&self, user_id: &str) -> Result<User, AdminError> {

@@ -156,6 +156,7 @@ impl Admin {
             must_change_password: must_change,
             session_epoch: 0,
             origin: crate::user::AccountOrigin::Bootstrap,
+            version: 0,
             created_at: now,
             updated_at: now,
         };

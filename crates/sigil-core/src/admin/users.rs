@@ -39,6 +39,7 @@ impl Admin {
             must_change_password: new.must_change_password,
             session_epoch: 0,
             origin: AccountOrigin::Admin,
+            version: 0,
             created_at: now,
             updated_at: now,
         };
@@ -85,18 +86,31 @@ impl Admin {
         validate_email(&email)?;
         validate_name(&name)?;
         user.email_verified = update.email_verified && email.is_some();
+        let address_changed = user.email != email;
         user.email = email;
         user.name = name;
         user.updated_at = self.now();
-        match self.store.update_user(&user).await {
+        match crate::store::save_user(&*self.store, &mut user).await {
             Ok(true) => {}
-            Ok(false) => return Err(AdminError::NotFound),
+            Ok(false) => return Err(self.not_saved(&user.id).await),
             Err(StoreError::Conflict(_)) => {
                 return Err(AdminError::Invalid(
                     "another account has this email address".into(),
                 ))
             }
             Err(error) => return Err(error.into()),
+        }
+        if address_changed {
+            // Links for the old address (a reset, a pending change) stop working.
+            for purpose in [
+                crate::store::LinkPurpose::ResetPassword,
+                crate::store::LinkPurpose::ChangeEmail,
+                crate::store::LinkPurpose::VerifyEmail,
+            ] {
+                self.store
+                    .void_account_links(&user.id, purpose, self.now())
+                    .await?;
+            }
         }
         self.audit_log
             .record(
@@ -163,8 +177,8 @@ impl Admin {
     async fn save_and_end_sessions(&self, user: &mut User, now: i64) -> Result<u64, AdminError> {
         user.session_epoch += 1;
         user.updated_at = now;
-        if !self.store.update_user(user).await? {
-            return Err(AdminError::NotFound);
+        if !crate::store::save_user(&*self.store, user).await? {
+            return Err(self.not_saved(&user.id).await);
         }
         self.store
             .end_browser_sessions(&user.id, None, None, now)
@@ -194,8 +208,8 @@ impl Admin {
         }
         user.is_admin = is_admin;
         user.updated_at = self.now();
-        if !self.store.update_user(&user).await? {
-            return Err(AdminError::NotFound);
+        if !crate::store::save_user(&*self.store, &mut user).await? {
+            return Err(self.not_saved(&user.id).await);
         }
         self.audit_log
             .record(
@@ -238,8 +252,8 @@ impl Admin {
                 .await;
         } else {
             user.updated_at = self.now();
-            if !self.store.update_user(&user).await? {
-                return Err(AdminError::NotFound);
+            if !crate::store::save_user(&*self.store, &mut user).await? {
+                return Err(self.not_saved(&user.id).await);
             }
             self.audit_log
                 .record(caller, "user.enabled", Some(&user.username), "")

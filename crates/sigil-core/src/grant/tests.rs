@@ -58,6 +58,7 @@ pub(crate) async fn fixture_with(adjust: impl FnOnce(&mut AuthorityConfig)) -> F
         must_change_password: false,
         session_epoch: 0,
         origin: crate::user::AccountOrigin::Admin,
+        version: 0,
         created_at: T0,
         updated_at: T0,
     };

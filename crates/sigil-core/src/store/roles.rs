@@ -19,7 +19,10 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
-    /// Replaces a user's record (matched by id). Returns false when there is no such user.
+    /// Replaces a user's record (matched by id) if it is still at `user.version`, and
+    /// counts the version up by one. Returns false, writing nothing, when there is no such
+    /// user or the record changed since it was read (compare-and-set: of concurrent updates
+    /// from one read, exactly one applies).
     async fn update_user(&self, user: &User) -> Result<bool, StoreError>;
     async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// The user whose name has the same key as `username` (case-insensitive, normalised).
@@ -28,8 +31,8 @@ pub trait UserStore: Send + Sync {
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     async fn count_users(&self) -> Result<i64, StoreError>;
     /// Replaces a user's password hash with `new_hash` only while it is still
-    /// `expected_hash` (a rehash must not undo a password changed meanwhile). Returns
-    /// whether it did.
+    /// `expected_hash` (a rehash must not undo a password changed meanwhile), counting the
+    /// version up. Returns whether it did.
     async fn replace_password_hash(
         &self,
         user_id: &str,

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use sigil_core::accounts::AccountError;
 use sigil_core::audit::Caller;
 use sigil_core::authorize::SignedIn;
+use sigil_core::secret::Secret;
 use sigil_core::user::User;
 use tower_sessions::Session;
 
@@ -44,7 +45,7 @@ struct NoticeQuery {
 fn notice_text(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
         "saved" => "Saved.",
-        "email-sent" => "We sent a link to the new address. Your address changes once you open it.",
+        "email-sent" => "If the new address can be used, we sent it a link. Your address changes once you open it.",
         "email-changed" => "Your new e-mail address is confirmed.",
         "signed-out" => "Signed out.",
         "others-signed-out" => "Every other browser was signed out.",
@@ -144,10 +145,15 @@ fn refused(me: &Me, error: AccountError) -> Result<Response, PageError> {
                 Some(&message),
             )?))
         }
+        AccountError::WrongPassword => Err(PageError::InvalidForm(profile_page(
+            me,
+            None,
+            Some("Your password is not correct: nothing was changed."),
+        )?)),
         AccountError::Throttled => Err(PageError::TooManyRequests(profile_page(
             me,
             None,
-            Some("We sent several links already. Please wait a while before asking again."),
+            Some("Too many attempts: please wait a while before trying again."),
         )?)),
         other => Err(PageError::Account(other)),
     }
@@ -187,9 +193,10 @@ async fn change_email(
         return Ok(sign_in_first());
     };
     let email = form.single("email").ok().flatten().unwrap_or("");
+    let current = Secret::new(form.single("current_password").ok().flatten().unwrap_or(""));
     match state
         .accounts
-        .request_email_change(&me.caller, &me.user.id, email)
+        .request_email_change(&me.caller, &me.user.id, email, current)
         .await
     {
         Ok(()) => Ok(respond::see_other("/account?notice=email-sent")),

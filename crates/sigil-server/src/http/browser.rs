@@ -62,22 +62,17 @@ pub async fn start_session(
 }
 
 /// The user this browser session is signed in as, if the session still counts for them
-/// (see `Authority::signed_in_user_and_session`); notes the session's use.
+/// (see `Authority::signed_in_user_and_session`, which also notes the session's use).
 pub async fn current_user(
     state: &crate::state::AppState,
     session: &Session,
-    address: Option<&str>,
+    _address: Option<&str>,
 ) -> Result<Option<(sigil_core::user::User, SignedIn)>, PageError> {
     let Some(signed_in) = signed_in(session).await? else {
         return Ok(None);
     };
     match state.authority.signed_in_user_and_session(&signed_in).await {
-        Ok(Some((user, record))) => {
-            if let Some(record) = record {
-                state.accounts.touch_session(&record, address).await;
-            }
-            Ok(Some((user, signed_in)))
-        }
+        Ok(Some((user, _))) => Ok(Some((user, signed_in))),
         Ok(None) => Ok(None),
         Err(error) => Err(PageError::Unavailable {
             event: "could not read the signed-in user",
@@ -90,10 +85,7 @@ pub async fn current_user(
 pub async fn sign_out(state: &crate::state::AppState, session: &Session) -> Result<(), PageError> {
     if let Some(signed_in) = signed_in(session).await? {
         if let Some(id) = &signed_in.session_id {
-            state
-                .accounts
-                .forget_session(&signed_in.user_id, id)
-                .await;
+            state.accounts.forget_session(&signed_in.user_id, id).await;
         }
     }
     Ok(session.flush().await?)

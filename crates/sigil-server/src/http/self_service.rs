@@ -32,7 +32,7 @@ const SIGNED_UP_KEY: &str = "signed_up";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/signup", get(sign_up_form).post(sign_up))
-        .route("/verify-email", get(verify_email))
+        .route("/verify-email", get(verify_email_form).post(verify_email))
         .route("/verify-email/resend", post(resend_verification))
         .route("/forgot-password", get(forgot_form).post(forgot))
         .route("/reset-password", get(reset_form).post(reset))
@@ -53,6 +53,14 @@ struct SignUpPage<'a> {
     email_error: Option<&'a str>,
     name_error: Option<&'a str>,
     password_error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "verify_email.html")]
+struct VerifyEmailPage<'a> {
+    csrf: &'a str,
+    token: &'a str,
+    email: &'a str,
 }
 
 #[derive(Template)]
@@ -302,15 +310,41 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// `GET /verify-email?token=…`: the link from the mail shows a page with one button; only
+/// the click (a POST with the session's CSRF token) uses the link. Mail scanners and link
+/// previews fetch links with GET, and must not confirm an address for anyone.
+async fn verify_email_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, PageError> {
+    let token =
+        link_token(query.token.as_deref()).ok_or(PageError::Account(AccountError::InvalidLink))?;
+    let email = state
+        .accounts
+        .check_email_link(&token)
+        .await
+        .map_err(PageError::Account)?;
+    let csrf = browser::csrf_token(&session).await?;
+    let page = VerifyEmailPage {
+        csrf: &csrf,
+        token: token.expose(),
+        email: &email,
+    };
+    Ok(pages::render(&page, &[])?.into_response())
+}
+
 async fn verify_email(
     State(state): State<AppState>,
     session: Session,
     peer: PeerAddress,
     headers: HeaderMap,
-    Query(query): Query<TokenQuery>,
+    body: Bytes,
 ) -> Result<Response, PageError> {
-    let token =
-        link_token(query.token.as_deref()).ok_or(PageError::Account(AccountError::InvalidLink))?;
+    let form = OAuthForm::parse(&body);
+    browser::check_csrf(&session, &form).await?;
+    let token = link_token(form.single("token").ok().flatten())
+        .ok_or(PageError::Account(AccountError::InvalidLink))?;
     let user = state
         .accounts
         .follow_email_link(&peer.anonymous(), &token)

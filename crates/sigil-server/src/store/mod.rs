@@ -75,10 +75,21 @@ impl Database {
     }
 
     pub async fn migrate(&self) -> Result<Vec<i64>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.migrate().await,
-            Self::Postgres(s) => s.migrate().await,
+        let applied = match self {
+            Self::Sqlite(s) => s.migrate().await?,
+            Self::Postgres(s) => s.migrate().await?,
+        };
+        // Migration 0005 keyed the users in SQL; the keys are Rust's (see `rekey_users`).
+        if applied.contains(&5) {
+            let rekeyed = match self {
+                Self::Sqlite(s) => s.rekey_users().await?,
+                Self::Postgres(s) => s.rekey_users().await?,
+            };
+            if rekeyed > 0 {
+                tracing::info!(rekeyed, "user name and address keys rewritten");
+            }
         }
+        Ok(applied)
     }
 
     pub fn store(&self) -> Arc<dyn Store> {

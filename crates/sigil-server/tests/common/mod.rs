@@ -208,6 +208,7 @@ impl TestApp {
             must_change_password: false,
             session_epoch: 0,
             origin: sigil_core::user::AccountOrigin::Admin,
+            version: 0,
             created_at: now,
             updated_at: now,
         };

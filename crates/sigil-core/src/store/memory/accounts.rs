@@ -59,11 +59,12 @@ impl UserStore for MemoryStore {
             return Err(StoreError::Conflict(format!("users.{key}")));
         }
         match data.users.get_mut(&user.id) {
-            Some(existing) => {
+            Some(existing) if existing.version == user.version => {
                 *existing = user.clone();
+                existing.version += 1;
                 Ok(true)
             }
-            None => Ok(false),
+            _ => Ok(false),
         }
     }
 
@@ -110,6 +111,7 @@ impl UserStore for MemoryStore {
             Some(user) if user.password_hash == expected_hash => {
                 user.password_hash = new_hash.to_string();
                 user.updated_at = now;
+                user.version += 1;
                 Ok(true)
             }
             _ => Ok(false),

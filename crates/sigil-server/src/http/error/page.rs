@@ -187,6 +187,11 @@ impl IntoResponse for PageError {
                 "Too many requests",
                 "Too many requests came from your network. Please wait a while before trying again.".to_string(),
             ),
+            PageError::Account(AccountError::Changed) => (
+                StatusCode::CONFLICT,
+                "Changed meanwhile",
+                "Your account was changed by something else while this was being done, so nothing was changed now. Go back, reload the page and try again.".to_string(),
+            ),
             PageError::Account(AccountError::NotFound) => (
                 StatusCode::NOT_FOUND,
                 "Not found",

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sigil_core::store::{StoreError, UserStore};
 use sigil_core::user::{email_key, username_key, AccountOrigin, User};
 
-pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, origin, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, origin, version, created_at, updated_at";
 
 /// A row of `users`, selected with [`USER_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -21,6 +21,7 @@ pub(super) struct UserRow {
     must_change_password: bool,
     session_epoch: i64,
     origin: String,
+    version: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -39,16 +40,82 @@ impl From<UserRow> for User {
             must_change_password: row.must_change_password,
             session_epoch: row.session_epoch,
             origin: AccountOrigin::parse(&row.origin),
+            version: row.version,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
     }
 }
 
+/// The names and keys of a user, for [`SqlStore::rekey_users`].
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    username_key: Option<String>,
+    email_key: Option<String>,
+}
+
 /// `SELECT COUNT(*) AS n`.
 #[derive(sqlx::FromRow)]
 struct CountRow {
     n: i64,
+}
+
+// The bound names a row type private to these modules; every database has it.
+#[allow(private_bounds)]
+impl<B: Backend> SqlStore<B>
+where
+    B::Db: Reads<KeyRow>,
+{
+    /// Writes every user's keys as Rust computes them (NFC, Unicode lowercase), oldest
+    /// account first, after migration 0005 filled them in with SQL's `lower(trim(…))`,
+    /// which knows neither. A key another, older account holds already stays empty (the
+    /// account keeps signing in by its exact name). Returns how many rows changed.
+    pub(crate) async fn rekey_users(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .fetch_all(sqlx::query(
+                "SELECT id, username, email, username_key, email_key FROM users ORDER BY created_at, id",
+            ))
+            .await?;
+        let rows = read_rows::<B::Db, KeyRow>(&rows)?;
+        // Clear the keys that change first, so that a key moving to an older account is free.
+        let mut changed = Vec::new();
+        for row in rows {
+            let name = username_key(&row.username);
+            let email = row.email.as_deref().map(email_key);
+            if row.username_key.as_deref() != Some(name.as_str()) || row.email_key != email {
+                self.execute(
+                    sqlx::query(
+                        "UPDATE users SET username_key = NULL, email_key = NULL WHERE id = $1",
+                    )
+                    .param(row.id.as_str()),
+                )
+                .await?;
+                changed.push((row.id, name, email));
+            }
+        }
+        let mut count = 0;
+        for (id, name, email) in changed {
+            for (column, key) in [("username_key", Some(name)), ("email_key", email)] {
+                let Some(key) = key else { continue };
+                let sql = format!("UPDATE users SET {column} = $1 WHERE id = $2");
+                match self
+                    .execute(sqlx::query(&sql).param(key.as_str()).param(id.as_str()))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict(_)) => {
+                        tracing::warn!(user = %id, column, "two accounts share a key; the newer one keeps its exact name only")
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 #[async_trait]
@@ -58,7 +125,7 @@ where
 {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let email_key = user.email.as_deref().map(email_key);
-        let sql = format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+        let sql = format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)");
         let query = sqlx::query(&sql)
             .param(user.id.as_str())
             .param(user.username.as_str())
@@ -71,6 +138,7 @@ where
             .param(user.must_change_password)
             .param(user.session_epoch)
             .param(user.origin.as_str())
+            .param(user.version)
             .param(user.created_at)
             .param(user.updated_at)
             .param(username_key(&user.username))
@@ -83,7 +151,7 @@ where
         // The keys are rewritten only when the name or address changed, so that an old row
         // that shares a key with an older one (see migration 0005) keeps working.
         let email_key = user.email.as_deref().map(email_key);
-        let query = sqlx::query("UPDATE users SET username_key = CASE WHEN username = $1 THEN username_key ELSE $2 END, email_key = CASE WHEN email IS NOT DISTINCT FROM $3 THEN email_key ELSE $4 END, username = $1, email = $3, email_verified = $5, name = $6, password_hash = $7, is_admin = $8, is_disabled = $9, must_change_password = $10, session_epoch = $11, updated_at = $12 WHERE id = $13")
+        let query = sqlx::query("UPDATE users SET username_key = CASE WHEN username = $1 THEN username_key ELSE $2 END, email_key = CASE WHEN email IS NOT DISTINCT FROM $3 THEN email_key ELSE $4 END, username = $1, email = $3, email_verified = $5, name = $6, password_hash = $7, is_admin = $8, is_disabled = $9, must_change_password = $10, session_epoch = $11, updated_at = $12, version = version + 1 WHERE id = $13 AND version = $14")
             .param(user.username.as_str())
             .param(username_key(&user.username))
             .param(user.email.as_deref())
@@ -96,7 +164,8 @@ where
             .param(user.must_change_password)
             .param(user.session_epoch)
             .param(user.updated_at)
-            .param(user.id.as_str());
+            .param(user.id.as_str())
+            .param(user.version);
         Ok(self.execute(query).await? == 1)
     }
 
@@ -154,7 +223,7 @@ where
         new_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let query = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4")
+        let query = sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2, version = version + 1 WHERE id = $3 AND password_hash = $4")
             .param(new_hash)
             .param(now)
             .param(user_id)
@@ -177,7 +246,7 @@ where
 }
 
 /// A user's columns as a `LEFT JOIN users u` brings them in, `u_` before each name.
-pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.origin AS u_origin, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
+pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.origin AS u_origin, u.version AS u_version, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
 
 /// A user selected with [`JOINED_USER_COLUMNS`]: every column NULL when the join found
 /// no user.
@@ -194,6 +263,7 @@ pub(super) struct JoinedUserRow {
     u_must_change_password: Option<bool>,
     u_session_epoch: Option<i64>,
     u_origin: Option<String>,
+    u_version: Option<i64>,
     u_created_at: Option<i64>,
     u_updated_at: Option<i64>,
 }
@@ -219,6 +289,7 @@ impl JoinedUserRow {
             must_change_password: present(self.u_must_change_password, "must_change_password")?,
             session_epoch: present(self.u_session_epoch, "session_epoch")?,
             origin: AccountOrigin::parse(&present(self.u_origin, "origin")?),
+            version: present(self.u_version, "version")?,
             created_at: present(self.u_created_at, "created_at")?,
             updated_at: present(self.u_updated_at, "updated_at")?,
         }))
