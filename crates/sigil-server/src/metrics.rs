@@ -62,7 +62,8 @@ pub struct Metrics {
 }
 
 /// The kinds of message Sigil sends (`MailKind::name`), in a fixed order.
-pub const MAIL_KINDS: [&str; 6] = [
+pub const MAIL_KINDS: [&str; 7] = [
+    "account_exists",
     "confirm_new_email",
     "email_changed",
     "invitation",

@@ -261,11 +261,11 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
     };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), max_connections, "sigil is ready");
-    println!("sigil listening on http://{addr}");
     let mail = state.mailer.describe();
     tracing::info!("{mail}");
     println!("{mail}");
+    tracing::info!(%addr, issuer = %state.authority.config().issuer, database = database.kind(), max_connections, "sigil is ready");
+    println!("sigil listening on http://{addr}");
     let (trigger, shutdown) = Shutdown::new();
     let metrics = match metrics_listener {
         Some(listener) => {

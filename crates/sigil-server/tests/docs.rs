@@ -489,7 +489,9 @@ fn architecture_md_names_every_source_file() {
 #[tokio::test]
 async fn every_metric_in_the_docs_is_served() {
     let app = common::TestApp::start(common::TestDb::sqlite(), &[]).await;
-    let text = sigil_server::metrics::Metrics::new().render(&sigil_server::metrics::Gauges {
+    let metrics = sigil_server::metrics::Metrics::new();
+    metrics.attach_mail(app.state.mailer.metrics());
+    let text = metrics.render(&sigil_server::metrics::Gauges {
         sign_in_successes: 0,
         sign_in_failures: 0,
         refresh_reuse_detected: 0,

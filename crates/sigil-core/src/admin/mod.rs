@@ -134,6 +134,9 @@ pub struct UserGrant {
     pub live_sessions: usize,
     /// The newest live family's scope.
     pub token_scope: Option<String>,
+    /// When the app last got tokens for the user (a code exchange or a refresh that
+    /// issued a refresh token), if it ever did.
+    pub last_used_at: Option<i64>,
 }
 
 fn optional(value: Option<String>) -> Option<String> {

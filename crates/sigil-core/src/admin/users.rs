@@ -269,6 +269,7 @@ impl Admin {
             .store
             .list_live_refresh_families(user_id, self.now())
             .await?;
+        let last_used = self.store.last_refresh_by_client(user_id).await?;
         let mut ids: Vec<String> = consents
             .iter()
             .map(|c| c.client_id.clone())
@@ -290,6 +291,10 @@ impl Admin {
                 consented_at: consent.map(|c| c.granted_at),
                 live_sessions: live.len(),
                 token_scope: live.last().map(|f| f.scope.clone()),
+                last_used_at: last_used
+                    .iter()
+                    .find(|(id, _)| *id == client_id)
+                    .map(|(_, at)| *at),
                 client_id,
             });
         }

@@ -344,6 +344,7 @@ struct AppRow {
     name: String,
     scope: String,
     since: String,
+    last_used: String,
     sessions: usize,
 }
 
@@ -385,6 +386,7 @@ async fn apps(
                 .collect::<Vec<_>>()
                 .join("; "),
             since: grant.consented_at.map(format_time).unwrap_or_default(),
+            last_used: grant.last_used_at.map(format_time).unwrap_or_default(),
             sessions: grant.live_sessions,
             client_id: grant.client_id,
         })

@@ -96,6 +96,23 @@ impl RefreshTokenStore for MemoryStore {
         Ok(())
     }
 
+    async fn last_refresh_by_client(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let data = self.data();
+        let mut last: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        for token in data.tokens.values() {
+            if let Some(family) = data.families.get(&token.family_id) {
+                if family.user_id == user_id {
+                    let at = last.entry(family.client_id.clone()).or_insert(token.created_at);
+                    *at = (*at).max(token.created_at);
+                }
+            }
+        }
+        Ok(last.into_iter().collect())
+    }
+
     async fn list_live_refresh_families(
         &self,
         user_id: &str,

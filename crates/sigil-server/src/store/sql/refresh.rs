@@ -98,10 +98,17 @@ pub(super) struct TokenFamilyUserRow {
     user: JoinedUserRow,
 }
 
+/// `SELECT client_id, MAX(created_at) AS last_at`.
+#[derive(sqlx::FromRow)]
+pub(super) struct LastRefreshRow {
+    client_id: String,
+    last_at: i64,
+}
+
 #[async_trait]
 impl<B: Backend> RefreshTokenStore for SqlStore<B>
 where
-    B::Db: Reads<FamilyRow> + Reads<TokenFamilyRow> + Reads<TokenFamilyUserRow>,
+    B::Db: Reads<FamilyRow> + Reads<TokenFamilyRow> + Reads<TokenFamilyUserRow> + Reads<LastRefreshRow>,
 {
     async fn create_refresh_family(
         &self,
@@ -189,6 +196,20 @@ where
         .param(family_id);
         self.execute(query).await?;
         Ok(())
+    }
+
+    async fn last_refresh_by_client(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|| async {
+            let rows = self
+                .fetch_all(sqlx::query("SELECT f.client_id AS client_id, MAX(t.created_at) AS last_at FROM refresh_families f JOIN refresh_tokens t ON t.family_id = f.id WHERE f.user_id = $1 GROUP BY f.client_id ORDER BY f.client_id").param(user_id))
+                .await?;
+            let rows = read_rows::<B::Db, LastRefreshRow>(&rows)?;
+            Ok(rows.into_iter().map(|r| (r.client_id, r.last_at)).collect())
+        })
+        .await
     }
 
     async fn list_live_refresh_families(
