@@ -62,6 +62,8 @@ pub async fn open(driver_path: PathBuf, window: &str) -> (Driver, Client, tempfi
             ]
         }),
     );
+    // Keeps the page console (CSP violations among it) for `console_messages`.
+    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
     let browser = ClientBuilder::native()
         .capabilities(caps)
         .connect(&format!("http://127.0.0.1:{driver_port}"))
@@ -88,5 +90,40 @@ pub async fn wait_for_path(browser: &Client, path: &str) {
             browser.source().await.unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The browser console's messages since the last call (`level`, `message`, `source`), as
+/// chromedriver keeps them: CSP violations and failed loads show up here as `SEVERE`.
+pub async fn console_messages(browser: &Client) -> Vec<serde_json::Value> {
+    let log = browser
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("the browser console log");
+    log.as_array().cloned().unwrap_or_default()
+}
+
+/// chromedriver's `POST /session/{id}/se/log` for the `browser` log (not part of W3C
+/// WebDriver, so fantoccini has no method for it).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({ "type": "browser" }).to_string()),
+        )
     }
 }
