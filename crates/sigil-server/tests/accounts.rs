@@ -527,7 +527,10 @@ async fn sign_up_verify_reset_and_revoke(db: TestDb) {
     // The account page lists the app; the token still refreshes.
     let html = env.form_page(&browser, "/account/apps").await;
     assert!(html.contains("Todo App"), "{html}");
-    assert!(html.contains("last used"), "the app's last use is shown: {html}");
+    assert!(
+        html.contains("last used"),
+        "the app's last use is shown: {html}"
+    );
     let refreshed = client
         .exchange_refresh_token(&refresh)
         .expect("token endpoint")

@@ -107,10 +107,8 @@ pub trait RefreshTokenStore: Send + Sync {
     /// When each client last got a refresh token for the user (a code exchange or a
     /// refresh), per client id, from the user's families revoked or not: the account
     /// page's "last used".
-    async fn last_refresh_by_client(
-        &self,
-        user_id: &str,
-    ) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn last_refresh_by_client(&self, user_id: &str)
+        -> Result<Vec<(String, i64)>, StoreError>;
     /// Revokes every unrevoked family of a user (of one client, if given). Returns how many.
     async fn revoke_user_refresh_families(
         &self,

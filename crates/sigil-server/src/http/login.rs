@@ -41,7 +41,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
     Some(match code? {
         "verified" => "Your e-mail address is confirmed. Sign in to continue.",
         "password-set" => {
-            "Your new password is set, and every other session was signed out. Sign in with it."
+            "Your new password is set, and every browser and app signed in as you was signed out. Sign in with it."
         }
         "signed-up" => "Your account is ready. Sign in to continue.",
         _ => return None,

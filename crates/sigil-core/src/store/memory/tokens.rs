@@ -105,7 +105,9 @@ impl RefreshTokenStore for MemoryStore {
         for token in data.tokens.values() {
             if let Some(family) = data.families.get(&token.family_id) {
                 if family.user_id == user_id {
-                    let at = last.entry(family.client_id.clone()).or_insert(token.created_at);
+                    let at = last
+                        .entry(family.client_id.clone())
+                        .or_insert(token.created_at);
                     *at = (*at).max(token.created_at);
                 }
             }

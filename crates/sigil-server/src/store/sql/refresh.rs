@@ -108,7 +108,10 @@ pub(super) struct LastRefreshRow {
 #[async_trait]
 impl<B: Backend> RefreshTokenStore for SqlStore<B>
 where
-    B::Db: Reads<FamilyRow> + Reads<TokenFamilyRow> + Reads<TokenFamilyUserRow> + Reads<LastRefreshRow>,
+    B::Db: Reads<FamilyRow>
+        + Reads<TokenFamilyRow>
+        + Reads<TokenFamilyUserRow>
+        + Reads<LastRefreshRow>,
 {
     async fn create_refresh_family(
         &self,
