@@ -140,7 +140,7 @@ impl Mailer {
                     // Each pass in its own task: even a bug that panics ends one pass, not
                     // the worker.
                     let mailer = self.clone();
-                    match tokio::spawn(async move { mailer.deliver_due().await }).await {
+                    match tokio::spawn(async move { mailer.deliver_due().await }.in_current_span()).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(error)) => {
                             tracing::warn!(%error, "mail delivery pass failed; trying again shortly");
