@@ -6,6 +6,8 @@
 mod links;
 mod profile;
 mod sessions;
+#[cfg(test)]
+mod tests;
 
 pub use sessions::SessionInfo;
 
