@@ -117,13 +117,9 @@ fn accounts(
 fn account_error(error: AccountError) -> CommandError {
     match error {
         AccountError::Store(e) => CommandError::Database(e),
-        AccountError::Fields(fields) => CommandError::Invalid(
-            fields
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        AccountError::Fields(fields) => {
+            CommandError::Invalid(sigil_core::accounts::field_messages(&fields))
+        }
         other => CommandError::Invalid(other.to_string()),
     }
 }

@@ -327,18 +327,7 @@ impl Accounts {
         self.check_current_password(&user, current).await?;
         self.mail_throttle(caller, &user.id).await?;
         if let Some(owner) = self.store.find_user_by_email(&email).await? {
-            let base = self.config.issuer.trim_end_matches('/');
-            if let Some(to) = owner.email.as_deref() {
-                self.send(
-                    to,
-                    MailKind::AccountExists {
-                        username: owner.username.clone(),
-                        login: format!("{base}/login"),
-                        reset: format!("{base}/forgot-password"),
-                    },
-                )
-                .await?;
-            }
+            self.mail_account_exists(&owner).await?;
             self.audit_log
                 .record(
                     caller,

@@ -137,6 +137,15 @@ impl AccountError {
     }
 }
 
+/// The messages of `fields`, as one text (for a page that shows them together).
+pub fn field_messages(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// One form field's problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -460,6 +469,23 @@ impl Accounts {
         Ok(SignUpOutcome::Created(user))
     }
 
+    /// Tells the owner of an address that someone tried to use it for another account.
+    async fn mail_account_exists(&self, owner: &User) -> Result<(), AccountError> {
+        let Some(to) = owner.email.as_deref() else {
+            return Ok(());
+        };
+        let base = self.config.issuer.trim_end_matches('/');
+        self.send(
+            to,
+            MailKind::AccountExists {
+                username: owner.username.clone(),
+                login: format!("{base}/login"),
+                reset: format!("{base}/forgot-password"),
+            },
+        )
+        .await
+    }
+
     /// A sign-up with an address that has an account: its owner is told by mail.
     async fn address_taken(
         &self,
@@ -467,18 +493,7 @@ impl Accounts {
         owner: &User,
         email: &str,
     ) -> Result<SignUpOutcome, AccountError> {
-        let base = self.config.issuer.trim_end_matches('/');
-        if let Some(to) = owner.email.as_deref() {
-            self.send(
-                to,
-                MailKind::AccountExists {
-                    username: owner.username.clone(),
-                    login: format!("{base}/login"),
-                    reset: format!("{base}/forgot-password"),
-                },
-            )
-            .await?;
-        }
+        self.mail_account_exists(owner).await?;
         self.audit_log
             .record(
                 caller,

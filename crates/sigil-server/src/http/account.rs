@@ -134,11 +134,7 @@ async fn change(
     let user = match result {
         Ok(user) => user,
         Err(AccountError::Fields(fields)) => {
-            let message = fields
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let message = sigil_core::accounts::field_messages(&fields);
             return page(&session, &user, &req, Some(&message)).await;
         }
         Err(AccountError::WrongPassword) => {

@@ -134,11 +134,7 @@ async fn profile(
 fn refused(me: &Me, error: AccountError) -> Result<Response, PageError> {
     match error {
         AccountError::Fields(fields) => {
-            let message = fields
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let message = sigil_core::accounts::field_messages(&fields);
             Err(PageError::InvalidForm(profile_page(
                 me,
                 None,

@@ -575,11 +575,7 @@ async fn reset(
             )))
         }
         Err(AccountError::Fields(fields)) => {
-            let message = fields
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let message = sigil_core::accounts::field_messages(&fields);
             let page = reset_page(&session, token.expose(), &user.username, Some(&message)).await?;
             Err(PageError::InvalidForm(page))
         }

@@ -74,16 +74,9 @@ async fn change(
             .await?;
             Ok(done("/admin", "password-changed"))
         }
-        Err(AccountError::Fields(fields)) => page(
-            &admin,
-            Some(
-                fields
-                    .iter()
-                    .map(|f| f.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ),
-        ),
+        Err(AccountError::Fields(fields)) => {
+            page(&admin, Some(sigil_core::accounts::field_messages(&fields)))
+        }
         Err(AccountError::WrongPassword) => {
             page(&admin, Some("the current password is not correct".into()))
         }

@@ -244,15 +244,9 @@ async fn invite(
     let email = form.single("email").ok().flatten().unwrap_or("");
     match state.accounts.invite(&admin.caller(), email).await {
         Ok(_) => Ok(done("/admin/users", "invitation-sent")),
-        Err(sigil_core::accounts::AccountError::Fields(fields)) => {
-            Err(PageError::Admin(AdminError::Invalid(
-                fields
-                    .iter()
-                    .map(|f| f.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )))
-        }
+        Err(sigil_core::accounts::AccountError::Fields(fields)) => Err(PageError::Admin(
+            AdminError::Invalid(sigil_core::accounts::field_messages(&fields)),
+        )),
         Err(error) => Err(PageError::Account(error)),
     }
 }

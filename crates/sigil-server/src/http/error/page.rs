@@ -200,11 +200,7 @@ impl IntoResponse for PageError {
             PageError::Account(AccountError::Fields(fields)) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Not possible",
-                fields
-                    .iter()
-                    .map(|f| f.message.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                sigil_core::accounts::field_messages(&fields),
             ),
             PageError::Account(AccountError::WrongPassword) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
