@@ -36,6 +36,8 @@ pub struct AuthorityConfig {
     pub refresh_reuse_grace: i64,
     /// How failed sign-ins slow down further attempts.
     pub throttle: crate::throttle::ThrottlePolicy,
+    /// Who must sign in with a second factor (`--mfa`).
+    pub mfa: crate::factors::MfaPolicy,
 }
 
 impl AuthorityConfig {
@@ -49,6 +51,7 @@ impl AuthorityConfig {
             client_cache_ttl: 5,
             refresh_reuse_grace: 0,
             throttle: crate::throttle::ThrottlePolicy::default(),
+            mfa: crate::factors::MfaPolicy::Optional,
         }
     }
 }

@@ -5,10 +5,11 @@ use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::{redirect_uri_matches, Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
+use crate::factors::{level, Authentication, Level, Method, UsedMethod};
 use crate::pkce::is_valid_s256_challenge;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
-use crate::store::AuthorizationCode;
+use crate::store::{AuthorizationCode, FactorKind};
 use crate::token::{verify_jwt, IdTokenClaims, ID_TOKEN_TYP};
 use crate::user::User;
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,8 @@ pub struct AuthorizeParams {
     pub code_challenge_method: Option<String>,
     pub prompt: Option<String>,
     pub max_age: Option<String>,
+    /// OIDC Core §3.1.2.1: the authentication levels asked for, in order of preference.
+    pub acr_values: Option<String>,
     pub login_hint: Option<String>,
     /// OIDC Core §3.1.2.1: an ID token we issued earlier, naming the user the client expects.
     pub id_token_hint: Option<String>,
@@ -58,6 +61,9 @@ pub struct AuthorizationRequest {
     pub prompt_login: bool,
     pub prompt_consent: bool,
     pub max_age: Option<i64>,
+    /// The weakest authentication level `acr_values` is content with (none: no demand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_level: Option<Level>,
     pub login_hint: Option<String>,
     /// The `sub` of a valid `id_token_hint`: the user the client expects to be signed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,9 +98,42 @@ pub struct SignedIn {
     /// from the account page. Sessions signed in before it existed have none.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// How the user proved who they are in this session, and when: the password, a second
+    /// factor, a step-up later on. Sessions from before methods were kept have none and
+    /// count as a password at `auth_time`.
+    #[serde(default)]
+    pub methods: Vec<UsedMethod>,
 }
 
 impl SignedIn {
+    /// The methods of the session's sign-in (see [`SignedIn::methods`]).
+    pub fn used_methods(&self) -> Vec<UsedMethod> {
+        if self.methods.is_empty() {
+            return vec![UsedMethod {
+                method: Method::Password,
+                at: self.auth_time,
+            }];
+        }
+        self.methods.clone()
+    }
+
+    /// The level the session's sign-in reached.
+    pub fn level(&self) -> Level {
+        level(&self.used_methods())
+    }
+
+    /// What tokens issued from this session say about its sign-in.
+    pub fn authentication(&self) -> Authentication {
+        Authentication::of(&self.used_methods(), self.auth_time)
+    }
+
+    /// Notes a further method (a step-up) used at `at`, which becomes the `auth_time`.
+    pub fn add_method(&mut self, method: Method, at: i64) {
+        self.methods = self.used_methods();
+        self.methods.push(UsedMethod { method, at });
+        self.auth_time = at;
+    }
+
     /// Whether this session still counts for `user`: the account is enabled and nothing
     /// (disabling, a password reset) ended its sessions since.
     pub fn is_valid_for(&self, user: &User) -> bool {
@@ -110,10 +149,20 @@ pub enum Decision {
     /// (a one-time password set by an admin, or the bootstrap admin's).
     ChangePassword,
     Consent,
+    /// The user must prove a second factor now (a step-up, or a requirement of the
+    /// policy): with a passkey, when `passkey_only` (the client asked for `phr`).
+    SecondFactor {
+        passkey_only: bool,
+    },
+    /// The user must have a second factor (`passkey`: a passkey) and has none: they add
+    /// one first, which also proves it.
+    EnrollSecondFactor {
+        passkey: bool,
+    },
     /// Everything is in place: issue a code for this user.
     Issue {
         user: Box<User>,
-        auth_time: i64,
+        auth: Authentication,
     },
 }
 
@@ -196,6 +245,7 @@ impl Authority {
             prompt_login: false,
             prompt_consent: false,
             max_age: None,
+            acr_level: None,
             login_hint: params.login_hint.clone(),
             hint_subject: None,
         };
@@ -223,6 +273,7 @@ impl Authority {
             ("state", &params.state),
             ("nonce", &params.nonce),
             ("login_hint", &params.login_hint),
+            ("acr_values", &params.acr_values),
         ] {
             if value.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN) {
                 request.state = None;
@@ -316,6 +367,13 @@ impl Authority {
                 }
             }
         }
+        // Values we do not know are passed over (OIDC Core §3.1.2.1: acr_values are a
+        // voluntary request); of ours, the weakest named is what the client is content with.
+        request.acr_level = params
+            .acr_values
+            .as_deref()
+            .and_then(Level::requested)
+            .filter(|level| *level > Level::OneFactor);
         if let Some(hint) = params.id_token_hint.as_deref() {
             let subject = self
                 .id_token_hint_subject(hint, &client)
@@ -396,7 +454,10 @@ impl Authority {
             }
             return Ok(Decision::Login);
         }
-        let Some((user, auth_time)) = user else {
+        let Some((user, _)) = user else {
+            return Ok(Decision::Login);
+        };
+        let Some(signed_in) = signed_in else {
             return Ok(Decision::Login);
         };
         if user.must_change_password {
@@ -407,6 +468,15 @@ impl Authority {
                 )));
             }
             return Ok(Decision::ChangePassword);
+        }
+        if let Some(step) = self.missing_factor(request, &user, signed_in).await? {
+            if request.prompt_none {
+                return Err(request.redirect_error(OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "the user must sign in with a second factor",
+                )));
+            }
+            return Ok(step);
         }
         let needs_consent = !consent_done
             && (request.prompt_consent
@@ -423,8 +493,54 @@ impl Authority {
         }
         Ok(Decision::Issue {
             user: Box::new(user),
-            auth_time,
+            auth: signed_in.authentication(),
         })
+    }
+
+    /// What the user must still do for the level the policy requires of them, or the
+    /// request asks for (`acr_values`): prove a factor they have, or add one. `None`
+    /// when the session is strong enough.
+    async fn missing_factor(
+        &self,
+        request: &AuthorizationRequest,
+        user: &User,
+        signed_in: &SignedIn,
+    ) -> Result<Option<Decision>, AuthorizeError> {
+        let requested = request.acr_level.unwrap_or(Level::OneFactor);
+        let have = signed_in.level();
+        if have >= requested.max(Level::TwoFactor) {
+            return Ok(None);
+        }
+        // A user with a second factor signs in with it, whatever the client asked for
+        // (a session that reached the account otherwise, say after a password reset,
+        // must still prove it); so does a user the policy requires one of.
+        let factors = self
+            .store
+            .list_factors(&user.id)
+            .await
+            .map_err(|e| request.redirect_error(e.into()))?;
+        let confirmed: Vec<_> = factors.iter().filter(|f| f.is_confirmed()).collect();
+        let required = if self.config.mfa.requires(user) || !confirmed.is_empty() {
+            Level::TwoFactor
+        } else {
+            Level::OneFactor
+        };
+        let wanted = requested.max(required);
+        if have >= wanted {
+            return Ok(None);
+        }
+        let passkey_only = wanted == Level::PhishingResistant;
+        let usable = confirmed
+            .iter()
+            .filter(|f| !passkey_only || f.kind == FactorKind::Passkey)
+            .count();
+        Ok(Some(if usable > 0 {
+            Decision::SecondFactor { passkey_only }
+        } else {
+            Decision::EnrollSecondFactor {
+                passkey: passkey_only,
+            }
+        }))
     }
 
     async fn has_consent(
@@ -469,7 +585,7 @@ impl Authority {
         &self,
         request: &AuthorizationRequest,
         user: &User,
-        auth_time: i64,
+        auth: &Authentication,
     ) -> Result<Secret, OAuthError> {
         let code = Secret::generate();
         let now = self.now();
@@ -482,7 +598,9 @@ impl Authority {
             scope: request.scope.clone(),
             code_challenge: request.code_challenge.clone(),
             nonce: request.nonce.clone(),
-            auth_time,
+            auth_time: auth.auth_time,
+            acr: auth.acr.clone(),
+            amr: auth.amr_text(),
             created_at: now,
             expires_at: now + CODE_TTL,
             used_at: None,

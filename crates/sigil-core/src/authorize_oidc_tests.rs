@@ -53,6 +53,7 @@ fn session(user_id: &str) -> SignedIn {
         auth_time: 1_700_000_000,
         session_epoch: 0,
         session_id: None,
+        methods: Vec::new(),
     }
 }
 
@@ -84,6 +85,8 @@ fn hint_claims(sub: &str, aud: &str) -> IdTokenClaims {
         exp: 1_600_000_100,
         iat: 1_600_000_000,
         auth_time: 1_600_000_000,
+        acr: None,
+        amr: None,
         nonce: None,
         at_hash: None,
         azp: Some(aud.into()),
@@ -129,16 +132,13 @@ async fn loopback_redirects_match_any_port_and_the_code_is_bound_to_the_port_use
         ErrorCode::InvalidRequest
     );
 
-    let Ok(Decision::Issue { user, auth_time }) = a
+    let Ok(Decision::Issue { user, auth }) = a
         .decide(&request, Some(&session(&f.user.id)), false, false)
         .await
     else {
         panic!("first party and signed in: issue");
     };
-    let code = a
-        .issue_code(&request, &user, auth_time)
-        .await
-        .expect("code");
+    let code = a.issue_code(&request, &user, &auth).await.expect("code");
     let creds = ClientCredentials {
         client_id: id,
         secret: Some(secret),

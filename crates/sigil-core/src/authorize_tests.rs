@@ -5,6 +5,7 @@ use crate::authority::ClientCredentials;
 use crate::authorize::{AuthorizeError, AuthorizeParams, Decision, SignedIn};
 use crate::client::ClientRegistration;
 use crate::error::ErrorCode;
+use crate::factors::Authentication;
 use crate::grant::tests::{fixture, Fixture};
 use crate::grant::TokenRequest;
 use crate::secret::Secret;
@@ -158,6 +159,7 @@ async fn login_consent_and_code_exchange() {
         auth_time: 1_700_000_000,
         session_epoch: 0,
         session_id: None,
+        methods: Vec::new(),
     };
     assert_eq!(
         a.decide(&request, Some(&session), true, false).await,
@@ -166,8 +168,7 @@ async fn login_consent_and_code_exchange() {
     a.record_consent(&f.user.id, &request)
         .await
         .expect("consent");
-    let Ok(Decision::Issue { user, auth_time }) =
-        a.decide(&request, Some(&session), false, false).await
+    let Ok(Decision::Issue { user, auth }) = a.decide(&request, Some(&session), false, false).await
     else {
         panic!("consent remembered: issue");
     };
@@ -185,10 +186,7 @@ async fn login_consent_and_code_exchange() {
         ErrorCode::LoginRequired
     );
 
-    let code = a
-        .issue_code(&request, &user, auth_time)
-        .await
-        .expect("code");
+    let code = a.issue_code(&request, &user, &auth).await.expect("code");
     let creds = ClientCredentials {
         client_id: id.clone(),
         secret: Some(secret.clone()),
@@ -221,7 +219,9 @@ async fn login_consent_and_code_exchange() {
     )
     .expect("valid");
     assert_eq!(id_token.nonce.as_deref(), Some("n-0S6_WzA2Mj"));
-    assert_eq!(id_token.auth_time, auth_time);
+    assert_eq!(id_token.auth_time, auth.auth_time);
+    assert_eq!(id_token.acr.as_deref(), Some(crate::factors::ACR_1FA));
+    assert_eq!(id_token.amr, Some(vec!["pwd".to_string()]));
     let refresh = tokens
         .refresh_token
         .clone()
@@ -267,6 +267,7 @@ async fn code_binding_and_expiry() {
         auth_time: 1_700_000_000,
         session_epoch: 0,
         session_id: None,
+        methods: Vec::new(),
     };
     assert!(
         matches!(
@@ -280,7 +281,11 @@ async fn code_binding_and_expiry() {
         secret: Some(secret),
     };
     let code = a
-        .issue_code(&request, &f.user, 1_700_000_000)
+        .issue_code(
+            &request,
+            &f.user,
+            &Authentication::password_at(1_700_000_000),
+        )
         .await
         .expect("code");
     let with = |redirect: Option<&str>, verifier: Option<&str>| TokenRequest::AuthorizationCode {
@@ -324,4 +329,119 @@ async fn code_binding_and_expiry() {
         )
         .await;
     assert_eq!(result.expect_err("expired").code, ErrorCode::InvalidGrant);
+}
+
+/// A confirmed factor of `f.user`'s, straight into the store.
+async fn give_factor(f: &Fixture, kind: crate::store::FactorKind) {
+    use crate::store::{Factor, SecondFactorStore};
+    f.store
+        .create_factor(&Factor {
+            id: crate::secret::random_token(16),
+            user_id: f.user.id.clone(),
+            kind,
+            name: "mine".into(),
+            data: String::new(),
+            credential_id: (kind == crate::store::FactorKind::Passkey)
+                .then(|| crate::secret::random_token(16)),
+            last_step: None,
+            created_at: 1,
+            confirmed_at: Some(1),
+            last_used_at: None,
+        })
+        .await
+        .expect("factor");
+}
+
+#[tokio::test]
+async fn step_up_asks_for_what_the_session_lacks() {
+    use crate::factors::{Method, ACR_2FA, ACR_PHR};
+    use crate::store::FactorKind;
+    let f = fixture().await;
+    let (id, _) = web_client(&f, true).await;
+    let a = &f.authority;
+    let mut password_only = SignedIn {
+        user_id: f.user.id.clone(),
+        auth_time: 1_700_000_000,
+        session_epoch: 0,
+        session_id: None,
+        methods: Vec::new(),
+    };
+    let mut wants_2fa = params(&id);
+    wants_2fa.acr_values = Some(format!("urn:example:gold {ACR_2FA}"));
+    let (_, request) = a.validate_authorization(wants_2fa).await.expect("valid");
+    // No factor yet: the user adds one first.
+    assert_eq!(
+        a.decide(&request, Some(&password_only), false, false).await,
+        Ok(Decision::EnrollSecondFactor { passkey: false })
+    );
+    give_factor(&f, FactorKind::Totp).await;
+    assert_eq!(
+        a.decide(&request, Some(&password_only), false, false).await,
+        Ok(Decision::SecondFactor {
+            passkey_only: false
+        })
+    );
+    // A user with a factor proves it even when the client asks for nothing.
+    let (_, plain) = a.validate_authorization(params(&id)).await.expect("valid");
+    assert_eq!(
+        a.decide(&plain, Some(&password_only), false, false).await,
+        Ok(Decision::SecondFactor {
+            passkey_only: false
+        })
+    );
+    // prompt=none cannot step up.
+    let mut silent = request.clone();
+    silent.prompt_none = true;
+    assert!(matches!(
+        a.decide(&silent, Some(&password_only), false, false).await,
+        Err(AuthorizeError::Redirect { error, .. }) if error.code == ErrorCode::LoginRequired
+    ));
+    password_only.add_method(Method::Totp, 1_700_000_050);
+    let Ok(Decision::Issue { auth, .. }) =
+        a.decide(&request, Some(&password_only), false, false).await
+    else {
+        panic!("two factors: issue");
+    };
+    assert_eq!(auth.acr, ACR_2FA);
+    assert_eq!(auth.amr, vec!["pwd", "otp", "mfa"]);
+    assert_eq!(auth.auth_time, 1_700_000_050);
+    // phr needs a passkey: none yet, so one is added; then it is used.
+    let mut wants_phr = params(&id);
+    wants_phr.acr_values = Some(ACR_PHR.into());
+    let (_, phr) = a.validate_authorization(wants_phr).await.expect("valid");
+    assert_eq!(
+        a.decide(&phr, Some(&password_only), false, false).await,
+        Ok(Decision::EnrollSecondFactor { passkey: true })
+    );
+    give_factor(&f, FactorKind::Passkey).await;
+    assert_eq!(
+        a.decide(&phr, Some(&password_only), false, false).await,
+        Ok(Decision::SecondFactor { passkey_only: true })
+    );
+}
+
+#[tokio::test]
+async fn the_password_grant_refuses_an_account_with_a_second_factor() {
+    let f = fixture().await;
+    give_factor(&f, crate::store::FactorKind::Totp).await;
+    let refused = f
+        .authority
+        .token(
+            &f.creds(),
+            TokenRequest::Password {
+                username: "alice".into(),
+                password: Secret::new("correct horse battery"),
+                scope: None,
+                resources: vec![],
+            },
+            &Caller::anonymous(None),
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code, ErrorCode::InvalidGrant);
+    assert!(
+        refused.description.contains("authorization code flow"),
+        "{}",
+        refused.description
+    );
 }

@@ -35,6 +35,13 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// How the user signed in (RFC 9470 §5 asks introspection to return these).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }
 
 impl Introspection {
@@ -87,6 +94,9 @@ impl Authority {
                     aud: Some(aud),
                     iss: Some(claims.iss),
                     jti: Some(claims.jti),
+                    auth_time: claims.auth_time,
+                    acr: claims.acr,
+                    amr: claims.amr,
                 });
             }
             if looks_like_jwt {
@@ -110,6 +120,8 @@ impl Authority {
             Some(user) if !user.is_disabled => user,
             _ => return Ok(Introspection::inactive()),
         };
+        let auth =
+            crate::factors::Authentication::from_stored(family.auth_time, &family.acr, &family.amr);
         Ok(Introspection {
             active: true,
             scope: Some(family.scope),
@@ -122,6 +134,9 @@ impl Authority {
             aud: None,
             iss: Some(self.config.issuer.clone()),
             jti: None,
+            auth_time: Some(auth.auth_time),
+            acr: Some(auth.acr),
+            amr: Some(auth.amr),
         })
     }
 }

@@ -18,6 +18,7 @@ pub mod cpu;
 pub mod device;
 pub mod discovery;
 pub mod error;
+pub mod factors;
 pub mod grant;
 pub mod introspection;
 pub mod keys;

@@ -62,6 +62,14 @@ pub enum MailKind {
         login: String,
         reset: String,
     },
+    /// A second factor was added (`what`: "an authenticator app named …").
+    SecondFactorAdded { username: String, what: String },
+    /// A second factor was removed.
+    SecondFactorRemoved { username: String, what: String },
+    /// A recovery code was used to sign in; `left` remain.
+    RecoveryCodeUsed { username: String, left: i64 },
+    /// An admin removed every second factor of the account.
+    SecondFactorsReset { username: String },
 }
 
 impl MailKind {
@@ -75,6 +83,10 @@ impl MailKind {
             Self::ConfirmNewEmail { .. } => "confirm_new_email",
             Self::EmailChanged { .. } => "email_changed",
             Self::AccountExists { .. } => "account_exists",
+            Self::SecondFactorAdded { .. } => "second_factor_added",
+            Self::SecondFactorRemoved { .. } => "second_factor_removed",
+            Self::RecoveryCodeUsed { .. } => "recovery_code_used",
+            Self::SecondFactorsReset { .. } => "second_factors_reset",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! The interface is split by role ([`UserStore`], [`ClientStore`], [`RefreshTokenStore`],
 //! [`AccessTokenDenyList`], [`AuthorizationCodeStore`], [`ConsentStore`], [`AuditStore`],
 //! [`SignInFailureStore`], [`AccountLinkStore`], [`MailOutbox`], [`BrowserSessionStore`],
+//! [`SecondFactorStore`],
 //! [`Housekeeping`]) so that a flow asks only for what it uses;
 //! [`Store`] is all of them, what the engine holds (`Arc<dyn Store>`). A `&dyn Store`
 //! coerces to any one role (`&dyn UserStore`).
@@ -17,13 +18,13 @@ mod roles;
 use crate::user::User;
 
 pub use records::{
-    AccountLink, AuthorizationCode, BrowserSession, Consent, LinkPurpose, OutboxCounts,
-    OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures,
+    AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, FactorKind, LinkPurpose,
+    OutboxCounts, OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures,
 };
 pub use roles::{
     AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore, BrowserSessionStore,
-    ClientStore, ConsentStore, Housekeeping, MailOutbox, RefreshTokenStore, SignInFailureStore,
-    UserStore,
+    ClientStore, ConsentStore, Housekeeping, MailOutbox, RefreshTokenStore, SecondFactorStore,
+    SignInFailureStore, UserStore,
 };
 
 /// Stores `user` if its record is still at `user.version` ([`UserStore::update_user`]),
@@ -66,6 +67,7 @@ pub trait Store:
     + AccountLinkStore
     + MailOutbox
     + BrowserSessionStore
+    + SecondFactorStore
     + Housekeeping
     + Send
     + Sync
@@ -85,6 +87,7 @@ impl<T> Store for T where
         + AccountLinkStore
         + MailOutbox
         + BrowserSessionStore
+        + SecondFactorStore
         + Housekeeping
         + 'static
 {

@@ -28,6 +28,13 @@ pub struct AccessTokenClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// How the user signed in: the authentication level (one of
+    /// [`crate::factors::ACR_VALUES_SUPPORTED`]) and RFC 8176 method values. Absent in
+    /// client tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     /// The refresh-token family this token was issued with, so that introspection can
     /// report it inactive once the family is revoked. Not a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +66,11 @@ pub struct IdTokenClaims {
     pub exp: i64,
     pub iat: i64,
     pub auth_time: i64,
+    /// OIDC Core §2 `acr` and `amr` (RFC 8176).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -359,6 +371,8 @@ mod tests {
             client_id: "c".into(),
             scope: "a b".into(),
             auth_time: None,
+            acr: None,
+            amr: None,
             fid: None,
             sep: None,
         }

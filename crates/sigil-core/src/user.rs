@@ -13,6 +13,8 @@ pub struct User {
     pub is_disabled: bool,
     /// Set for the bootstrap admin: the one-time password must be changed at first sign-in.
     pub must_change_password: bool,
+    /// An admin requires this user to sign in with a second factor, whatever `--mfa` says.
+    pub requires_second_factor: bool,
     /// Incremented when all the user's browser sessions must end (disabled, password reset
     /// or changed). A session is valid only while it carries the current epoch.
     pub session_epoch: i64,

@@ -10,8 +10,8 @@ use sigil_core::client::ClientRegistration;
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::store::memory::MemoryStore;
 use sigil_core::store::{
-    AccountLink, AuthorizationCode, BrowserSession, LinkPurpose, OutboxMessage, RefreshFamily,
-    RefreshTokenRecord, Store, StoreError,
+    AccountLink, AuthorizationCode, BrowserSession, Factor, FactorKind, LinkPurpose, OutboxMessage,
+    RefreshFamily, RefreshTokenRecord, Store, StoreError,
 };
 use sigil_core::throttle::ThrottlePolicy;
 use sigil_core::user::User;
@@ -31,6 +31,7 @@ fn user(username: &str) -> User {
         is_admin: false,
         is_disabled: false,
         must_change_password: true,
+        requires_second_factor: false,
         session_epoch: 0,
         origin: sigil_core::user::AccountOrigin::Admin,
         version: 0,
@@ -168,6 +169,8 @@ async fn conformance(store: Arc<dyn Store>) {
         user_id: bob.id.clone(),
         scope: "openid offline_access".into(),
         auth_time: NOW - 10,
+        acr: "urn:sigil:acr:2fa".into(),
+        amr: "pwd otp mfa".into(),
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -320,6 +323,8 @@ async fn conformance(store: Arc<dyn Store>) {
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         nonce: Some("n".into()),
         auth_time: NOW - 5,
+        acr: "urn:sigil:acr:2fa".into(),
+        amr: "pwd otp mfa".into(),
         created_at: NOW,
         expires_at: NOW + 60,
         used_at: None,
@@ -497,6 +502,8 @@ async fn administration(store: Arc<dyn Store>) {
             user_id: carol.id.clone(),
             scope: "openid offline_access".into(),
             auth_time: NOW,
+            acr: "urn:sigil:acr:2fa".into(),
+            amr: "pwd otp mfa".into(),
             created_at: NOW,
             expires_at,
             revoked_at: None,
@@ -677,6 +684,8 @@ async fn new_family(store: &dyn Store, client_id: &str, user_id: &str) -> Refres
         user_id: user_id.into(),
         scope: "offline_access".into(),
         auth_time: NOW,
+        acr: "urn:sigil:acr:2fa".into(),
+        amr: "pwd otp mfa".into(),
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -1250,6 +1259,194 @@ async fn self_service(store: Arc<dyn Store>) {
     assert_eq!(store.find_browser_session("s2").await.expect("find"), None);
 }
 
+/// Second factors: enrolment, a TOTP step and a recovery code accepted once even when
+/// tried at once, passkey credential ids unique, a reset that takes everything.
+async fn second_factors(store: Arc<dyn Store>) {
+    let mut owner = user("factor-owner");
+    owner.requires_second_factor = true;
+    store.create_user(&owner).await.expect("user");
+    let found = store
+        .find_user(&owner.id)
+        .await
+        .expect("find")
+        .expect("user");
+    assert!(found.requires_second_factor, "the requirement is stored");
+    let totp = Factor {
+        id: random_token(16),
+        user_id: owner.id.clone(),
+        kind: FactorKind::Totp,
+        name: String::new(),
+        data: "sealed".into(),
+        credential_id: None,
+        last_step: None,
+        created_at: NOW,
+        confirmed_at: None,
+        last_used_at: None,
+    };
+    store.create_factor(&totp).await.expect("create");
+    assert!(
+        !store.use_totp_step(&totp.id, 10, NOW).await.expect("use"),
+        "unconfirmed"
+    );
+    assert!(store
+        .confirm_factor(&owner.id, &totp.id, "Phone", Some(10), NOW)
+        .await
+        .expect("confirm"));
+    assert!(!store
+        .confirm_factor(&owner.id, &totp.id, "Phone", Some(10), NOW)
+        .await
+        .expect("twice"));
+    assert!(!store
+        .use_totp_step(&totp.id, 10, NOW)
+        .await
+        .expect("the confirming step"));
+    assert!(!store
+        .use_totp_step(&totp.id, 9, NOW)
+        .await
+        .expect("an older step"));
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let id = totp.id.clone();
+            tokio::spawn(async move { store.use_totp_step(&id, 11, NOW + 30).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for attempt in tries {
+        if attempt.await.expect("join").expect("use") {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1, "one step, once, however many try it at once");
+    let listed = store.list_factors(&owner.id).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "Phone");
+    assert_eq!(listed[0].last_step, Some(11));
+    assert_eq!(listed[0].last_used_at, Some(NOW + 30));
+
+    let passkey = Factor {
+        id: random_token(16),
+        kind: FactorKind::Passkey,
+        name: "Key".into(),
+        data: "{}".into(),
+        credential_id: Some("cred-1".into()),
+        created_at: NOW + 1,
+        confirmed_at: Some(NOW),
+        ..totp.clone()
+    };
+    store.create_factor(&passkey).await.expect("passkey");
+    let twin = Factor {
+        id: random_token(16),
+        ..passkey.clone()
+    };
+    assert!(matches!(
+        store.create_factor(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let by_credential = store
+        .find_factor_by_credential("cred-1")
+        .await
+        .expect("find");
+    assert_eq!(by_credential.map(|f| f.id), Some(passkey.id.clone()));
+    assert!(store
+        .record_factor_use(&passkey.id, Some("{\"n\":2}"), NOW + 5)
+        .await
+        .expect("use"));
+    assert!(store
+        .rename_factor(&owner.id, &passkey.id, "YubiKey")
+        .await
+        .expect("rename"));
+    assert!(!store
+        .rename_factor("someone-else", &passkey.id, "Mine")
+        .await
+        .expect("not theirs"));
+    let listed = store.list_factors(&owner.id).await.expect("list");
+    assert_eq!(listed[1].data, "{\"n\":2}");
+    assert_eq!(listed[1].name, "YubiKey");
+
+    let hashes: Vec<String> = (0..10).map(|n| format!("hash-{n}")).collect();
+    store
+        .replace_recovery_codes(&owner.id, &hashes, NOW)
+        .await
+        .expect("codes");
+    assert_eq!(
+        store.count_recovery_codes(&owner.id).await.expect("count"),
+        10
+    );
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let id = owner.id.clone();
+            tokio::spawn(async move { store.use_recovery_code(&id, "hash-3", NOW).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for attempt in tries {
+        if attempt.await.expect("join").expect("use") {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 1, "a recovery code works once");
+    assert!(!store
+        .use_recovery_code("someone-else", "hash-4", NOW)
+        .await
+        .expect("not theirs"));
+    assert_eq!(
+        store.count_recovery_codes(&owner.id).await.expect("count"),
+        9
+    );
+    store
+        .replace_recovery_codes(&owner.id, &hashes[..2], NOW)
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.count_recovery_codes(&owner.id).await.expect("count"),
+        2
+    );
+    assert!(!store
+        .use_recovery_code(&owner.id, "hash-5", NOW)
+        .await
+        .expect("an old set"));
+
+    // An unfinished enrolment goes with housekeeping; confirmed factors stay.
+    let pending = Factor {
+        id: random_token(16),
+        ..totp.clone()
+    };
+    store.create_factor(&pending).await.expect("pending");
+    store
+        .delete_expired(NOW + 7200)
+        .await
+        .expect("housekeeping");
+    let ids: Vec<String> = store
+        .list_factors(&owner.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, vec![totp.id.clone(), passkey.id.clone()]);
+
+    assert!(store
+        .delete_factor(&owner.id, &passkey.id)
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_factor(&owner.id, &passkey.id)
+        .await
+        .expect("gone"));
+    assert_eq!(store.delete_factors(&owner.id).await.expect("reset"), 1);
+    assert!(store
+        .list_factors(&owner.id)
+        .await
+        .expect("list")
+        .is_empty());
+    assert_eq!(
+        store.count_recovery_codes(&owner.id).await.expect("count"),
+        0
+    );
+}
+
 async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
@@ -1261,7 +1458,8 @@ async fn memory_store_conforms() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     conformance(store.clone()).await;
     sign_in_failures(store.clone()).await;
-    self_service(store).await;
+    self_service(store.clone()).await;
+    second_factors(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1276,6 +1474,7 @@ async fn sqlite_store_conforms() {
     conformance(database.store()).await;
     sign_in_failures(database.store()).await;
     self_service(database.store()).await;
+    second_factors(database.store()).await;
     database.close().await;
 }
 
@@ -1293,6 +1492,7 @@ async fn postgres_store_conforms() {
     conformance(database.store()).await;
     sign_in_failures(database.store()).await;
     self_service(database.store()).await;
+    second_factors(database.store()).await;
     database.close().await;
 }
 

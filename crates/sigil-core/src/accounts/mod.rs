@@ -392,6 +392,7 @@ impl Accounts {
             is_admin: false,
             is_disabled: false,
             must_change_password: false,
+            requires_second_factor: false,
             session_epoch: 0,
             origin: if invited.is_some() {
                 AccountOrigin::Invitation

@@ -3,6 +3,7 @@
 use super::{AccountError, Accounts};
 use crate::audit::Caller;
 use crate::authorize::SignedIn;
+use crate::factors::{last_used, UsedMethod};
 use crate::secret::random_token;
 use crate::store::BrowserSession;
 use crate::user::User;
@@ -16,12 +17,15 @@ pub struct SessionInfo {
 }
 
 impl Accounts {
-    /// Records a new signed-in browser session and returns what the session keeps.
+    /// Records a new signed-in browser session and returns what the session keeps:
+    /// `methods` are how the user proved who they are (the last one's time is the
+    /// session's `auth_time`).
     pub async fn start_session(
         &self,
         user: &User,
         address: Option<String>,
         user_agent: Option<String>,
+        methods: Vec<UsedMethod>,
     ) -> Result<SignedIn, AccountError> {
         let now = self.now();
         let id = random_token(16);
@@ -38,9 +42,10 @@ impl Accounts {
             .await?;
         Ok(SignedIn {
             user_id: user.id.clone(),
-            auth_time: now,
+            auth_time: last_used(&methods).unwrap_or(now),
             session_epoch: user.session_epoch,
             session_id: Some(id),
+            methods,
         })
     }
 

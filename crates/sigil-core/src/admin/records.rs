@@ -154,6 +154,7 @@ impl Admin {
             is_admin: true,
             is_disabled: false,
             must_change_password: must_change,
+            requires_second_factor: false,
             session_epoch: 0,
             origin: crate::user::AccountOrigin::Bootstrap,
             version: 0,

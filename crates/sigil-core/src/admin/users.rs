@@ -37,6 +37,7 @@ impl Admin {
             is_admin: new.is_admin,
             is_disabled: false,
             must_change_password: new.must_change_password,
+            requires_second_factor: false,
             session_epoch: 0,
             origin: AccountOrigin::Admin,
             version: 0,

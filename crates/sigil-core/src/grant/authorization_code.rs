@@ -5,6 +5,7 @@ use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::Client;
 use crate::error::OAuthError;
+use crate::factors::Authentication;
 use crate::grant::TokenResponse;
 use crate::pkce::verify_s256;
 use crate::scope::ScopeSet;
@@ -64,9 +65,10 @@ impl Authority {
         let audience = self.resolve_audience(client, &[])?;
         // The family is created first and recorded with the code in one conditional update,
         // so that a replay racing this exchange always finds something to revoke.
+        let auth = Authentication::from_stored(record.auth_time, &record.acr, &record.amr);
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
-                self.start_refresh_family(client, &user, &scope, record.auth_time)
+                self.start_refresh_family(client, &user, &scope, &auth)
                     .await?,
             )
         } else {
@@ -93,7 +95,7 @@ impl Authority {
             Issuance {
                 subject: Subject::User {
                     user: &user,
-                    auth_time: record.auth_time,
+                    auth: &auth,
                 },
                 scope: &scope,
                 audience,

@@ -10,6 +10,7 @@ use crate::audit::Caller;
 use crate::authority::{Authority, ClientCredentials};
 use crate::client::{Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
+use crate::factors::Authentication;
 use crate::scope::ScopeSet;
 use crate::secret::{random_token, Secret};
 use crate::store::{RefreshFamily, RefreshTokenRecord};
@@ -99,7 +100,10 @@ pub(crate) struct NewRefreshToken {
 
 /// Who a token is for.
 pub(crate) enum Subject<'a> {
-    User { user: &'a User, auth_time: i64 },
+    User {
+        user: &'a User,
+        auth: &'a Authentication,
+    },
     Client,
 }
 
@@ -230,9 +234,9 @@ impl Authority {
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
         let scope_text = scope.to_string();
-        let (sub, auth_time, epoch) = match &subject {
-            Subject::User { user, auth_time } => {
-                (user.id.clone(), Some(*auth_time), Some(user.session_epoch))
+        let (sub, auth, epoch) = match &subject {
+            Subject::User { user, auth } => {
+                (user.id.clone(), Some(*auth), Some(user.session_epoch))
             }
             Subject::Client => (client.id.clone(), None, None),
         };
@@ -245,13 +249,15 @@ impl Authority {
             jti,
             client_id: client.id.clone(),
             scope: scope_text.clone(),
-            auth_time,
+            auth_time: auth.map(|a| a.auth_time),
+            acr: auth.map(|a| a.acr.clone()),
+            amr: auth.map(|a| a.amr.clone()),
             fid: refresh.as_ref().map(|r| r.family_id.clone()),
             sep: epoch,
         };
         let id = match subject {
-            Subject::User { user, auth_time } if scope.contains("openid") => {
-                Some(self.id_token_claims(client, user, auth_time, scope, nonce))
+            Subject::User { user, auth } if scope.contains("openid") => {
+                Some(self.id_token_claims(client, user, auth, scope, nonce))
             }
             _ => None,
         };
@@ -271,7 +277,7 @@ impl Authority {
         &self,
         client: &Client,
         user: &User,
-        auth_time: i64,
+        auth: &Authentication,
         scope: &ScopeSet,
         nonce: Option<String>,
     ) -> IdTokenClaims {
@@ -284,7 +290,9 @@ impl Authority {
             aud: client.id.clone(),
             exp: now + self.config.id_token_ttl,
             iat: now,
-            auth_time,
+            auth_time: auth.auth_time,
+            acr: Some(auth.acr.clone()),
+            amr: Some(auth.amr.clone()),
             nonce,
             at_hash: None,
             azp: Some(client.id.clone()),
@@ -308,7 +316,7 @@ impl Authority {
         client: &Client,
         user: &User,
         scope: &ScopeSet,
-        auth_time: i64,
+        auth: &Authentication,
     ) -> Result<NewRefreshToken, OAuthError> {
         let now = self.now();
         let family = RefreshFamily {
@@ -316,7 +324,9 @@ impl Authority {
             client_id: client.id.clone(),
             user_id: user.id.clone(),
             scope: scope.to_string(),
-            auth_time,
+            auth_time: auth.auth_time,
+            acr: auth.acr.clone(),
+            amr: auth.amr_text(),
             created_at: now,
             expires_at: now + self.config.refresh_token_absolute_ttl,
             revoked_at: None,

@@ -8,6 +8,7 @@ use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::Client;
 use crate::error::OAuthError;
+use crate::factors::Authentication;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
@@ -47,10 +48,23 @@ impl Authority {
                 "the account's e-mail address is not verified yet: follow the link in the verification mail",
             ));
         }
-        let auth_time = self.now();
+        // The password grant has no second step: an account with a second factor (or one
+        // that must have one) signs in only through the authorization code flow.
+        let has_factor = self
+            .store
+            .list_factors(&user.id)
+            .await?
+            .iter()
+            .any(|f| f.is_confirmed());
+        if has_factor || self.config.mfa.requires(&user) {
+            return Err(OAuthError::invalid_grant(
+                "this account signs in with a second factor, which the password grant cannot ask for: use the authorization code flow (the sign-in page)",
+            ));
+        }
+        let auth = Authentication::password_at(self.now());
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
-                self.start_refresh_family(client, &user, &scope, auth_time)
+                self.start_refresh_family(client, &user, &scope, &auth)
                     .await?,
             )
         } else {
@@ -61,7 +75,7 @@ impl Authority {
             Issuance {
                 subject: Subject::User {
                     user: &user,
-                    auth_time,
+                    auth: &auth,
                 },
                 scope: &scope,
                 audience,

@@ -5,6 +5,7 @@ use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::Client;
 use crate::error::OAuthError;
+use crate::factors::Authentication;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
 use crate::secret::{random_token, Secret};
@@ -80,7 +81,11 @@ impl Authority {
                     Issuance {
                         subject: Subject::User {
                             user: &user,
-                            auth_time: family.auth_time,
+                            auth: &Authentication::from_stored(
+                                family.auth_time,
+                                &family.acr,
+                                &family.amr,
+                            ),
                         },
                         scope: &scope,
                         audience,

@@ -56,6 +56,7 @@ pub(crate) async fn fixture_with(adjust: impl FnOnce(&mut AuthorityConfig)) -> F
         is_admin: false,
         is_disabled: false,
         must_change_password: false,
+        requires_second_factor: false,
         session_epoch: 0,
         origin: crate::user::AccountOrigin::Admin,
         version: 0,

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod activity;
+mod factors;
 mod self_service;
 mod tokens;
 
@@ -25,6 +26,8 @@ const KEPT_AFTER_EXPIRY: i64 = 86_400;
 const OUTBOX_KEPT: i64 = 7 * 86_400;
 /// How long after it was last seen a browser session is kept.
 const SESSIONS_KEPT: i64 = 90 * 86_400;
+/// How long an unfinished TOTP enrolment is kept.
+const UNCONFIRMED_FACTOR_KEPT: i64 = 3600;
 
 #[derive(Default)]
 struct Data {
@@ -41,6 +44,8 @@ struct Data {
     /// With each message, the time until which a worker holds it.
     outbox: Vec<(OutboxMessage, i64)>,
     browser_sessions: HashMap<String, BrowserSession>,
+    factors: Vec<super::Factor>,
+    recovery_codes: Vec<factors::RecoveryCode>,
 }
 
 impl Data {
@@ -84,7 +89,8 @@ impl Housekeeping for MemoryStore {
             + data.sign_in_failures.len()
             + data.links.len()
             + data.outbox.len()
-            + data.browser_sessions.len();
+            + data.browser_sessions.len()
+            + data.factors.len();
         data.codes
             .retain(|_, c| c.expires_at > now - KEPT_AFTER_EXPIRY);
         data.families.retain(|_, f| f.expires_at > now);
@@ -104,6 +110,8 @@ impl Housekeeping for MemoryStore {
                 .is_none_or(|ended| ended > now - KEPT_AFTER_EXPIRY)
                 && s.last_seen_at > now - SESSIONS_KEPT
         });
+        data.factors
+            .retain(|f| f.is_confirmed() || f.created_at > now - UNCONFIRMED_FACTOR_KEPT);
         let after = data.codes.len()
             + data.families.len()
             + data.tokens.len()
@@ -111,7 +119,8 @@ impl Housekeeping for MemoryStore {
             + data.sign_in_failures.len()
             + data.links.len()
             + data.outbox.len()
-            + data.browser_sessions.len();
+            + data.browser_sessions.len()
+            + data.factors.len();
         Ok((before - after) as u64)
     }
 }

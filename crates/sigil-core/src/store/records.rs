@@ -11,6 +11,10 @@ pub struct RefreshFamily {
     /// The scope granted; every refresh token of the family carries exactly this scope.
     pub scope: String,
     pub auth_time: i64,
+    /// How the user signed in (`acr` and the space-separated `amr` values,
+    /// [`crate::factors::Authentication`]); empty in families from before they were kept.
+    pub acr: String,
+    pub amr: String,
     pub created_at: i64,
     /// Absolute end of the family, whatever the rotations.
     pub expires_at: i64,
@@ -57,6 +61,9 @@ pub struct AuthorizationCode {
     pub code_challenge: String,
     pub nonce: Option<String>,
     pub auth_time: i64,
+    /// How the user signed in (see [`RefreshFamily::acr`]).
+    pub acr: String,
+    pub amr: String,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -167,4 +174,68 @@ pub struct BrowserSession {
     pub address: Option<String>,
     pub user_agent: Option<String>,
     pub ended_at: Option<i64>,
+}
+
+/// What kind of second factor a [`Factor`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    /// An authenticator app (RFC 6238).
+    Totp,
+    /// A WebAuthn credential.
+    Passkey,
+}
+
+impl FactorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Totp => "totp",
+            Self::Passkey => "passkey",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "totp" => Some(Self::Totp),
+            "passkey" => Some(Self::Passkey),
+            _ => None,
+        }
+    }
+}
+
+/// A second factor of a user's. A TOTP factor counts once confirmed by a valid code; until
+/// then (`confirmed_at` empty) it is an enrolment in progress, deleted after an hour.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Factor {
+    pub id: String,
+    pub user_id: String,
+    pub kind: FactorKind,
+    /// The user's name for it ("Phone", "YubiKey").
+    pub name: String,
+    /// TOTP: the secret, sealed under the factor key. Passkey: the credential as the
+    /// WebAuthn library keeps it (public key and counter; nothing secret).
+    pub data: String,
+    /// Passkey: the credential id (base64url), unique across users.
+    pub credential_id: Option<String>,
+    /// TOTP: the last time step a code was accepted for (a code is good once).
+    pub last_step: Option<i64>,
+    pub created_at: i64,
+    pub confirmed_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl Factor {
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed_at.is_some()
+    }
+}
+
+impl std::fmt::Debug for Factor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Factor")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("kind", &self.kind)
+            .field("confirmed_at", &self.confirmed_at)
+            .finish_non_exhaustive()
+    }
 }

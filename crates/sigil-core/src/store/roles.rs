@@ -3,7 +3,7 @@
 //! meaning; the conformance suite in the server crate checks that they do.
 
 use super::{
-    AccountLink, AuthorizationCode, BrowserSession, Consent, LinkPurpose, OutboxCounts,
+    AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, LinkPurpose, OutboxCounts,
     OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures, StoreError,
 };
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
@@ -301,6 +301,62 @@ pub trait BrowserSessionStore: Send + Sync {
         except: Option<&str>,
         now: i64,
     ) -> Result<u64, StoreError>;
+}
+
+/// Second factors and recovery codes. Every change is a single statement, atomic across
+/// replicas: of concurrent uses of one TOTP step or one recovery code, exactly one succeeds.
+#[async_trait]
+pub trait SecondFactorStore: Send + Sync {
+    /// A passkey whose credential id is taken is a [`StoreError::Conflict`].
+    async fn create_factor(&self, factor: &Factor) -> Result<(), StoreError>;
+    /// The user's factors, confirmed or not, oldest first.
+    async fn list_factors(&self, user_id: &str) -> Result<Vec<Factor>, StoreError>;
+    /// The confirmed passkey with this credential id, whoever's it is.
+    async fn find_factor_by_credential(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<Factor>, StoreError>;
+    /// Confirms the user's unconfirmed factor `id` under `name`, noting its first use
+    /// (`step`: the TOTP step of the confirming code). False when there is none.
+    async fn confirm_factor(
+        &self,
+        user_id: &str,
+        id: &str,
+        name: &str,
+        step: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Accepts TOTP step `step` for the confirmed factor `id` only if it is later than the
+    /// last accepted one (a code is good once), noting the use. False: replayed or gone.
+    async fn use_totp_step(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError>;
+    /// Notes a use of the confirmed factor `id`, replacing its data when `data` is given
+    /// (a passkey's counter). False when there is no such factor.
+    async fn record_factor_use(
+        &self,
+        id: &str,
+        data: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    async fn rename_factor(&self, user_id: &str, id: &str, name: &str) -> Result<bool, StoreError>;
+    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool, StoreError>;
+    /// Deletes every factor and recovery code of the user; returns the factors deleted.
+    async fn delete_factors(&self, user_id: &str) -> Result<u64, StoreError>;
+    /// Replaces the user's recovery codes with `hashes` (none: the user has no codes).
+    async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        hashes: &[String],
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Marks the user's unused code with this hash used. False: no such unused code.
+    async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// The user's unused recovery codes.
+    async fn count_recovery_codes(&self, user_id: &str) -> Result<i64, StoreError>;
 }
 
 /// The store's own upkeep: health and expiry.

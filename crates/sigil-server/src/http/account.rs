@@ -150,7 +150,8 @@ async fn change(
     };
     // Every session ended with the new epoch; this one continues as a new one.
     let now = state.authority.now();
-    browser::start_session(&state, &session, &user, peer.0.clone(), &headers).await?;
+    let methods = browser::methods_with_password(&session, &user.id, now).await?;
+    browser::start_session(&state, &session, &user, peer.0.clone(), &headers, methods).await?;
     tracing::info!(user = %user.id, "password changed");
     if !req.is_empty() {
         return match browser::find_pending(&session, &req, now).await? {

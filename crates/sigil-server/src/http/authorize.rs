@@ -51,6 +51,7 @@ async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Result<Resp
         code_challenge_method: take("code_challenge_method"),
         prompt: take("prompt"),
         max_age: take("max_age"),
+        acr_values: take("acr_values"),
         login_hint: take("login_hint"),
         id_token_hint: take("id_token_hint"),
         request: take("request"),
@@ -111,11 +112,19 @@ pub async fn proceed(
             Ok(respond::see_other(&format!("/account/password?req={id}")))
         }
         Ok(Decision::Consent) => Ok(respond::see_other(&format!("/consent?req={id}"))),
-        Ok(Decision::Issue { user, auth_time }) => {
+        Ok(Decision::SecondFactor { passkey_only }) => Ok(respond::see_other(&format!(
+            "/login/second-factor?req={id}{}",
+            if passkey_only { "&passkey=1" } else { "" }
+        ))),
+        Ok(Decision::EnrollSecondFactor { passkey }) => Ok(respond::see_other(&format!(
+            "/account/security?req={id}{}",
+            if passkey { "&passkey=1" } else { "" }
+        ))),
+        Ok(Decision::Issue { user, auth }) => {
             browser::take_pending(session, id).await?;
             match state
                 .authority
-                .issue_code(&pending.request, &user, auth_time)
+                .issue_code(&pending.request, &user, &auth)
                 .await
             {
                 Ok(code) => {

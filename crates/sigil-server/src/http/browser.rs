@@ -47,6 +47,7 @@ pub async fn start_session(
     user: &sigil_core::user::User,
     address: Option<String>,
     headers: &axum::http::HeaderMap,
+    methods: Vec<sigil_core::factors::UsedMethod>,
 ) -> Result<SignedIn, PageError> {
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
@@ -54,11 +55,31 @@ pub async fn start_session(
         .map(str::to_string);
     let signed_in = state
         .accounts
-        .start_session(user, address, user_agent)
+        .start_session(user, address, user_agent, methods)
         .await
         .map_err(PageError::Account)?;
     sign_in(session, signed_in.clone()).await?;
     Ok(signed_in)
+}
+
+/// The methods of a sign-in that just checked the password at `now`: the password, and
+/// whatever this browser proved for the same user earlier in the session (a password
+/// change keeps a second factor proven before it).
+pub async fn methods_with_password(
+    session: &Session,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<sigil_core::factors::UsedMethod>, PageError> {
+    let mut methods = match signed_in(session).await? {
+        Some(earlier) if earlier.user_id == user_id => earlier.used_methods(),
+        _ => Vec::new(),
+    };
+    methods.retain(|m| m.method != sigil_core::factors::Method::Password);
+    methods.push(sigil_core::factors::UsedMethod {
+        method: sigil_core::factors::Method::Password,
+        at: now,
+    });
+    Ok(methods)
 }
 
 /// The user this browser session is signed in as, if the session still counts for them

@@ -291,7 +291,8 @@ async fn finish(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Response, PageError> {
-    browser::start_session(state, session, user, address, headers).await?;
+    let methods = browser::methods_with_password(session, &user.id, now).await?;
+    browser::start_session(state, session, user, address, headers, methods).await?;
     tracing::info!(user = %user.id, "signed in");
     if req.is_empty() && user.must_change_password {
         return Ok(respond::see_other("/account/password"));

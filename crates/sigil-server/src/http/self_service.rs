@@ -293,8 +293,12 @@ async fn sign_in_and_continue(
     address: Option<String>,
     headers: &HeaderMap,
 ) -> Result<Response, PageError> {
-    browser::start_session(state, session, user, address, headers).await?;
     let now = state.authority.now();
+    let methods = vec![sigil_core::factors::UsedMethod {
+        method: sigil_core::factors::Method::Password,
+        at: now,
+    }];
+    browser::start_session(state, session, user, address, headers, methods).await?;
     if !req.is_empty() {
         if let Some(mut pending) = browser::find_pending(session, req, now).await? {
             pending.login_done = true;

@@ -199,6 +199,28 @@ pub fn render(issuer: &str, kind: &MailKind) -> Result<Rendered, RenderError> {
             };
             (text.render()?, html.render()?)
         }
+        MailKind::SecondFactorAdded { username, what }
+        | MailKind::SecondFactorRemoved { username, what } => {
+            let change = if matches!(kind, MailKind::SecondFactorAdded { .. }) {
+                "added to"
+            } else {
+                "removed from"
+            };
+            let what =
+                format!("{what} was just {change} your account at {issuer} as a second factor.");
+            security_notice(issuer, subject, username, &what, &forgot_password, &account)?
+        }
+        MailKind::RecoveryCodeUsed { username, left } => {
+            let what = format!(
+                "One of your recovery codes was just used to sign in to your account at {issuer}. {} left; you can make a new set on your account page.",
+                plural(*left, "code")
+            );
+            security_notice(issuer, subject, username, &what, &forgot_password, &account)?
+        }
+        MailKind::SecondFactorsReset { username } => {
+            let what = format!("An administrator just removed every second factor (authenticator apps, passkeys and recovery codes) of your account at {issuer}. Add one again on your account page.");
+            security_notice(issuer, subject, username, &what, &forgot_password, &account)?
+        }
     };
     Ok(Rendered {
         subject,
@@ -218,6 +240,10 @@ pub fn subject(kind: &MailKind) -> &'static str {
         MailKind::ConfirmNewEmail { .. } => "Confirm your new e-mail address",
         MailKind::EmailChanged { .. } => "Your e-mail address was changed",
         MailKind::AccountExists { .. } => "You already have an account",
+        MailKind::SecondFactorAdded { .. } => "A second factor was added to your account",
+        MailKind::SecondFactorRemoved { .. } => "A second factor was removed from your account",
+        MailKind::RecoveryCodeUsed { .. } => "A recovery code was used",
+        MailKind::SecondFactorsReset { .. } => "Your second factors were reset",
     }
 }
 
@@ -300,6 +326,54 @@ struct PasswordResetHtml<'a> {
     username: &'a str,
     link: &'a str,
     valid_for: &'a str,
+}
+
+/// A notice of a change to how the account signs in (both bodies).
+fn security_notice(
+    issuer: &str,
+    subject: &str,
+    username: &str,
+    what: &str,
+    forgot_password: &str,
+    account: &str,
+) -> Result<(String, String), RenderError> {
+    let text = SecurityNoticeText {
+        issuer,
+        username,
+        what,
+        forgot_password,
+        account,
+    };
+    let html = SecurityNoticeHtml {
+        issuer,
+        subject,
+        username,
+        what,
+        forgot_password,
+        account,
+    };
+    Ok((text.render()?, html.render()?))
+}
+
+#[derive(Template)]
+#[template(path = "mail/security_notice.txt")]
+struct SecurityNoticeText<'a> {
+    issuer: &'a str,
+    username: &'a str,
+    what: &'a str,
+    forgot_password: &'a str,
+    account: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/security_notice.html")]
+struct SecurityNoticeHtml<'a> {
+    issuer: &'a str,
+    subject: &'a str,
+    username: &'a str,
+    what: &'a str,
+    forgot_password: &'a str,
+    account: &'a str,
 }
 
 #[derive(Template)]

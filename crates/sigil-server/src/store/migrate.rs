@@ -42,6 +42,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "accounts",
         sql: include_str!("../../../../migrations/sqlite/0005_accounts.sql"),
     },
+    Migration {
+        version: 6,
+        name: "second_factors",
+        sql: include_str!("../../../../migrations/sqlite/0006_second_factors.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -71,6 +76,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 5,
         name: "accounts",
         sql: include_str!("../../../../migrations/postgres/0005_accounts.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "second_factors",
+        sql: include_str!("../../../../migrations/postgres/0006_second_factors.sql"),
     },
 ]);
 

@@ -206,6 +206,7 @@ impl TestApp {
             is_admin: false,
             is_disabled: false,
             must_change_password: false,
+            requires_second_factor: false,
             session_epoch: 0,
             origin: sigil_core::user::AccountOrigin::Admin,
             version: 0,

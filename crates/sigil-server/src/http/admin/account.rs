@@ -64,12 +64,16 @@ async fn change(
     match result {
         Ok(user) => {
             // Every other session ended; this one continues as a new one.
+            let methods =
+                browser::methods_with_password(&admin.session, &user.id, state.authority.now())
+                    .await?;
             browser::start_session(
                 &state,
                 &admin.session,
                 &user,
                 admin.address.clone(),
                 &admin.headers,
+                methods,
             )
             .await?;
             Ok(done("/admin", "password-changed"))

@@ -4,7 +4,7 @@ use super::{read_row, Backend, Param, Reads, SqlStore};
 use async_trait::async_trait;
 use sigil_core::store::{AuthorizationCode, AuthorizationCodeStore, StoreError};
 
-const CODE_COLUMNS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scope, code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, access_token_jti, access_token_exp";
+const CODE_COLUMNS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scope, code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, access_token_jti, access_token_exp, acr, amr";
 
 /// A row of `authorization_codes`, selected with [`CODE_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -24,6 +24,8 @@ pub(super) struct CodeRow {
     family_id: Option<String>,
     access_token_jti: Option<String>,
     access_token_exp: Option<i64>,
+    acr: String,
+    amr: String,
 }
 
 impl From<CodeRow> for AuthorizationCode {
@@ -44,6 +46,8 @@ impl From<CodeRow> for AuthorizationCode {
             family_id: row.family_id,
             access_token_jti: row.access_token_jti,
             access_token_exp: row.access_token_exp,
+            acr: row.acr,
+            amr: row.amr,
         }
     }
 }
@@ -54,7 +58,7 @@ where
     B::Db: Reads<CodeRow>,
 {
     async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+        let sql = format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)");
         let query = sqlx::query(&sql)
             .param(code.code_hash.as_str())
             .param(code.client_id.as_str())
@@ -70,7 +74,9 @@ where
             .param(code.used_at)
             .param(code.family_id.as_deref())
             .param(code.access_token_jti.as_deref())
-            .param(code.access_token_exp);
+            .param(code.access_token_exp)
+            .param(code.acr.as_str())
+            .param(code.amr.as_str());
         self.execute(query).await?;
         Ok(())
     }

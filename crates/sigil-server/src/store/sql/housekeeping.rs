@@ -11,6 +11,8 @@ use sigil_core::store::{Housekeeping, StoreError};
 const KEPT_AFTER_EXPIRY: i64 = 86_400;
 
 /// How long after it was last seen a browser session's row is kept.
+/// How long an unfinished TOTP enrolment is kept.
+const UNCONFIRMED_FACTOR_KEPT: i64 = 3600;
 const SESSIONS_KEPT: i64 = 90 * 86_400;
 
 #[async_trait]
@@ -51,6 +53,10 @@ impl<B: Backend> Housekeeping for SqlStore<B> {
             (
                 "DELETE FROM browser_sessions WHERE last_seen_at <= $1",
                 now - SESSIONS_KEPT,
+            ),
+            (
+                "DELETE FROM second_factors WHERE confirmed_at IS NULL AND created_at <= $1",
+                now - UNCONFIRMED_FACTOR_KEPT,
             ),
         ];
         let mut tx = self.begin().await?;

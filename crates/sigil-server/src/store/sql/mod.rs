@@ -13,6 +13,7 @@ mod clients;
 mod codes;
 mod consents;
 mod dialect;
+mod factors;
 mod housekeeping;
 mod links;
 mod outbox;

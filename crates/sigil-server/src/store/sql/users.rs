@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sigil_core::store::{StoreError, UserStore};
 use sigil_core::user::{email_key, username_key, AccountOrigin, User};
 
-pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, origin, version, created_at, updated_at";
+pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, origin, version, created_at, updated_at, requires_second_factor";
 
 /// A row of `users`, selected with [`USER_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -19,6 +19,7 @@ pub(super) struct UserRow {
     is_admin: bool,
     is_disabled: bool,
     must_change_password: bool,
+    requires_second_factor: bool,
     session_epoch: i64,
     origin: String,
     version: i64,
@@ -38,6 +39,7 @@ impl From<UserRow> for User {
             is_admin: row.is_admin,
             is_disabled: row.is_disabled,
             must_change_password: row.must_change_password,
+            requires_second_factor: row.requires_second_factor,
             session_epoch: row.session_epoch,
             origin: AccountOrigin::parse(&row.origin),
             version: row.version,
@@ -125,7 +127,7 @@ where
 {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let email_key = user.email.as_deref().map(email_key);
-        let sql = format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)");
+        let sql = format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)");
         let query = sqlx::query(&sql)
             .param(user.id.as_str())
             .param(user.username.as_str())
@@ -141,6 +143,7 @@ where
             .param(user.version)
             .param(user.created_at)
             .param(user.updated_at)
+            .param(user.requires_second_factor)
             .param(username_key(&user.username))
             .param(email_key.as_deref());
         self.execute(query).await?;
@@ -151,7 +154,7 @@ where
         // The keys are rewritten only when the name or address changed, so that an old row
         // that shares a key with an older one (see migration 0005) keeps working.
         let email_key = user.email.as_deref().map(email_key);
-        let query = sqlx::query("UPDATE users SET username_key = CASE WHEN username = $1 THEN username_key ELSE $2 END, email_key = CASE WHEN email IS NOT DISTINCT FROM $3 THEN email_key ELSE $4 END, username = $1, email = $3, email_verified = $5, name = $6, password_hash = $7, is_admin = $8, is_disabled = $9, must_change_password = $10, session_epoch = $11, updated_at = $12, version = version + 1 WHERE id = $13 AND version = $14")
+        let query = sqlx::query("UPDATE users SET username_key = CASE WHEN username = $1 THEN username_key ELSE $2 END, email_key = CASE WHEN email IS NOT DISTINCT FROM $3 THEN email_key ELSE $4 END, username = $1, email = $3, email_verified = $5, name = $6, password_hash = $7, is_admin = $8, is_disabled = $9, must_change_password = $10, session_epoch = $11, updated_at = $12, requires_second_factor = $15, version = version + 1 WHERE id = $13 AND version = $14")
             .param(user.username.as_str())
             .param(username_key(&user.username))
             .param(user.email.as_deref())
@@ -165,7 +168,8 @@ where
             .param(user.session_epoch)
             .param(user.updated_at)
             .param(user.id.as_str())
-            .param(user.version);
+            .param(user.version)
+            .param(user.requires_second_factor);
         Ok(self.execute(query).await? == 1)
     }
 
@@ -246,7 +250,7 @@ where
 }
 
 /// A user's columns as a `LEFT JOIN users u` brings them in, `u_` before each name.
-pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.origin AS u_origin, u.version AS u_version, u.created_at AS u_created_at, u.updated_at AS u_updated_at";
+pub(super) const JOINED_USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.email AS u_email, u.email_verified AS u_email_verified, u.name AS u_name, u.password_hash AS u_password_hash, u.is_admin AS u_is_admin, u.is_disabled AS u_is_disabled, u.must_change_password AS u_must_change_password, u.session_epoch AS u_session_epoch, u.origin AS u_origin, u.version AS u_version, u.created_at AS u_created_at, u.updated_at AS u_updated_at, u.requires_second_factor AS u_requires_second_factor";
 
 /// A user selected with [`JOINED_USER_COLUMNS`]: every column NULL when the join found
 /// no user.
@@ -266,6 +270,7 @@ pub(super) struct JoinedUserRow {
     u_version: Option<i64>,
     u_created_at: Option<i64>,
     u_updated_at: Option<i64>,
+    u_requires_second_factor: Option<bool>,
 }
 
 impl JoinedUserRow {
@@ -287,6 +292,10 @@ impl JoinedUserRow {
             is_admin: present(self.u_is_admin, "is_admin")?,
             is_disabled: present(self.u_is_disabled, "is_disabled")?,
             must_change_password: present(self.u_must_change_password, "must_change_password")?,
+            requires_second_factor: present(
+                self.u_requires_second_factor,
+                "requires_second_factor",
+            )?,
             session_epoch: present(self.u_session_epoch, "session_epoch")?,
             origin: AccountOrigin::parse(&present(self.u_origin, "origin")?),
             version: present(self.u_version, "version")?,
