@@ -49,6 +49,24 @@ impl From<SignUpArg> for sigil_core::accounts::SignUpMode {
     }
 }
 
+/// `--mfa`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MfaArg {
+    Optional,
+    RequiredForAdmins,
+    Required,
+}
+
+impl From<MfaArg> for sigil_core::factors::MfaPolicy {
+    fn from(arg: MfaArg) -> Self {
+        match arg {
+            MfaArg::Optional => Self::Optional,
+            MfaArg::RequiredForAdmins => Self::RequiredForAdmins,
+            MfaArg::Required => Self::Required,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -163,6 +181,13 @@ pub struct ServeArgs {
     /// (whoever has an admin's invitation link).
     #[arg(long, env = "SIGIL_SIGN_UP", value_enum, default_value_t = SignUpArg::Closed)]
     pub sign_up: SignUpArg,
+
+    /// Who must sign in with a second factor (an authenticator app or a passkey):
+    /// optional (nobody must, anybody may), required-for-admins, or required (everybody).
+    /// An admin may also require it of one user. Whoever must and has none adds one at
+    /// their next sign-in, before any code is issued.
+    #[arg(long, env = "SIGIL_MFA", value_enum, default_value_t = MfaArg::Optional)]
+    pub mfa: MfaArg,
 
     #[command(flatten)]
     pub mail: crate::mail::MailArgs,

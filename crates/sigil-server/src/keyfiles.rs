@@ -381,6 +381,61 @@ pub fn spawn_watcher(
     .instrument(tracing::info_span!("task", task = "key-watcher")))
 }
 
+/// Bytes in a symmetric key file ([`load_or_create_secret`]).
+pub const SECRET_KEY_BYTES: usize = 32;
+
+/// Reads the 32-byte symmetric key `file` (the mail key, the factor key) from `keys_dir`,
+/// creating the directory (0700) and the key (0600) first if missing. Two processes that
+/// create it at once agree on one: each writes its own temporary file and links it into
+/// place only if no key is there yet. `what` names the key in errors.
+pub fn load_or_create_secret(
+    keys_dir: &Path,
+    file: &str,
+    what: &str,
+) -> Result<[u8; SECRET_KEY_BYTES], String> {
+    use rand::RngCore;
+    let path = keys_dir.join(file);
+    let failed =
+        |doing: &str, e: std::io::Error| format!("{what} {}: {doing}: {e}", path.display());
+    KeyDir::new(keys_dir).create().map_err(|e| e.to_string())?;
+    if !path.exists() {
+        let mut key = [0u8; SECRET_KEY_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let tmp = keys_dir.join(format!(
+            ".{file}.{}.tmp",
+            sigil_core::secret::random_token(6)
+        ));
+        let written = (|| {
+            let mut handle = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            handle.write_all(&key)?;
+            handle.sync_all()?;
+            match fs::hard_link(&tmp, &path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+                _ => Ok(()),
+            }
+        })();
+        let _ = fs::remove_file(&tmp);
+        written.map_err(|e| failed("cannot create", e))?;
+    }
+    let bytes = fs::read(&path).map_err(|e| failed("cannot read", e))?;
+    if let Ok(meta) = fs::metadata(&path) {
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the {what} is readable by group or others; chmod 600 it");
+        }
+    }
+    bytes.try_into().map_err(|bytes: Vec<u8>| {
+        format!(
+            "{what} {}: holds {} bytes, not {SECRET_KEY_BYTES}",
+            path.display(),
+            bytes.len()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,10 @@ use sigil_core::keys::KeyRing;
 use sigil_core::password::PasswordHasher;
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::{Authority, AuthorityConfig};
+
+/// The factor key's file in the keys directory: it seals TOTP secrets and keys the
+/// recovery-code hashes (see `sigil_core::factors::seal`).
+pub const FACTOR_KEY_FILE: &str = "factors.key";
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +66,7 @@ pub async fn build_state(
         .map_err(|e| CommandError::Invalid(e.to_string()))?
         .map_err(CommandError::Invalid)?;
     let mut config = AuthorityConfig::new(issuer.clone());
+    config.mfa = args.mfa.into();
     config.access_token_ttl = secs(args.lifetimes.access_token_ttl);
     config.id_token_ttl = secs(args.lifetimes.id_token_ttl);
     config.refresh_token_ttl = secs(args.refresh_token_ttl);
@@ -104,9 +109,22 @@ pub async fn build_state(
     accounts_config.sign_up = args.sign_up.into();
     accounts_config.throttle = authority.config().throttle;
     let accounts = Accounts::for_authority(&authority, mailer.clone(), accounts_config);
+    let factor_key =
+        crate::keyfiles::load_or_create_secret(keys.path(), FACTOR_KEY_FILE, "factor key")
+            .map_err(CommandError::Invalid)?;
+    let mut factors_config = sigil_core::factors::FactorsConfig::new(issuer.clone());
+    factors_config.policy = authority.config().mfa;
+    factors_config.throttle = authority.config().throttle;
+    let factors = sigil_core::factors::SecondFactors::for_authority(
+        &authority,
+        mailer.clone(),
+        Arc::new(sigil_core::factors::FactorKey::from_bytes(factor_key)),
+        factors_config,
+    );
     let is_https = issuer.starts_with("https://");
     Ok(AppState {
         accounts: Arc::new(accounts),
+        factors: Arc::new(factors),
         mailer,
         session_cookie: args
             .session_cookie_name

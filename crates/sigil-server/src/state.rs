@@ -31,6 +31,8 @@ pub struct AppState {
     pub admin: Arc<Admin>,
     /// Accounts people run themselves: sign-up, verification, reset, the account page.
     pub accounts: Arc<sigil_core::accounts::Accounts>,
+    /// Second factors: authenticator apps, passkeys, recovery codes.
+    pub factors: Arc<sigil_core::factors::SecondFactors>,
     /// Sigil's mail: the outbox and its delivery worker.
     pub mailer: Arc<crate::mail::Mailer>,
     /// The browser session cookie's name.

@@ -8,9 +8,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use rand::RngCore;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// The mail key's file in the keys directory.
@@ -45,53 +42,7 @@ impl MailKey {
     /// first if missing. Two processes that create it at once agree on one: each writes its
     /// own temporary file and links it into place only if no key is there yet.
     pub fn load_or_create(keys_dir: &Path) -> Result<Self, String> {
-        let failed = |what: &str, e: std::io::Error| {
-            format!(
-                "mail key {}: {what}: {e}",
-                keys_dir.join(MAIL_KEY_FILE).display()
-            )
-        };
-        crate::keyfiles::KeyDir::new(keys_dir)
-            .create()
-            .map_err(|e| e.to_string())?;
-        let path = keys_dir.join(MAIL_KEY_FILE);
-        if !path.exists() {
-            let mut key = [0u8; KEY_BYTES];
-            rand::rngs::OsRng.fill_bytes(&mut key);
-            let tmp = keys_dir.join(format!(
-                ".{MAIL_KEY_FILE}.{}.tmp",
-                sigil_core::secret::random_token(6)
-            ));
-            let written = (|| {
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                file.write_all(&key)?;
-                file.sync_all()?;
-                match fs::hard_link(&tmp, &path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
-                    _ => Ok(()),
-                }
-            })();
-            let _ = fs::remove_file(&tmp);
-            written.map_err(|e| failed("cannot create", e))?;
-        }
-        let bytes = fs::read(&path).map_err(|e| failed("cannot read", e))?;
-        if let Ok(meta) = fs::metadata(&path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), "the mail key is readable by group or others; chmod 600 it");
-            }
-        }
-        let key: [u8; KEY_BYTES] = bytes.try_into().map_err(|bytes: Vec<u8>| {
-            format!(
-                "mail key {}: holds {} bytes, not {KEY_BYTES}",
-                path.display(),
-                bytes.len()
-            )
-        })?;
-        Ok(Self(key))
+        crate::keyfiles::load_or_create_secret(keys_dir, MAIL_KEY_FILE, "mail key").map(Self)
     }
 
     #[cfg(test)]
@@ -145,6 +96,8 @@ impl MailKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_sealed_message_opens_and_hides_its_text() {
