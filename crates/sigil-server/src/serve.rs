@@ -118,7 +118,10 @@ pub async fn build_state(
     let factors = sigil_core::factors::SecondFactors::for_authority(
         &authority,
         mailer.clone(),
-        Arc::new(sigil_core::factors::FactorKey::from_bytes(factor_key)),
+        Arc::new(
+            sigil_core::factors::FactorKey::from_bytes(factor_key)
+                .map_err(|e| CommandError::Invalid(e.to_string()))?,
+        ),
         factors_config,
     );
     let is_https = issuer.starts_with("https://");

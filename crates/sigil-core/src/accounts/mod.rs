@@ -7,7 +7,7 @@ mod links;
 mod profile;
 mod sessions;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use sessions::SessionInfo;
 

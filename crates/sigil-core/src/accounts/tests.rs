@@ -13,9 +13,9 @@ use std::sync::Mutex;
 const NOW: i64 = 1_800_000_000;
 const PASSWORD: &str = "a pass phrase to start with";
 
-/// A mail queue that keeps what it is given.
+/// A mail queue that keeps what it is given (the factor tests use it too).
 #[derive(Default)]
-struct Outbox(Mutex<Vec<Mail>>);
+pub(crate) struct Outbox(pub(crate) Mutex<Vec<Mail>>);
 
 #[async_trait::async_trait]
 impl MailQueue for Outbox {

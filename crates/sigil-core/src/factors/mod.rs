@@ -103,9 +103,9 @@ pub enum FactorError {
     /// A name that is empty, too long or holds invisible characters.
     #[error("{0}")]
     InvalidName(&'static str),
-    /// A stored secret does not open under the factor key.
+    /// A stored secret does not open under the factor key, or its cryptography failed.
     #[error(transparent)]
-    Sealed(#[from] seal::OpenError),
+    Sealed(#[from] seal::SealError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

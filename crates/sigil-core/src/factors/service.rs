@@ -135,7 +135,7 @@ impl SecondFactors {
                 user_id: user.id.clone(),
                 kind: FactorKind::Totp,
                 name: String::new(),
-                data: self.key.seal(secret.expose(), &id),
+                data: self.key.seal(secret.expose(), &id)?,
                 credential_id: None,
                 last_step: None,
                 created_at: now,
@@ -301,7 +301,7 @@ impl SecondFactors {
         let subject = self.reserve_guess(&user.id).await?;
         let now = self.now();
         let method = if let Some(recovery_code) = recovery::normalize(code) {
-            let hash = self.key.recovery_hash(&user.id, &recovery_code);
+            let hash = self.key.recovery_hash(&user.id, &recovery_code)?;
             self.store
                 .use_recovery_code(&user.id, &hash, now)
                 .await?
@@ -408,10 +408,10 @@ impl SecondFactors {
 
     async fn new_recovery_codes(&self, user_id: &str) -> Result<Vec<String>, FactorError> {
         let codes = recovery::generate_set();
-        let hashes: Vec<String> = codes
+        let hashes = codes
             .iter()
             .map(|code| self.key.recovery_hash(user_id, code))
-            .collect();
+            .collect::<Result<Vec<String>, _>>()?;
         self.store
             .replace_recovery_codes(user_id, &hashes, self.now())
             .await?;

@@ -4,29 +4,16 @@
 
 use super::totp::{TotpSecret, STEP};
 use super::*;
+use crate::accounts::tests::Outbox;
 use crate::audit::Caller;
 use crate::clock::{Clock, FixedClock};
-use crate::mail::{Mail, MailKind, MailQueue};
+use crate::mail::MailKind;
 use crate::store::memory::MemoryStore;
 use crate::store::Store;
 use crate::user::{AccountOrigin, User};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const NOW: i64 = 1_800_000_010;
-
-#[derive(Default)]
-struct Outbox(Mutex<Vec<Mail>>);
-
-#[async_trait::async_trait]
-impl MailQueue for Outbox {
-    async fn queue(&self, mail: Mail) -> Result<(), StoreError> {
-        match self.0.lock() {
-            Ok(mut sent) => sent.push(mail),
-            Err(poisoned) => poisoned.into_inner().push(mail),
-        }
-        Ok(())
-    }
-}
 
 struct Fixture {
     factors: SecondFactors,
@@ -63,7 +50,7 @@ async fn fixture(policy: MfaPolicy) -> Fixture {
         store,
         clock.clone(),
         outbox.clone(),
-        Arc::new(FactorKey::generate()),
+        Arc::new(FactorKey::generate().expect("key")),
         config,
     );
     Fixture {

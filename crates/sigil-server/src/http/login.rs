@@ -291,7 +291,12 @@ async fn finish(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Response, PageError> {
-    let methods = browser::methods_with_password(session, &user.id, now).await?;
+    // A sign-in starts over: whatever this browser proved before (a second factor of an
+    // earlier session) does not carry into it, so prompt=login and max_age mean it.
+    let methods = vec![sigil_core::factors::UsedMethod {
+        method: sigil_core::factors::Method::Password,
+        at: now,
+    }];
     browser::start_session(state, session, user, address, headers, methods).await?;
     tracing::info!(user = %user.id, "signed in");
     if req.is_empty() && user.must_change_password {
