@@ -38,7 +38,7 @@ impl Accounts {
     /// against the account like failed sign-ins (a stolen session cannot guess the
     /// password without limit, nor flood the password pool); a right one gives its place
     /// back.
-    pub(super) async fn check_current_password(
+    pub async fn check_current_password(
         &self,
         user: &User,
         current: Secret,

@@ -52,7 +52,7 @@ async fn current_user(state: &AppState, session: &Session) -> Result<Option<User
 
 /// A pending-request id as Sigil makes them (`browser::save_pending`: 16 random bytes), or
 /// nothing.
-fn request_id(req: Option<&str>) -> &str {
+pub(super) fn request_id(req: Option<&str>) -> &str {
     match req {
         Some(id) if sigil_core::secret::is_random_token(id, 16) => id,
         _ => "",

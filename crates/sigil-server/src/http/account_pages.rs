@@ -1,7 +1,7 @@
 //! The account page a signed-in user looks after their own account with: `/account`
 //! (profile and address), `/account/sessions` (browsers signed in, sign out one or all
-//! others), `/account/apps` (connected apps: revoke one), `/account/security`. The
-//! password has its own page (`account.rs`). Every form carries the CSRF token; every
+//! others), `/account/apps` (connected apps: revoke one). The password has its own page
+//! (`account.rs`), second factors theirs (`account_security.rs`). Every form carries the CSRF token; every
 //! change is audited by core with the user as the actor.
 
 use super::admin::format_time;
@@ -33,7 +33,6 @@ pub fn router() -> Router<AppState> {
         .route("/account/email", axum::routing::post(change_email))
         .route("/account/sessions", get(sessions).post(end_sessions))
         .route("/account/apps", get(apps).post(revoke_app))
-        .route("/account/security", get(security))
 }
 
 #[derive(Deserialize, Default)]
@@ -421,28 +420,4 @@ async fn revoke_app(
         .revoke_grant(&me.caller, &me.user.id, client_id)
         .await?;
     Ok(respond::see_other("/account/apps?notice=app-removed"))
-}
-
-#[derive(Template)]
-#[template(path = "account_security.html")]
-struct SecurityPage<'a> {
-    tab: &'a str,
-    notice: Option<&'a str>,
-    error: Option<&'a str>,
-}
-
-async fn security(
-    State(state): State<AppState>,
-    session: Session,
-    peer: PeerAddress,
-) -> Result<Response, PageError> {
-    if me(&state, &session, &peer).await?.is_none() {
-        return Ok(sign_in_first());
-    }
-    let page = SecurityPage {
-        tab: "security",
-        notice: None,
-        error: None,
-    };
-    Ok(pages::render(&page, &[])?.into_response())
 }

@@ -14,6 +14,9 @@ use tower_sessions::Session;
 const USER: &str = crate::sessions::SIGNED_IN_KEY;
 const CSRF: &str = "csrf";
 const PENDING: &str = "pending";
+const SECOND_STEP: &str = "second_step";
+/// How long a right password waits for its second factor.
+const SECOND_STEP_TTL: i64 = 10 * 60;
 /// Pending requests a session may hold at once (several tabs), and for how long.
 const MAX_PENDING: usize = 8;
 const PENDING_TTL: i64 = 30 * 60;
@@ -27,6 +30,40 @@ pub struct Pending {
     pub created_at: i64,
 }
 
+/// A sign-in half done: the password was right, and the account has a second factor to
+/// prove before the session is signed in. Nothing is signed in meanwhile; the account
+/// pages, the admin console and `/authorize` see no user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecondStep {
+    pub user_id: String,
+    /// When the password was checked.
+    pub password_at: i64,
+    /// Where to go afterwards without a pending request (see `login::local_next`).
+    pub next: String,
+}
+
+/// Keeps a half-done sign-in (see [`SecondStep`]), replacing any earlier one. The session
+/// id changes, as it will again at the sign-in.
+pub async fn start_second_step(session: &Session, step: SecondStep) -> Result<(), PageError> {
+    session.cycle_id().await?;
+    session.insert(SECOND_STEP, step).await?;
+    Ok(())
+}
+
+/// The half-done sign-in of this session, if it is recent enough.
+pub async fn second_step(session: &Session, now: i64) -> Result<Option<SecondStep>, PageError> {
+    Ok(session
+        .get::<SecondStep>(SECOND_STEP)
+        .await?
+        .filter(|step| now - step.password_at < SECOND_STEP_TTL))
+}
+
+/// Drops the half-done sign-in (done, or given up).
+pub async fn end_second_step(session: &Session) -> Result<(), PageError> {
+    session.remove::<SecondStep>(SECOND_STEP).await?;
+    Ok(())
+}
+
 pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>, PageError> {
     Ok(session.get::<SignedIn>(USER).await?)
 }
@@ -34,6 +71,7 @@ pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>, PageError>
 /// Signs a user in: a new session id (against fixation), the user, a fresh CSRF token.
 pub async fn sign_in(session: &Session, user: SignedIn) -> Result<(), PageError> {
     session.cycle_id().await?;
+    session.remove::<SecondStep>(SECOND_STEP).await?;
     session.insert(USER, user).await?;
     session.insert(CSRF, random_token(24)).await?;
     Ok(())

@@ -18,6 +18,7 @@ use axum::Router;
 use serde::Deserialize;
 use sigil_core::accounts::SignUpMode;
 use sigil_core::device::DEVICE_TOKEN_TTL;
+use sigil_core::factors::{Method, UsedMethod};
 use sigil_core::secret::Secret;
 use tower_sessions::Session;
 
@@ -50,7 +51,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
 
 /// A place inside Sigil to return to after signing in: only the admin console or the
 /// account pages, so that the parameter cannot send anyone elsewhere.
-fn local_next(next: Option<&str>) -> &str {
+pub(super) fn local_next(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if ["/admin", "/account"].iter().any(|base| {
@@ -66,7 +67,7 @@ fn local_next(next: Option<&str>) -> &str {
 }
 
 /// The client's name and redirect-URI origin for a pending request, if any.
-async fn client_of(
+pub(super) async fn client_of(
     state: &AppState,
     session: &Session,
     req: &str,
@@ -237,7 +238,7 @@ async fn submit(
     if user.awaits_email_verification() {
         return unverified_page(&state, &session, &req, &user).await;
     }
-    let mut response = finish(
+    let mut response = after_password(
         &state,
         &session,
         &req,
@@ -278,10 +279,10 @@ async fn unverified_page(
     Err(PageError::Forbidden(pages::render(&page, &[])?))
 }
 
-/// Signs the session in and goes on: to the pending authorization request, to `next`, or
-/// to a page that says so.
+/// The password (checked at `now`) was right: an account with a second factor goes on to
+/// prove it at `/login/second-factor`, signed in only then; any other is signed in now.
 #[allow(clippy::too_many_arguments)]
-async fn finish(
+pub(super) async fn after_password(
     state: &AppState,
     session: &Session,
     req: &str,
@@ -291,12 +292,39 @@ async fn finish(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Response, PageError> {
+    if state.factors.summary(&user.id).await?.has_any() {
+        let step = browser::SecondStep {
+            user_id: user.id.clone(),
+            password_at: now,
+            next: next.to_string(),
+        };
+        browser::start_second_step(session, step).await?;
+        tracing::info!(user = %user.id, "password accepted; a second factor is next");
+        return Ok(respond::see_other(&super::second_factor::page_url(req)));
+    }
     // A sign-in starts over: whatever this browser proved before (a second factor of an
     // earlier session) does not carry into it, so prompt=login and max_age mean it.
-    let methods = vec![sigil_core::factors::UsedMethod {
-        method: sigil_core::factors::Method::Password,
+    let methods = vec![UsedMethod {
+        method: Method::Password,
         at: now,
     }];
+    finish(state, session, req, next, user, address, headers, methods).await
+}
+
+/// Signs the session in with `methods` and goes on: to the pending authorization request,
+/// to `next`, or to a page that says so.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn finish(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+    next: &str,
+    user: &sigil_core::user::User,
+    address: Option<String>,
+    headers: &HeaderMap,
+    methods: Vec<UsedMethod>,
+) -> Result<Response, PageError> {
+    let now = state.authority.now();
     browser::start_session(state, session, user, address, headers, methods).await?;
     tracing::info!(user = %user.id, "signed in");
     if req.is_empty() && user.must_change_password {
@@ -309,6 +337,16 @@ async fn finish(
         let text = format!("You are signed in as {}.", user.username);
         return Ok(pages::message("Signed in", &text, false)?.into_response());
     }
+    continue_pending(state, session, req, now).await
+}
+
+/// Goes on with a pending request whose sign-in (or step-up) is done.
+pub(super) async fn continue_pending(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+    now: i64,
+) -> Result<Response, PageError> {
     match browser::find_pending(session, req, now).await? {
         Some(mut pending) => {
             pending.login_done = true;

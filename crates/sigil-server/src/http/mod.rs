@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod account_pages;
+pub mod account_security;
 pub mod admin;
 pub mod authorize;
 pub mod browser;
@@ -20,6 +21,7 @@ pub mod openapi;
 pub mod pages;
 pub mod respond;
 pub mod revoke;
+pub mod second_factor;
 pub mod self_service;
 pub mod token;
 pub mod userinfo;
@@ -44,8 +46,10 @@ pub fn app(state: AppState) -> Router {
     let browser = Router::new()
         .merge(authorize::router())
         .merge(login::router())
+        .merge(second_factor::router())
         .merge(account::router())
         .merge(account_pages::router())
+        .merge(account_security::router())
         .merge(self_service::router())
         .merge(consent::router())
         .merge(logout::router())

@@ -3,7 +3,6 @@
 //! the session's CSRF token; every link token arrives in the query once and is never
 //! logged (the request log has paths only) nor stored in clear.
 
-use super::authorize::proceed;
 use super::browser;
 use super::error::PageError;
 use super::form::OAuthForm;
@@ -294,19 +293,12 @@ async fn sign_in_and_continue(
     headers: &HeaderMap,
 ) -> Result<Response, PageError> {
     let now = state.authority.now();
-    let methods = vec![sigil_core::factors::UsedMethod {
-        method: sigil_core::factors::Method::Password,
-        at: now,
-    }];
-    browser::start_session(state, session, user, address, headers, methods).await?;
-    if !req.is_empty() {
-        if let Some(mut pending) = browser::find_pending(session, req, now).await? {
-            pending.login_done = true;
-            browser::update_pending(session, req, pending.clone()).await?;
-            return proceed(state, session, req, pending).await;
-        }
-    }
-    Ok(respond::see_other("/account"))
+    // A pending request that has expired meanwhile is dropped: the account page instead.
+    let req = match browser::find_pending(session, req, now).await? {
+        Some(_) => req,
+        None => "",
+    };
+    super::login::after_password(state, session, req, "/account", user, address, headers, now).await
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sigil_core::accounts::AccountError;
 use sigil_core::admin::AdminError;
+use sigil_core::factors::FactorError;
 use sigil_core::store::StoreError;
 use sigil_core::OAuthError;
 
@@ -59,6 +60,10 @@ pub enum PageError {
     /// An admin action refused: no such record (404), busy (503), a broken rule (422), a
     /// store failure (503).
     Admin(AdminError),
+    /// A second-factor action refused: no such factor (404), a rule it broke (422),
+    /// too many wrong codes (429), a secret that does not open (500) or a store failure
+    /// (503). Pages that show the form again handle the first kinds themselves.
+    Factor(FactorError),
     /// A template failed to render (500, plain text).
     Template(askama::Error),
     /// A framework extractor's own rejection, passed on as it is.
@@ -74,6 +79,12 @@ impl From<tower_sessions::session::Error> for PageError {
 impl From<AdminError> for PageError {
     fn from(error: AdminError) -> Self {
         Self::Admin(error)
+    }
+}
+
+impl From<FactorError> for PageError {
+    fn from(error: FactorError) -> Self {
+        Self::Factor(error)
     }
 }
 
@@ -107,6 +118,12 @@ impl PageError {
             PageError::Admin(error) => tracing::warn!(error = %error, "admin action failed"),
             PageError::Template(error) => {
                 tracing::error!(error = %error, "template rendering failed")
+            }
+            PageError::Factor(error @ FactorError::Sealed(_)) => {
+                tracing::error!(%error, "a second factor's secret does not open")
+            }
+            PageError::Factor(FactorError::Store(error)) => {
+                tracing::warn!(%error, "second-factor action failed")
             }
             _ => {}
         }
@@ -235,6 +252,35 @@ impl IntoResponse for PageError {
                 "Temporarily unavailable",
                 UNAVAILABLE.to_string(),
             ),
+            PageError::Factor(FactorError::NotFound) => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is no such second factor. It may have been removed.".to_string(),
+            ),
+            PageError::Factor(FactorError::Throttled(_)) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many wrong codes. Please wait a while before trying again.".to_string(),
+            ),
+            PageError::Factor(
+                error @ (FactorError::WrongCode
+                | FactorError::LastRequiredFactor
+                | FactorError::InvalidName(_)),
+            ) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Not possible",
+                capitalized(&error.to_string()),
+            ),
+            PageError::Factor(FactorError::Sealed(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                "This second factor cannot be read with the server's factor key. An admin can reset your second factors.".to_string(),
+            ),
+            PageError::Factor(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                UNAVAILABLE.to_string(),
+            ),
             PageError::Template(_) => {
                 let mut response =
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
@@ -248,4 +294,17 @@ impl IntoResponse for PageError {
             Err(error) => PageError::Template(error).into_response(),
         }
     }
+}
+
+/// A core message as a sentence: its first letter in capitals, a full stop at the end.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut sentence = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+        None => String::new(),
+    };
+    if !sentence.ends_with('.') {
+        sentence.push('.');
+    }
+    sentence
 }
