@@ -435,7 +435,11 @@ impl Authority {
             Some((user, auth_time)) => {
                 !login_done
                     && (request.prompt_login
-                        || request.max_age.is_some_and(|max| now - auth_time > max)
+                        // OIDC Core §3.1.2.1 (errata set 2): max_age=0 means prompt=login,
+                        // even within the second the session signed in.
+                        || request
+                            .max_age
+                            .is_some_and(|max| max == 0 || now - auth_time > max)
                         || is_other_user(user))
             }
         };

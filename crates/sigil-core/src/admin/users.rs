@@ -227,6 +227,38 @@ impl Admin {
         Ok(user)
     }
 
+    /// Requires (or no longer requires) a second factor of one user, whatever `--mfa`
+    /// says: a user who has none is walked through adding one at their next sign-in.
+    pub async fn set_second_factor_required(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        is_required: bool,
+    ) -> Result<User, AdminError> {
+        let mut user = self.existing_user(user_id).await?;
+        if user.requires_second_factor == is_required {
+            return Ok(user);
+        }
+        user.requires_second_factor = is_required;
+        user.updated_at = self.now();
+        if !crate::store::save_user(&*self.store, &mut user).await? {
+            return Err(self.not_saved(&user.id).await);
+        }
+        self.audit_log
+            .record(
+                caller,
+                if is_required {
+                    "user.second_factor_required"
+                } else {
+                    "user.second_factor_optional"
+                },
+                Some(&user.username),
+                "",
+            )
+            .await;
+        Ok(user)
+    }
+
     /// Disables or re-enables a user. Disabling ends all their sessions and revokes all
     /// their refresh tokens at once; access tokens already issued stop passing
     /// introspection and userinfo.

@@ -13,7 +13,7 @@ use super::admin::format_time;
 use super::browser;
 use super::error::PageError;
 use super::form::OAuthForm;
-use super::login::continue_pending;
+use super::login::{continue_pending, local_next};
 use super::{pages, respond};
 use crate::http::caller::PeerAddress;
 use crate::state::AppState;
@@ -47,6 +47,7 @@ const TOTP_ENROLMENT: &str = "totp_enrolment";
 #[derive(Deserialize, Default)]
 struct SecurityQuery {
     req: Option<String>,
+    next: Option<String>,
     notice: Option<String>,
     passkey: Option<String>,
 }
@@ -77,6 +78,8 @@ struct SecurityPage<'a> {
     error: Option<&'a str>,
     csrf: &'a str,
     req: &'a str,
+    /// Where to go once a factor is added, without a pending request (an admin page).
+    next: &'a str,
     /// Signed in under a requirement without a factor: the page says one must be added.
     must_enrol: bool,
     /// The pending request asks for a passkey.
@@ -94,6 +97,8 @@ struct TotpPage<'a> {
     error: Option<&'a str>,
     csrf: &'a str,
     req: &'a str,
+    /// Where to go once a factor is added, without a pending request (an admin page).
+    next: &'a str,
     qr_svg: &'a str,
     uri: &'a str,
     secret: &'a str,
@@ -175,7 +180,7 @@ async fn overview_page(
     state: &AppState,
     session: &Session,
     me: &Me,
-    req: &str,
+    (req, next): (&str, &str),
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Result<pages::Page, PageError> {
@@ -190,6 +195,7 @@ async fn overview_page(
         error,
         csrf: &me.csrf,
         req,
+        next,
         must_enrol: !summary.has_any() && (state.factors.is_required(&me.user) || !req.is_empty()),
         wants_passkey,
         apps: rows(&summary, FactorKind::Totp),
@@ -211,9 +217,12 @@ async fn overview(
         return Ok(sign_in_first(req));
     };
     let notice = notice_text(query.notice.as_deref());
-    Ok(overview_page(&state, &session, &me, req, notice, None)
-        .await?
-        .into_response())
+    let next = local_next(query.next.as_deref());
+    Ok(
+        overview_page(&state, &session, &me, (req, next), notice, None)
+            .await?
+            .into_response(),
+    )
 }
 
 /// `POST /account/security/totp`: a new secret for an authenticator app, kept unconfirmed.
@@ -226,6 +235,7 @@ async fn start_totp(
     let form = OAuthForm::parse(&body);
     browser::check_csrf(&session, &form).await?;
     let req = request_id(form.single("req").ok().flatten());
+    let next = local_next(form.single("next").ok().flatten());
     let Some(me) = me(&state, &session, &peer).await? else {
         return Ok(sign_in_first(req));
     };
@@ -234,7 +244,17 @@ async fn start_totp(
     }
     let enrolment = state.factors.start_totp(&me.user).await?;
     session.insert(TOTP_ENROLMENT, &enrolment.factor_id).await?;
-    Ok(respond::see_other(&totp_url(req)))
+    Ok(respond::see_other(&with_next(&totp_url(req), next)))
+}
+
+/// `url` with `next` added to its query, when there is one.
+fn with_next(url: &str, next: &str) -> String {
+    if next.is_empty() {
+        return url.to_string();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let next = form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
+    format!("{url}{separator}next={next}")
 }
 
 fn totp_url(req: &str) -> String {
@@ -259,7 +279,7 @@ async fn totp_page(
     state: &AppState,
     session: &Session,
     me: &Me,
-    req: &str,
+    (req, next): (&str, &str),
     name: &str,
     error: Option<&str>,
 ) -> Result<Option<pages::Page>, PageError> {
@@ -279,6 +299,7 @@ async fn totp_page(
         error,
         csrf: &me.csrf,
         req,
+        next,
         qr_svg: &qr,
         uri: &enrolment.uri,
         secret: &secret,
@@ -290,6 +311,7 @@ async fn totp_page(
 #[derive(Deserialize, Default)]
 struct ReqQuery {
     req: Option<String>,
+    next: Option<String>,
 }
 
 async fn show_totp(
@@ -299,10 +321,20 @@ async fn show_totp(
     Query(query): Query<ReqQuery>,
 ) -> Result<Response, PageError> {
     let req = request_id(query.req.as_deref());
+    let next = local_next(query.next.as_deref());
     let Some(me) = me(&state, &session, &peer).await? else {
         return Ok(sign_in_first(req));
     };
-    match totp_page(&state, &session, &me, req, "Authenticator app", None).await? {
+    match totp_page(
+        &state,
+        &session,
+        &me,
+        (req, next),
+        "Authenticator app",
+        None,
+    )
+    .await?
+    {
         Some(page) => Ok(page.into_response()),
         // Nothing being added (or it expired): back to the list, which offers it.
         None => Ok(respond::see_other(&security_url(req, None))),
@@ -332,6 +364,7 @@ async fn confirm_totp(
     let form = OAuthForm::parse(&body);
     browser::check_csrf(&session, &form).await?;
     let req = request_id(form.single("req").ok().flatten());
+    let next = local_next(form.single("next").ok().flatten());
     let name = form.single("name").ok().flatten().unwrap_or("").to_string();
     let code = form.single("code").ok().flatten().unwrap_or("");
     let Some(me) = me(&state, &session, &peer).await? else {
@@ -346,14 +379,24 @@ async fn confirm_totp(
             state_ref,
             session_ref,
             me_ref,
-            req,
+            (req, next),
             name_ref,
             Some(&message),
         )
         .await?
         {
             Some(page) => Ok::<_, PageError>(page),
-            None => overview_page(state_ref, session_ref, me_ref, req, None, Some(&message)).await,
+            None => {
+                overview_page(
+                    state_ref,
+                    session_ref,
+                    me_ref,
+                    (req, next),
+                    None,
+                    Some(&message),
+                )
+                .await
+            }
         }
     };
     let codes = match state
@@ -386,7 +429,7 @@ async fn confirm_totp(
     let mut signed_in = me.signed_in.clone();
     signed_in.add_method(Method::Totp, state.authority.now());
     browser::sign_in(&session, signed_in).await?;
-    after_change(&state, &session, req, codes, "added").await
+    after_change(&state, &session, (req, next), codes, "added").await
 }
 
 /// After a factor is added: the recovery codes when there are new ones, then on to the
@@ -394,13 +437,14 @@ async fn confirm_totp(
 pub(super) async fn after_change(
     state: &AppState,
     session: &Session,
-    req: &str,
+    (req, next): (&str, &str),
     codes: Option<Vec<String>>,
     notice: &str,
 ) -> Result<Response, PageError> {
-    let continue_to = match req {
-        "" => security_url("", Some(notice)),
-        req => format!("/authorize/resume?req={req}"),
+    let continue_to = match (req, next) {
+        ("", "") => security_url("", Some(notice)),
+        ("", next) => next.to_string(),
+        (req, _) => format!("/authorize/resume?req={req}"),
     };
     if let Some(codes) = codes {
         return Ok(pages::render(
@@ -449,7 +493,7 @@ async fn check_password(
                     state,
                     session,
                     me,
-                    "",
+                    ("", ""),
                     None,
                     Some("Too many attempts: please wait a while before trying again."),
                 )
@@ -459,7 +503,7 @@ async fn check_password(
         Err(error) => return Err(PageError::Account(error)),
     };
     Err(PageError::InvalidForm(
-        overview_page(state, session, me, "", None, Some(message)).await?,
+        overview_page(state, session, me, ("", ""), None, Some(message)).await?,
     ))
 }
 
@@ -520,7 +564,15 @@ async fn change_factor(
     };
     let (state_ref, session_ref, me_ref) = (&state, &session, &me);
     let refused = |message: String| async move {
-        overview_page(state_ref, session_ref, me_ref, "", None, Some(&message)).await
+        overview_page(
+            state_ref,
+            session_ref,
+            me_ref,
+            ("", ""),
+            None,
+            Some(&message),
+        )
+        .await
     };
     match form.single("action").ok().flatten() {
         Some("rename") => {

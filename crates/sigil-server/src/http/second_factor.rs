@@ -9,7 +9,7 @@ use super::account::request_id;
 use super::browser::{self, SecondStep};
 use super::error::PageError;
 use super::form::OAuthForm;
-use super::login::{client_of, continue_pending, finish};
+use super::login::{client_of, continue_pending, finish, local_next};
 use super::{pages, respond};
 use crate::http::caller::PeerAddress;
 use crate::state::AppState;
@@ -44,6 +44,8 @@ pub fn page_url(req: &str) -> String {
 struct SecondFactorPage<'a> {
     csrf: &'a str,
     req: &'a str,
+    /// Where a step-up without a pending request goes afterwards (see `login::local_next`).
+    next: &'a str,
     username: &'a str,
     client_name: Option<&'a str>,
     /// A step-up of a session already signed in (not the second half of a sign-in).
@@ -58,6 +60,7 @@ struct SecondFactorPage<'a> {
 #[derive(Deserialize)]
 struct SecondFactorQuery {
     req: Option<String>,
+    next: Option<String>,
     passkey: Option<String>,
 }
 
@@ -114,6 +117,7 @@ async fn page(
     state: &AppState,
     session: &Session,
     req: &str,
+    next: &str,
     proving: &Proving,
     summary: &FactorSummary,
     error: Option<&str>,
@@ -126,6 +130,7 @@ async fn page(
     let page = SecondFactorPage {
         csrf: &csrf,
         req,
+        next,
         username: &proving.user().username,
         client_name: client_name.as_deref(),
         is_step_up: matches!(proving, Proving::StepUp(..)),
@@ -151,6 +156,7 @@ async fn show(
 ) -> Result<Response, PageError> {
     let _ = query.passkey;
     let req = request_id(query.req.as_deref());
+    let next = local_next(query.next.as_deref());
     let Some(proving) = proving(&state, &session).await? else {
         return Ok(sign_in_again(req));
     };
@@ -160,7 +166,7 @@ async fn show(
         browser::end_second_step(&session).await?;
         return Ok(sign_in_again(req));
     }
-    Ok(page(&state, &session, req, &proving, &summary, None)
+    Ok(page(&state, &session, req, next, &proving, &summary, None)
         .await?
         .into_response())
 }
@@ -175,6 +181,7 @@ async fn submit(
     let form = OAuthForm::parse(&body);
     browser::check_csrf(&session, &form).await?;
     let req = request_id(form.single("req").ok().flatten()).to_string();
+    let next = local_next(form.single("next").ok().flatten()).to_string();
     let code = form.single("code").ok().flatten().unwrap_or("").to_string();
     let Some(proving) = proving(&state, &session).await? else {
         return Ok(sign_in_again(&req));
@@ -183,7 +190,16 @@ async fn submit(
     let caller = Caller::user(user.id.clone(), user.username.clone(), peer.0.clone());
     let refused = |error: &'static str| async {
         let summary = state.factors.summary(&user.id).await?;
-        page(&state, &session, &req, &proving, &summary, Some(error)).await
+        page(
+            &state,
+            &session,
+            &req,
+            &next,
+            &proving,
+            &summary,
+            Some(error),
+        )
+        .await
     };
     let method = match state.factors.verify_code(&caller, &user, &code).await {
         Ok(method) => method,
@@ -202,30 +218,39 @@ async fn submit(
         }
         Err(error) => return Err(error.into()),
     };
-    proved(
-        &state,
-        &session,
-        &req,
-        proving,
+    let done = Proven {
+        req: &req,
+        next: &next,
         method,
-        peer.0.clone(),
-        &headers,
-    )
-    .await
+        address: peer.0.clone(),
+    };
+    proved(&state, &session, proving, done, &headers).await
+}
+
+/// A second factor proven: for which request, where to go without one, how, from where.
+pub(super) struct Proven<'a> {
+    pub req: &'a str,
+    pub next: &'a str,
+    pub method: Method,
+    pub address: Option<String>,
 }
 
 /// A second factor was proven: the sign-in finishes with both methods, or the signed-in
-/// session notes the step-up; then on to the pending request.
+/// session notes the step-up; then on to the pending request (or `next`).
 pub(super) async fn proved(
     state: &AppState,
     session: &Session,
-    req: &str,
     proving: Proving,
-    method: Method,
-    address: Option<String>,
+    done: Proven<'_>,
     headers: &HeaderMap,
 ) -> Result<Response, PageError> {
     let now = state.authority.now();
+    let Proven {
+        req,
+        next,
+        method,
+        address,
+    } = done;
     match proving {
         Proving::SignIn(step, user) => {
             let methods = vec![
@@ -246,7 +271,10 @@ pub(super) async fn proved(
             browser::sign_in(session, signed_in).await?;
             tracing::info!(user = %user.id, "step-up accepted");
             if req.is_empty() {
-                return Ok(respond::see_other("/account/security"));
+                return Ok(respond::see_other(match next {
+                    "" => "/account/security",
+                    next => next,
+                }));
             }
             continue_pending(state, session, req, now).await
         }

@@ -2,6 +2,7 @@
 //! per test), an in-process app with cheap argon2 parameters, and seeding.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod process;
 pub mod webdriver;
 

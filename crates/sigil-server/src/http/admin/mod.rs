@@ -105,6 +105,9 @@ pub enum NotAdmin {
     SignInFirst { back: String },
     /// The admin's password was set for one-time use: to `/admin/password` first.
     ChangePasswordFirst,
+    /// The admin has a second factor (or must have one) that this session did not prove:
+    /// to the second step (or to add one) first, coming back to `back` afterwards.
+    SecondFactorFirst { has_factor: bool, back: String },
     /// An error page: not an admin, or the session or the database failed.
     Refused(PageError),
 }
@@ -124,6 +127,14 @@ impl IntoResponse for NotAdmin {
                 respond::see_other(&url)
             }
             NotAdmin::ChangePasswordFirst => respond::see_other("/admin/password"),
+            NotAdmin::SecondFactorFirst { has_factor, back } => {
+                let back = form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>();
+                if has_factor {
+                    respond::see_other(&format!("/login/second-factor?next={back}"))
+                } else {
+                    respond::see_other(&format!("/account/security?next={back}"))
+                }
+            }
             NotAdmin::Refused(error) => error.into_response(),
         }
     }
@@ -173,6 +184,19 @@ impl FromRequestParts<AppState> for Admin {
         if user.must_change_password && path != "/admin/password" && path != "/admin/logout" {
             return Err(NotAdmin::ChangePasswordFirst);
         }
+        // The console needs what a sign-in of this admin needs: a second factor proven in
+        // this session when they have one or must have one.
+        if signed_in.level() < sigil_core::factors::Level::TwoFactor && path != "/admin/logout" {
+            let has_factor = state
+                .factors
+                .summary(&user.id)
+                .await
+                .map_err(PageError::from)?
+                .has_any();
+            if has_factor || state.factors.is_required(&user) {
+                return Err(NotAdmin::SecondFactorFirst { has_factor, back });
+            }
+        }
         let csrf = browser::csrf_token(&session).await?;
         Ok(Admin {
             user,
@@ -205,6 +229,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "invitation-sent" => "The invitation was mailed.",
         "nothing-pruned" => "No key can be pruned yet.",
         "password-changed" => "Your password was changed.",
+        "factors-reset" => "Their second factors were removed, and they were told by mail.",
         _ => return None,
     })
 }

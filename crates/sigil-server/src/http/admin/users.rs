@@ -14,6 +14,7 @@ use axum::Router;
 use serde::Deserialize;
 use sigil_core::admin::{AdminError, NewUser, ProfileUpdate, UserGrant};
 use sigil_core::secret::Secret;
+use sigil_core::store::FactorKind;
 use sigil_core::user::User;
 
 pub fn router() -> Router<AppState> {
@@ -29,6 +30,11 @@ pub fn router() -> Router<AppState> {
             get(confirm_disable).post(disable),
         )
         .route("/admin/users/{id}/enable", post(enable))
+        .route("/admin/users/{id}/second-factor", post(second_factor))
+        .route(
+            "/admin/users/{id}/factors/reset",
+            get(confirm_reset_factors).post(reset_factors),
+        )
         .route("/admin/users/{id}/verification", post(send_verification))
         .route("/admin/users/invite", post(invite))
         .route(
@@ -157,6 +163,10 @@ struct UserPage {
     chrome: Chrome,
     user: User,
     grants: Vec<UserGrant>,
+    /// The user's second factors, and whether the policy (`--mfa`) requires one of them.
+    factors: Vec<crate::http::account_security::FactorRow>,
+    recovery_codes_left: i64,
+    is_required_by_policy: bool,
     error: Option<String>,
     audit_link: String,
 }
@@ -174,6 +184,16 @@ async fn user_page(
 ) -> Result<Response, PageError> {
     let user = find_user(state, user_id).await?;
     let grants = state.admin.user_grants(user_id).await?;
+    let summary = state.factors.summary(user_id).await?;
+    let mut factors = crate::http::account_security::rows(&summary, FactorKind::Totp);
+    factors.extend(crate::http::account_security::rows(
+        &summary,
+        FactorKind::Passkey,
+    ));
+    let is_required_by_policy = state.factors.config().policy.requires(&User {
+        requires_second_factor: false,
+        ..user.clone()
+    });
     let is_invalid = error.is_some();
     let audit_link = format!(
         "/admin/audit?target={}",
@@ -184,6 +204,9 @@ async fn user_page(
             chrome: admin.chrome(notice),
             user,
             grants,
+            factors,
+            recovery_codes_left: summary.recovery_codes_left,
+            is_required_by_policy,
             error,
             audit_link,
         },
@@ -308,6 +331,55 @@ async fn role(
         .await
         .map(|_| ());
     after(&state, &admin, &id, result, "saved").await
+}
+
+/// Requires a second factor of this user, or no longer (the policy may still).
+async fn second_factor(
+    State(state): State<AppState>,
+    admin: Admin,
+    AdminPath(id): AdminPath<UserId>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = admin.form(&body).await?;
+    let is_required = form.single("requires_second_factor").ok().flatten() == Some("1");
+    let result = state
+        .admin
+        .set_second_factor_required(&admin.caller(), id.as_str(), is_required)
+        .await
+        .map(|_| ());
+    after(&state, &admin, &id, result, "saved").await
+}
+
+async fn confirm_reset_factors(
+    State(state): State<AppState>,
+    admin: Admin,
+    AdminPath(id): AdminPath<UserId>,
+) -> Result<Response, PageError> {
+    let user = find_user(&state, id.as_str()).await?;
+    confirm(
+        &admin,
+        Confirm {
+            title: format!("Reset the second factors of {}?", user.username),
+            message: "Every authenticator app, passkey and recovery code of theirs is removed, and they are told by mail. Do this only when you know it is them asking (they lost their phone, say): whoever has their password can then sign in with it alone, unless a second factor is required, in which case they add a new one at their next sign-in.",
+            action: format!("/admin/users/{id}/factors/reset"),
+            button: "Reset second factors",
+            cancel: format!("/admin/users/{id}"),
+            is_danger: true,
+        },
+    )
+}
+
+async fn reset_factors(
+    State(state): State<AppState>,
+    admin: Admin,
+    AdminPath(id): AdminPath<UserId>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    admin.form(&body).await?;
+    let user = find_user(&state, id.as_str()).await?;
+    state.factors.reset(&admin.caller(), &user).await?;
+    tracing::info!(user = %user.id, "second factors reset by an admin");
+    Ok(done(&format!("/admin/users/{id}"), "factors-reset"))
 }
 
 async fn confirm_disable(
