@@ -227,11 +227,17 @@ impl Browser {
         );
         let csrf = hidden(&page.body, "csrf");
         let req = hidden(&page.body, "req");
-        self.submit(
-            "/login/second-factor",
-            &[("csrf", &csrf), ("req", &req), ("code", code)],
-        )
-        .await
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("req", req.as_str()),
+            ("code", code),
+        ];
+        let next;
+        if page.body.contains("name=\"next\"") {
+            next = hidden(&page.body, "next");
+            form.push(("next", next.as_str()));
+        }
+        self.submit("/login/second-factor", &form).await
     }
 
     /// Signs in without a pending request, to the account's security page.
@@ -786,4 +792,130 @@ async fn a_required_second_factor_is_added_before_any_code_and_the_password_gran
             .is_some_and(|d| d.contains("authorization code")),
         "{body}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_requires_a_factor_resets_factors_and_needs_one_for_the_console() {
+    let env = env(&[]);
+    env.setup.sigil(
+        &[
+            "user",
+            "add",
+            "--username",
+            "root",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    let rp = RelyingParty::discover(&env).await;
+
+    // An admin with a factor whose session did not prove it is sent to prove it first.
+    let admin = &Browser::new(&env);
+    let before = admin.follow("/login?next=/admin").await;
+    let console = admin.password(&before, "root").await;
+    assert!(console.url.ends_with("/admin"), "{}", console.url);
+    let other = &Browser::new(&env);
+    let security = other.sign_in("root").await;
+    let (root_secret, root_at, _) = other.add_app(&security, "Phone").await;
+    let gated = admin.get("/admin/users").await;
+    assert_eq!(gated.status, 303);
+    let location = gated.location.clone().expect("location");
+    assert!(
+        location.contains("/login/second-factor?next=%2Fadmin%2Fusers"),
+        "{location}"
+    );
+    let step = admin.follow(&location).await;
+    let users = admin
+        .second_factor(&step, &code_at(&root_secret, root_at + 30))
+        .await;
+    assert_eq!(users.status, 200, "{}", users.body);
+    assert!(
+        users.url.ends_with("/admin/users"),
+        "back where it was: {}",
+        users.url
+    );
+
+    // The admin requires a second factor of bob.
+    let listed: Value =
+        serde_json::from_str(&env.setup.sigil(&["user", "list", "--json"], None)).expect("json");
+    let bob_id = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|user| user["username"] == "bob")
+        .and_then(|user| user["user_id"].as_str())
+        .expect("bob")
+        .to_string();
+    let page = admin.get(&format!("/admin/users/{bob_id}")).await;
+    assert!(page.body.contains("bob"), "{}", page.body);
+    assert!(page.body.contains("No second factor."));
+    let csrf = hidden(&page.body, "csrf");
+    let saved = admin
+        .submit(
+            &format!("/admin/users/{bob_id}/second-factor"),
+            &[("csrf", &csrf), ("requires_second_factor", "1")],
+        )
+        .await;
+    assert_eq!(saved.status, 200, "{}", saved.body);
+    assert!(saved
+        .body
+        .contains("name=\"requires_second_factor\" value=\"1\" checked"));
+
+    // bob's next sign-in walks him through adding one before the app gets a code.
+    let bob = &Browser::new(&env);
+    let secret = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = secret.clone();
+    let signed_in = rp
+        .sign_in(None, None, |url| async move {
+            let login = bob.follow(&url).await;
+            let page = bob.password(&login, "bob").await;
+            assert!(page.url.contains("/account/security?req="), "{}", page.url);
+            let (secret, _, codes) = bob.add_app(&page, "Phone").await;
+            *kept.lock().expect("lock") = secret;
+            let resume = between(
+                &codes.body,
+                "<a class=\"button primary\" href=\"",
+                "\" id=\"codes-saved\"",
+            );
+            bob.follow(&resume).await.location.expect("to the app")
+        })
+        .await;
+    assert_eq!(signed_in.acr.as_deref(), Some(ACR_2FA));
+
+    // The admin resets bob's factors: gone, audited, mailed; bob enrols again next time.
+    let page = admin.get(&format!("/admin/users/{bob_id}")).await;
+    assert!(
+        page.body.contains("Phone"),
+        "bob's app is listed: {}",
+        page.body
+    );
+    let confirm = admin
+        .get(&format!("/admin/users/{bob_id}/factors/reset"))
+        .await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let csrf = hidden(&confirm.body, "csrf");
+    let reset = admin
+        .submit(
+            &format!("/admin/users/{bob_id}/factors/reset"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    assert!(reset.body.contains("No second factor."), "{}", reset.body);
+    wait_for_mail(&env, "bob@example.com", "reset").await;
+    let audit = admin.get("/admin/audit").await;
+    assert!(audit.body.contains("user.factors_reset"), "{}", audit.body);
+    assert!(audit.body.contains("user.second_factor_required"));
+    let bob = &Browser::new(&env);
+    let login = bob.follow("/login").await;
+    let page = bob.password(&login, "bob").await;
+    assert!(
+        page.url.contains("/account/security") && page.body.contains("needs a second factor"),
+        "{} {}",
+        page.url,
+        page.body
+    );
+    let old = secret.lock().expect("lock").clone();
+    assert!(!old.is_empty());
 }

@@ -308,6 +308,21 @@ pub(super) async fn after_password(
         method: Method::Password,
         at: now,
     }];
+    // A user who must have a factor and has none adds one first. With a pending request,
+    // `/authorize` sends them there; without, this does.
+    let enrol;
+    let next = if req.is_empty() && state.factors.is_required(user) {
+        enrol = match next {
+            "" => "/account/security".to_string(),
+            next => format!(
+                "/account/security?next={}",
+                form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+            ),
+        };
+        enrol.as_str()
+    } else {
+        next
+    };
     finish(state, session, req, next, user, address, headers, methods).await
 }
 
