@@ -1105,6 +1105,9 @@ async fn every_path_parameter_is_checked_before_use() {
         (false, "/admin/users/{id}/disable"),
         (false, "/admin/users/{id}/enable"),
         (false, "/admin/users/{id}/verification"),
+        (false, "/admin/users/{id}/second-factor"),
+        (true, "/admin/users/{id}/factors/reset"),
+        (false, "/admin/users/{id}/factors/reset"),
         (true, "/admin/users/{id}/grants/{client_id}/revoke"),
         (false, "/admin/users/{id}/grants/{client_id}/revoke"),
     ];

@@ -1427,12 +1427,24 @@ async fn second_factors(store: Arc<dyn Store>) {
         .collect();
     assert_eq!(ids, vec![totp.id.clone(), passkey.id.clone()]);
 
-    assert!(store
-        .delete_factor(&owner.id, &passkey.id)
-        .await
-        .expect("delete"));
+    // Two removals at once that each keep one factor: one of them is refused.
+    let (first, second) = tokio::join!(
+        store.delete_factor(&owner.id, &passkey.id, true),
+        store.delete_factor(&owner.id, &totp.id, true),
+    );
+    let (first, second) = (first.expect("delete"), second.expect("delete"));
+    assert!(
+        first ^ second,
+        "exactly one of two removals at once: {first} {second}"
+    );
+    let left = store.list_factors(&owner.id).await.expect("list");
+    assert_eq!(left.len(), 1, "the last factor is kept");
     assert!(!store
-        .delete_factor(&owner.id, &passkey.id)
+        .delete_factor(&owner.id, &left[0].id, true)
+        .await
+        .expect("kept"));
+    assert!(!store
+        .delete_factor(&owner.id, "no-such-factor", false)
         .await
         .expect("gone"));
     assert_eq!(store.delete_factors(&owner.id).await.expect("reset"), 1);

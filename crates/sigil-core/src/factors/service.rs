@@ -123,7 +123,9 @@ impl SecondFactors {
     pub async fn start_totp(&self, user: &User) -> Result<TotpEnrolment, FactorError> {
         for earlier in self.store.list_factors(&user.id).await? {
             if !earlier.is_confirmed() && earlier.kind == FactorKind::Totp {
-                self.store.delete_factor(&user.id, &earlier.id).await?;
+                self.store
+                    .delete_factor(&user.id, &earlier.id, false)
+                    .await?;
             }
         }
         let secret = TotpSecret::generate();
@@ -445,11 +447,27 @@ impl SecondFactors {
         let Some(factor) = summary.factors.iter().find(|f| f.id == factor_id) else {
             return Err(FactorError::NotFound);
         };
-        if summary.factors.len() == 1 && self.is_required(user) {
+        let is_required = self.is_required(user);
+        if summary.factors.len() == 1 && is_required {
             return Err(FactorError::LastRequiredFactor);
         }
-        if !self.store.delete_factor(&user.id, factor_id).await? {
-            return Err(FactorError::NotFound);
+        if !self
+            .store
+            .delete_factor(&user.id, factor_id, is_required)
+            .await?
+        {
+            // Gone meanwhile, or another removal at the same time took the one kept.
+            let still_there = self
+                .summary(&user.id)
+                .await?
+                .factors
+                .iter()
+                .any(|f| f.id == factor_id);
+            return Err(if still_there {
+                FactorError::LastRequiredFactor
+            } else {
+                FactorError::NotFound
+            });
         }
         if summary.factors.len() == 1 {
             self.store

@@ -338,7 +338,15 @@ pub trait SecondFactorStore: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
     async fn rename_factor(&self, user_id: &str, id: &str, name: &str) -> Result<bool, StoreError>;
-    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool, StoreError>;
+    /// Deletes the user's factor `id`. With `keep_one`, only if the user keeps another
+    /// confirmed factor, decided atomically: two removals at once cannot take the last
+    /// two. False: no such factor, or it is the last one kept.
+    async fn delete_factor(
+        &self,
+        user_id: &str,
+        id: &str,
+        keep_one: bool,
+    ) -> Result<bool, StoreError>;
     /// Deletes every factor and recovery code of the user; returns the factors deleted.
     async fn delete_factors(&self, user_id: &str) -> Result<u64, StoreError>;
     /// Replaces the user's recovery codes with `hashes` (none: the user has no codes).

@@ -138,8 +138,21 @@ impl SecondFactorStore for MemoryStore {
         }
     }
 
-    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+    async fn delete_factor(
+        &self,
+        user_id: &str,
+        id: &str,
+        keep_one: bool,
+    ) -> Result<bool, StoreError> {
         let mut data = self.data();
+        let others = data
+            .factors
+            .iter()
+            .filter(|f| f.user_id == user_id && f.id != id && f.is_confirmed())
+            .count();
+        if keep_one && others == 0 {
+            return Ok(false);
+        }
         let before = data.factors.len();
         data.factors
             .retain(|f| !(f.id == id && f.user_id == user_id));

@@ -150,11 +150,40 @@ where
         Ok(self.execute(query).await? == 1)
     }
 
-    async fn delete_factor(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
-        let query = sqlx::query("DELETE FROM second_factors WHERE id = $1 AND user_id = $2")
+    async fn delete_factor(
+        &self,
+        user_id: &str,
+        id: &str,
+        keep_one: bool,
+    ) -> Result<bool, StoreError> {
+        if !keep_one {
+            let query = sqlx::query("DELETE FROM second_factors WHERE id = $1 AND user_id = $2")
+                .param(id)
+                .param(user_id);
+            return Ok(self.execute(query).await? == 1);
+        }
+        // The user's row is locked first (an update that changes nothing), so that two
+        // removals of the same user's factors run one after the other: the second sees
+        // what the first left, on PostgreSQL's READ COMMITTED as on SQLite.
+        let mut tx = self.begin().await?;
+        B::Db::execute(
+            &mut *tx,
+            sqlx::query("UPDATE users SET version = version WHERE id = $1").param(user_id),
+        )
+        .await
+        .map_err(super::map_err)?;
+        let deleted = B::Db::execute(
+            &mut *tx,
+            sqlx::query(
+                "DELETE FROM second_factors WHERE id = $1 AND user_id = $2 AND EXISTS (SELECT 1 FROM second_factors WHERE user_id = $2 AND id <> $1 AND confirmed_at IS NOT NULL)",
+            )
             .param(id)
-            .param(user_id);
-        Ok(self.execute(query).await? == 1)
+            .param(user_id),
+        )
+        .await
+        .map_err(super::map_err)?;
+        tx.commit().await.map_err(super::map_err)?;
+        Ok(deleted == 1)
     }
 
     async fn delete_factors(&self, user_id: &str) -> Result<u64, StoreError> {
