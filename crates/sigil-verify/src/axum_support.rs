@@ -1,6 +1,6 @@
-//! axum integration: RFC 6750 error responses, an extractor for the verified claims, and a
-//! tower layer that protects a whole router (or, with `route_layer`, one route) and can
-//! require scopes.
+//! axum integration: RFC 6750 and RFC 9470 error responses, an extractor for the verified
+//! claims, and a tower layer that protects a whole router (or, with `route_layer`, one route)
+//! and can require scopes and a step-up authentication.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -26,7 +26,7 @@
 //! # }
 //! ```
 
-use crate::{Claims, ErrorKind, Verifier, VerifyError};
+use crate::{AuthenticationRequirement, Claims, ErrorKind, Verifier, VerifyError};
 use axum::body::Body;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -65,61 +65,106 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
 }
 
 /// RFC 6750 §3: 401 with a Bearer challenge, 403 `insufficient_scope` with the scope, 400
-/// `invalid_request`, and 503 when the issuer's keys cannot be had.
+/// `invalid_request`, 503 when the issuer's keys cannot be had, and RFC 9470 §3: 401
+/// `insufficient_user_authentication` with the `acr_values` and `max_age` to ask Sigil for.
+/// The body (except for a missing token) is `{"error": …, "error_description": …}`.
 impl IntoResponse for VerifyError {
     fn into_response(self) -> Response {
-        let description: String = self
-            .to_string()
-            .chars()
-            .map(|c| {
-                if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
-                    '\''
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let (status, challenge, code) = match self.kind() {
-            ErrorKind::MissingToken => (StatusCode::UNAUTHORIZED, "Bearer".to_string(), None),
-            ErrorKind::BadRequest => (
-                StatusCode::BAD_REQUEST,
-                format!("Bearer error=\"invalid_request\", error_description=\"{description}\""),
-                Some("invalid_request"),
-            ),
-            ErrorKind::InsufficientScope => (
-                StatusCode::FORBIDDEN,
-                format!(
-                    "Bearer error=\"insufficient_scope\", error_description=\"{description}\", scope=\"{}\"",
-                    self.required_scope().unwrap_or("")
-                ),
-                Some("insufficient_scope"),
-            ),
-            ErrorKind::KeysUnavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
-                Some("temporarily_unavailable"),
-            ),
-            _ => (
-                StatusCode::UNAUTHORIZED,
-                format!("Bearer error=\"invalid_token\", error_description=\"{description}\""),
-                Some("invalid_token"),
-            ),
-        };
-        let mut response = match code {
-            Some(code) => (
+        let (status, codes) = status_and_codes(self.kind());
+        let mut response = match codes {
+            Some((_, body_code)) => (
                 status,
-                axum::Json(serde_json::json!({ "error": code, "error_description": description })),
+                axum::Json(serde_json::json!({
+                    "error": body_code,
+                    "error_description": quoted_string_safe(&self.to_string()),
+                })),
             )
                 .into_response(),
             None => status.into_response(),
         };
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, www_authenticate(&self));
         response
     }
+}
+
+/// The `WWW-Authenticate` challenge for `error`, as [`VerifyError`]'s response carries it:
+/// `Bearer` alone for a missing token (RFC 6750 §3.1), else `Bearer error="…",
+/// error_description="…"` plus `scope="…"` for `insufficient_scope`, and for
+/// `insufficient_user_authentication` (RFC 9470 §3) `acr_values="…"` (space-separated) and
+/// `max_age=N` (seconds), each only when the requirement has it. For resource servers that
+/// build their own responses.
+pub fn www_authenticate(error: &VerifyError) -> HeaderValue {
+    HeaderValue::from_str(&challenge(error)).unwrap_or(HeaderValue::from_static("Bearer"))
+}
+
+/// The status, and the error codes of the challenge and of the body (`None`: no error
+/// code, for a request that carried no token).
+fn status_and_codes(kind: ErrorKind) -> (StatusCode, Option<(&'static str, &'static str)>) {
+    match kind {
+        ErrorKind::MissingToken => (StatusCode::UNAUTHORIZED, None),
+        ErrorKind::BadRequest => (
+            StatusCode::BAD_REQUEST,
+            Some(("invalid_request", "invalid_request")),
+        ),
+        ErrorKind::InsufficientScope => (
+            StatusCode::FORBIDDEN,
+            Some(("insufficient_scope", "insufficient_scope")),
+        ),
+        ErrorKind::InsufficientUserAuthentication => (
+            StatusCode::UNAUTHORIZED,
+            Some((
+                "insufficient_user_authentication",
+                "insufficient_user_authentication",
+            )),
+        ),
+        ErrorKind::KeysUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(("invalid_token", "temporarily_unavailable")),
+        ),
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            Some(("invalid_token", "invalid_token")),
+        ),
+    }
+}
+
+fn challenge(error: &VerifyError) -> String {
+    let Some((code, _)) = status_and_codes(error.kind()).1 else {
+        return "Bearer".to_string();
+    };
+    let mut challenge = format!(
+        "Bearer error=\"{code}\", error_description=\"{}\"",
+        quoted_string_safe(&error.to_string())
+    );
+    if let Some(scope) = error.required_scope() {
+        challenge.push_str(&format!(", scope=\"{}\"", quoted_string_safe(scope)));
+    }
+    if let Some(requirement) = error.required_authentication() {
+        if !requirement.acr_values().is_empty() {
+            let values = requirement.acr_values().join(" ");
+            challenge.push_str(&format!(", acr_values=\"{}\"", quoted_string_safe(&values)));
+        }
+        if let Some(max_age) = requirement.max_age() {
+            challenge.push_str(&format!(", max_age={}", max_age.as_secs()));
+        }
+    }
+    challenge
+}
+
+/// `text` with quotes, backslashes and anything but printable ASCII replaced by `'`, so
+/// that it can sit in a quoted-string of a header.
+fn quoted_string_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
+                '\''
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The verified claims of the request's bearer token. Taken from the request extensions
@@ -146,12 +191,13 @@ where
     }
 }
 
-/// A tower layer that verifies every request's bearer token, optionally requires scopes,
-/// and puts the [`Claims`] in the request extensions.
+/// A tower layer that verifies every request's bearer token, optionally requires scopes
+/// and a step-up authentication, and puts the [`Claims`] in the request extensions.
 #[derive(Clone, Debug)]
 pub struct VerifyLayer {
     verifier: Verifier,
     scopes: Arc<Vec<String>>,
+    authentication: Option<Arc<AuthenticationRequirement>>,
 }
 
 impl VerifyLayer {
@@ -159,6 +205,7 @@ impl VerifyLayer {
         Self {
             verifier,
             scopes: Arc::new(Vec::new()),
+            authentication: None,
         }
     }
 
@@ -171,6 +218,33 @@ impl VerifyLayer {
         self.scopes = Arc::new(scopes.into_iter().map(Into::into).collect());
         self
     }
+
+    /// Every request's token must also meet `requirement` (RFC 9470 step-up: an accepted
+    /// `acr`, a recent `auth_time`), checked after the scopes with the verifier's clock and
+    /// leeway; else 401 `insufficient_user_authentication` with the `acr_values` and
+    /// `max_age` the client must ask Sigil's `/authorize` for.
+    ///
+    /// ```no_run
+    /// use axum::{routing::delete, Router};
+    /// use sigil_verify::axum_support::VerifyLayer;
+    /// use sigil_verify::step_up::{ACR_2FA, ACR_PHR};
+    /// use sigil_verify::{AuthenticationRequirement, Verifier};
+    /// use std::time::Duration;
+    ///
+    /// # fn run(verifier: Verifier) {
+    /// let second_factor = AuthenticationRequirement::new()
+    ///     .with_acr_values([ACR_2FA, ACR_PHR])
+    ///     .with_max_age(Duration::from_secs(300));
+    /// let app: Router = Router::new()
+    ///     .route("/api/account", delete(|| async { "gone" }))
+    ///     .route_layer(VerifyLayer::new(verifier).require_authentication(second_factor));
+    /// # let _ = app;
+    /// # }
+    /// ```
+    pub fn require_authentication(mut self, requirement: AuthenticationRequirement) -> Self {
+        self.authentication = Some(Arc::new(requirement));
+        self
+    }
 }
 
 impl<S> tower::Layer<S> for VerifyLayer {
@@ -180,6 +254,7 @@ impl<S> tower::Layer<S> for VerifyLayer {
             inner,
             verifier: self.verifier.clone(),
             scopes: self.scopes.clone(),
+            authentication: self.authentication.clone(),
         }
     }
 }
@@ -190,6 +265,7 @@ pub struct VerifyService<S> {
     inner: S,
     verifier: Verifier,
     scopes: Arc<Vec<String>>,
+    authentication: Option<Arc<AuthenticationRequirement>>,
 }
 
 impl<S> tower::Service<Request<Body>> for VerifyService<S>
@@ -211,6 +287,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let scopes = self.scopes.clone();
+        let authentication = self.authentication.clone();
         let existing = request.extensions().get::<Claims>().cloned();
         let token = bearer_token(request.headers()).map(str::to_string);
         Box::pin(async move {
@@ -222,6 +299,9 @@ where
                 if !scopes.is_empty() {
                     let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
                     claims.require_scopes(&required)?;
+                }
+                if let Some(requirement) = &authentication {
+                    verifier.require_authentication(&claims, requirement)?;
                 }
                 Ok::<Claims, VerifyError>(claims)
             }

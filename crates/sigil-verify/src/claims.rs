@@ -22,8 +22,17 @@ pub struct Claims {
     /// Space-separated scopes.
     #[serde(default)]
     pub scope: String,
+    /// When the user last authenticated (seconds since the epoch); absent for client
+    /// credentials. See [`Claims::require_authentication`].
     #[serde(default)]
     pub auth_time: Option<i64>,
+    /// How strongly the user authenticated (`urn:sigil:acr:1fa`, `urn:sigil:acr:2fa`,
+    /// `phr`); absent for client credentials and older tokens.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// RFC 8176 authentication methods (`pwd`, `otp`, `hwk`, `swk`, `mfa`, `fed`).
+    #[serde(default)]
+    pub amr: Option<Vec<String>>,
 }
 
 impl Claims {

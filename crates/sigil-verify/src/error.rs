@@ -1,5 +1,7 @@
 //! Why a token was refused.
 
+use crate::step_up::AuthenticationRequirement;
+
 /// The kind of a verification failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -30,6 +32,9 @@ pub enum ErrorKind {
     NotYetValid,
     /// The token lacks a scope the route requires.
     InsufficientScope,
+    /// The user's authentication behind the token is too weak (`acr`) or too old
+    /// (`auth_time`) for the route (RFC 9470); see [`VerifyError::required_authentication`].
+    InsufficientUserAuthentication,
     /// The issuer's discovery document or JWKS could not be fetched and no keys are cached.
     KeysUnavailable,
 }
@@ -43,6 +48,8 @@ pub struct VerifyError {
     message: String,
     /// For [`ErrorKind::InsufficientScope`]: the scopes required.
     required_scope: Option<String>,
+    /// For [`ErrorKind::InsufficientUserAuthentication`]: what the route requires.
+    required_authentication: Option<Box<AuthenticationRequirement>>,
 }
 
 impl VerifyError {
@@ -51,6 +58,7 @@ impl VerifyError {
             kind,
             message: message.into(),
             required_scope: None,
+            required_authentication: None,
         }
     }
     pub(crate) fn insufficient_scope(scope: &str) -> Self {
@@ -58,6 +66,18 @@ impl VerifyError {
             kind: ErrorKind::InsufficientScope,
             message: format!("the token lacks the {scope} scope"),
             required_scope: Some(scope.to_string()),
+            required_authentication: None,
+        }
+    }
+    pub(crate) fn insufficient_user_authentication(
+        message: &str,
+        requirement: AuthenticationRequirement,
+    ) -> Self {
+        Self {
+            kind: ErrorKind::InsufficientUserAuthentication,
+            message: message.to_string(),
+            required_scope: None,
+            required_authentication: Some(Box::new(requirement)),
         }
     }
     pub fn kind(&self) -> ErrorKind {
@@ -65,5 +85,10 @@ impl VerifyError {
     }
     pub fn required_scope(&self) -> Option<&str> {
         self.required_scope.as_deref()
+    }
+    /// For [`ErrorKind::InsufficientUserAuthentication`]: the requirement the token failed,
+    /// whose `acr_values` and `max_age` the client must ask Sigil's `/authorize` for.
+    pub fn required_authentication(&self) -> Option<&AuthenticationRequirement> {
+        self.required_authentication.as_deref()
     }
 }

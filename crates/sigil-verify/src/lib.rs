@@ -12,6 +12,8 @@
 //!   `aud` must contain the expected audience; `exp` and `nbf` are checked with a leeway.
 //!   Oversized or malformed tokens are refused before any cryptography.
 //! * Tokens are never logged.
+//! * A route may demand more of the user's sign-in than a valid token (RFC 9470 step-up): an
+//!   `acr` it accepts and a recent `auth_time`, see [`step_up`].
 //! * Time is read from a [`Clock`]: the system's unless [`Verifier::builder`] is given
 //!   another, such as a [`ManualClock`] that a test moves on instead of sleeping.
 //!
@@ -43,10 +45,12 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jwks;
+pub mod step_up;
 mod verifier;
 
 pub use claims::Claims;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Algorithm, VerifierConfig};
 pub use error::{ErrorKind, VerifyError};
+pub use step_up::AuthenticationRequirement;
 pub use verifier::{Verifier, VerifierBuilder};

@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::config::{Algorithm, VerifierConfig, MAX_LEEWAY};
 use crate::error::{ErrorKind, VerifyError};
 use crate::jwks::{fetch, parse_jwks, PublishedKey};
+use crate::step_up::AuthenticationRequirement;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
@@ -165,6 +166,22 @@ impl Verifier {
         let (claims, kid) = self.verify_signed(token).await?;
         self.remember(digest, &claims, kid);
         Ok(claims)
+    }
+
+    /// Fails with [`ErrorKind::InsufficientUserAuthentication`] unless the verified
+    /// `claims` meet `requirement` (RFC 9470) at this verifier's clock's time. An `auth_time`
+    /// up to the configured leeway in the future is forgiven (clock skew); the leeway never
+    /// lengthens `max_age`.
+    pub fn require_authentication(
+        &self,
+        claims: &Claims,
+        requirement: &AuthenticationRequirement,
+    ) -> Result<(), VerifyError> {
+        requirement.check(
+            claims,
+            self.inner.clock.unix_time(),
+            self.inner.config.leeway,
+        )
     }
 
     /// The claims of a token verified before, if its key is still current and its times

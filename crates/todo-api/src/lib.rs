@@ -1,10 +1,11 @@
 //! `todo-api`: the sample resource server. A per-user TODO list behind Sigil access tokens,
 //! validated offline by `sigil-verify`: it never calls Sigil per request.
 //!
-//! Routes (all JSON): `GET/POST /api/todos`, `GET/PATCH/DELETE /api/todos/{id}`. Reading
-//! needs the `todos:read` scope, changing needs `todos:write`. A user sees only their own
-//! todos; another user's answers 404. Errors are RFC 9457 problem details (authentication
-//! errors are RFC 6750, from `sigil-verify`).
+//! Routes (all JSON): `GET/POST/DELETE /api/todos`, `GET/PATCH/DELETE /api/todos/{id}`.
+//! Reading needs the `todos:read` scope, changing needs `todos:write`. Deleting all of one's
+//! todos at once also needs a step-up (RFC 9470): a second factor, proven recently. A user
+//! sees only their own todos; another user's answers 404. Errors are RFC 9457 problem
+//! details (authentication errors are RFC 6750 and RFC 9470, from `sigil-verify`).
 
 pub mod problem;
 pub mod store;
@@ -18,17 +19,30 @@ use axum::{Json, Router};
 use problem::Problem;
 use serde::Deserialize;
 use sigil_verify::axum_support::{Authenticated, VerifyLayer};
-use sigil_verify::Verifier;
+use sigil_verify::step_up::{ACR_2FA, ACR_PHR};
+use sigil_verify::{AuthenticationRequirement, Verifier};
+use std::time::Duration;
 use store::{TodoPatch, TodoStore};
 
 /// Longest title, in characters.
 pub const MAX_TITLE: usize = 500;
 
-/// Shared state: the verifier and the store.
+/// Shared state: the verifier, the store, and what `DELETE /api/todos` demands of the
+/// user's sign-in.
 #[derive(Clone)]
 pub struct AppState {
     pub verifier: Verifier,
     pub store: TodoStore,
+    /// The step-up of `DELETE /api/todos`, usually [`step_up_requirement`].
+    pub step_up: AuthenticationRequirement,
+}
+
+/// What deleting all of one's todos demands (RFC 9470): a second factor (Sigil's `acr`
+/// `urn:sigil:acr:2fa`, or `phr` for a passkey), proven at most `max_age` ago.
+pub fn step_up_requirement(max_age: Duration) -> AuthenticationRequirement {
+    AuthenticationRequirement::new()
+        .with_acr_values([ACR_2FA, ACR_PHR])
+        .with_max_age(max_age)
 }
 
 impl axum::extract::FromRef<AppState> for Verifier {
@@ -41,7 +55,7 @@ impl axum::extract::FromRef<AppState> for Verifier {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/me", get(me))
-        .route("/api/todos", get(list).post(create))
+        .route("/api/todos", get(list).post(create).delete(remove_all))
         .route("/api/todos/{id}", get(read).patch(update).delete(remove))
         .route_layer(VerifyLayer::new(state.verifier.clone()));
     Router::new()
@@ -232,4 +246,25 @@ async fn remove(
     } else {
         Err(Problem::not_found().into_response())
     }
+}
+
+/// `DELETE /api/todos`: deletes every todo of the caller, at once. Needs `todos:write` (else
+/// 403) and the state's step-up (else 401 `insufficient_user_authentication` with the
+/// `acr_values` and `max_age` to ask Sigil for).
+async fn remove_all(
+    State(state): State<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<Response, Response> {
+    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
+    state
+        .verifier
+        .require_authentication(&claims, &state.step_up)
+        .map_err(IntoResponse::into_response)?;
+    let deleted = state
+        .store
+        .delete_all(&claims.sub)
+        .await
+        .map_err(Problem::from)?;
+    tracing::info!(deleted, "deleted all of a user's todos");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,7 +5,7 @@ use sigil_verify::{Verifier, VerifierConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use todo_api::store::TodoStore;
-use todo_api::{app, with_cors, AppState};
+use todo_api::{app, step_up_requirement, with_cors, AppState};
 
 /// A sample resource server: a per-user TODO API protected by Sigil access tokens.
 #[derive(Debug, Parser)]
@@ -33,6 +33,10 @@ struct Args {
     /// Least time between two JWKS refetches triggered by unknown key ids.
     #[arg(long, env = "TODO_JWKS_REFETCH_COOLDOWN_SECS", default_value = "30")]
     jwks_refetch_cooldown_secs: u64,
+    /// `DELETE /api/todos` (all of the caller's todos) needs a second factor proven at most
+    /// this many seconds ago (RFC 9470 step-up: older sign-ins get a `max_age` challenge).
+    #[arg(long, env = "TODO_STEP_UP_MAX_AGE_SECS", default_value = "300")]
+    step_up_max_age_secs: u64,
     /// How long to keep trying to reach the issuer at start.
     #[arg(long, default_value = "30")]
     discovery_timeout_secs: u64,
@@ -68,7 +72,12 @@ async fn run(args: Args) -> Result<(), String> {
             Err(e) => return Err(format!("cannot load the issuer's keys: {e}")),
         }
     };
-    let router = with_cors(app(AppState { verifier, store }), &args.cors_origins)?;
+    let state = AppState {
+        verifier,
+        store,
+        step_up: step_up_requirement(Duration::from_secs(args.step_up_max_age_secs)),
+    };
+    let router = with_cors(app(state), &args.cors_origins)?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;

@@ -155,4 +155,13 @@ impl TodoStore {
             .await?;
         Ok(result.rows_affected() == 1)
     }
+
+    /// Deletes every todo of `owner`, in one statement (all or none), and says how many.
+    pub async fn delete_all(&self, owner: &str) -> Result<u64, sqlx::Error> {
+        let result = sqlx::query("DELETE FROM todos WHERE owner = $1")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
 }

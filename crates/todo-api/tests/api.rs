@@ -9,12 +9,20 @@ use josekit::jwk::KeyPair;
 use josekit::jws::{JwsSigner, RS256};
 use serde_json::{json, Value};
 use sigil_verify::{Verifier, VerifierConfig};
+use std::time::Duration;
 use todo_api::store::TodoStore;
-use todo_api::{app, AppState};
+use todo_api::{app, step_up_requirement, AppState};
 use tower::ServiceExt;
 
 const ISSUER: &str = "https://sigil.test";
 const AUDIENCE: &str = "http://127.0.0.1:8090";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64
+}
 
 struct Fixture {
     router: axum::Router,
@@ -36,7 +44,11 @@ async fn fixture() -> Fixture {
         .await
         .expect("store");
     Fixture {
-        router: app(AppState { verifier, store }),
+        router: app(AppState {
+            verifier,
+            store,
+            step_up: step_up_requirement(Duration::from_secs(300)),
+        }),
         private_pem: pair.to_pem_private_key(),
         _dir: dir,
     }
@@ -44,12 +56,23 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     fn token(&self, sub: &str, scope: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("time")
-            .as_secs();
+        let now = now();
+        self.sign(&json!({"iss": ISSUER, "sub": sub, "aud": AUDIENCE, "exp": now + 600, "iat": now, "scope": scope, "client_id": "c"}))
+    }
+
+    /// A user's token as Sigil issues it: with `acr`, `amr` and `auth_time`.
+    fn user_token(&self, sub: &str, scope: &str, acr: &str, auth_time: i64) -> String {
+        let now = now();
+        let amr = if acr == "urn:sigil:acr:1fa" {
+            json!(["pwd"])
+        } else {
+            json!(["pwd", "otp", "mfa"])
+        };
+        self.sign(&json!({"iss": ISSUER, "sub": sub, "aud": AUDIENCE, "exp": now + 600, "iat": now, "scope": scope, "client_id": "c", "acr": acr, "amr": amr, "auth_time": auth_time}))
+    }
+
+    fn sign(&self, claims: &Value) -> String {
         let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": "k1"});
-        let claims = json!({"iss": ISSUER, "sub": sub, "aud": AUDIENCE, "exp": now + 600, "iat": now, "scope": scope, "client_id": "c"});
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
@@ -59,6 +82,36 @@ impl Fixture {
         format!(
             "{input}.{}",
             URL_SAFE_NO_PAD.encode(signer.sign(input.as_bytes()).expect("sign"))
+        )
+    }
+
+    async fn call_with_challenge(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Option<String>, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let request = request.body(Body::empty()).expect("request");
+        let response = self.router.clone().oneshot(request).await.expect("call");
+        let status = response.status();
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().expect("ascii").to_string());
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            challenge,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
     }
 
@@ -296,4 +349,133 @@ async fn cors_for_configured_origins_only() {
         .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
         .is_none());
     assert!(todo_api::with_cors(f.router.clone(), &["bad\norigin".to_string()]).is_err());
+}
+
+/// Creates `count` todos for the token's user; returns how many the user now has.
+async fn create_todos(f: &Fixture, token: &str, count: usize) -> usize {
+    for i in 0..count {
+        let (status, _, _) = f
+            .call(
+                Method::POST,
+                "/api/todos",
+                Some(token),
+                Some(&format!(r#"{{"title":"todo {i}"}}"#)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    todo_count(f, token).await
+}
+
+async fn todo_count(f: &Fixture, token: &str) -> usize {
+    let (status, _, list) = f.call(Method::GET, "/api/todos", Some(token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    list.as_array().map(Vec::len).expect("a list")
+}
+
+const STEP_UP_2FA: &str = "Bearer error=\"insufficient_user_authentication\", \
+     error_description=\"a stronger authentication is required\", \
+     acr_values=\"urn:sigil:acr:2fa phr\", max_age=300";
+
+#[tokio::test]
+async fn deleting_all_todos_needs_a_second_factor() {
+    let f = fixture().await;
+    let one_factor = f.user_token(
+        "alice",
+        "todos:read todos:write",
+        "urn:sigil:acr:1fa",
+        now(),
+    );
+    assert_eq!(create_todos(&f, &one_factor, 3).await, 3);
+    let (status, challenge, body) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", Some(&one_factor))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge.as_deref(), Some(STEP_UP_2FA));
+    assert_eq!(body["error"], "insufficient_user_authentication");
+    assert_eq!(todo_count(&f, &one_factor).await, 3, "untouched");
+    // A client-credentials-like token (no acr, no auth_time) is refused the same way.
+    let no_user = f.token("alice", "todos:read todos:write");
+    let (status, challenge, _) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", Some(&no_user))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge
+        .expect("challenge")
+        .contains("error=\"insufficient_user_authentication\""));
+    assert_eq!(todo_count(&f, &one_factor).await, 3, "untouched");
+}
+
+#[tokio::test]
+async fn a_fresh_second_factor_deletes_only_the_callers_todos() {
+    let f = fixture().await;
+    let alice = f.user_token(
+        "alice",
+        "todos:read todos:write",
+        "urn:sigil:acr:2fa",
+        now() - 30,
+    );
+    let bob = f.user_token("bob", "todos:read todos:write", "urn:sigil:acr:1fa", now());
+    assert_eq!(create_todos(&f, &alice, 2).await, 2);
+    assert_eq!(create_todos(&f, &bob, 1).await, 1);
+    let (status, challenge, _) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", Some(&alice))
+        .await;
+    assert_eq!((status, challenge), (StatusCode::NO_CONTENT, None));
+    assert_eq!(todo_count(&f, &alice).await, 0);
+    assert_eq!(todo_count(&f, &bob).await, 1, "another user's todos stay");
+    // Nothing left to delete is still a success; a passkey (phr) is a second factor too.
+    let passkey = f.user_token("alice", "todos:write", "phr", now());
+    let (status, _, _) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", Some(&passkey))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn an_old_second_factor_gets_a_max_age_challenge() {
+    let f = fixture().await;
+    let old = f.user_token(
+        "alice",
+        "todos:read todos:write",
+        "urn:sigil:acr:2fa",
+        now() - 600,
+    );
+    assert_eq!(create_todos(&f, &old, 2).await, 2);
+    let (status, challenge, _) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", Some(&old))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge.as_deref(),
+        Some(
+            "Bearer error=\"insufficient_user_authentication\", \
+             error_description=\"a more recent authentication is required\", \
+             acr_values=\"urn:sigil:acr:2fa phr\", max_age=300"
+        )
+    );
+    assert_eq!(todo_count(&f, &old).await, 2, "untouched");
+}
+
+#[tokio::test]
+async fn deleting_all_todos_needs_the_write_scope_first() {
+    let f = fixture().await;
+    let reader = f.user_token("alice", "todos:read", "urn:sigil:acr:2fa", now());
+    let (status, challenge, body) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", Some(&reader))
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::FORBIDDEN, json!("insufficient_scope"))
+    );
+    assert!(challenge
+        .expect("challenge")
+        .contains("scope=\"todos:write\""));
+    let (status, challenge, _) = f
+        .call_with_challenge(Method::DELETE, "/api/todos", None)
+        .await;
+    assert_eq!(
+        (status, challenge.as_deref()),
+        (StatusCode::UNAUTHORIZED, Some("Bearer"))
+    );
 }
