@@ -23,6 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 const PASSWORD: &str = "second factor correct horse";
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const ACR_1FA: &str = "urn:sigil:acr:1fa";
+/// The audience of the todo API the access tokens are for.
+const API: &str = "https://api.example.com";
 const ACR_2FA: &str = "urn:sigil:acr:2fa";
 
 struct Env {
@@ -61,7 +63,9 @@ fn env(serve: &[&str]) -> Env {
             "--redirect-uri",
             CALLBACK,
             "--scopes",
-            "openid,profile,email",
+            "openid,profile,email,todos:read,todos:write",
+            "--audience",
+            API,
             "--first-party",
             "--grant-types",
             "authorization_code,refresh_token,password",
@@ -380,6 +384,8 @@ struct RelyingParty {
 
 /// What a finished sign-in gave the relying party.
 struct SignedIn {
+    /// The access token itself, for calling an API with.
+    access_token_text: String,
     acr: Option<String>,
     amr: Vec<String>,
     auth_time: Option<i64>,
@@ -425,6 +431,21 @@ impl RelyingParty {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = String>,
     {
+        self.sign_in_with_scopes(acr, max_age, &[], walk).await
+    }
+
+    /// [`RelyingParty::sign_in`] asking for `scopes` besides `openid`.
+    async fn sign_in_with_scopes<F, Fut>(
+        &self,
+        acr: Option<&str>,
+        max_age: Option<u64>,
+        scopes: &[&str],
+        walk: F,
+    ) -> SignedIn
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = String>,
+    {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = self
             .client
@@ -434,6 +455,9 @@ impl RelyingParty {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
+        for scope in scopes {
+            request = request.add_scope(openidconnect::Scope::new(scope.to_string()));
+        }
         if let Some(acr) = acr {
             request = request.add_auth_context_value(AuthenticationContextClass::new(acr.into()));
         }
@@ -462,6 +486,9 @@ impl RelyingParty {
             .claims(&self.client.id_token_verifier(), &nonce)
             .expect("the library validates the ID token");
         SignedIn {
+            access_token_text: openidconnect::OAuth2TokenResponse::access_token(&tokens)
+                .secret()
+                .clone(),
             acr: claims.auth_context_ref().map(|acr| acr.to_string()),
             amr: claims
                 .auth_method_refs()
@@ -918,4 +945,129 @@ async fn an_admin_requires_a_factor_resets_factors_and_needs_one_for_the_console
     );
     let old = secret.lock().expect("lock").clone();
     assert!(!old.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_todo_api_asks_a_one_factor_token_to_step_up_and_takes_a_two_factor_one() {
+    use common::process::{todo_api_binary, Background};
+    let env = env(&[]);
+    let rp = RelyingParty::discover(&env).await;
+    let todo_port = free_port();
+    let todo_dir = tempfile::tempdir().expect("tempdir");
+    let _todo = Background(
+        std::process::Command::new(todo_api_binary())
+            .args(["--issuer", &env.server.base, "--audience", API])
+            .args(["--bind", &format!("127.0.0.1:{todo_port}")])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}/todo.db", todo_dir.path().display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("todo-api"),
+    );
+    let todos = format!("http://127.0.0.1:{todo_port}/api/todos");
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http
+        .get(format!("http://127.0.0.1:{todo_port}/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "todo-api did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let scopes = ["todos:read", "todos:write"];
+
+    // bob signs in with his password alone: his todo stays when he asks to delete all.
+    let bob = &Browser::new(&env);
+    let one_factor = rp
+        .sign_in_with_scopes(None, None, &scopes, |url| async move {
+            let login = bob.follow(&url).await;
+            bob.password(&login, "bob")
+                .await
+                .location
+                .expect("to the app")
+        })
+        .await;
+    assert_eq!(one_factor.acr.as_deref(), Some(ACR_1FA));
+    let created = http
+        .post(&todos)
+        .bearer_auth(&one_factor.access_token_text)
+        .json(&serde_json::json!({ "title": "keep me" }))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let refused = http
+        .delete(&todos)
+        .bearer_auth(&one_factor.access_token_text)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(refused.status(), 401);
+    let challenge = refused
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_user_authentication\"")
+            && challenge.contains("acr_values=\"urn:sigil:acr:2fa phr\"")
+            && challenge.contains("max_age=\"300\""),
+        "RFC 9470 challenge: {challenge}"
+    );
+    let listed: Value = http
+        .get(&todos)
+        .bearer_auth(&one_factor.access_token_text)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(1),
+        "untouched: {listed}"
+    );
+
+    // The app does what the challenge says: acr_values at /authorize. bob adds a factor
+    // on the way, and the new token is taken.
+    let two_factor = rp
+        .sign_in_with_scopes(Some(ACR_2FA), Some(300), &scopes, |url| async move {
+            let page = bob.follow(&url).await;
+            let (_, _, codes) = bob.add_app(&page, "Phone").await;
+            let resume = between(
+                &codes.body,
+                "<a class=\"button primary\" href=\"",
+                "\" id=\"codes-saved\"",
+            );
+            bob.follow(&resume).await.location.expect("to the app")
+        })
+        .await;
+    assert_eq!(two_factor.acr.as_deref(), Some(ACR_2FA));
+    let deleted = http
+        .delete(&todos)
+        .bearer_auth(&two_factor.access_token_text)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
+    let listed: Value = http
+        .get(&todos)
+        .bearer_auth(&two_factor.access_token_text)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }

@@ -93,7 +93,7 @@ impl IntoResponse for VerifyError {
 /// `Bearer` alone for a missing token (RFC 6750 §3.1), else `Bearer error="…",
 /// error_description="…"` plus `scope="…"` for `insufficient_scope`, and for
 /// `insufficient_user_authentication` (RFC 9470 §3) `acr_values="…"` (space-separated) and
-/// `max_age=N` (seconds), each only when the requirement has it. For resource servers that
+/// `max_age="N"` (seconds, quoted as in RFC 9470 §3), each only when the requirement has it. For resource servers that
 /// build their own responses.
 pub fn www_authenticate(error: &VerifyError) -> HeaderValue {
     HeaderValue::from_str(&challenge(error)).unwrap_or(HeaderValue::from_static("Bearer"))
@@ -147,7 +147,7 @@ fn challenge(error: &VerifyError) -> String {
             challenge.push_str(&format!(", acr_values=\"{}\"", quoted_string_safe(&values)));
         }
         if let Some(max_age) = requirement.max_age() {
-            challenge.push_str(&format!(", max_age={}", max_age.as_secs()));
+            challenge.push_str(&format!(", max_age=\"{}\"", max_age.as_secs()));
         }
     }
     challenge

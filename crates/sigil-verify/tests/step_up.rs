@@ -179,7 +179,7 @@ async fn the_challenge_names_what_the_client_must_ask_for() {
         challenge(&second_factor().with_max_age(Duration::from_secs(300))),
         "Bearer error=\"insufficient_user_authentication\", \
          error_description=\"a stronger authentication is required\", \
-         acr_values=\"urn:sigil:acr:2fa phr\", max_age=300"
+         acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\""
     );
     assert_eq!(
         challenge(&second_factor()),
@@ -197,7 +197,7 @@ async fn the_challenge_names_what_the_client_must_ask_for() {
     assert_eq!(
         www_authenticate(&error),
         "Bearer error=\"insufficient_user_authentication\", \
-         error_description=\"a more recent authentication is required\", max_age=5"
+         error_description=\"a more recent authentication is required\", max_age=\"5\""
     );
     // The other kinds' challenges come from the same function.
     let scope = one_factor.require_scopes(&["admin"]).expect_err("no scope");
@@ -269,7 +269,7 @@ async fn the_layer_answers_rfc9470() {
         Some(
             "Bearer error=\"insufficient_user_authentication\", \
              error_description=\"a stronger authentication is required\", \
-             acr_values=\"urn:sigil:acr:2fa phr\", max_age=300"
+             acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\""
         )
     );
     assert_eq!(
@@ -284,7 +284,7 @@ async fn the_layer_answers_rfc9470() {
     clock.advance(Duration::from_secs(291));
     let (status, challenge, _) = call(&app, Some(&fresh)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(challenge.expect("challenge").ends_with(", max_age=300"));
+    assert!(challenge.expect("challenge").ends_with(", max_age=\"300\""));
 
     // Scopes are checked first: step-up cannot mend a missing scope.
     let reader = key.token(&user_claims("todos:read", ACR_1FA, clock.unix_time()));

@@ -375,7 +375,7 @@ async fn todo_count(f: &Fixture, token: &str) -> usize {
 
 const STEP_UP_2FA: &str = "Bearer error=\"insufficient_user_authentication\", \
      error_description=\"a stronger authentication is required\", \
-     acr_values=\"urn:sigil:acr:2fa phr\", max_age=300";
+     acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\"";
 
 #[tokio::test]
 async fn deleting_all_todos_needs_a_second_factor() {
@@ -451,7 +451,7 @@ async fn an_old_second_factor_gets_a_max_age_challenge() {
         Some(
             "Bearer error=\"insufficient_user_authentication\", \
              error_description=\"a more recent authentication is required\", \
-             acr_values=\"urn:sigil:acr:2fa phr\", max_age=300"
+             acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\""
         )
     );
     assert_eq!(todo_count(&f, &old).await, 2, "untouched");
