@@ -1071,3 +1071,40 @@ async fn the_todo_api_asks_a_one_factor_token_to_step_up_and_takes_a_two_factor_
         .expect("json");
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_done_sign_in_dies_with_a_sign_out_everywhere_and_needs_its_own_csrf() {
+    let env = env(&[]);
+    let browser = &Browser::new(&env);
+    let security = browser.sign_in("alice").await;
+    let (secret, enrolled_at, _) = browser.add_app(&security, "Phone").await;
+
+    // The password is right; before the second step, alice is signed out everywhere
+    // (say she reset her password): the right code no longer finishes that sign-in.
+    let other = &Browser::new(&env);
+    let step = other.sign_in("alice").await;
+    assert!(step.url.contains("/login/second-factor"), "{}", step.url);
+    let forged = other
+        .post(
+            "/login/second-factor",
+            &[
+                ("csrf", "not-the-token"),
+                ("code", &code_at(&secret, enrolled_at + 30)),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403, "CSRF is checked: {}", forged.body);
+    env.setup
+        .sigil(&["user", "sign-out", "--username", "alice"], None);
+    let late = other
+        .second_factor(&step, &code_at(&secret, enrolled_at + 30))
+        .await;
+    assert!(
+        late.url.ends_with("/login"),
+        "back to the sign-in page: {} {}",
+        late.url,
+        late.body
+    );
+    let account = other.get("/account").await;
+    assert_eq!(account.status, 303, "nobody is signed in");
+}

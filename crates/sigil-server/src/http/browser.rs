@@ -36,6 +36,9 @@ pub struct Pending {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SecondStep {
     pub user_id: String,
+    /// The user's `session_epoch` when the password was checked: a password reset or a
+    /// "sign out everywhere" meanwhile voids the half-done sign-in.
+    pub session_epoch: i64,
     /// When the password was checked.
     pub password_at: i64,
     /// Where to go afterwards without a pending request (see `login::local_next`).

@@ -295,6 +295,7 @@ pub(super) async fn after_password(
     if state.factors.summary(&user.id).await?.has_any() {
         let step = browser::SecondStep {
             user_id: user.id.clone(),
+            session_epoch: user.session_epoch,
             password_at: now,
             next: next.to_string(),
         };

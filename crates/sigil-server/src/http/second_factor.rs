@@ -96,7 +96,7 @@ pub(super) async fn proving(
                 error,
             })?;
         return Ok(user
-            .filter(|user| !user.is_disabled)
+            .filter(|user| !user.is_disabled && user.session_epoch == step.session_epoch)
             .map(|user| Proving::SignIn(step, user)));
     }
     Ok(browser::current_user(state, session, None)
