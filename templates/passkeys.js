@@ -123,11 +123,14 @@
     }
   }
 
-  // A conditional (autofill) request in progress on the sign-in page, if any.
+  // A conditional (autofill) request in progress on the sign-in page, if any; and whether
+  // a button started a ceremony (the session holds one ceremony at a time).
   var conditional = null;
+  var buttonUsed = false;
 
   function ceremony(form) {
     var kind = form.getAttribute("data-passkey");
+    buttonUsed = true;
     say(form, "");
     var waitForConditional = Promise.resolve();
     if (conditional) {
@@ -149,7 +152,7 @@
   function startConditional(form) {
     if (!PublicKeyCredential.isConditionalMediationAvailable) return;
     PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
-      if (!available || conditional) return;
+      if (!available || conditional || buttonUsed) return;
       var controller = new AbortController();
       var started = fetchOptions(form);
       conditional = { controller: controller, started: started };

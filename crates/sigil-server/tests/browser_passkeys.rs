@@ -2,8 +2,9 @@
 //! with fantoccini), with chromedriver's virtual authenticator (WebDriver's WebAuthn
 //! extension) standing in for the device: a passkey added on `/account/security` (the
 //! first factor: recovery codes shown), then an app's sign-in with the password and the
-//! passkey as the second step, then a passwordless "Sign in with a passkey"; both ID
-//! tokens say `acr` phr. Sigil runs with the issuer `http://localhost:PORT`: WebAuthn
+//! passkey as the second step, then a passwordless "Sign in with a passkey", then the
+//! sign-in page's autofill (conditional mediation) signing in by itself; every ID token
+//! says `acr` phr. Sigil runs with the issuer `http://localhost:PORT`: WebAuthn
 //! refuses an IP address as the relying party. Every page is checked for a clean console
 //! under its CSP and photographed into `target/tmp/screenshots/passkeys-*.png`.
 //! Skipped with a notice when chromedriver is missing, except under CI=true.
@@ -15,7 +16,7 @@ use base64::Engine;
 use common::process::{free_port, Server, Setup};
 use common::{webdriver, TestDb};
 use fantoccini::{Client, Locator};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sigil_core::secret::random_token;
 use std::path::PathBuf;
@@ -87,21 +88,41 @@ async fn passkeys_register_second_step_and_passwordless_in_a_real_browser() {
     };
 
     add_a_passkey(&pages).await;
+    // The virtual authenticator answers an autofill (conditional) request at once, as if
+    // the user had picked the passkey: the sign-in page would sign in by itself. Until
+    // flow 4, pages are told the browser has no autofill for passkeys.
+    let no_autofill = webdriver::cdp(
+        &browser,
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": "if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = function () { return Promise.resolve(false); };" }),
+    )
+    .await;
     let second_step = Instant::now();
     password_then_passkey(&pages, &app).await;
     let second_step = second_step.elapsed();
     let passwordless = Instant::now();
     passwordless_sign_in(&pages, &app).await;
     let passwordless = passwordless.elapsed();
+    webdriver::cdp(
+        &browser,
+        "Page.removeScriptToEvaluateOnNewDocument",
+        json!({ "identifier": no_autofill["identifier"] }),
+    )
+    .await;
+    let autofill = Instant::now();
+    autofill_sign_in(&pages, &app).await;
+    let autofill = autofill.elapsed();
 
+    let shots = pages.shots;
     browser.close().await.expect("close");
     server.stop();
     println!(
-        "browser_passkeys: {:.1} s in all (second step {:.1} s, passwordless {:.1} s); screenshots in {}",
+        "browser_passkeys: {:.1} s in all (second step {:.1} s, passwordless {:.1} s, autofill {:.1} s); screenshots in {}",
         started.elapsed().as_secs_f64(),
         second_step.as_secs_f64(),
         passwordless.as_secs_f64(),
-        pages.shots.display()
+        autofill.as_secs_f64(),
+        shots.display()
     );
 }
 
@@ -145,7 +166,7 @@ async fn add_a_passkey(pages: &Pages<'_>) {
 /// Flow 2: a fresh browser session signs in to the app with the password; the passkey is
 /// the second step; the ID token is phishing-resistant.
 async fn password_then_passkey(pages: &Pages<'_>, app: &App) {
-    pages.browser.delete_all_cookies().await.expect("sign out");
+    pages.sign_out().await;
     let authorization = app.authorization_request();
     pages.open(&authorization.url).await;
     pages.arrive("/login", "Sign in").await;
@@ -176,7 +197,7 @@ async fn password_then_passkey(pages: &Pages<'_>, app: &App) {
 
 /// Flow 3: a fresh browser session, "Sign in with a passkey": no user name, no password.
 async fn passwordless_sign_in(pages: &Pages<'_>, app: &App) {
-    pages.browser.delete_all_cookies().await.expect("sign out");
+    pages.sign_out().await;
     let authorization = app.authorization_request();
     pages.open(&authorization.url).await;
     pages.arrive("/login", "Sign in").await;
@@ -207,6 +228,22 @@ async fn passwordless_sign_in(pages: &Pages<'_>, app: &App) {
     pages.shoot("passkeys-used").await;
 }
 
+/// Flow 4: a fresh browser session opens the sign-in page, whose user-name field offers the
+/// passkey (conditional mediation, `autocomplete="username webauthn"`): the virtual
+/// authenticator picks it, and the app gets its code without a click.
+async fn autofill_sign_in(pages: &Pages<'_>, app: &App) {
+    pages.sign_out().await;
+    let authorization = app.authorization_request();
+    pages.open(&authorization.url).await;
+    let code = pages.code_at_the_app(app, &authorization.state).await;
+    let claims = app.id_token_claims(&code, &authorization.verifier).await;
+    assert_eq!(claims["acr"], "phr", "{claims}");
+    assert!(
+        !claims["amr"].as_array().expect("amr").contains(&json!("pwd")),
+        "{claims}"
+    );
+}
+
 /// The browser, Sigil's address and where screenshots go.
 struct Pages<'a> {
     browser: &'a Client,
@@ -215,6 +252,16 @@ struct Pages<'a> {
 }
 
 impl Pages<'_> {
+    /// A fresh browser session: Sigil's cookies go (WebDriver deletes the cookies of the
+    /// current page's site, so the browser goes to Sigil first).
+    async fn sign_out(&self) {
+        self.open(&format!("{}/static/sigil.css", self.base)).await;
+        self.browser
+            .delete_all_cookies()
+            .await
+            .expect("delete cookies");
+    }
+
     async fn open(&self, url: &str) {
         self.browser
             .goto(url)

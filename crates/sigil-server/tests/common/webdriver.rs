@@ -174,3 +174,41 @@ impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
         )
     }
 }
+
+/// Runs a Chrome DevTools Protocol command through chromedriver
+/// (`POST /session/{id}/goog/cdp/execute`), and returns its result.
+pub async fn cdp(browser: &Client, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+    browser
+        .issue_cmd(Cdp {
+            cmd: cmd.to_string(),
+            params,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"))
+}
+
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
+    }
+}

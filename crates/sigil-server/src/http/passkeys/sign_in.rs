@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use sigil_core::accounts::SignUpMode;
+use sigil_core::audit::Caller;
 use sigil_core::factors::{FactorError, UsedMethod};
 use sigil_core::store::{Factor, FactorKind};
 use tower_sessions::Session;
@@ -230,6 +231,8 @@ pub(super) async fn passwordless_finish(
         .factors
         .passkey_used(&factor.id, verified.updated_data.as_deref())
         .await?;
+    let caller = Caller::user(user.id.clone(), user.username.clone(), peer.0.clone());
+    state.factors.passkey_signed_in(&caller, &user).await;
     tracing::info!(user = %user.id, "passkey accepted for a passwordless sign-in");
     let methods = vec![UsedMethod {
         method: verified.method,
