@@ -9,11 +9,11 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sigil_core::factors::Method;
 use sigil_core::store::Factor;
 use sigil_core::user::User;
-use serde_json::Value;
 use webauthn_rs::prelude::{
     AuthenticationResult, CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey,
     PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
@@ -189,9 +189,7 @@ impl Passkeys {
     /// Options for a passwordless sign-in: whichever discoverable credential the
     /// authenticator offers, user verification required. `mediation` is "conditional" in
     /// them; the page drops it for the button.
-    pub fn start_passwordless(
-        &self,
-    ) -> Result<(Value, CeremonyState), PasskeyError> {
+    pub fn start_passwordless(&self) -> Result<(Value, CeremonyState), PasskeyError> {
         let (options, state) = self
             .webauthn()?
             .start_discoverable_authentication()

@@ -141,7 +141,9 @@ async fn add_a_passkey(pages: &Pages<'_>) {
     pages.shoot("passkeys-sign-in").await;
     pages.type_into("username", USERNAME).await;
     pages.type_into("password", PASSWORD).await;
-    pages.click(Locator::Css("form[action='/login'] button")).await;
+    pages
+        .click(Locator::Css("form[action='/login'] button"))
+        .await;
     pages.arrive("/account/security", "Security").await;
     pages.wait_visible("add-passkey").await;
     pages.shoot("passkeys-security").await;
@@ -172,7 +174,9 @@ async fn password_then_passkey(pages: &Pages<'_>, app: &App) {
     pages.arrive("/login", "Sign in").await;
     pages.type_into("username", USERNAME).await;
     pages.type_into("password", PASSWORD).await;
-    pages.click(Locator::Css("form[action='/login'] button")).await;
+    pages
+        .click(Locator::Css("form[action='/login'] button"))
+        .await;
     let html = pages.arrive("/login/second-factor", "Second step").await;
     assert!(html.contains("Todo App"), "{html}");
     pages.wait_visible("use-passkey").await;
@@ -239,7 +243,10 @@ async fn autofill_sign_in(pages: &Pages<'_>, app: &App) {
     let claims = app.id_token_claims(&code, &authorization.verifier).await;
     assert_eq!(claims["acr"], "phr", "{claims}");
     assert!(
-        !claims["amr"].as_array().expect("amr").contains(&json!("pwd")),
+        !claims["amr"]
+            .as_array()
+            .expect("amr")
+            .contains(&json!("pwd")),
         "{claims}"
     );
 }

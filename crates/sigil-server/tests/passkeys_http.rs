@@ -144,7 +144,11 @@ async fn passkey_endpoints_refuse_forgeries_and_garbage_cleanly() {
 
     // Finishing with no ceremony in progress.
     let reply = env
-        .post(&http, "/login/passkey", &[("csrf", &csrf), ("credential", "{}")])
+        .post(
+            &http,
+            "/login/passkey",
+            &[("csrf", &csrf), ("credential", "{}")],
+        )
         .await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.body.contains("This passkey request has expired"));
@@ -174,7 +178,11 @@ async fn passkey_endpoints_refuse_forgeries_and_garbage_cleanly() {
         )
         .await;
     assert_eq!(reply.status, 401, "{}", reply.body);
-    assert!(reply.body.contains("did not send a passkey"), "{}", reply.body);
+    assert!(
+        reply.body.contains("did not send a passkey"),
+        "{}",
+        reply.body
+    );
     assert!(reply.body.contains("<h1>Sign in</h1>"));
     let reply = env
         .post(
@@ -271,11 +279,19 @@ async fn passkey_endpoints_refuse_forgeries_and_garbage_cleanly() {
         .post(
             &http,
             "/account/security/passkey",
-            &[("csrf", &csrf), ("name", "Key"), ("credential", "{\"x\":1}")],
+            &[
+                ("csrf", &csrf),
+                ("name", "Key"),
+                ("credential", "{\"x\":1}"),
+            ],
         )
         .await;
     assert_eq!(reply.status, 422, "{}", reply.body);
-    assert!(reply.body.contains("did not send a passkey"), "{}", reply.body);
+    assert!(
+        reply.body.contains("did not send a passkey"),
+        "{}",
+        reply.body
+    );
     assert!(reply.body.contains("<h1>Security</h1>"));
     assert!(reply.body.contains("No passkey."), "nothing was added");
 

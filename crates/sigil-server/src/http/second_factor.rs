@@ -165,9 +165,17 @@ async fn show(
         browser::end_second_step(&session).await?;
         return Ok(sign_in_again(req));
     }
-    Ok(page(&state, &session, req, &proving, &summary, asks_for_passkey, None)
-        .await?
-        .into_response())
+    Ok(page(
+        &state,
+        &session,
+        req,
+        &proving,
+        &summary,
+        asks_for_passkey,
+        None,
+    )
+    .await?
+    .into_response())
 }
 
 async fn submit(
@@ -188,7 +196,16 @@ async fn submit(
     let caller = Caller::user(user.id.clone(), user.username.clone(), peer.0.clone());
     let refused = |error: &'static str| async {
         let summary = state.factors.summary(&user.id).await?;
-        page(&state, &session, &req, &proving, &summary, false, Some(error)).await
+        page(
+            &state,
+            &session,
+            &req,
+            &proving,
+            &summary,
+            false,
+            Some(error),
+        )
+        .await
     };
     let method = match state.factors.verify_code(&caller, &user, &code).await {
         Ok(method) => method,

@@ -4,9 +4,9 @@
 
 use super::log_cause;
 use crate::http::pages::{self, Page};
+use crate::passkeys::PasskeyError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use crate::passkeys::PasskeyError;
 use sigil_core::accounts::AccountError;
 use sigil_core::admin::AdminError;
 use sigil_core::factors::FactorError;

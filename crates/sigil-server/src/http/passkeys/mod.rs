@@ -28,10 +28,7 @@ use tower_sessions::Session;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/account/security/passkey/options",
-            post(register::options),
-        )
+        .route("/account/security/passkey/options", post(register::options))
         .route("/account/security/passkey", post(register::finish))
         .route(
             "/login/second-factor/passkey/options",
@@ -41,7 +38,10 @@ pub fn router() -> Router<AppState> {
             "/login/second-factor/passkey",
             post(sign_in::second_factor_finish),
         )
-        .route("/login/passkey/options", post(sign_in::passwordless_options))
+        .route(
+            "/login/passkey/options",
+            post(sign_in::passwordless_options),
+        )
         .route("/login/passkey", post(sign_in::passwordless_finish))
 }
 

@@ -214,7 +214,9 @@ pub(super) async fn passwordless_finish(
         return Err(refused("This passkey was not accepted.").await);
     };
     if user.awaits_email_verification() {
-        return Err(refused("Confirm your e-mail address first: follow the link we mailed you.").await);
+        return Err(
+            refused("Confirm your e-mail address first: follow the link we mailed you.").await,
+        );
     }
     let verified = match state
         .passkeys
