@@ -179,8 +179,18 @@ async fn password_then_passkey(pages: &Pages<'_>, app: &App) {
         .await;
     let html = pages.arrive("/login/second-factor", "Second step").await;
     assert!(html.contains("Todo App"), "{html}");
+    assert!(
+        html.contains("id=\"code\""),
+        "codes are offered too: {html}"
+    );
     pages.wait_visible("use-passkey").await;
     pages.shoot("passkeys-second-step").await;
+    // `?passkey=1` offers the passkey alone.
+    let url = pages.browser.current_url().await.expect("url");
+    pages.open(&format!("{url}&passkey=1")).await;
+    let html = pages.arrive("/login/second-factor", "Second step").await;
+    assert!(!html.contains("id=\"code\""), "the passkey alone: {html}");
+    pages.wait_visible("use-passkey").await;
     pages.click(Locator::Id("use-passkey")).await;
     if pages.wait_leaving("/login/second-factor").await == "/consent" {
         pages.arrive("/consent", "Allow Todo App access?").await;
