@@ -11,6 +11,7 @@ pub mod http;
 pub mod keyfiles;
 pub mod mail;
 pub mod metrics;
+pub mod passkeys;
 pub mod serve;
 pub mod sessions;
 pub mod state;

@@ -128,6 +128,7 @@ pub async fn build_state(
     Ok(AppState {
         accounts: Arc::new(accounts),
         factors: Arc::new(factors),
+        passkeys: Arc::new(crate::passkeys::Passkeys::for_issuer(&issuer)),
         mailer,
         session_cookie: args
             .session_cookie_name

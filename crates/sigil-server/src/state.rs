@@ -33,6 +33,8 @@ pub struct AppState {
     pub accounts: Arc<sigil_core::accounts::Accounts>,
     /// Second factors: authenticator apps, passkeys, recovery codes.
     pub factors: Arc<sigil_core::factors::SecondFactors>,
+    /// The WebAuthn relying party of the issuer (passkeys), built once.
+    pub passkeys: Arc<crate::passkeys::Passkeys>,
     /// Sigil's mail: the outbox and its delivery worker.
     pub mailer: Arc<crate::mail::Mailer>,
     /// The browser session cookie's name.

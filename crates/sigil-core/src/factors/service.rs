@@ -290,6 +290,19 @@ impl SecondFactors {
         Ok(())
     }
 
+    /// Audits a sign-in with a passkey alone (`sign_in.success`, as a password sign-in is;
+    /// the passkey as a second step is part of the password's sign-in).
+    pub async fn passkey_signed_in(&self, caller: &Caller, user: &User) {
+        self.audit_log
+            .record(
+                caller,
+                "sign_in.success",
+                Some(&user.username),
+                "with a passkey, no password",
+            )
+            .await;
+    }
+
     /// Checks a code typed at the second step of sign-in: a current code of one of the
     /// user's authenticator apps (each step once), or one of their unused recovery codes.
     /// Throttled per account like passwords, atomically across replicas. A recovery code

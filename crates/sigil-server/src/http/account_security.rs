@@ -87,6 +87,8 @@ struct SecurityPage<'a> {
     apps: Vec<FactorRow>,
     passkeys: Vec<FactorRow>,
     recovery_codes_left: i64,
+    /// The issuer has a host name, so passkeys can work.
+    passkeys_available: bool,
 }
 
 #[derive(Template)]
@@ -116,14 +118,14 @@ struct RecoveryCodesPage<'a> {
 }
 
 /// The signed-in user of this request.
-struct Me {
-    user: User,
-    signed_in: SignedIn,
-    caller: Caller,
-    csrf: String,
+pub(super) struct Me {
+    pub user: User,
+    pub signed_in: SignedIn,
+    pub caller: Caller,
+    pub csrf: String,
 }
 
-async fn me(
+pub(super) async fn me(
     state: &AppState,
     session: &Session,
     peer: &PeerAddress,
@@ -142,7 +144,7 @@ async fn me(
     }))
 }
 
-fn sign_in_first(req: &str) -> Response {
+pub(super) fn sign_in_first(req: &str) -> Response {
     match req {
         "" => respond::see_other("/login?next=/account/security"),
         req => respond::see_other(&format!("/login?req={req}")),
@@ -151,11 +153,11 @@ fn sign_in_first(req: &str) -> Response {
 
 /// A change to an account with a factor needs a session that proved one: else the
 /// browser steps up first (and comes back here).
-fn needs_step_up(me: &Me, summary: &FactorSummary) -> bool {
+pub(super) fn needs_step_up(me: &Me, summary: &FactorSummary) -> bool {
     summary.has_any() && me.signed_in.level() < Level::TwoFactor
 }
 
-fn step_up(req: &str) -> Response {
+pub(super) fn step_up(req: &str) -> Response {
     respond::see_other(&super::second_factor::page_url(req))
 }
 
@@ -176,7 +178,7 @@ pub(super) fn rows(summary: &FactorSummary, kind: FactorKind) -> Vec<FactorRow> 
         .collect()
 }
 
-async fn overview_page(
+pub(super) async fn overview_page(
     state: &AppState,
     session: &Session,
     me: &Me,
@@ -201,6 +203,7 @@ async fn overview_page(
         apps: rows(&summary, FactorKind::Totp),
         passkeys: rows(&summary, FactorKind::Passkey),
         recovery_codes_left: summary.recovery_codes_left,
+        passkeys_available: state.passkeys.is_available(),
     };
     Ok(pages::render(&page, &[])?)
 }

@@ -110,6 +110,7 @@ async fn show(
         error: None,
         notice: notice_text(query.notice.as_deref()),
         sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
+        passkeys_available: state.passkeys.is_available(),
     };
     Ok(pages::render(&page, &targets)?.into_response())
 }
@@ -225,6 +226,7 @@ async fn submit(
             }),
             notice: None,
             sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
+            passkeys_available: state.passkeys.is_available(),
         };
         return Err(PageError::SignInRefused {
             page: pages::render(&page, &targets)?,

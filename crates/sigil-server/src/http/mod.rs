@@ -19,6 +19,7 @@ pub mod login;
 pub mod logout;
 pub mod openapi;
 pub mod pages;
+pub mod passkeys;
 pub mod respond;
 pub mod revoke;
 pub mod second_factor;
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(authorize::router())
         .merge(login::router())
         .merge(second_factor::router())
+        .merge(passkeys::router())
         .merge(account::router())
         .merge(account_pages::router())
         .merge(account_security::router())

@@ -26,6 +26,8 @@ pub struct LoginPage<'a> {
     pub notice: Option<&'a str>,
     /// Whether to offer "Create an account".
     pub sign_up_open: bool,
+    /// Whether to offer "Sign in with a passkey" (the issuer has a host name).
+    pub passkeys_available: bool,
 }
 
 /// The sign-in page's answer to an account whose address is not verified yet.
@@ -68,7 +70,23 @@ pub struct LogoutPage<'a> {
 }
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/static/sigil.css", get(stylesheet))
+    Router::new()
+        .route("/static/sigil.css", get(stylesheet))
+        .route("/static/passkeys.js", get(passkeys_script))
+}
+
+/// The passkey ceremonies' script (the pages' only script besides the admin console's).
+pub const PASSKEYS_SCRIPT: &str = include_str!("../../../../templates/passkeys.js");
+
+async fn passkeys_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        PASSKEYS_SCRIPT,
+    )
+        .into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -144,7 +162,7 @@ pub fn set_page_headers(response: &mut Response, form_targets: &[String]) {
         form_action.push_str(target);
     }
     let csp = format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&csp) {

@@ -54,6 +54,8 @@ struct SecondFactorPage<'a> {
     passkey_only: bool,
     has_codes: bool,
     has_passkey: bool,
+    /// The issuer has a host name, so passkeys can work.
+    passkeys_available: bool,
     error: Option<&'a str>,
 }
 
@@ -112,14 +114,16 @@ async fn wants_passkey(state: &AppState, session: &Session, req: &str) -> Result
         .is_some_and(|level| level == sigil_core::factors::Level::PhishingResistant))
 }
 
+/// The page; `asks_for_passkey` (`?passkey=1`) offers the passkey alone.
 #[allow(clippy::too_many_arguments)]
-async fn page(
+pub(super) async fn page(
     state: &AppState,
     session: &Session,
     req: &str,
     next: &str,
     proving: &Proving,
     summary: &FactorSummary,
+    asks_for_passkey: bool,
     error: Option<&str>,
 ) -> Result<pages::Page, PageError> {
     let csrf = browser::csrf_token(session).await?;
@@ -134,9 +138,10 @@ async fn page(
         username: &proving.user().username,
         client_name: client_name.as_deref(),
         is_step_up: matches!(proving, Proving::StepUp(..)),
-        passkey_only: wants_passkey(state, session, req).await?,
+        passkey_only: asks_for_passkey || wants_passkey(state, session, req).await?,
         has_codes: summary.has_totp() || summary.recovery_codes_left > 0,
         has_passkey: summary.has_passkey(),
+        passkeys_available: state.passkeys.is_available(),
         error,
     };
     Ok(pages::render(&page, &targets)?)
@@ -154,7 +159,7 @@ async fn show(
     session: Session,
     Query(query): Query<SecondFactorQuery>,
 ) -> Result<Response, PageError> {
-    let _ = query.passkey;
+    let asks_for_passkey = query.passkey.as_deref() == Some("1");
     let req = request_id(query.req.as_deref());
     let next = local_next(query.next.as_deref());
     let Some(proving) = proving(&state, &session).await? else {
@@ -166,9 +171,18 @@ async fn show(
         browser::end_second_step(&session).await?;
         return Ok(sign_in_again(req));
     }
-    Ok(page(&state, &session, req, next, &proving, &summary, None)
-        .await?
-        .into_response())
+    Ok(page(
+        &state,
+        &session,
+        req,
+        next,
+        &proving,
+        &summary,
+        asks_for_passkey,
+        None,
+    )
+    .await?
+    .into_response())
 }
 
 async fn submit(
@@ -197,6 +211,7 @@ async fn submit(
             &next,
             &proving,
             &summary,
+            false,
             Some(error),
         )
         .await

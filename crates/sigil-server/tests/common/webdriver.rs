@@ -127,3 +127,88 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
         )
     }
 }
+
+/// Adds a virtual authenticator to the browser session (WebDriver's WebAuthn extension,
+/// `POST /session/{id}/webauthn/authenticator`): a platform authenticator (CTAP2,
+/// "internal") with resident keys and user verification that always succeeds, so that
+/// `navigator.credentials.create/get` answer without a person. Returns its id.
+pub async fn add_virtual_authenticator(browser: &Client) -> String {
+    let answer = browser
+        .issue_cmd(VirtualAuthenticator)
+        .await
+        .expect("a virtual authenticator");
+    answer
+        .as_str()
+        .unwrap_or_else(|| panic!("an authenticator id: {answer}"))
+        .to_string()
+}
+
+#[derive(Debug)]
+struct VirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for VirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(
+                json!({
+                    "protocol": "ctap2",
+                    "transport": "internal",
+                    "hasResidentKey": true,
+                    "hasUserVerification": true,
+                    "isUserVerified": true,
+                })
+                .to_string(),
+            ),
+        )
+    }
+}
+
+/// Runs a Chrome DevTools Protocol command through chromedriver
+/// (`POST /session/{id}/goog/cdp/execute`), and returns its result.
+pub async fn cdp(browser: &Client, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+    browser
+        .issue_cmd(Cdp {
+            cmd: cmd.to_string(),
+            params,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CDP {cmd}: {e}"))
+}
+
+#[derive(Debug)]
+struct Cdp {
+    cmd: String,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({ "cmd": self.cmd, "params": self.params }).to_string()),
+        )
+    }
+}

@@ -4,6 +4,7 @@
 
 use super::log_cause;
 use crate::http::pages::{self, Page};
+use crate::passkeys::PasskeyError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sigil_core::accounts::AccountError;
@@ -64,6 +65,11 @@ pub enum PageError {
     /// too many wrong codes (429), a secret that does not open (500) or a store failure
     /// (503). Pages that show the form again handle the first kinds themselves.
     Factor(FactorError),
+    /// A passkey ceremony that could not go on: passkeys unavailable on this issuer (404),
+    /// no ceremony in progress or an expired one, a malformed or refused credential (400),
+    /// a stored passkey that does not parse (500). Pages that can show their form again
+    /// with the message do so instead.
+    Passkey(PasskeyError),
     /// A template failed to render (500, plain text).
     Template(askama::Error),
     /// A framework extractor's own rejection, passed on as it is.
@@ -85,6 +91,12 @@ impl From<AdminError> for PageError {
 impl From<FactorError> for PageError {
     fn from(error: FactorError) -> Self {
         Self::Factor(error)
+    }
+}
+
+impl From<PasskeyError> for PageError {
+    fn from(error: PasskeyError) -> Self {
+        Self::Passkey(error)
     }
 }
 
@@ -124,6 +136,12 @@ impl PageError {
             }
             PageError::Factor(FactorError::Store(error)) => {
                 tracing::warn!(%error, "second-factor action failed")
+            }
+            PageError::Passkey(PasskeyError::Refused(error)) => {
+                tracing::info!(%error, "passkey refused")
+            }
+            PageError::Passkey(error @ PasskeyError::Stored) => {
+                tracing::error!(%error, "a stored passkey does not parse")
             }
             _ => {}
         }
@@ -280,6 +298,31 @@ impl IntoResponse for PageError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
                 UNAVAILABLE.to_string(),
+            ),
+            PageError::Passkey(PasskeyError::Unavailable) => (
+                StatusCode::NOT_FOUND,
+                "Passkeys are not available here",
+                "Passkeys need Sigil to be reached by its host name, not an IP address.".to_string(),
+            ),
+            PageError::Passkey(PasskeyError::Expired) => (
+                StatusCode::BAD_REQUEST,
+                "This passkey request has expired",
+                "Go back, reload the page and try the passkey again.".to_string(),
+            ),
+            PageError::Passkey(PasskeyError::Malformed) => (
+                StatusCode::BAD_REQUEST,
+                "No passkey received",
+                "The browser did not send a usable passkey. Go back and try again.".to_string(),
+            ),
+            PageError::Passkey(PasskeyError::Refused(_)) => (
+                StatusCode::BAD_REQUEST,
+                "Passkey not accepted",
+                "That passkey was not accepted. Go back and try again, or use another way to sign in.".to_string(),
+            ),
+            PageError::Passkey(PasskeyError::Stored) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                "A stored passkey cannot be read. Remove it from your account and add it again.".to_string(),
             ),
             PageError::Template(_) => {
                 let mut response =
