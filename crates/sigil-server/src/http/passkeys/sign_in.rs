@@ -170,7 +170,7 @@ pub(super) async fn passwordless_finish(
 ) -> Result<Response, PageError> {
     let form = OAuthForm::parse(&body);
     browser::check_csrf(&session, &form).await?;
-    let req = form.single("req").ok().flatten().unwrap_or("").to_string();
+    let req = request_id(form.single("req").ok().flatten()).to_string();
     let next = local_next(form.single("next").ok().flatten()).to_string();
     let now = state.authority.now();
     let ceremony = take(&session, None, now).await?;
@@ -201,6 +201,18 @@ pub(super) async fn passwordless_finish(
         tracing::warn!(user = %factor.user_id, "passkey sign-in with a user handle not its account's");
         return Err(refused("This passkey was not accepted.").await);
     }
+    // The signature first: nothing about the account is told before the passkey is proven.
+    let verified = match state
+        .passkeys
+        .finish_authentication(ceremony, &credential, &factor)
+    {
+        Ok(verified) => verified,
+        Err(PasskeyError::Refused(error)) => {
+            tracing::info!(user = %factor.user_id, %error, "passwordless passkey refused");
+            return Err(refused("This passkey was not accepted.").await);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let user = state
         .authority
         .find_user(&factor.user_id)
@@ -218,17 +230,6 @@ pub(super) async fn passwordless_finish(
             refused("Confirm your e-mail address first: follow the link we mailed you.").await,
         );
     }
-    let verified = match state
-        .passkeys
-        .finish_authentication(ceremony, &credential, &factor)
-    {
-        Ok(verified) => verified,
-        Err(PasskeyError::Refused(error)) => {
-            tracing::info!(user = %user.id, %error, "passwordless passkey refused");
-            return Err(refused("This passkey was not accepted.").await);
-        }
-        Err(error) => return Err(error.into()),
-    };
     state
         .factors
         .passkey_used(&factor.id, verified.updated_data.as_deref())
