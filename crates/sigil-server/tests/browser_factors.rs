@@ -12,36 +12,12 @@ mod common;
 use base64::Engine;
 use common::browser::{callback_server, App, Pages};
 use common::process::{free_port, Server, Setup};
-use common::{webdriver, TestDb};
+use common::{totp_code as code_at, unix_now as now, webdriver, TestDb};
 use fantoccini::Locator;
 use serde_json::Value;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const PASSWORD: &str = "a long pass phrase of hers";
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// The RFC 6238 code of `secret` (base32) at `time`, as an authenticator app shows it.
-fn code_at(secret: &str, time: u64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_string())
-        .to_bytes()
-        .expect("base32 secret");
-    totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        None,
-        "test".into(),
-    )
-    .generate(time)
-}
 
 /// The claims of the ID token in a token response.
 fn id_token_claims(tokens: &Value) -> Value {

@@ -13,6 +13,7 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::browser::callback_server;
 use common::process::{free_port, Server, Setup};
 use common::{webdriver, TestDb};
 use fantoccini::{Client, Locator};
@@ -21,7 +22,6 @@ use sha2::{Digest, Sha256};
 use sigil_core::secret::random_token;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const USERNAME: &str = "erin";
 const PASSWORD: &str = "a pass phrase of my own";
@@ -488,27 +488,4 @@ impl App {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
             .expect("claims")
     }
-}
-
-/// A stand-in for the client application: answers every request with a small page.
-async fn callback_server() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                let body = "<!doctype html><title>Todo App</title><h1>Back at the app</h1>";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    port
 }

@@ -9,7 +9,7 @@
 mod common;
 
 use common::process::{free_port, Server, Setup};
-use common::{hidden, TestDb};
+use common::{hidden, totp_code as code_at, unix_now as now, TestDb};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
@@ -18,7 +18,6 @@ use openidconnect::{
 use reqwest::header::LOCATION;
 use reqwest::redirect::Policy;
 use serde_json::Value;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const PASSWORD: &str = "second factor correct horse";
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
@@ -81,30 +80,6 @@ fn env(serve: &[&str]) -> Env {
         client_secret: out["client_secret"].as_str().expect("secret").into(),
         server,
     }
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// The RFC 6238 code of `secret` (base32) at `time`, as an authenticator app shows it.
-fn code_at(secret: &str, time: u64) -> String {
-    let bytes = totp_rs::Secret::Encoded(secret.to_string())
-        .to_bytes()
-        .expect("base32 secret");
-    totp_rs::TOTP::new_unchecked(
-        totp_rs::Algorithm::SHA1,
-        6,
-        1,
-        30,
-        bytes,
-        None,
-        "test".into(),
-    )
-    .generate(time)
 }
 
 /// A browser: keeps cookies, does not follow redirects on its own.

@@ -54,14 +54,14 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
 }
 
 /// A signed-in user and their session, with this request's caller; or a redirect to sign in.
-struct Me {
-    user: User,
-    signed_in: SignedIn,
-    caller: Caller,
-    csrf: String,
+pub(super) struct Me {
+    pub user: User,
+    pub signed_in: SignedIn,
+    pub caller: Caller,
+    pub csrf: String,
 }
 
-async fn me(
+pub(super) async fn me(
     state: &AppState,
     session: &Session,
     peer: &PeerAddress,

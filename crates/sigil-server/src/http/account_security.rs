@@ -24,12 +24,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use sigil_core::audit::Caller;
-use sigil_core::authorize::SignedIn;
 use sigil_core::factors::{FactorError, FactorSummary, Level, Method};
 use sigil_core::secret::{is_random_token, Secret};
 use sigil_core::store::FactorKind;
-use sigil_core::user::User;
 use tower_sessions::Session;
 
 pub fn router() -> Router<AppState> {
@@ -117,32 +114,7 @@ struct RecoveryCodesPage<'a> {
     continue_to: &'a str,
 }
 
-/// The signed-in user of this request.
-pub(super) struct Me {
-    pub user: User,
-    pub signed_in: SignedIn,
-    pub caller: Caller,
-    pub csrf: String,
-}
-
-pub(super) async fn me(
-    state: &AppState,
-    session: &Session,
-    peer: &PeerAddress,
-) -> Result<Option<Me>, PageError> {
-    let Some((user, signed_in)) = browser::current_user(state, session, peer.0.as_deref()).await?
-    else {
-        return Ok(None);
-    };
-    let caller = Caller::user(user.id.clone(), user.username.clone(), peer.0.clone());
-    let csrf = browser::csrf_token(session).await?;
-    Ok(Some(Me {
-        user,
-        signed_in,
-        caller,
-        csrf,
-    }))
-}
+pub(super) use super::account_pages::{me, Me};
 
 pub(super) fn sign_in_first(req: &str) -> Response {
     match req {

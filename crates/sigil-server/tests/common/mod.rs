@@ -246,3 +246,29 @@ pub fn hidden(html: &str, name: &str) -> String {
         + marker.len();
     html[start..].split('"').next().expect("value").to_string()
 }
+
+/// Seconds since the Unix epoch, by the system clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// The RFC 6238 code of `secret` (base32) at `time`, as an authenticator app shows it,
+/// computed by the `totp-rs` crate (not by Sigil's own code).
+pub fn totp_code(secret: &str, time: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .expect("base32 secret");
+    totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        None,
+        "test".into(),
+    )
+    .generate(time)
+}
