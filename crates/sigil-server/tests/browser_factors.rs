@@ -9,7 +9,6 @@
 
 mod common;
 
-use base64::Engine;
 use common::browser::{callback_server, App, Pages};
 use common::process::{free_port, Server, Setup};
 use common::{totp_code as code_at, unix_now as now, webdriver, TestDb};
@@ -21,12 +20,7 @@ const PASSWORD: &str = "a long pass phrase of hers";
 
 /// The claims of the ID token in a token response.
 fn id_token_claims(tokens: &Value) -> Value {
-    let token = tokens["id_token"].as_str().expect("id_token");
-    let payload = token.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("json")
+    common::jwt_claims(tokens["id_token"].as_str().expect("id_token"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

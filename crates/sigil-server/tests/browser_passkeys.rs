@@ -483,9 +483,6 @@ impl App {
             .expect("token request");
         assert_eq!(response.status().as_u16(), 200);
         let tokens: Value = response.json().await.expect("JSON");
-        let id_token = tokens["id_token"].as_str().expect("an ID token");
-        let payload = id_token.split('.').nth(1).expect("a JWT");
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-            .expect("claims")
+        common::jwt_claims(tokens["id_token"].as_str().expect("an ID token"))
     }
 }

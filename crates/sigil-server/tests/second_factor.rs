@@ -9,7 +9,7 @@
 mod common;
 
 use common::process::{free_port, Server, Setup};
-use common::{hidden, totp_code as code_at, unix_now as now, TestDb};
+use common::{hidden, jwt_claims, totp_code as code_at, unix_now as now, TestDb};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
@@ -332,16 +332,6 @@ fn query_of(url: &str) -> std::collections::HashMap<String, String> {
         .query_pairs()
         .into_owned()
         .collect()
-}
-
-/// The claims of a JWT, unverified (the library verified the ID token already).
-fn jwt_claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("json")
 }
 
 /// A relying party built by the `openidconnect` crate from discovery.

@@ -56,12 +56,17 @@ impl MfaPolicy {
     /// Whether `user` must sign in with a second factor: by this policy, or because an
     /// admin required it of them.
     pub fn requires(self, user: &User) -> bool {
-        user.requires_second_factor
-            || match self {
-                Self::Optional => false,
-                Self::RequiredForAdmins => user.is_admin,
-                Self::Required => true,
-            }
+        user.requires_second_factor || self.requires_role(user.is_admin)
+    }
+
+    /// Whether this policy alone (not an admin's choice) requires a second factor of a
+    /// user with or without the admin role.
+    pub fn requires_role(self, is_admin: bool) -> bool {
+        match self {
+            Self::Optional => false,
+            Self::RequiredForAdmins => is_admin,
+            Self::Required => true,
+        }
     }
 }
 

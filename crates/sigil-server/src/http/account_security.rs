@@ -46,7 +46,6 @@ struct SecurityQuery {
     req: Option<String>,
     next: Option<String>,
     notice: Option<String>,
-    passkey: Option<String>,
 }
 
 /// The fixed words a redirect may ask the page to show.
@@ -159,10 +158,7 @@ pub(super) async fn overview_page(
     error: Option<&str>,
 ) -> Result<pages::Page, PageError> {
     let summary = state.factors.summary(&me.user.id).await?;
-    let wants_passkey = browser::find_pending(session, req, state.authority.now())
-        .await?
-        .and_then(|p| p.request.acr_level)
-        .is_some_and(|level| level == Level::PhishingResistant);
+    let wants_passkey = super::second_factor::wants_passkey(state, session, req).await?;
     let page = SecurityPage {
         tab: "security",
         notice,
@@ -186,7 +182,6 @@ async fn overview(
     peer: PeerAddress,
     Query(query): Query<SecurityQuery>,
 ) -> Result<Response, PageError> {
-    let _ = query.passkey;
     let req = request_id(query.req.as_deref());
     let Some(me) = me(&state, &session, &peer).await? else {
         return Ok(sign_in_first(req));

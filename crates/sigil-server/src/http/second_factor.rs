@@ -107,7 +107,11 @@ pub(super) async fn proving(
 }
 
 /// Whether the pending request asks for a phishing-resistant sign-in.
-async fn wants_passkey(state: &AppState, session: &Session, req: &str) -> Result<bool, PageError> {
+pub(super) async fn wants_passkey(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+) -> Result<bool, PageError> {
     Ok(browser::find_pending(session, req, state.authority.now())
         .await?
         .and_then(|pending| pending.request.acr_level)

@@ -190,10 +190,7 @@ async fn user_page(
         &summary,
         FactorKind::Passkey,
     ));
-    let is_required_by_policy = state.factors.config().policy.requires(&User {
-        requires_second_factor: false,
-        ..user.clone()
-    });
+    let is_required_by_policy = state.factors.config().policy.requires_role(user.is_admin);
     let is_invalid = error.is_some();
     let audit_link = format!(
         "/admin/audit?target={}",
