@@ -19,6 +19,7 @@ pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod factors;
+pub mod federation;
 pub mod grant;
 pub mod introspection;
 pub mod keys;

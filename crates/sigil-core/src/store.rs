@@ -5,7 +5,7 @@
 //! The interface is split by role ([`UserStore`], [`ClientStore`], [`RefreshTokenStore`],
 //! [`AccessTokenDenyList`], [`AuthorizationCodeStore`], [`ConsentStore`], [`AuditStore`],
 //! [`SignInFailureStore`], [`AccountLinkStore`], [`MailOutbox`], [`BrowserSessionStore`],
-//! [`SecondFactorStore`],
+//! [`SecondFactorStore`], [`FederationStore`],
 //! [`Housekeeping`]) so that a flow asks only for what it uses;
 //! [`Store`] is all of them, what the engine holds (`Arc<dyn Store>`). A `&dyn Store`
 //! coerces to any one role (`&dyn UserStore`).
@@ -23,8 +23,8 @@ pub use records::{
 };
 pub use roles::{
     AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore, BrowserSessionStore,
-    ClientStore, ConsentStore, Housekeeping, MailOutbox, RefreshTokenStore, SecondFactorStore,
-    SignInFailureStore, UserStore,
+    ClientStore, ConsentStore, FederationStore, Housekeeping, MailOutbox, RefreshTokenStore,
+    SecondFactorStore, SignInFailureStore, UserStore,
 };
 
 /// Stores `user` if its record is still at `user.version` ([`UserStore::update_user`]),
@@ -68,6 +68,7 @@ pub trait Store:
     + MailOutbox
     + BrowserSessionStore
     + SecondFactorStore
+    + FederationStore
     + Housekeeping
     + Send
     + Sync
@@ -88,6 +89,7 @@ impl<T> Store for T where
         + MailOutbox
         + BrowserSessionStore
         + SecondFactorStore
+        + FederationStore
         + Housekeeping
         + 'static
 {

@@ -29,6 +29,12 @@ pub struct User {
 }
 
 impl User {
+    /// Whether the account has a password (an account made through an upstream provider
+    /// has none until its owner sets one).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+
     /// Whether the account must verify its address before it may sign in: accounts made at
     /// `/signup` do (an invitation to the same address verified it already).
     pub fn awaits_email_verification(&self) -> bool {
@@ -94,6 +100,8 @@ pub enum AccountOrigin {
     SignUp,
     /// At `/signup` with an admin's invitation.
     Invitation,
+    /// At its first sign-in through an upstream identity provider that creates accounts.
+    Federated,
 }
 
 impl AccountOrigin {
@@ -103,6 +111,7 @@ impl AccountOrigin {
             Self::Bootstrap => "bootstrap",
             Self::SignUp => "sign_up",
             Self::Invitation => "invitation",
+            Self::Federated => "federated",
         }
     }
 
@@ -112,6 +121,7 @@ impl AccountOrigin {
             "bootstrap" => Self::Bootstrap,
             "sign_up" => Self::SignUp,
             "invitation" => Self::Invitation,
+            "federated" => Self::Federated,
             _ => Self::Admin,
         }
     }
@@ -123,6 +133,7 @@ impl AccountOrigin {
             Self::Bootstrap => "the first admin",
             Self::SignUp => "signed up",
             Self::Invitation => "signed up by invitation",
+            Self::Federated => "made at a sign-in through an identity provider",
         }
     }
 }

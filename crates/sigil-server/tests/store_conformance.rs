@@ -1459,6 +1459,176 @@ async fn second_factors(store: Arc<dyn Store>) {
     );
 }
 
+async fn federation(store: Arc<dyn Store>) {
+    use sigil_core::federation::{FederatedIdentity, Provider, ProviderKind};
+    let provider = Provider {
+        id: "upstream".into(),
+        name: "Upstream".into(),
+        kind: ProviderKind::OAuth2,
+        issuer: "https://idp.example.com".into(),
+        client_id: "sigil".into(),
+        sealed_client_secret: "sealed".into(),
+        scopes: "read:user".into(),
+        authorize_url: Some("https://idp.example.com/authorize".into()),
+        token_url: Some("https://idp.example.com/token".into()),
+        userinfo_url: Some("https://idp.example.com/user".into()),
+        subject_claim: "id".into(),
+        create_users: true,
+        trust_email: false,
+        allow_http: false,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    store.create_provider(&provider).await.expect("provider");
+    assert!(matches!(
+        store.create_provider(&provider).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let second = Provider {
+        id: "another".into(),
+        name: "Another".into(),
+        kind: ProviderKind::Oidc,
+        authorize_url: None,
+        token_url: None,
+        userinfo_url: None,
+        ..provider.clone()
+    };
+    store.create_provider(&second).await.expect("provider");
+    assert_eq!(
+        store.find_provider("upstream").await.expect("find"),
+        Some(provider.clone())
+    );
+    let names: Vec<String> = store
+        .list_providers()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(names, vec!["another", "upstream"], "by name");
+
+    // A user made with its first identity, in one write; a clash on either writes nothing.
+    let mut fed = user("federated-one");
+    fed.password_hash = String::new();
+    let identity = FederatedIdentity {
+        issuer: provider.issuer.clone(),
+        subject: "12345".into(),
+        user_id: fed.id.clone(),
+        provider_id: provider.id.clone(),
+        email: Some("one@example.com".into()),
+        created_at: NOW,
+        last_used_at: None,
+    };
+    store
+        .create_user_with_identity(&fed, &identity)
+        .await
+        .expect("create");
+    let clash = user("federated-two");
+    let same_identity = FederatedIdentity {
+        user_id: clash.id.clone(),
+        ..identity.clone()
+    };
+    match store
+        .create_user_with_identity(&clash, &same_identity)
+        .await
+    {
+        Err(StoreError::Conflict(what)) => assert!(what.contains("federated_identities"), "{what}"),
+        other => panic!("expected a conflict on the identity, got {other:?}"),
+    }
+    assert_eq!(
+        store.find_user(&clash.id).await.expect("find"),
+        None,
+        "rolled back"
+    );
+    let taken_name = FederatedIdentity {
+        subject: "999".into(),
+        user_id: fed.id.clone(),
+        ..identity.clone()
+    };
+    assert!(matches!(
+        store
+            .create_user_with_identity(&user("federated-one"), &taken_name)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .find_identity(&provider.issuer, "999")
+            .await
+            .expect("find"),
+        None,
+        "rolled back"
+    );
+    assert_eq!(
+        store
+            .find_identity(&provider.issuer, "12345")
+            .await
+            .expect("find"),
+        Some(identity.clone())
+    );
+    assert!(matches!(
+        store.create_identity(&same_identity).await,
+        Err(StoreError::Conflict(what)) if what.contains("federated_identities")
+    ));
+    store
+        .touch_identity(&provider.issuer, "12345", NOW + 5)
+        .await
+        .expect("touch");
+    let second_identity = FederatedIdentity {
+        issuer: "https://other.example.com".into(),
+        subject: "12345".into(),
+        created_at: NOW + 1,
+        ..identity.clone()
+    };
+    store.create_identity(&second_identity).await.expect("link");
+    let listed = store.list_identities(&fed.id).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].last_used_at, Some(NOW + 5));
+    assert_eq!(listed[1].issuer, "https://other.example.com");
+
+    // No password: two unlinks at once that each keep a way in cannot take both.
+    let (first, other) = tokio::join!(
+        store.delete_identity(&fed.id, &provider.issuer, "12345", true),
+        store.delete_identity(&fed.id, "https://other.example.com", "12345", true),
+    );
+    let (first, other) = (first.expect("delete"), other.expect("delete"));
+    assert!(
+        first ^ other,
+        "exactly one of two unlinks at once: {first} {other}"
+    );
+    let left = store.list_identities(&fed.id).await.expect("list");
+    assert_eq!(left.len(), 1);
+    assert!(!store
+        .delete_identity(&fed.id, &left[0].issuer, "12345", true)
+        .await
+        .expect("kept"));
+    assert!(!store
+        .delete_identity(&clash.id, &left[0].issuer, "12345", false)
+        .await
+        .expect("another user's"));
+    assert!(store
+        .delete_identity(&fed.id, &left[0].issuer, "12345", false)
+        .await
+        .expect("deleted"));
+    // With a password, the last identity may go.
+    let with_password = user("federated-three");
+    store.create_user(&with_password).await.expect("user");
+    let third = FederatedIdentity {
+        subject: "3".into(),
+        user_id: with_password.id.clone(),
+        ..identity.clone()
+    };
+    store.create_identity(&third).await.expect("link");
+    assert!(store
+        .delete_identity(&with_password.id, &third.issuer, "3", true)
+        .await
+        .expect("a password is left"));
+
+    assert!(store.delete_provider("upstream").await.expect("delete"));
+    assert!(!store.delete_provider("upstream").await.expect("gone"));
+    assert_eq!(store.find_provider("upstream").await.expect("find"), None);
+}
+
 async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
@@ -1471,7 +1641,8 @@ async fn memory_store_conforms() {
     conformance(store.clone()).await;
     sign_in_failures(store.clone()).await;
     self_service(store.clone()).await;
-    second_factors(store).await;
+    second_factors(store.clone()).await;
+    federation(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1487,6 +1658,7 @@ async fn sqlite_store_conforms() {
     sign_in_failures(database.store()).await;
     self_service(database.store()).await;
     second_factors(database.store()).await;
+    federation(database.store()).await;
     database.close().await;
 }
 
@@ -1505,6 +1677,7 @@ async fn postgres_store_conforms() {
     sign_in_failures(database.store()).await;
     self_service(database.store()).await;
     second_factors(database.store()).await;
+    federation(database.store()).await;
     database.close().await;
 }
 

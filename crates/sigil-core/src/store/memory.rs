@@ -5,6 +5,7 @@
 mod accounts;
 mod activity;
 mod factors;
+mod federation;
 mod self_service;
 mod tokens;
 
@@ -46,6 +47,8 @@ struct Data {
     browser_sessions: HashMap<String, BrowserSession>,
     factors: Vec<super::Factor>,
     recovery_codes: Vec<factors::RecoveryCode>,
+    providers: HashMap<String, crate::federation::Provider>,
+    identities: Vec<crate::federation::FederatedIdentity>,
 }
 
 impl Data {

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
+use crate::federation::{FederatedIdentity, Provider};
 use crate::throttle::ThrottlePolicy;
 use crate::user::User;
 use async_trait::async_trait;
@@ -365,6 +366,50 @@ pub trait SecondFactorStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// The user's unused recovery codes.
     async fn count_recovery_codes(&self, user_id: &str) -> Result<i64, StoreError>;
+}
+
+/// Upstream identity providers and the identities linked to users (issuer + subject,
+/// unique: one identity belongs to one user).
+#[async_trait]
+pub trait FederationStore: Send + Sync {
+    /// A taken id is a [`StoreError::Conflict`].
+    async fn create_provider(&self, provider: &Provider) -> Result<(), StoreError>;
+    async fn find_provider(&self, id: &str) -> Result<Option<Provider>, StoreError>;
+    /// Every provider, by name.
+    async fn list_providers(&self) -> Result<Vec<Provider>, StoreError>;
+    /// Deletes a provider (its linked identities stay). False when there is none.
+    async fn delete_provider(&self, id: &str) -> Result<bool, StoreError>;
+    async fn find_identity(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<FederatedIdentity>, StoreError>;
+    /// A user's identities, oldest first.
+    async fn list_identities(&self, user_id: &str) -> Result<Vec<FederatedIdentity>, StoreError>;
+    /// Links an identity; one linked already (to anyone) is a [`StoreError::Conflict`]
+    /// naming `federated_identities`.
+    async fn create_identity(&self, identity: &FederatedIdentity) -> Result<(), StoreError>;
+    /// Creates a user together with its first identity, atomically: a conflict on either
+    /// (the user name or address, see [`UserStore::create_user`]; the identity, naming
+    /// `federated_identities`) writes nothing.
+    async fn create_user_with_identity(
+        &self,
+        user: &User,
+        identity: &FederatedIdentity,
+    ) -> Result<(), StoreError>;
+    /// Notes a sign-in with the identity.
+    async fn touch_identity(&self, issuer: &str, subject: &str, now: i64)
+        -> Result<(), StoreError>;
+    /// Deletes the user's identity. With `keep_way_in`, only if the user keeps a password
+    /// or another identity, decided atomically (two unlinks at once cannot take the last
+    /// two). False: no such identity of the user, or it is the last way in.
+    async fn delete_identity(
+        &self,
+        user_id: &str,
+        issuer: &str,
+        subject: &str,
+        keep_way_in: bool,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The store's own upkeep: health and expiry.

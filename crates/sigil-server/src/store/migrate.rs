@@ -47,6 +47,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "second_factors",
         sql: include_str!("../../../../migrations/sqlite/0006_second_factors.sql"),
     },
+    Migration {
+        version: 7,
+        name: "federation",
+        sql: include_str!("../../../../migrations/sqlite/0007_federation.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -81,6 +86,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 6,
         name: "second_factors",
         sql: include_str!("../../../../migrations/postgres/0006_second_factors.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "federation",
+        sql: include_str!("../../../../migrations/postgres/0007_federation.sql"),
     },
 ]);
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 /// The unique key `user` would break among `users` (other than itself), as the databases'
 /// constraint names it.
-fn taken_key(users: &HashMap<String, User>, user: &User) -> Option<&'static str> {
+pub(super) fn taken_key(users: &HashMap<String, User>, user: &User) -> Option<&'static str> {
     let name = username_key(&user.username);
     let email = user.email.as_deref().map(email_key);
     for other in users.values().filter(|u| u.id != user.id) {

@@ -14,6 +14,7 @@ mod codes;
 mod consents;
 mod dialect;
 mod factors;
+mod federation;
 mod housekeeping;
 mod links;
 mod outbox;

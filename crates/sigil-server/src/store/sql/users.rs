@@ -7,6 +7,51 @@ use sigil_core::user::{email_key, username_key, AccountOrigin, User};
 
 pub(super) const USER_COLUMNS: &str = "id, username, email, email_verified, name, password_hash, is_admin, is_disabled, must_change_password, session_epoch, origin, version, created_at, updated_at, requires_second_factor";
 
+/// The unique keys of a user's row ([`username_key`], [`email_key`]).
+pub(super) struct UserKeys {
+    username: String,
+    email: Option<String>,
+}
+
+impl UserKeys {
+    pub(super) fn of(user: &User) -> Self {
+        Self {
+            username: username_key(&user.username),
+            email: user.email.as_deref().map(email_key),
+        }
+    }
+}
+
+pub(super) fn insert_user_sql() -> String {
+    format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)")
+}
+
+/// The insert of a new user's row (`sql` from [`insert_user_sql`]).
+pub(super) fn insert_user<'q, DB: super::Dialect>(
+    sql: &'q str,
+    user: &'q User,
+    keys: &'q UserKeys,
+) -> super::Query<'q, DB> {
+    sqlx::query(sql)
+        .param(user.id.as_str())
+        .param(user.username.as_str())
+        .param(user.email.as_deref())
+        .param(user.email_verified)
+        .param(user.name.as_deref())
+        .param(user.password_hash.as_str())
+        .param(user.is_admin)
+        .param(user.is_disabled)
+        .param(user.must_change_password)
+        .param(user.session_epoch)
+        .param(user.origin.as_str())
+        .param(user.version)
+        .param(user.created_at)
+        .param(user.updated_at)
+        .param(user.requires_second_factor)
+        .param(keys.username.as_str())
+        .param(keys.email.as_deref())
+}
+
 /// A row of `users`, selected with [`USER_COLUMNS`].
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
@@ -126,27 +171,9 @@ where
     B::Db: Reads<UserRow> + Reads<CountRow>,
 {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let email_key = user.email.as_deref().map(email_key);
-        let sql = format!("INSERT INTO users ({USER_COLUMNS}, username_key, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)");
-        let query = sqlx::query(&sql)
-            .param(user.id.as_str())
-            .param(user.username.as_str())
-            .param(user.email.as_deref())
-            .param(user.email_verified)
-            .param(user.name.as_deref())
-            .param(user.password_hash.as_str())
-            .param(user.is_admin)
-            .param(user.is_disabled)
-            .param(user.must_change_password)
-            .param(user.session_epoch)
-            .param(user.origin.as_str())
-            .param(user.version)
-            .param(user.created_at)
-            .param(user.updated_at)
-            .param(user.requires_second_factor)
-            .param(username_key(&user.username))
-            .param(email_key.as_deref());
-        self.execute(query).await?;
+        let keys = UserKeys::of(user);
+        let sql = insert_user_sql();
+        self.execute(insert_user(&sql, user, &keys)).await?;
         Ok(())
     }
 
