@@ -720,3 +720,146 @@ pub async fn keys_prune(
     }
     Ok(())
 }
+
+/// The federation service of a command: the database, and the factor key (beside the
+/// signing keys, made if missing) that seals client secrets.
+fn federation(
+    database: &Database,
+    keys_dir: &Path,
+) -> Result<sigil_core::federation::Federation, CommandError> {
+    let key = crate::keyfiles::load_or_create_secret(
+        keys_dir,
+        crate::serve::FACTOR_KEY_FILE,
+        "factor key",
+    )
+    .map_err(CommandError::Invalid)?;
+    let key = sigil_core::factors::FactorKey::from_bytes(key)
+        .map_err(|e| CommandError::Invalid(e.to_string()))?;
+    Ok(sigil_core::federation::Federation::new(
+        database.store(),
+        Arc::new(SystemClock),
+        Arc::new(key),
+    ))
+}
+
+fn federation_error(error: sigil_core::federation::FederationError) -> CommandError {
+    match error {
+        sigil_core::federation::FederationError::Store(e) => CommandError::Database(e),
+        other => CommandError::Invalid(other.to_string()),
+    }
+}
+
+/// `sigil provider add`
+pub async fn provider_add(
+    database_url: &str,
+    keys_dir: &Path,
+    args: &crate::config::ProviderAddArgs,
+) -> Result<(), CommandError> {
+    use sigil_core::federation::{NewProvider, ProviderKind};
+    let secret = read_password()?;
+    let new = NewProvider {
+        id: args.id.clone(),
+        name: args.name.clone(),
+        kind: match args.kind {
+            crate::config::ProviderKindArg::Oidc => ProviderKind::Oidc,
+            crate::config::ProviderKindArg::Oauth2 => ProviderKind::OAuth2,
+        },
+        issuer: args.issuer.clone(),
+        client_id: args.client_id.clone(),
+        scopes: args.scopes.clone(),
+        authorize_url: args.authorize_url.clone(),
+        token_url: args.token_url.clone(),
+        userinfo_url: args.userinfo_url.clone(),
+        subject_claim: args.subject_claim.clone(),
+        create_users: args.create_users,
+        trust_email: args.trust_email,
+        allow_http: args.allow_http,
+    };
+    let database = open(database_url).await?;
+    let result = federation(&database, keys_dir)?
+        .add_provider(&Caller::cli(), new, &secret)
+        .await;
+    database.close().await;
+    let provider = result.map_err(federation_error)?;
+    println!("added provider {}", provider.id);
+    println!(
+        "register this redirect URI at the provider: {}",
+        provider.redirect_uri(args.sigil_issuer.trim_end_matches('/'))
+    );
+    Ok(())
+}
+
+fn provider_json(provider: &sigil_core::federation::Provider) -> serde_json::Value {
+    serde_json::json!({
+        "id": provider.id,
+        "name": provider.name,
+        "kind": provider.kind.as_str(),
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "scopes": provider.scopes,
+        "authorize_url": provider.authorize_url,
+        "token_url": provider.token_url,
+        "userinfo_url": provider.userinfo_url,
+        "subject_claim": provider.subject_claim,
+        "create_users": provider.create_users,
+        "trust_email": provider.trust_email,
+        "allow_http": provider.allow_http,
+        "created_at": provider.created_at,
+    })
+}
+
+/// `sigil provider list`
+pub async fn provider_list(
+    database_url: &str,
+    args: &crate::config::ProviderListArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let providers = database.store().list_providers().await;
+    database.close().await;
+    let providers = providers.map_err(CommandError::Database)?;
+    if args.json {
+        let list: Vec<_> = providers.iter().map(provider_json).collect();
+        println!("{}", serde_json::Value::from(list));
+        return Ok(());
+    }
+    println!("{:<16}  {:<7}  {:<40}  NAME", "ID", "KIND", "ISSUER");
+    for p in providers {
+        println!(
+            "{:<16}  {:<7}  {:<40}  {}",
+            p.id,
+            p.kind.as_str(),
+            p.issuer,
+            p.name
+        );
+    }
+    Ok(())
+}
+
+/// `sigil provider remove`
+pub async fn provider_remove(
+    database_url: &str,
+    args: &crate::config::ProviderRefArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let store = database.store();
+    let federation = sigil_core::federation::Federation::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(
+            sigil_core::factors::FactorKey::generate()
+                .map_err(|e| CommandError::Invalid(e.to_string()))?,
+        ),
+    );
+    let result = federation.remove_provider(&Caller::cli(), &args.id).await;
+    database.close().await;
+    match result {
+        Ok(()) => {
+            println!("removed provider {}", args.id);
+            Ok(())
+        }
+        Err(sigil_core::federation::FederationError::NotFound) => Err(CommandError::Invalid(
+            format!("no provider with the id {:?}", args.id),
+        )),
+        Err(e) => Err(federation_error(e)),
+    }
+}

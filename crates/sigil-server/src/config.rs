@@ -85,6 +85,9 @@ pub enum Command {
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Manage upstream identity providers ("sign in with …").
+    #[command(subcommand)]
+    Provider(ProviderCommand),
     /// Manage signing keys: list, rotate, prune.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -421,6 +424,90 @@ pub struct UserInviteArgs {
     /// The server's issuer URL, for the link.
     #[arg(long, env = "SIGIL_ISSUER", default_value = "http://127.0.0.1:8080")]
     pub issuer: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Add an upstream identity provider; its client secret is read from standard input.
+    Add(ProviderAddArgs),
+    /// List the providers.
+    List(ProviderListArgs),
+    /// Remove a provider (accounts linked through it stay, and sign in again if it is
+    /// added back with the same issuer).
+    Remove(ProviderRefArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKindArg {
+    /// OpenID Connect: endpoints and keys from the issuer's discovery document.
+    Oidc,
+    /// Plain OAuth 2.0 with explicit endpoints and a userinfo URL (GitHub style).
+    Oauth2,
+}
+
+#[derive(Debug, Args)]
+pub struct ProviderAddArgs {
+    /// The provider's id: the path segment of /login/provider/ID (lower-case letters,
+    /// digits and '-').
+    #[arg(long)]
+    pub id: String,
+    /// The name the sign-in page shows ("Sign in with NAME").
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_enum, default_value_t = ProviderKindArg::Oidc)]
+    pub kind: ProviderKindArg,
+    /// The issuer: where discovery starts (OpenID Connect), or the name the identities are
+    /// kept under (OAuth 2.0, e.g. https://github.com).
+    #[arg(long)]
+    pub issuer: String,
+    /// Sigil's client id at the provider.
+    #[arg(long)]
+    pub client_id: String,
+    /// Read Sigil's client secret at the provider from standard input (required: a secret
+    /// never goes on the command line).
+    #[arg(long, required = true)]
+    pub client_secret_stdin: bool,
+    /// Scopes to ask for, space- or comma-separated (OpenID Connect default: "openid
+    /// profile email").
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// An unknown identity gets a new account, whatever --sign-up says.
+    #[arg(long)]
+    pub create_users: bool,
+    /// Count the provider's email_verified (otherwise its addresses are never verified).
+    #[arg(long)]
+    pub trust_email: bool,
+    /// Accept http:// URLs on a loopback address (tests and development only).
+    #[arg(long)]
+    pub allow_http: bool,
+    /// OAuth 2.0: the authorization endpoint.
+    #[arg(long)]
+    pub authorize_url: Option<String>,
+    /// OAuth 2.0: the token endpoint.
+    #[arg(long)]
+    pub token_url: Option<String>,
+    /// OAuth 2.0: the userinfo URL (a JSON object about the user).
+    #[arg(long)]
+    pub userinfo_url: Option<String>,
+    /// OAuth 2.0: the userinfo member that identifies the user (default sub; GitHub: id).
+    #[arg(long)]
+    pub subject_claim: Option<String>,
+    /// The server's issuer URL, to print the redirect URI to register at the provider.
+    #[arg(long, env = "SIGIL_ISSUER", default_value = "http://127.0.0.1:8080")]
+    pub sigil_issuer: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ProviderListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProviderRefArgs {
+    #[arg(long)]
+    pub id: String,
 }
 
 #[derive(Debug, Subcommand)]

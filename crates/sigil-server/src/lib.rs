@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;
 
 pub use http::{app, metrics_app};
 pub use state::AppState;

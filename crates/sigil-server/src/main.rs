@@ -1,7 +1,9 @@
 //! The `sigil` binary: parse the command line once and run the command.
 
 use clap::Parser;
-use sigil_server::config::{AuditCommand, Cli, ClientCommand, Command, KeysCommand, UserCommand};
+use sigil_server::config::{
+    AuditCommand, Cli, ClientCommand, Command, KeysCommand, ProviderCommand, UserCommand,
+};
 use sigil_server::{cli, serve, telemetry};
 
 #[tokio::main]
@@ -27,6 +29,11 @@ async fn main() {
         Command::Client(ClientCommand::Update(a)) => cli::client_update(db, a).await,
         Command::Client(ClientCommand::RotateSecret(a)) => cli::client_rotate_secret(db, a).await,
         Command::Client(ClientCommand::Delete(a)) => cli::client_delete(db, a).await,
+        Command::Provider(ProviderCommand::Add(a)) => {
+            cli::provider_add(db, &args.keys_dir, a).await
+        }
+        Command::Provider(ProviderCommand::List(a)) => cli::provider_list(db, a).await,
+        Command::Provider(ProviderCommand::Remove(a)) => cli::provider_remove(db, a).await,
         Command::Keys(KeysCommand::List(list)) => cli::keys_list(&args.keys_dir, list),
         Command::Keys(KeysCommand::Rotate(rotate)) => {
             cli::keys_rotate(db, &args.keys_dir, rotate).await

@@ -115,20 +115,25 @@ pub async fn build_state(
     let mut factors_config = sigil_core::factors::FactorsConfig::new(issuer.clone());
     factors_config.policy = authority.config().mfa;
     factors_config.throttle = authority.config().throttle;
+    let factor_key = Arc::new(
+        sigil_core::factors::FactorKey::from_bytes(factor_key)
+            .map_err(|e| CommandError::Invalid(e.to_string()))?,
+    );
     let factors = sigil_core::factors::SecondFactors::for_authority(
         &authority,
         mailer.clone(),
-        Arc::new(
-            sigil_core::factors::FactorKey::from_bytes(factor_key)
-                .map_err(|e| CommandError::Invalid(e.to_string()))?,
-        ),
+        factor_key.clone(),
         factors_config,
     );
+    let federation = sigil_core::federation::Federation::for_authority(&authority, factor_key);
+    let upstreams = crate::upstream::Upstreams::new().map_err(CommandError::Invalid)?;
     let is_https = issuer.starts_with("https://");
     Ok(AppState {
         accounts: Arc::new(accounts),
         factors: Arc::new(factors),
         passkeys: Arc::new(crate::passkeys::Passkeys::for_issuer(&issuer)),
+        federation: Arc::new(federation),
+        upstreams: Arc::new(upstreams),
         mailer,
         session_cookie: args
             .session_cookie_name

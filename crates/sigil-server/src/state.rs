@@ -35,6 +35,10 @@ pub struct AppState {
     pub factors: Arc<sigil_core::factors::SecondFactors>,
     /// The WebAuthn relying party of the issuer (passkeys), built once.
     pub passkeys: Arc<crate::passkeys::Passkeys>,
+    /// Upstream identity providers: their settings and the identities linked to users.
+    pub federation: Arc<sigil_core::federation::Federation>,
+    /// The client side of upstream sign-ins (discovery and keys kept per provider).
+    pub upstreams: Arc<crate::upstream::Upstreams>,
     /// Sigil's mail: the outbox and its delivery worker.
     pub mailer: Arc<crate::mail::Mailer>,
     /// The browser session cookie's name.

@@ -15,7 +15,7 @@ use crate::user::{
 use std::sync::Arc;
 
 /// Who the provider says signed in, after its answer was checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UpstreamIdentity {
     /// The provider's issuer (for a plain OAuth 2.0 provider, its configured one).
     pub issuer: String,
@@ -175,6 +175,15 @@ impl Federation {
             .record(caller, "provider.removed", Some(id), "")
             .await;
         Ok(())
+    }
+
+    /// Records an upstream sign-in that failed after it started here (the provider's
+    /// error, an answer that failed its checks). `reason` holds no secret.
+    pub async fn record_refusal(&self, caller: &Caller, provider: &Provider, reason: &str) {
+        let reason: String = reason.chars().take(300).collect();
+        self.audit_log
+            .record(caller, "federation.refused", Some(&provider.id), reason)
+            .await;
     }
 
     /// The provider's client secret, opened.

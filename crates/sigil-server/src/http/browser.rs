@@ -43,6 +43,10 @@ pub struct SecondStep {
     pub password_at: i64,
     /// Where to go afterwards without a pending request (see `login::local_next`).
     pub next: String,
+    /// The first factor was an upstream provider's sign-in, not the password (then
+    /// `password_at` is when it came back).
+    #[serde(default)]
+    pub federated: bool,
 }
 
 /// Keeps a half-done sign-in (see [`SecondStep`]), replacing any earlier one. The session

@@ -111,6 +111,7 @@ async fn show(
         notice: notice_text(query.notice.as_deref()),
         sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
         passkeys_available: state.passkeys.is_available(),
+        providers: super::federation::links(&state, &req, &next).await,
     };
     Ok(pages::render(&page, &targets)?.into_response())
 }
@@ -227,6 +228,7 @@ async fn submit(
             notice: None,
             sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
             passkeys_available: state.passkeys.is_available(),
+            providers: super::federation::links(&state, &req, &next).await,
         };
         return Err(PageError::SignInRefused {
             page: pages::render(&page, &targets)?,
@@ -294,23 +296,42 @@ pub(super) async fn after_password(
     headers: &HeaderMap,
     now: i64,
 ) -> Result<Response, PageError> {
+    let first = UsedMethod {
+        method: Method::Password,
+        at: now,
+    };
+    after_first_factor(state, session, req, next, user, address, headers, first).await
+}
+
+/// A first factor (`first`: the password, or an upstream provider's sign-in) was
+/// accepted: an account with a second factor goes on to prove it at
+/// `/login/second-factor`, signed in only then; any other is signed in now.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn after_first_factor(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+    next: &str,
+    user: &sigil_core::user::User,
+    address: Option<String>,
+    headers: &HeaderMap,
+    first: UsedMethod,
+) -> Result<Response, PageError> {
     if state.factors.summary(&user.id).await?.has_any() {
         let step = browser::SecondStep {
             user_id: user.id.clone(),
             session_epoch: user.session_epoch,
-            password_at: now,
+            password_at: first.at,
             next: next.to_string(),
+            federated: first.method == Method::Federated,
         };
         browser::start_second_step(session, step).await?;
-        tracing::info!(user = %user.id, "password accepted; a second factor is next");
+        tracing::info!(user = %user.id, "first factor accepted; a second factor is next");
         return Ok(respond::see_other(&super::second_factor::page_url(req)));
     }
     // A sign-in starts over: whatever this browser proved before (a second factor of an
     // earlier session) does not carry into it, so prompt=login and max_age mean it.
-    let methods = vec![UsedMethod {
-        method: Method::Password,
-        at: now,
-    }];
+    let methods = vec![first];
     // A user who must have a factor and has none adds one first. With a pending request,
     // `/authorize` sends them there; without, this does.
     let enrol;
@@ -343,8 +364,14 @@ pub(super) async fn finish(
     methods: Vec<UsedMethod>,
 ) -> Result<Response, PageError> {
     let now = state.authority.now();
-    browser::start_session(state, session, user, address, headers, methods).await?;
+    // An identity waiting for this account to prove itself is linked now, unless this
+    // sign-in came through a provider itself.
+    let proven_here = !methods.iter().any(|m| m.method == Method::Federated);
+    browser::start_session(state, session, user, address.clone(), headers, methods).await?;
     tracing::info!(user = %user.id, "signed in");
+    if proven_here && super::federation::link_pending(state, session, user, address).await? {
+        tracing::info!(user = %user.id, "an upstream identity was linked at sign-in");
+    }
     if req.is_empty() && user.must_change_password {
         return Ok(respond::see_other("/account/password"));
     }

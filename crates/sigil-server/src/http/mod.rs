@@ -12,6 +12,7 @@ pub mod client_auth;
 pub mod consent;
 pub mod discovery;
 pub mod error;
+pub mod federation;
 pub mod form;
 pub mod health;
 pub mod introspect;
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
     let browser = Router::new()
         .merge(authorize::router())
         .merge(login::router())
+        .merge(federation::router())
         .merge(second_factor::router())
         .merge(passkeys::router())
         .merge(account::router())

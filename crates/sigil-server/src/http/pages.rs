@@ -28,6 +28,8 @@ pub struct LoginPage<'a> {
     pub sign_up_open: bool,
     /// Whether to offer "Sign in with a passkey" (the issuer has a host name).
     pub passkeys_available: bool,
+    /// "Sign in with …" links, one per upstream provider.
+    pub providers: Vec<super::federation::ProviderLink>,
 }
 
 /// The sign-in page's answer to an account whose address is not verified yet.

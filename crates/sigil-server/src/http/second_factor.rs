@@ -274,7 +274,11 @@ pub(super) async fn proved(
         Proving::SignIn(step, user) => {
             let methods = vec![
                 UsedMethod {
-                    method: Method::Password,
+                    method: if step.federated {
+                        Method::Federated
+                    } else {
+                        Method::Password
+                    },
                     at: step.password_at,
                 },
                 UsedMethod { method, at: now },

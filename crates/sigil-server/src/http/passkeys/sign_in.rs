@@ -278,6 +278,7 @@ async fn refused_sign_in(
             notice: None,
             sign_up_open: state.accounts.config().sign_up == SignUpMode::Open,
             passkeys_available: state.passkeys.is_available(),
+            providers: crate::http::federation::links(state, req, next).await,
         };
         Ok::<_, PageError>(pages::render(&page, &targets)?)
     };
