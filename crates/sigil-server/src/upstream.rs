@@ -341,9 +341,12 @@ impl Upstreams {
         redirect_uri: &str,
     ) -> Result<Started, UpstreamError> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        // The OpenID Connect client adds `openid` itself; a plain OAuth 2.0 provider gets
+        // the list as it is.
+        let is_oidc = provider.kind == ProviderKind::Oidc;
         let scopes = provider
             .scope_list()
-            .filter(|s| *s != "openid")
+            .filter(move |s| !(is_oidc && *s == "openid"))
             .map(|s| Scope::new(s.to_string()));
         let (url, state, nonce) = match provider.kind {
             ProviderKind::Oidc => {
