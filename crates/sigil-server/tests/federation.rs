@@ -304,11 +304,17 @@ impl Browser {
             .to_string();
         let csrf = hidden(&page.body, "csrf");
         let req = hidden(&page.body, "req");
+        let next = if page.body.contains("name=\"next\"") {
+            hidden(&page.body, "next")
+        } else {
+            String::new()
+        };
         self.submit(
             &action,
             &[
                 ("csrf", &csrf),
                 ("req", &req),
+                ("next", &next),
                 ("username", username),
                 ("password", password),
             ],
@@ -994,4 +1000,80 @@ async fn the_local_second_factor_policy_still_applies_after_an_upstream_sign_in(
         answer.body
     );
     assert!(answer.body.contains("authenticator app"), "{}", answer.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_links_another_identity_from_its_page() {
+    let world = world();
+    let app = App::discover(&world).await;
+    let down = world.down.base();
+    // grace signs in downstream with her password and links the upstream account "lin".
+    let browser = Browser::new();
+    let login = browser
+        .follow(&format!("{down}/login?next=/account/providers"))
+        .await;
+    let page = browser.password(&login, "grace", PASSWORD).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("None linked"), "{}", page.body);
+    let csrf = hidden(&page.body, "csrf");
+    // The form needs the session's CSRF token.
+    let forged = browser
+        .submit(
+            &format!("{down}/account/providers/link"),
+            &[("csrf", "forged"), ("provider", "up")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let upstream_page = browser
+        .submit(
+            &format!("{down}/account/providers/link"),
+            &[("csrf", &csrf), ("provider", "up")],
+        )
+        .await;
+    assert!(
+        upstream_page.url.starts_with(world.up.base()),
+        "{}",
+        upstream_page.url
+    );
+    let linked = browser.password(&upstream_page, "lin", PASSWORD).await;
+    assert_eq!(linked.status, 200, "{}", linked.body);
+    assert!(linked.url.contains("notice=linked"), "{}", linked.url);
+    assert!(linked.body.contains("<strong>Upstream</strong>"));
+    assert!(linked.body.contains("lin@example.com"));
+    // Signing in as lin upstream is now grace downstream; no account "lin" was made.
+    let request = app.request();
+    let back = via_upstream(&Browser::new(), &request, "Upstream", "lin").await;
+    let signed = app.finish(request, &back).await;
+    assert_eq!(signed.username.as_deref(), Some("grace"));
+    assert_eq!(world.down.usernames(), vec!["grace"]);
+
+    // ada (made through the provider) cannot take lin's identity: it is linked already.
+    let browser = Browser::new();
+    let request = app.request();
+    let back = via_upstream(&browser, &request, "Upstream", "ada").await;
+    app.finish(request, &back).await;
+    let page = browser.follow(&format!("{down}/account/providers")).await;
+    let csrf = hidden(&page.body, "csrf");
+    let upstream_page = browser
+        .submit(
+            &format!("{down}/account/providers/link"),
+            &[("csrf", &csrf), ("provider", "up")],
+        )
+        .await;
+    // Still signed in upstream as ada, the browser comes straight back with ada's own
+    // identity, which is linked already (to ada): refused, nothing changed.
+    assert_eq!(
+        upstream_page.status, 409,
+        "{} {}",
+        upstream_page.url, upstream_page.body
+    );
+    assert!(upstream_page.body.contains("Already linked"));
+    assert_eq!(world.down.audit_actions("federation.linked").len(), 1);
+    let unknown = browser
+        .submit(
+            &format!("{down}/account/providers/link"),
+            &[("csrf", &csrf), ("provider", "no-such")],
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
 }
