@@ -168,6 +168,21 @@ pub struct Started {
 pub struct Upstreams {
     client: reqwest::Client,
     cache: Mutex<HashMap<String, Arc<Cached>>>,
+    /// [`JWKS_REFETCH_GAP`], shorter in tests.
+    refetch_gap: Duration,
+}
+
+/// An error with its causes, for the log (the crates' own messages stop at "Request
+/// failed").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn unreachable(error: impl std::fmt::Display) -> UpstreamError {
@@ -186,7 +201,14 @@ impl Upstreams {
         Ok(Self {
             client,
             cache: Mutex::new(HashMap::new()),
+            refetch_gap: JWKS_REFETCH_GAP,
         })
+    }
+
+    /// With another least time between key fetches (tests).
+    pub fn with_refetch_gap(mut self, gap: Duration) -> Self {
+        self.refetch_gap = gap;
+        self
     }
 
     fn http(&self, provider: &Provider) -> UpstreamHttp {
@@ -228,7 +250,7 @@ impl Upstreams {
         // The crate checks that the document's issuer is exactly this one.
         let metadata = Metadata::discover_async(issuer, &self.http(provider))
             .await
-            .map_err(|e| UpstreamError::Unreachable(format!("discovery: {e}")))?;
+            .map_err(|e| UpstreamError::Unreachable(format!("discovery: {}", chain(&e))))?;
         let now = Instant::now();
         Ok(self.keep(
             provider,
@@ -249,12 +271,12 @@ impl Upstreams {
         provider: &Provider,
         cached: &Cached,
     ) -> Result<Option<Arc<Cached>>, UpstreamError> {
-        if cached.keys_fetched_at.elapsed() < JWKS_REFETCH_GAP {
+        if cached.keys_fetched_at.elapsed() < self.refetch_gap {
             return Ok(None);
         }
         let keys = JsonWebKeySet::fetch_async(cached.metadata.jwks_uri(), &self.http(provider))
             .await
-            .map_err(|e| UpstreamError::Unreachable(format!("keys: {e}")))?;
+            .map_err(|e| UpstreamError::Unreachable(format!("keys: {}", chain(&e))))?;
         tracing::info!(provider = %provider.id, "fetched the provider's keys again for an unknown key id");
         Ok(Some(self.keep(
             provider,
@@ -479,10 +501,10 @@ impl Upstreams {
                         tokens.access_token().clone(),
                         Some(claims.subject().clone()),
                     ) {
-                        let info: CoreUserInfoClaims = request
-                            .request_async(&http)
-                            .await
-                            .map_err(|e| UpstreamError::Invalid(format!("userinfo: {e}")))?;
+                        let info: CoreUserInfoClaims =
+                            request.request_async(&http).await.map_err(|e| {
+                                UpstreamError::Invalid(format!("userinfo: {}", chain(&e)))
+                            })?;
                         if identity.email.is_none() {
                             identity.email = info.email().map(|e| e.as_str().to_string());
                             identity.email_verified = info.email_verified().unwrap_or(false);
@@ -560,8 +582,8 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
         openidconnect::RequestTokenError::ServerResponse(response) => {
             UpstreamError::Refused(response.to_string())
         }
-        openidconnect::RequestTokenError::Request(e) => UpstreamError::Unreachable(e.to_string()),
-        other => UpstreamError::Invalid(other.to_string()),
+        openidconnect::RequestTokenError::Request(e) => UpstreamError::Unreachable(chain(&e)),
+        other => UpstreamError::Invalid(chain(&other)),
     }
 }
 
@@ -598,4 +620,208 @@ pub fn identity_from_userinfo(
         name: text("name"),
         preferred_username: text("preferred_username").or_else(|| text("login")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client side against a small provider served here: keys fetched again for an
+    //! unknown `kid` (and only then), answers over the size cap refused, and http refused
+    //! without `--allow-http`.
+    use super::*;
+    use axum::extract::State;
+    use axum::routing::{get, post};
+    use axum::Json;
+    use serde_json::{json, Value};
+    use sigil_core::federation::{NewProvider, ProviderKind};
+
+    struct Key {
+        kid: String,
+        pem: Vec<u8>,
+        jwk: Value,
+    }
+
+    fn key(kid: &str) -> Key {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
+        Key {
+            kid: kid.into(),
+            pem: rsa.private_key_to_pem().expect("pem"),
+            jwk: json!({"kty": "RSA", "alg": "RS256", "kid": kid,
+                "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec())}),
+        }
+    }
+
+    struct Idp {
+        issuer: String,
+        /// The key the provider signs with now and publishes (with `huge`, padded).
+        current: Mutex<Arc<Key>>,
+        huge: Mutex<bool>,
+        key_fetches: Mutex<u32>,
+    }
+
+    async fn serve() -> Arc<Idp> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind");
+        let issuer = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let idp = Arc::new(Idp {
+            issuer,
+            current: Mutex::new(Arc::new(key("one"))),
+            huge: Mutex::new(false),
+            key_fetches: Mutex::new(0),
+        });
+        type S = State<Arc<Idp>>;
+        async fn discovery(State(idp): S) -> Json<Value> {
+            Json(json!({
+                "issuer": idp.issuer,
+                "authorization_endpoint": format!("{}/authorize", idp.issuer),
+                "token_endpoint": format!("{}/token", idp.issuer),
+                "jwks_uri": format!("{}/jwks", idp.issuer),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }))
+        }
+        async fn jwks(State(idp): S) -> Json<Value> {
+            *idp.key_fetches.lock().expect("lock") += 1;
+            let key = idp.current.lock().expect("lock").clone();
+            let mut set = json!({"keys": [key.jwk]});
+            if *idp.huge.lock().expect("lock") {
+                set["padding"] = json!("x".repeat(MAX_BODY + 1));
+            }
+            Json(set)
+        }
+        async fn token(State(idp): S, body: String) -> Json<Value> {
+            let key = idp.current.lock().expect("lock").clone();
+            let nonce = body
+                .split('&')
+                .find_map(|p| p.strip_prefix("code="))
+                .unwrap_or_default()
+                .to_string();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_secs();
+            let claims = json!({"iss": idp.issuer, "sub": "u1", "aud": "rp", "iat": now,
+                "exp": now + 300, "nonce": nonce, "email": "u1@example.com"});
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+            header.kid = Some(key.kid.clone());
+            let signing = jsonwebtoken::EncodingKey::from_rsa_pem(&key.pem).expect("key");
+            let id_token = jsonwebtoken::encode(&header, &claims, &signing).expect("sign");
+            Json(
+                json!({"access_token": "at", "token_type": "Bearer", "id_token": id_token,
+                "expires_in": 60}),
+            )
+        }
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/token", post(token))
+            .with_state(idp.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        idp
+    }
+
+    fn provider(issuer: &str, allow_http: bool) -> Provider {
+        NewProvider {
+            id: "idp".into(),
+            name: "IdP".into(),
+            kind: ProviderKind::Oidc,
+            issuer: issuer.into(),
+            client_id: "rp".into(),
+            scopes: None,
+            authorize_url: None,
+            token_url: None,
+            userinfo_url: None,
+            subject_claim: None,
+            create_users: false,
+            trust_email: false,
+            allow_http: true,
+        }
+        .into_provider("sealed".into(), 0)
+        .map(|mut p| {
+            p.allow_http = allow_http;
+            p
+        })
+        .expect("provider")
+    }
+
+    /// A code exchange whose ID token carries `nonce` (the test provider echoes the code
+    /// as the nonce).
+    async fn finish(
+        upstreams: &Upstreams,
+        provider: &Provider,
+        nonce: &str,
+    ) -> Result<UpstreamIdentity, UpstreamError> {
+        upstreams
+            .finish(
+                provider,
+                &Secret::new("secret"),
+                "http://127.0.0.1:9/cb",
+                nonce,
+                "verifier-verifier-verifier-verifier-verifier-01",
+                nonce,
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn keys_are_fetched_again_for_an_unknown_kid_and_only_then() {
+        let idp = serve().await;
+        let upstreams = Upstreams::new()
+            .expect("client")
+            .with_refetch_gap(Duration::ZERO);
+        let provider = provider(&idp.issuer, true);
+        let first = finish(&upstreams, &provider, "n1")
+            .await
+            .expect("signed in");
+        assert_eq!(first.subject, "u1");
+        assert_eq!(first.issuer, idp.issuer);
+        // Kept: a second sign-in fetches nothing.
+        finish(&upstreams, &provider, "n2")
+            .await
+            .expect("signed in");
+        assert_eq!(*idp.key_fetches.lock().expect("lock"), 1);
+        // The provider rotates its key: the unknown kid fetches the keys once more.
+        *idp.current.lock().expect("lock") = Arc::new(key("two"));
+        finish(&upstreams, &provider, "n3")
+            .await
+            .expect("signed in after the rotation");
+        assert_eq!(*idp.key_fetches.lock().expect("lock"), 2);
+        // Within the gap, an unknown kid is refused without another fetch.
+        let patient = Upstreams::new().expect("client");
+        finish(&patient, &provider, "n4").await.expect("signed in");
+        *idp.current.lock().expect("lock") = Arc::new(key("three"));
+        let refused = finish(&patient, &provider, "n5").await;
+        assert!(
+            matches!(&refused, Err(UpstreamError::Invalid(m)) if m.contains("does not publish")),
+            "{refused:?}"
+        );
+        assert_eq!(*idp.key_fetches.lock().expect("lock"), 3);
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_and_plain_http_are_refused() {
+        let idp = serve().await;
+        *idp.huge.lock().expect("lock") = true;
+        let upstreams = Upstreams::new().expect("client");
+        let result = finish(&upstreams, &provider(&idp.issuer, true), "n1").await;
+        assert!(
+            matches!(&result, Err(UpstreamError::Unreachable(m)) if m.contains("larger than")),
+            "{result:?}"
+        );
+        // Without --allow-http, not even discovery is asked for.
+        *idp.huge.lock().expect("lock") = false;
+        let fetches = *idp.key_fetches.lock().expect("lock");
+        let result = finish(&upstreams, &provider(&idp.issuer, false), "n1").await;
+        assert!(
+            matches!(&result, Err(UpstreamError::Unreachable(m)) if m.contains("https")),
+            "{result:?}"
+        );
+        assert_eq!(*idp.key_fetches.lock().expect("lock"), fetches);
+    }
 }
