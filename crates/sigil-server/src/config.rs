@@ -454,6 +454,7 @@ pub struct ProviderAddArgs {
     /// The name the sign-in page shows ("Sign in with NAME").
     #[arg(long)]
     pub name: String,
+    /// How Sigil talks to it: oidc (discovery from the issuer) or oauth2 (explicit URLs).
     #[arg(long, value_enum, default_value_t = ProviderKindArg::Oidc)]
     pub kind: ProviderKindArg,
     /// The issuer: where discovery starts (OpenID Connect), or the name the identities are
@@ -506,6 +507,7 @@ pub struct ProviderListArgs {
 
 #[derive(Debug, Args)]
 pub struct ProviderRefArgs {
+    /// The provider's id.
     #[arg(long)]
     pub id: String,
 }

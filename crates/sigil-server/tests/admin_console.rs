@@ -1120,10 +1120,39 @@ async fn every_path_parameter_is_checked_before_use() {
         (true, "/admin/clients/{id}/delete"),
         (false, "/admin/clients/{id}/delete"),
     ];
+    // The sign-in routes of an upstream provider (a real one, so that its id is known).
+    app.state
+        .federation
+        .add_provider(
+            &sigil_core::audit::Caller::cli(),
+            sigil_core::federation::NewProvider {
+                id: "upstream".into(),
+                name: "Upstream".into(),
+                kind: sigil_core::federation::ProviderKind::Oidc,
+                issuer: "https://idp.example.com".into(),
+                client_id: "sigil".into(),
+                scopes: None,
+                authorize_url: None,
+                token_url: None,
+                userinfo_url: None,
+                subject_claim: None,
+                create_users: true,
+                trust_email: true,
+                allow_http: false,
+            },
+            &sigil_core::secret::Secret::new("upstream secret"),
+        )
+        .await
+        .expect("provider");
+    let provider_routes = [
+        (true, "/login/provider/{id}"),
+        (true, "/login/provider/{id}/callback"),
+    ];
     // The sweep covers every route with a path parameter the server declares.
     let swept: std::collections::BTreeSet<&str> = user_routes
         .iter()
         .chain(client_routes.iter())
+        .chain(provider_routes.iter())
         .map(|(_, route)| *route)
         .collect();
     let declared = routes_with_parameters();
@@ -1141,6 +1170,11 @@ async fn every_path_parameter_is_checked_before_use() {
             client_routes
                 .iter()
                 .map(|(is_get, route)| (*is_get, *route, client.id.as_str())),
+        )
+        .chain(
+            provider_routes
+                .iter()
+                .map(|(is_get, route)| (*is_get, *route, "upstream")),
         );
     for (is_get, route, id) in routes {
         let mut paths = Vec::new();

@@ -16,7 +16,7 @@
 //!   configured providers, and path ids are checked before any lookup.
 
 use super::browser;
-use super::error::PageError;
+use super::error::{FederationFailure, PageError};
 use super::form::OAuthForm;
 use super::login;
 use super::pages;
@@ -27,7 +27,7 @@ use crate::upstream::UpstreamError;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -126,32 +126,11 @@ fn continuation(req: &str, next: &str) -> String {
     }
 }
 
-#[derive(Template)]
-#[template(path = "federation_message.html")]
-struct FederationMessage<'a> {
-    title: &'a str,
-    message: &'a str,
-    back: &'a str,
-    back_text: &'a str,
-}
-
-/// A clear page about an upstream sign-in that did not work, leading back to sign-in.
-fn failure(status: StatusCode, title: &str, message: &str, back: &str) -> PageError {
-    match pages::render(
-        &FederationMessage {
-            title,
-            message,
-            back,
-            back_text: if back.starts_with("/account") {
-                "Back to your account"
-            } else {
-                "Back to sign-in"
-            },
-        },
-        &[],
-    ) {
-        Ok(page) => PageError::Rejected(Box::new((status, page).into_response())),
-        Err(error) => PageError::Template(error),
+/// Ends on Sigil's page about an upstream sign-in that signed nobody in, leading to `back`.
+fn failure(failure: FederationFailure, back: &str) -> PageError {
+    PageError::Federation {
+        failure,
+        back: back.to_string(),
     }
 }
 
@@ -217,44 +196,25 @@ fn federation_unavailable(error: FederationError) -> PageError {
         },
         other => {
             tracing::error!(error = %other, "federation failed");
-            failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Sign-in failed",
-                "Sigil could not complete this sign-in. Try again, or use another way to sign in.",
-                "/login",
-            )
+            failure(FederationFailure::Internal, "/login")
         }
     }
 }
 
 fn no_such_provider(back: &str) -> PageError {
-    failure(
-        StatusCode::NOT_FOUND,
-        "No such sign-in provider",
-        "This server has no such sign-in provider, or it was removed.",
-        back,
-    )
+    failure(FederationFailure::NoSuchProvider, back)
 }
 
 fn unreachable_provider(provider: &Provider, error: &UpstreamError, back: &str) -> PageError {
     tracing::warn!(provider = %provider.id, %error, "upstream sign-in failed");
-    let (status, message) = match error {
-        UpstreamError::Unreachable(_) => (
-            StatusCode::BAD_GATEWAY,
-            format!(
-                "{} cannot be reached right now. Try again in a moment, or use another way to sign in.",
-                provider.name
-            ),
-        ),
-        UpstreamError::Refused(_) | UpstreamError::Invalid(_) => (
-            StatusCode::BAD_REQUEST,
-            format!(
-                "The answer from {} could not be accepted, so you were not signed in and nothing was linked. Try again, or use another way to sign in.",
-                provider.name
-            ),
-        ),
+    let provider = provider.name.clone();
+    let kind = match error {
+        UpstreamError::Unreachable(_) => FederationFailure::Unreachable { provider },
+        UpstreamError::Refused(_) | UpstreamError::Invalid(_) => {
+            FederationFailure::Refused { provider }
+        }
     };
-    failure(status, "Sign-in failed", &message, back)
+    failure(kind, back)
 }
 
 #[derive(Deserialize)]
@@ -349,14 +309,7 @@ async fn callback(
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, PageError> {
     let now = state.authority.now();
-    let forged = || {
-        failure(
-            StatusCode::BAD_REQUEST,
-            "This sign-in cannot be completed",
-            "This answer does not belong to a sign-in started in this browser, or it was used already. Nothing was signed in or linked. Start signing in again.",
-            "/login",
-        )
-    };
+    let forged = || failure(FederationFailure::Forged, "/login");
     let Some(state_token) = query
         .state
         .as_deref()
@@ -378,12 +331,7 @@ async fn callback(
         Purpose::Link { .. } => "/account/providers".to_string(),
     };
     if now - started.created_at >= START_TTL {
-        return Err(failure(
-            StatusCode::BAD_REQUEST,
-            "This sign-in has expired",
-            "The sign-in took too long. Nothing was signed in or linked. Start again.",
-            &back,
-        ));
+        return Err(failure(FederationFailure::Expired, &back));
     }
     let Some(provider) = find_provider(&state, &id).await? else {
         return Err(no_such_provider(&back));
@@ -400,21 +348,11 @@ async fn callback(
                 &format!("the provider answered {shown}"),
             )
             .await;
-        let message = if shown == "access_denied" {
-            format!(
-                "{} did not sign you in: the sign-in was cancelled or refused there. Nothing was linked.",
-                provider.name
-            )
-        } else {
-            format!(
-                "{} did not sign you in (it answered {shown}). Nothing was linked. Try again, or use another way to sign in.",
-                provider.name
-            )
-        };
         return Err(failure(
-            StatusCode::BAD_REQUEST,
-            "Sign-in cancelled",
-            &message,
+            FederationFailure::Cancelled {
+                provider: provider.name.clone(),
+                code: shown.to_string(),
+            },
             &back,
         ));
     }
@@ -511,35 +449,22 @@ async fn sign_in(
                     },
                 )
                 .await?;
-            let message = format!(
-                "An account here already has the e-mail address your {} account uses. To link them, sign in to that account with its own password (and second factor, if it has one). Until then nothing is linked.",
-                provider.name
-            );
             return Err(failure(
-                StatusCode::OK,
-                "Sign in to link your account",
-                &message,
+                FederationFailure::ProveAccount {
+                    provider: provider.name.clone(),
+                },
                 &back_to_login(&started.req, &started.next),
             ));
         }
         Resolution::NoAccount => {
-            let message = format!(
-                "No account here is linked to your {} account, and new accounts are not made from it. Sign in with your password, then link {} on your account page.",
-                provider.name, provider.name
-            );
             return Err(failure(
-                StatusCode::FORBIDDEN,
-                "No account",
-                &message,
+                FederationFailure::NoAccount {
+                    provider: provider.name.clone(),
+                },
                 &back,
             ));
         }
-        Resolution::Disabled => return Err(failure(
-            StatusCode::FORBIDDEN,
-            "Account disabled",
-            "The account linked to this sign-in is disabled. Ask the person who runs this server.",
-            &back,
-        )),
+        Resolution::Disabled => return Err(failure(FederationFailure::Disabled, &back)),
     };
     login::after_first_factor(
         state,
@@ -601,22 +526,21 @@ async fn finish_link(
         current.filter(|(u, _)| u.id == user_id && u.session_epoch == session_epoch)
     else {
         return Err(failure(
-            StatusCode::FORBIDDEN,
-            "Not linked",
-            "You are no longer signed in as the account this link was started for. Nothing was linked.",
+            FederationFailure::SessionChanged,
             "/login?next=/account/providers",
         ));
     };
     let caller = Caller::user(user.id.clone(), user.username.clone(), peer.0.clone());
-    match state.federation.link(&caller, &user, provider, identity).await {
+    match state
+        .federation
+        .link(&caller, &user, provider, identity)
+        .await
+    {
         Ok(()) => Ok(respond::see_other("/account/providers?notice=linked")),
         Err(FederationError::AlreadyLinked) => Err(failure(
-            StatusCode::CONFLICT,
-            "Already linked",
-            &format!(
-                "This {} account is linked to an account here already (this one or another). Nothing was changed.",
-                provider.name
-            ),
+            FederationFailure::AlreadyLinked {
+                provider: provider.name.clone(),
+            },
             back,
         )),
         Err(error) => Err(federation_unavailable(error)),
@@ -669,7 +593,11 @@ async fn providers_page(
     let Some(me) = super::account_pages::me(&state, &session, &peer).await? else {
         return Ok(respond::see_other("/login?next=/account/providers"));
     };
-    render_providers(&state, &me, notice_text(query.notice.as_deref()), None).await
+    Ok(
+        render_providers(&state, &me, notice_text(query.notice.as_deref()), None)
+            .await?
+            .into_response(),
+    )
 }
 
 async fn render_providers(
@@ -677,7 +605,7 @@ async fn render_providers(
     me: &super::account_pages::Me,
     notice: Option<&str>,
     error: Option<&str>,
-) -> Result<Response, PageError> {
+) -> Result<pages::Page, PageError> {
     let providers = state
         .federation
         .providers()
@@ -723,7 +651,7 @@ async fn render_providers(
         available,
         has_password: me.user.has_password(),
     };
-    Ok(pages::render(&page, &[])?.into_response())
+    Ok(pages::render(&page, &[])?)
 }
 
 /// Whether a change to the account needs a step-up first (an account with a second factor
@@ -806,16 +734,11 @@ async fn unlink(
                 Some("This is the only way you can sign in. Set a password (with \"Forgot your password?\" on the sign-in page) or link another provider first."),
             )
             .await?;
-            Err(PageError::Rejected(Box::new(
-                (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
-            )))
+            Err(PageError::InvalidForm(page))
         }
-        Err(FederationError::NotFound) => Err(failure(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            "That sign-in is not linked to your account.",
-            "/account/providers",
-        )),
+        Err(FederationError::NotFound) => {
+            Err(failure(FederationFailure::NotLinked, "/account/providers"))
+        }
         Err(error) => Err(federation_unavailable(error)),
     }
 }

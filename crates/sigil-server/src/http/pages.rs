@@ -144,6 +144,32 @@ pub fn render(template: &impl Template, form_targets: &[String]) -> Result<Page,
 }
 
 /// An error or information page.
+#[derive(Template)]
+#[template(path = "federation_message.html")]
+pub struct FederationMessagePage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub back: &'a str,
+    pub back_text: &'a str,
+}
+
+/// The page an upstream sign-in ends on when it signs nobody in, with a link to `back`.
+pub fn federation_message(title: &str, text: &str, back: &str) -> Result<Page, askama::Error> {
+    render(
+        &FederationMessagePage {
+            title,
+            message: text,
+            back,
+            back_text: if back.starts_with("/account") {
+                "Back to your account"
+            } else {
+                "Back to sign-in"
+            },
+        },
+        &[],
+    )
+}
+
 pub fn message(title: &str, text: &str, is_error: bool) -> Result<Page, askama::Error> {
     render(
         &MessagePage {

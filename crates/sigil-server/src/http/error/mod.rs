@@ -9,7 +9,7 @@ mod page;
 mod request;
 
 pub use oauth::{BearerError, OAuthResponseError};
-pub use page::PageError;
+pub use page::{FederationFailure, PageError};
 pub use request::{FormRejection, RequestError, TIMEOUT_STATUS};
 
 use axum::http::{header, HeaderValue};

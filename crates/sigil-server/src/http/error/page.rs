@@ -70,10 +70,127 @@ pub enum PageError {
     /// a stored passkey that does not parse (500). Pages that can show their form again
     /// with the message do so instead.
     Passkey(PasskeyError),
+    /// An upstream sign-in, or a link from the account page, that ended here: a page that
+    /// says why and links to `back` (sign-in, or the account's providers page).
+    Federation {
+        failure: FederationFailure,
+        back: String,
+    },
     /// A template failed to render (500, plain text).
     Template(askama::Error),
     /// A framework extractor's own rejection, passed on as it is.
     Rejected(Box<Response>),
+}
+
+/// Why an upstream sign-in did not sign anyone in (see [`PageError::Federation`]).
+/// `provider` is the provider's display name.
+#[derive(Debug)]
+pub enum FederationFailure {
+    /// A callback this session did not start, for another provider, or used already (400).
+    Forged,
+    /// Started more than ten minutes ago (400).
+    Expired,
+    /// No provider has this id (404).
+    NoSuchProvider,
+    /// The provider did not answer, or not within the limits (502).
+    Unreachable { provider: String },
+    /// The provider's answer failed a check, or it refused the code (400).
+    Refused { provider: String },
+    /// The provider answered with an error (`code`, shown only when it is a plain OAuth
+    /// error code) (400).
+    Cancelled { provider: String, code: String },
+    /// A new identity whose verified address is an existing account's: sign in to that
+    /// account to link it (200).
+    ProveAccount { provider: String },
+    /// No linked account, and the provider does not create accounts (403).
+    NoAccount { provider: String },
+    /// The linked account is disabled (403).
+    Disabled,
+    /// A link finished in a session no longer signed in as the account it started for (403).
+    SessionChanged,
+    /// The identity is linked to an account already (409).
+    AlreadyLinked { provider: String },
+    /// Unlinking an identity the account does not have (404).
+    NotLinked,
+    /// The provider's client secret does not open, or another internal failure (500).
+    Internal,
+}
+
+impl FederationFailure {
+    fn page(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::Forged => (
+                StatusCode::BAD_REQUEST,
+                "This sign-in cannot be completed",
+                "This answer does not belong to a sign-in started in this browser, or it was used already. Nothing was signed in or linked. Start signing in again.".into(),
+            ),
+            Self::Expired => (
+                StatusCode::BAD_REQUEST,
+                "This sign-in has expired",
+                "The sign-in took too long. Nothing was signed in or linked. Start again.".into(),
+            ),
+            Self::NoSuchProvider => (
+                StatusCode::NOT_FOUND,
+                "No such sign-in provider",
+                "This server has no such sign-in provider, or it was removed.".into(),
+            ),
+            Self::Unreachable { provider } => (
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                format!("{provider} cannot be reached right now. Try again in a moment, or use another way to sign in."),
+            ),
+            Self::Refused { provider } => (
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                format!("The answer from {provider} could not be accepted, so you were not signed in and nothing was linked. Try again, or use another way to sign in."),
+            ),
+            Self::Cancelled { provider, code } if code == "access_denied" => (
+                StatusCode::BAD_REQUEST,
+                "Sign-in cancelled",
+                format!("{provider} did not sign you in: the sign-in was cancelled or refused there. Nothing was linked."),
+            ),
+            Self::Cancelled { provider, code } => (
+                StatusCode::BAD_REQUEST,
+                "Sign-in cancelled",
+                format!("{provider} did not sign you in (it answered {code}). Nothing was linked. Try again, or use another way to sign in."),
+            ),
+            Self::ProveAccount { provider } => (
+                StatusCode::OK,
+                "Sign in to link your account",
+                format!("An account here already has the e-mail address your {provider} account uses. To link them, sign in to that account with its own password (and second factor, if it has one). Until then nothing is linked."),
+            ),
+            Self::NoAccount { provider } => (
+                StatusCode::FORBIDDEN,
+                "No account",
+                format!("No account here is linked to your {provider} account, and new accounts are not made from it. Sign in with your password, then link {provider} on your account page."),
+            ),
+            Self::Disabled => (
+                StatusCode::FORBIDDEN,
+                "Account disabled",
+                "The account linked to this sign-in is disabled. Ask the person who runs this server.".into(),
+            ),
+            Self::SessionChanged => (
+                StatusCode::FORBIDDEN,
+                "Not linked",
+                "You are no longer signed in as the account this link was started for. Nothing was linked.".into(),
+            ),
+            Self::AlreadyLinked { provider } => (
+                StatusCode::CONFLICT,
+                "Already linked",
+                format!("This {provider} account is linked to an account here already (this one or another). Nothing was changed."),
+            ),
+            Self::NotLinked => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "That sign-in is not linked to your account.".into(),
+            ),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Sign-in failed",
+                "Sigil could not complete this sign-in. Try again, or use another way to sign in.".into(),
+            ),
+        }
+    }
 }
 
 impl From<tower_sessions::session::Error> for PageError {
@@ -324,6 +441,13 @@ impl IntoResponse for PageError {
                 "Internal error",
                 "A stored passkey cannot be read. Remove it from your account and add it again.".to_string(),
             ),
+            PageError::Federation { failure, back } => {
+                let (status, title, message) = failure.page();
+                return match pages::federation_message(title, &message, &back) {
+                    Ok(page) => (status, page).into_response(),
+                    Err(error) => PageError::Template(error).into_response(),
+                };
+            }
             PageError::Template(_) => {
                 let mut response =
                     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
