@@ -1077,3 +1077,90 @@ async fn an_account_links_another_identity_from_its_page() {
         .await;
     assert_eq!(unknown.status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgresql_sign_in_through_a_provider_added_while_they_run() {
+    let Some(db) = TestDb::postgres("federation_replicas").await else {
+        return;
+    };
+    let up = Sigil::start("up_session", free_port());
+    up.add_user("ada", "ada@example.com");
+    // Two replicas behind one issuer share the database and the keys directory.
+    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    setup.sigil(&["migrate"], None);
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let one = Server::start_on(
+        &setup,
+        &[],
+        &["--issuer", &issuer, "--session-cookie-name", "down_session"],
+        port,
+        &[],
+    );
+    let two = Server::start_on(
+        &setup,
+        &[],
+        &["--issuer", &issuer, "--session-cookie-name", "down_session"],
+        free_port(),
+        &[],
+    );
+    let (up_id, up_secret) = up.add_client(
+        "Downstream",
+        &[format!("{issuer}/login/provider/up/callback")],
+        "openid,profile,email",
+    );
+    for server in [&one, &two] {
+        let page = Browser::new()
+            .follow(&format!("{}/login", server.base))
+            .await;
+        assert!(!page.body.contains("Sign in with Upstream"));
+    }
+    setup.sigil(
+        &[
+            "provider",
+            "add",
+            "--id",
+            "up",
+            "--name",
+            "Upstream",
+            "--issuer",
+            up.base(),
+            "--client-id",
+            &up_id,
+            "--client-secret-stdin",
+            "--create-users",
+            "--allow-http",
+        ],
+        Some(&up_secret),
+    );
+    // Both replicas offer it at once, and the second one (whose keys directory is shared,
+    // so it opens the sealed secret) completes a sign-in through it.
+    for server in [&one, &two] {
+        let page = Browser::new()
+            .follow(&format!("{}/login", server.base))
+            .await;
+        assert!(
+            page.body.contains(">Sign in with Upstream</a>"),
+            "{}",
+            page.body
+        );
+    }
+    let browser = Browser::new();
+    let start = browser
+        .get(&format!("{}/login/provider/up", two.base))
+        .await
+        .location
+        .expect("to the upstream");
+    assert!(start.starts_with(up.base()), "{start}");
+    let page = browser.follow(&start).await;
+    // The upstream sends the browser to the issuer's address: the first replica takes
+    // the callback of a sign-in the second one started (the session is in the database).
+    let done = browser.password(&page, "ada", PASSWORD).await;
+    assert_eq!(done.status, 200, "{} {}", done.url, done.body);
+    assert!(
+        done.body.contains("You are signed in as ada"),
+        "{}",
+        done.body
+    );
+    drop((one, two));
+}

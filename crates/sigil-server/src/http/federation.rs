@@ -315,11 +315,11 @@ async fn callback(
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 256)
     else {
-        tracing::warn!(provider = %id.chars().take(32).collect::<String>(), "upstream callback without a state");
+        tracing::warn!(provider = ?id.chars().take(32).collect::<String>(), "upstream callback without a state");
         return Err(forged());
     };
     let Some(started) = take_start(&session, state_token).await? else {
-        tracing::warn!(provider = %id.chars().take(32).collect::<String>(), "upstream callback with an unknown state");
+        tracing::warn!(provider = ?id.chars().take(32).collect::<String>(), "upstream callback with an unknown state");
         return Err(forged());
     };
     if started.provider_id != id {
