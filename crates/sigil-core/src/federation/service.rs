@@ -227,10 +227,7 @@ impl Federation {
                         .await?;
                     self.audit_log
                         .record(
-                            &caller.acting_as(crate::audit::Actor::User {
-                                id: user.id.clone(),
-                                name: user.username.clone(),
-                            }),
+                            &as_user(caller, &user),
                             "federation.sign_in",
                             Some(&provider.id),
                             format!("as {}", user.username),
@@ -290,10 +287,7 @@ impl Federation {
         };
         self.audit_log
             .record(
-                &caller.acting_as(crate::audit::Actor::User {
-                    id: user.id.clone(),
-                    name: user.username.clone(),
-                }),
+                &as_user(caller, &user),
                 "federation.user_created",
                 Some(&provider.id),
                 format!("account {} made at its first sign-in", user.username),
@@ -460,6 +454,14 @@ impl Federation {
             .await;
         Ok(())
     }
+}
+
+/// The same address, acting as the user who signed in.
+fn as_user(caller: &Caller, user: &User) -> Caller {
+    caller.acting_as(crate::audit::Actor::User {
+        id: user.id.clone(),
+        name: user.username.clone(),
+    })
 }
 
 /// A user name for a new account: the provider's preferred one, else the address's local

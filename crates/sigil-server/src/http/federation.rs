@@ -654,19 +654,27 @@ async fn render_providers(
     Ok(pages::render(&page, &[])?)
 }
 
-/// Whether a change to the account needs a step-up first (an account with a second factor
-/// whose session did not prove one): linking adds a way in, so it is such a change.
-async fn step_up_first(
+/// What the account page's forms share: the CSRF check, a signed-in user, and a step-up
+/// first for an account with a second factor whose session did not prove one (linking
+/// adds a way in, unlinking takes one away). `Err` is where to send the browser instead.
+async fn account_form(
     state: &AppState,
-    me: &super::account_pages::Me,
-) -> Result<Option<Response>, PageError> {
+    session: &Session,
+    peer: &PeerAddress,
+    body: &Bytes,
+) -> Result<Result<(super::account_pages::Me, OAuthForm), Response>, PageError> {
+    let form = OAuthForm::parse(body);
+    browser::check_csrf(session, &form).await?;
+    let Some(me) = super::account_pages::me(state, session, peer).await? else {
+        return Ok(Err(respond::see_other("/login?next=/account/providers")));
+    };
     let summary = state.factors.summary(&me.user.id).await?;
-    if super::account_security::needs_step_up(me, &summary) {
-        return Ok(Some(respond::see_other(
+    if super::account_security::needs_step_up(&me, &summary) {
+        return Ok(Err(respond::see_other(
             "/login/second-factor?next=/account/providers",
         )));
     }
-    Ok(None)
+    Ok(Ok((me, form)))
 }
 
 /// `POST /account/providers/link` (`provider`): to the provider, to link what signs in there.
@@ -676,14 +684,10 @@ async fn link(
     peer: PeerAddress,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body);
-    browser::check_csrf(&session, &form).await?;
-    let Some(me) = super::account_pages::me(&state, &session, &peer).await? else {
-        return Ok(respond::see_other("/login?next=/account/providers"));
+    let (me, form) = match account_form(&state, &session, &peer, &body).await? {
+        Ok(signed_in) => signed_in,
+        Err(elsewhere) => return Ok(elsewhere),
     };
-    if let Some(response) = step_up_first(&state, &me).await? {
-        return Ok(response);
-    }
     let id = form.single("provider").ok().flatten().unwrap_or("");
     let Some(provider) = find_provider(&state, id).await? else {
         return Err(no_such_provider("/account/providers"));
@@ -710,14 +714,10 @@ async fn unlink(
     peer: PeerAddress,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let form = OAuthForm::parse(&body);
-    browser::check_csrf(&session, &form).await?;
-    let Some(me) = super::account_pages::me(&state, &session, &peer).await? else {
-        return Ok(respond::see_other("/login?next=/account/providers"));
+    let (me, form) = match account_form(&state, &session, &peer, &body).await? {
+        Ok(signed_in) => signed_in,
+        Err(elsewhere) => return Ok(elsewhere),
     };
-    if let Some(response) = step_up_first(&state, &me).await? {
-        return Ok(response);
-    }
     let issuer = form.single("issuer").ok().flatten().unwrap_or("");
     let subject = form.single("subject").ok().flatten().unwrap_or("");
     match state
