@@ -592,7 +592,17 @@ async fn an_openid_connect_upstream_creates_signs_in_and_links_only_with_the_pas
     let wrong = browser.password(&login, "grace", "not her password").await;
     assert_eq!(wrong.status, 401);
     assert!(world.down.audit_actions("federation.linked").is_empty());
-    let back = browser.password(&login, "grace", PASSWORD).await;
+    let confirm = browser.password(&login, "grace", PASSWORD).await;
+    // The account is proven; the link is made once she says so.
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    assert!(
+        confirm.body.contains("Link your Upstream account?")
+            && confirm.body.contains("grace@example.com"),
+        "{}",
+        confirm.body
+    );
+    assert!(world.down.audit_actions("federation.linked").is_empty());
+    let back = decide(&browser, &confirm, "link").await;
     let proven = app.finish(request, &back).await;
     assert!(proven.amr.contains(&"pwd".to_string()), "{:?}", proven.amr);
     let linked = world.down.audit_actions("federation.linked");
@@ -624,8 +634,27 @@ async fn an_openid_connect_upstream_creates_signs_in_and_links_only_with_the_pas
     assert!(unlinked.body.contains("None linked"), "{}", unlinked.body);
     assert_eq!(world.down.audit_actions("federation.unlinked").len(), 1);
     let request = app.request();
-    let asked = via_upstream(&Browser::new(), &request, "Upstream", "grace").await;
+    let browser = Browser::new();
+    let asked = via_upstream(&browser, &request, "Upstream", "grace").await;
     assert!(asked.body.contains("Sign in to link your account"));
+    // This time she declines: signed in with her password, nothing linked.
+    let login = browser
+        .follow(&format!(
+            "{}{}",
+            world.down.base(),
+            hidden_link(&asked.body)
+        ))
+        .await;
+    let confirm = browser.password(&login, "grace", PASSWORD).await;
+    let back = decide(&browser, &confirm, "skip").await;
+    let declined = app.finish(request, &back).await;
+    assert_eq!(declined.subject, proven.subject);
+    assert!(declined.amr.contains(&"pwd".to_string()));
+    assert_eq!(world.down.audit_actions("federation.linked").len(), 1);
+    let page = browser
+        .follow(&format!("{}/account/providers", world.down.base()))
+        .await;
+    assert!(page.body.contains("None linked"), "{}", page.body);
 
     // Every sign-in through the provider is audited.
     assert_eq!(world.down.audit_actions("federation.sign_in").len(), 2);
@@ -659,6 +688,29 @@ async fn an_openid_connect_upstream_creates_signs_in_and_links_only_with_the_pas
         !list.to_string().contains("secret"),
         "no secret listed: {list}"
     );
+}
+
+/// Answers the "Link your … account?" page `page` with `decision` (`link` or `skip`).
+async fn decide(browser: &Browser, page: &Answer, decision: &str) -> Answer {
+    assert!(
+        page.url.contains("/login/link-provider"),
+        "{} {}",
+        page.url,
+        page.body
+    );
+    let action = url::Url::parse(&page.url)
+        .expect("url")
+        .join("/login/link-provider")
+        .expect("join")
+        .to_string();
+    let csrf = hidden(&page.body, "csrf");
+    let req = hidden(&page.body, "req");
+    browser
+        .submit(
+            &action,
+            &[("csrf", &csrf), ("req", &req), ("decision", decision)],
+        )
+        .await
 }
 
 /// The sign-in link of a "sign in to link" page.

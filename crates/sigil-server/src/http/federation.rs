@@ -49,6 +49,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login/provider/{id}", get(start))
         .route("/login/provider/{id}/callback", get(callback))
+        .route(
+            "/login/link-provider",
+            get(confirm_link_page).post(confirm_link),
+        )
         .route("/account/providers", get(providers_page))
         .route("/account/providers/link", post(link))
         .route("/account/providers/unlink", post(unlink))
@@ -482,33 +486,140 @@ async fn sign_in(
     .await
 }
 
-/// After a sign-in that proved an account by its own means (not through a provider):
-/// links the identity waiting for that account, if any. Another account's wait is dropped.
-pub(super) async fn link_pending(
+/// The page that asks to confirm a waiting link, carrying the pending request or `next`.
+pub(super) fn confirm_url(req: &str, next: &str) -> String {
+    format!("/login/link-provider{}", continuation(req, next))
+}
+
+/// The identity waiting for this account, if it is recent and this is the account (a
+/// wait for another account is dropped).
+async fn pending_link_of(
     state: &AppState,
     session: &Session,
     user: &sigil_core::user::User,
-    address: Option<String>,
-) -> Result<bool, PageError> {
-    let Some(pending) = session.remove::<PendingLink>(PENDING_LINK).await? else {
-        return Ok(false);
+) -> Result<Option<PendingLink>, PageError> {
+    let Some(pending) = session.get::<PendingLink>(PENDING_LINK).await? else {
+        return Ok(None);
     };
     if pending.user_id != user.id || state.authority.now() - pending.created_at >= START_TTL {
-        return Ok(false);
+        session.remove::<PendingLink>(PENDING_LINK).await?;
+        return Ok(None);
     }
-    let Some(provider) = find_provider(state, &pending.provider_id).await? else {
-        return Ok(false);
+    Ok(Some(pending))
+}
+
+/// After a sign-in that proved an account by its own means (not through a provider):
+/// whether an identity waits to be linked to it (see [`confirm_link`]).
+pub(super) async fn has_pending_link(
+    state: &AppState,
+    session: &Session,
+    user: &sigil_core::user::User,
+) -> Result<bool, PageError> {
+    Ok(pending_link_of(state, session, user).await?.is_some())
+}
+
+#[derive(Template)]
+#[template(path = "link_provider.html")]
+struct ConfirmLinkPage<'a> {
+    csrf: &'a str,
+    req: &'a str,
+    next: &'a str,
+    provider: &'a str,
+    email: &'a str,
+    username: &'a str,
+}
+
+/// Where a sign-in goes on once the link is decided: the pending request, `next`, or the
+/// account's providers page.
+async fn go_on(
+    state: &AppState,
+    session: &Session,
+    req: &str,
+    next: &str,
+) -> Result<Response, PageError> {
+    if !req.is_empty() {
+        return login::continue_pending(state, session, req, state.authority.now()).await;
+    }
+    Ok(respond::see_other(match next {
+        "" => "/account/providers",
+        next => next,
+    }))
+}
+
+/// `GET /login/link-provider`: "Link your NAME account to this one?", once the account
+/// proved itself with its own password (and second factor).
+async fn confirm_link_page(
+    State(state): State<AppState>,
+    session: Session,
+    peer: PeerAddress,
+    Query(query): Query<StartQuery>,
+) -> Result<Response, PageError> {
+    let req = query.req.unwrap_or_default();
+    let next = login::local_next(query.next.as_deref()).to_string();
+    let Some((user, _)) = browser::current_user(&state, &session, peer.0.as_deref()).await? else {
+        return Ok(respond::see_other(&back_to_login(&req, &next)));
     };
-    let caller = Caller::user(user.id.clone(), user.username.clone(), address);
-    match state
-        .federation
-        .link(&caller, user, &provider, &pending.identity)
-        .await
-    {
-        Ok(()) => Ok(true),
-        Err(FederationError::AlreadyLinked) => Ok(false),
-        Err(error) => Err(federation_unavailable(error)),
+    let Some(pending) = pending_link_of(&state, &session, &user).await? else {
+        return go_on(&state, &session, &req, &next).await;
+    };
+    let Some(provider) = find_provider(&state, &pending.provider_id).await? else {
+        session.remove::<PendingLink>(PENDING_LINK).await?;
+        return go_on(&state, &session, &req, &next).await;
+    };
+    let csrf = browser::csrf_token(&session).await?;
+    let page = ConfirmLinkPage {
+        csrf: &csrf,
+        req: &req,
+        next: &next,
+        provider: &provider.name,
+        email: pending.identity.email.as_deref().unwrap_or(""),
+        username: &user.username,
+    };
+    Ok(pages::render(&page, &[])?.into_response())
+}
+
+/// `POST /login/link-provider` (`decision`: `link` or anything else): links the waiting
+/// identity or forgets it, then goes on with the sign-in.
+async fn confirm_link(
+    State(state): State<AppState>,
+    session: Session,
+    peer: PeerAddress,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let form = OAuthForm::parse(&body);
+    browser::check_csrf(&session, &form).await?;
+    let req = form.single("req").ok().flatten().unwrap_or("").to_string();
+    let next = login::local_next(form.single("next").ok().flatten()).to_string();
+    let Some((user, _)) = browser::current_user(&state, &session, peer.0.as_deref()).await? else {
+        return Ok(respond::see_other(&back_to_login(&req, &next)));
+    };
+    let pending = pending_link_of(&state, &session, &user).await?;
+    session.remove::<PendingLink>(PENDING_LINK).await?;
+    let wants = form.single("decision").ok().flatten() == Some("link");
+    if let (Some(pending), true) = (pending, wants) {
+        if let Some(provider) = find_provider(&state, &pending.provider_id).await? {
+            let caller = Caller::user(user.id.clone(), user.username.clone(), peer.0.clone());
+            match state
+                .federation
+                .link(&caller, &user, &provider, &pending.identity)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(user = %user.id, "an upstream identity was linked at sign-in")
+                }
+                Err(FederationError::AlreadyLinked) => {
+                    return Err(failure(
+                        FederationFailure::AlreadyLinked {
+                            provider: provider.name.clone(),
+                        },
+                        "/account/providers",
+                    ))
+                }
+                Err(error) => return Err(federation_unavailable(error)),
+            }
+        }
     }
+    go_on(&state, &session, &req, &next).await
 }
 
 async fn finish_link(

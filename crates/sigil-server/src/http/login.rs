@@ -369,8 +369,12 @@ pub(super) async fn finish(
     let proven_here = !methods.iter().any(|m| m.method == Method::Federated);
     browser::start_session(state, session, user, address.clone(), headers, methods).await?;
     tracing::info!(user = %user.id, "signed in");
-    if proven_here && super::federation::link_pending(state, session, user, address).await? {
-        tracing::info!(user = %user.id, "an upstream identity was linked at sign-in");
+    // It is linked only once the person says so on the next page: a sign-in they did not
+    // mean to make upstream (a login CSRF there) does not link silently.
+    if proven_here && super::federation::has_pending_link(state, session, user).await? {
+        return Ok(respond::see_other(&super::federation::confirm_url(
+            req, next,
+        )));
     }
     if req.is_empty() && user.must_change_password {
         return Ok(respond::see_other("/account/password"));
