@@ -727,6 +727,15 @@ fn federation(
     database: &Database,
     keys_dir: &Path,
 ) -> Result<sigil_core::federation::Federation, CommandError> {
+    // A key made here, in a directory the servers do not read, would seal a secret they
+    // cannot open: the key must exist already (the server makes it at its first start).
+    if !keys_dir.join(crate::serve::FACTOR_KEY_FILE).exists() {
+        return Err(CommandError::Invalid(format!(
+            "there is no {} in {}: start the server once (it makes the key), or give the --keys-dir the servers use",
+            crate::serve::FACTOR_KEY_FILE,
+            keys_dir.display()
+        )));
+    }
     let key = crate::keyfiles::load_or_create_secret(
         keys_dir,
         crate::serve::FACTOR_KEY_FILE,

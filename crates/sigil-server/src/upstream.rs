@@ -501,10 +501,14 @@ impl Upstreams {
                         tokens.access_token().clone(),
                         Some(claims.subject().clone()),
                     ) {
-                        let info: CoreUserInfoClaims =
-                            request.request_async(&http).await.map_err(|e| {
-                                UpstreamError::Invalid(format!("userinfo: {}", chain(&e)))
-                            })?;
+                        // Best effort: the ID token already said who signed in.
+                        let info: CoreUserInfoClaims = match request.request_async(&http).await {
+                            Ok(info) => info,
+                            Err(error) => {
+                                tracing::info!(provider = %provider.id, error = %chain(&error), "userinfo failed; going on with the ID token's claims");
+                                return Ok(identity);
+                            }
+                        };
                         if identity.email.is_none() {
                             identity.email = info.email().map(|e| e.as_str().to_string());
                             identity.email_verified = info.email_verified().unwrap_or(false);

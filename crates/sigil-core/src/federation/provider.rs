@@ -215,7 +215,8 @@ impl NewProvider {
         if self.kind == ProviderKind::Oidc && !scopes.iter().any(|s| s == "openid") {
             scopes.insert(0, "openid".into());
         }
-        scopes.dedup();
+        let mut seen = std::collections::HashSet::new();
+        scopes.retain(|s| seen.insert(s.clone()));
         let subject_claim = self
             .subject_claim
             .map(|c| c.trim().to_string())
@@ -242,12 +243,12 @@ impl NewProvider {
         match self.kind {
             ProviderKind::OAuth2 => {
                 if authorize_url.is_none() || token_url.is_none() || userinfo_url.is_none() {
-                    return Err("a plain OAuth 2.0 provider needs --authorize-url, --token-url and --userinfo-url".into());
+                    return Err("a plain OAuth 2.0 provider needs its authorization, token and userinfo URLs".into());
                 }
             }
             ProviderKind::Oidc => {
                 if authorize_url.is_some() || token_url.is_some() || userinfo_url.is_some() {
-                    return Err("an OpenID Connect provider's endpoints come from its discovery document: give --kind oauth2 to name them".into());
+                    return Err("an OpenID Connect provider's endpoints come from its discovery document: name them only for a plain OAuth 2.0 provider".into());
                 }
             }
         }

@@ -305,24 +305,11 @@ impl Federation {
         verified_email: Option<String>,
         now: i64,
     ) -> Result<Option<User>, FederationError> {
-        // An address the provider does not vouch for is kept unverified, and only while no
-        // account has it (it cannot be used to reach someone else's account either way).
-        let (mut email, email_verified) = match verified_email {
-            Some(email) => (Some(email), true),
-            None => {
-                let email = upstream
-                    .email
-                    .as_deref()
-                    .map(normalize_email)
-                    .filter(|e| validate_email(e).is_ok());
-                match email {
-                    Some(email) if self.store.find_user_by_email(&email).await?.is_none() => {
-                        (Some(email), false)
-                    }
-                    _ => (None, false),
-                }
-            }
-        };
+        // Only an address the provider vouches for (and is trusted to) goes on the account.
+        // An unverified one would hold the address for whoever typed it upstream: its
+        // real owner, later sent to prove "their" account and resetting its password by
+        // mail, would take over an account the upstream identity still signs in to.
+        let mut email = verified_email;
         let name = upstream
             .name
             .as_deref()
@@ -343,7 +330,7 @@ impl Federation {
                 id: random_token(16),
                 username,
                 email: email.clone(),
-                email_verified: email.is_some() && email_verified,
+                email_verified: email.is_some(),
                 name: name.clone(),
                 // No password: the account signs in through the provider (and may set a
                 // password by the reset mail once it has an address).

@@ -341,6 +341,21 @@ async fn callback(
         return Err(no_such_provider(&back));
     };
     let caller = peer.anonymous();
+    // An error response is checked for its issuer too (RFC 9207 §2.4): a mix-up must not
+    // show another provider's words under this one's name.
+    if query.error.is_some() && query.iss.is_some() {
+        if let Err(error) = state
+            .upstreams
+            .check_response_issuer(&provider, query.iss.as_deref())
+            .await
+        {
+            state
+                .federation
+                .record_refusal(&caller, &provider, &error.to_string())
+                .await;
+            return Err(unreachable_provider(&provider, &error, &back));
+        }
+    }
     if let Some(code) = query.error.as_deref() {
         let shown = error_code(code).unwrap_or("an error");
         tracing::info!(provider = %provider.id, error = %shown, "the provider did not sign the user in");
