@@ -158,7 +158,17 @@ mod tests {
             ProviderId::try_from("corp-sso".to_string()).map(|p| p.to_string()),
             Ok("corp-sso".to_string())
         );
-        for bad in ["", "..", "-x", "Corp", "a/b", "a%2Fb", "a?b", "a.b", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "..",
+            "-x",
+            "Corp",
+            "a/b",
+            "a%2Fb",
+            "a?b",
+            "a.b",
+            &"x".repeat(33),
+        ] {
             assert!(ProviderId::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }
