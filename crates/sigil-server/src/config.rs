@@ -429,7 +429,7 @@ pub struct UserInviteArgs {
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
     /// Add an upstream identity provider; its client secret is read from standard input.
-    Add(ProviderAddArgs),
+    Add(Box<ProviderAddArgs>),
     /// List the providers.
     List(ProviderListArgs),
     /// Remove a provider (accounts linked through it stay, and sign in again if it is
