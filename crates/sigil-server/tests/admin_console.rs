@@ -1,7 +1,7 @@
 //! The admin console in process (tower `oneshot`, real SQLite, a cookie jar by hand):
 //! who gets in, CSRF on every form, validation shown on the form, the secret shown once,
-//! disabling a user, the audit log; and `sigil audit verify` (the real binary) finding an
-//! edited or deleted row.
+//! disabling a user, identity providers (their client secret sealed), the audit log; and
+//! `sigil audit verify` (the real binary) finding an edited or deleted row.
 
 mod common;
 
@@ -218,7 +218,14 @@ async fn only_admins_get_in() {
     let mut pat = Browser::new(&app);
     let page = pat.sign_in("pat", "third pass phrase 1").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
-    for path in ["/admin", "/admin/users", "/admin/keys", "/admin/audit"] {
+    for path in [
+        "/admin",
+        "/admin/users",
+        "/admin/keys",
+        "/admin/audit",
+        "/admin/providers",
+        "/admin/providers/new",
+    ] {
         let page = pat.get(path).await;
         assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
     }
@@ -1010,6 +1017,261 @@ async fn the_command_line_does_the_same() {
         .contains("audit log intact: 11 entries"));
 }
 
+/// Every file of a SQLite test database (the database, its write-ahead log and index),
+/// as bytes: what someone holding a copy of them would read.
+fn sqlite_bytes(db: &TestDb) -> Vec<u8> {
+    let path = db.sqlite_path().expect("a SQLite database");
+    let dir = path.parent().expect("its directory");
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            bytes.extend(std::fs::read(&path).expect("read"));
+        }
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn identity_providers_are_added_and_removed_in_the_console() {
+    const SECRET: &str = "upstream-client-secret-Qx7vK2";
+    let app = app_with_admin().await;
+    let store = app.state.database.store();
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "topmost pass phrase 1").await;
+    let page = root.get("/admin/providers").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("No identity providers"));
+    assert!(page
+        .body
+        .contains("href=\"/admin/providers\">Providers</a>"));
+    let csrf = root.csrf("/admin/providers/new").await;
+    let page = root.get("/admin/providers/new").await;
+    assert!(page.body.contains("type=\"password\""));
+
+    let good = |id: &'static str, issuer: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("id", id),
+            ("name", "Corp SSO"),
+            ("kind", "oidc"),
+            ("issuer", issuer),
+            ("client_id", "sigil-at-corp"),
+            ("client_secret", SECRET),
+            ("create_users", "1"),
+        ]
+    };
+
+    // Bad input: the form again, with the core's message and what was typed, but never
+    // the secret; nothing added.
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (good("corp", "http://idp.example.com"), "must use https://"),
+        (
+            [
+                good("corp", "http://idp.example.com"),
+                vec![("allow_http", "1")],
+            ]
+            .concat(),
+            "accepts only a loopback address",
+        ),
+        (
+            good("Corp SSO", "https://idp.example.com"),
+            "a provider id is 1 to 32",
+        ),
+        (
+            [
+                good("corp", "https://idp.example.com"),
+                vec![("token_url", "https://idp.example.com/token")],
+            ]
+            .concat(),
+            "come from its discovery document",
+        ),
+        (
+            good("corp", "https://idp.example.com")
+                .into_iter()
+                .map(|(k, v)| if k == "kind" { (k, "oauth2") } else { (k, v) })
+                .collect(),
+            "a plain OAuth 2.0 provider needs",
+        ),
+        (
+            good("corp", "https://idp.example.com")
+                .into_iter()
+                .filter(|(k, _)| *k != "client_secret")
+                .collect(),
+            "the client secret is 1 to 4096 characters",
+        ),
+        (
+            good("corp", "https://idp.example.com")
+                .into_iter()
+                .map(|(k, v)| if k == "kind" { (k, "saml") } else { (k, v) })
+                .collect(),
+            "choose the kind of provider",
+        ),
+    ];
+    for (fields, message) in cases {
+        let fields = [vec![("csrf", csrf.as_str())], fields].concat();
+        let page = root.post("/admin/providers/new", &fields).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{message}");
+        assert!(page.body.contains(message), "{message}: {}", page.body);
+        assert!(page.body.contains("role=\"alert\""));
+        assert!(
+            page.body.contains("value=\"Corp SSO\"")
+                && page.body.contains("value=\"sigil-at-corp\""),
+            "the form keeps what was typed"
+        );
+        assert!(!page.body.contains(SECRET), "the secret is not shown back");
+    }
+    assert!(store.list_providers().await.expect("list").is_empty());
+
+    // Without the session's CSRF token: refused, nothing added.
+    for token in [None, Some(""), Some("forged")] {
+        let mut fields = good("corp", "https://idp.example.com");
+        if let Some(token) = token {
+            fields.push(("csrf", token));
+        }
+        let page = root.post("/admin/providers/new", &fields).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{token:?}");
+        assert!(page.body.contains("This form has expired"));
+    }
+    assert!(store.list_providers().await.expect("list").is_empty());
+
+    // Added, and listed with the redirect URI to register at the provider.
+    let fields = [
+        vec![("csrf", csrf.as_str())],
+        good("corp", "https://idp.example.com"),
+    ]
+    .concat();
+    let page = root.post("/admin/providers/new", &fields).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/admin/providers?notice=provider-added");
+    let page = root.get(page.location()).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("The provider was added."));
+    let issuer = app
+        .state
+        .authority
+        .config()
+        .issuer
+        .trim_end_matches('/')
+        .to_string();
+    let redirect_uri = format!("{issuer}/login/provider/corp/callback");
+    for shown in [
+        "Corp SSO",
+        "<code>corp</code>",
+        "OpenID Connect",
+        "https://idp.example.com",
+        "sigil-at-corp",
+        redirect_uri.as_str(),
+        "href=\"/admin/providers/corp/remove\"",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains(SECRET));
+    assert!(!page.body.contains("<script>"), "no inline script");
+    let page = root.post("/admin/providers/new", &fields).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("already"), "{}", page.body);
+    assert_eq!(store.list_providers().await.expect("list").len(), 1);
+
+    // On the sign-in page.
+    let mut visitor = Browser::new(&app);
+    let login = visitor.get("/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(
+        login.body.contains("href=\"/login/provider/corp\""),
+        "{}",
+        login.body
+    );
+    assert!(login.body.contains("Sign in with Corp SSO"));
+
+    // The command line sees it; the secret is nowhere in plain text.
+    let setup = common::process::Setup::new(app.db.url(), tempfile::tempdir().expect("tempdir"));
+    let listed = setup.sigil(&["provider", "list", "--json"], None);
+    let list: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(list[0]["id"], "corp");
+    assert_eq!(list[0]["issuer"], "https://idp.example.com");
+    assert_eq!(list[0]["client_id"], "sigil-at-corp");
+    assert_eq!(list[0]["create_users"], true);
+    assert_eq!(list[0]["trust_email"], false);
+    assert!(!listed.contains(SECRET));
+    let bytes = sqlite_bytes(&app.db);
+    assert!(
+        !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+        "the client secret is sealed in the database"
+    );
+    let sealed = store
+        .find_provider("corp")
+        .await
+        .expect("find")
+        .expect("provider");
+    assert_eq!(
+        app.state
+            .federation
+            .client_secret(&sealed)
+            .expect("opens")
+            .expose(),
+        SECRET
+    );
+
+    // Removed through the confirmation, with the token only.
+    let page = root.get("/admin/providers/corp/remove").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Remove Corp SSO?"));
+    assert!(page
+        .body
+        .contains("<form method=\"post\" action=\"/admin/providers/corp/remove\">"));
+    let page = root
+        .post("/admin/providers/corp/remove", &[("csrf", "forged")])
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(store.list_providers().await.expect("list").len(), 1);
+    let page = root
+        .post("/admin/providers/corp/remove", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), "/admin/providers?notice=provider-removed");
+    let page = root.get(page.location()).await;
+    assert!(page.body.contains("The provider was removed"));
+    assert!(page.body.contains("No identity providers"));
+    assert!(!page.body.contains("Corp SSO"));
+    let login = visitor.get("/login").await;
+    assert!(!login.body.contains("/login/provider/corp"));
+    assert!(!login.body.contains("Sign in with Corp SSO"));
+    let page = root
+        .post("/admin/providers/corp/remove", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        root.get("/admin/providers/corp/remove").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Audited by core, with the admin as actor; the secret is not in the log.
+    let log = setup.sigil(&["audit", "list", "--action", "provider.", "--json"], None);
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json line"))
+        .collect();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["action"].as_str().expect("action"),
+                e["target"].as_str().expect("target"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![("provider.added", "corp"), ("provider.removed", "corp")],
+        "{log}"
+    );
+    assert!(entries.iter().all(|e| e["actor"] == "root"), "{log}");
+    assert!(!log.contains(SECRET));
+    let page = root.get("/admin/audit?action=provider.added").await;
+    assert!(page.body.contains("provider.added"));
+}
+
 /// A path parameter that is not an id Sigil generated: `/`, `..`, `?`, `#`, quotes, `<`
 /// and encoded `/..` around a real id, and the one-click delete.
 fn bad_segments(real: &str, other_client: &str) -> Vec<String> {
@@ -1066,6 +1328,30 @@ async fn every_path_parameter_is_checked_before_use() {
         .await;
     let secret = secret.expect("secret");
     let alice = app.add_user("alice", "alice password 1").await;
+    let provider = app
+        .state
+        .federation
+        .add_provider(
+            &sigil_core::audit::Caller::cli(),
+            sigil_core::federation::NewProvider {
+                id: "corp".into(),
+                name: "Corp SSO".into(),
+                kind: sigil_core::federation::ProviderKind::Oidc,
+                issuer: "https://idp.example.com".into(),
+                client_id: "sigil".into(),
+                scopes: None,
+                authorize_url: None,
+                token_url: None,
+                userinfo_url: None,
+                subject_claim: None,
+                create_users: false,
+                trust_email: false,
+                allow_http: false,
+            },
+            &Secret::new("upstream secret"),
+        )
+        .await
+        .expect("provider");
     let (status, body) = token_request(
         &app,
         "grant_type=password&username=alice&password=alice%20password%201&scope=openid%20offline_access",
@@ -1120,31 +1406,11 @@ async fn every_path_parameter_is_checked_before_use() {
         (true, "/admin/clients/{id}/delete"),
         (false, "/admin/clients/{id}/delete"),
     ];
-    // The sign-in routes of an upstream provider (a real one, so that its id is known).
-    app.state
-        .federation
-        .add_provider(
-            &sigil_core::audit::Caller::cli(),
-            sigil_core::federation::NewProvider {
-                id: "upstream".into(),
-                name: "Upstream".into(),
-                kind: sigil_core::federation::ProviderKind::Oidc,
-                issuer: "https://idp.example.com".into(),
-                client_id: "sigil".into(),
-                scopes: None,
-                authorize_url: None,
-                token_url: None,
-                userinfo_url: None,
-                subject_claim: None,
-                create_users: true,
-                trust_email: true,
-                allow_http: false,
-            },
-            &sigil_core::secret::Secret::new("upstream secret"),
-        )
-        .await
-        .expect("provider");
+    // Provider ids are chosen by admins, not generated: checked by the core's rule. The
+    // sign-in routes take them too.
     let provider_routes = [
+        (true, "/admin/providers/{id}/remove"),
+        (false, "/admin/providers/{id}/remove"),
         (true, "/login/provider/{id}"),
         (true, "/login/provider/{id}/callback"),
     ];
@@ -1174,7 +1440,7 @@ async fn every_path_parameter_is_checked_before_use() {
         .chain(
             provider_routes
                 .iter()
-                .map(|(is_get, route)| (*is_get, *route, "upstream")),
+                .map(|(is_get, route)| (*is_get, *route, provider.id.as_str())),
         );
     for (is_get, route, id) in routes {
         let mut paths = Vec::new();
@@ -1229,6 +1495,11 @@ async fn every_path_parameter_is_checked_before_use() {
     assert_eq!(alice_now.password_hash, alice.password_hash);
     assert_eq!(alice_now.name, alice.name);
     assert_eq!(alice_now.email, alice.email);
+    assert_eq!(
+        store.list_providers().await.expect("providers").len(),
+        1,
+        "the provider is still there"
+    );
     let page = root.get(&format!("/admin/users/{}", alice.id)).await;
     assert!(
         page.body.contains("Precious app"),

@@ -8,6 +8,7 @@ mod audit;
 mod clients;
 mod keys;
 mod path;
+mod providers;
 mod users;
 
 use super::browser;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(clients::router())
         .merge(users::router())
+        .merge(providers::router())
         .merge(keys::router())
         .merge(audit::router())
 }
@@ -230,6 +232,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "nothing-pruned" => "No key can be pruned yet.",
         "password-changed" => "Your password was changed.",
         "factors-reset" => "Their second factors were removed, and they were told by mail.",
+        "provider-added" => {
+            "The provider was added. Register its redirect URI at the provider before anyone signs in with it."
+        }
+        "provider-removed" => "The provider was removed: nobody signs in through it any more.",
         _ => return None,
     })
 }

@@ -9,10 +9,12 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use sigil_core::admin::AdminError;
+use sigil_core::federation::validate_provider_id;
 use sigil_core::secret::is_random_token;
 use std::fmt;
 
-/// The path parameters of an admin route, each of a checked type ([`UserId`], [`ClientId`]).
+/// The path parameters of an admin route, each of a checked type ([`UserId`], [`ClientId`],
+/// [`ProviderId`]).
 /// Anything that does not parse, decode or pass the check is answered with the 404 page.
 pub struct AdminPath<T>(pub T);
 
@@ -77,6 +79,34 @@ generated_id!(
     ClientId
 );
 
+/// A provider id from a path: the id an admin chose, so checked against the rule core
+/// enforces when a provider is added ([`validate_provider_id`]), not the generated shape.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ProviderId(String);
+
+impl ProviderId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ProviderId {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        validate_provider_id(&value)?;
+        Ok(Self(value))
+    }
+}
+
+/// Written as a path segment (a checked id has only unreserved characters).
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&segment(&self.0))
+    }
+}
+
 /// `value` percent-encoded as one path segment (RFC 3986 §3.3): everything but the
 /// unreserved characters is encoded, so `/`, `?`, `#`, `%` and `.` stay inside the segment.
 pub fn segment(value: &str) -> String {
@@ -119,6 +149,27 @@ mod tests {
         assert_eq!(UserId::try_from(id.clone()).map(|u| u.to_string()), Ok(id));
         for bad in ["", "..", "../../x", "a?b", "AAAAAAAAAAAAAAAAAAAA%2F"] {
             assert!(ClientId::try_from(bad.to_string()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_valid_provider_ids_pass() {
+        assert_eq!(
+            ProviderId::try_from("corp-sso".to_string()).map(|p| p.to_string()),
+            Ok("corp-sso".to_string())
+        );
+        for bad in [
+            "",
+            "..",
+            "-x",
+            "Corp",
+            "a/b",
+            "a%2Fb",
+            "a?b",
+            "a.b",
+            &"x".repeat(33),
+        ] {
+            assert!(ProviderId::try_from(bad.to_string()).is_err(), "{bad}");
         }
     }
 }
