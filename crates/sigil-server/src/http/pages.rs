@@ -162,6 +162,8 @@ pub fn federation_message(title: &str, text: &str, back: &str) -> Result<Page, a
             back,
             back_text: if back.starts_with("/account") {
                 "Back to your account"
+            } else if back.starts_with("/admin") {
+                "Back to the providers"
             } else {
                 "Back to sign-in"
             },

@@ -7,13 +7,11 @@ use super::path::{filters, AdminPath, ProviderId};
 use super::{confirm, done, render, render_form, Admin, Chrome, Confirm, NoticeQuery};
 use crate::http::error::PageError;
 use crate::http::form::OAuthForm;
-use crate::http::pages;
 use crate::state::AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use sigil_core::admin::AdminError;
@@ -42,15 +40,9 @@ fn refused(error: FederationError) -> PageError {
         // Sealing the client secret failed: nothing the admin typed can fix that.
         other => {
             tracing::error!(error = %other, "admin: identity provider action failed");
-            match pages::message(
-                "Internal error",
-                "Sigil could not store the provider. Nothing was added; see the server log.",
-                true,
-            ) {
-                Ok(page) => PageError::Rejected(Box::new(
-                    (StatusCode::INTERNAL_SERVER_ERROR, page).into_response(),
-                )),
-                Err(error) => PageError::Template(error),
+            PageError::Federation {
+                failure: crate::http::error::FederationFailure::NotStored,
+                back: "/admin/providers".into(),
             }
         }
     }

@@ -114,6 +114,8 @@ pub enum FederationFailure {
     NotLinked,
     /// The provider's client secret does not open, or another internal failure (500).
     Internal,
+    /// The console could not seal a new provider's client secret: nothing was added (500).
+    NotStored,
 }
 
 impl FederationFailure {
@@ -183,6 +185,11 @@ impl FederationFailure {
                 StatusCode::NOT_FOUND,
                 "Not found",
                 "That sign-in is not linked to your account.".into(),
+            ),
+            Self::NotStored => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error",
+                "Sigil could not store the provider. Nothing was added; see the server log.".into(),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
