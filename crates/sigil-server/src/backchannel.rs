@@ -22,7 +22,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 /// How long a claimed delivery stays with its worker before another may take it over.
-const LEASE_SECONDS: i64 = 60;
+const LEASE_SECONDS: i64 = 30;
 /// The longest one POST may take, connection included.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the worker looks for due deliveries when nothing woke it: logouts queued by
