@@ -79,7 +79,10 @@ struct Inner {
 
 struct Keys {
     set: JwkSet,
-    fetched_at: Option<Instant>,
+    /// Whether the set was fetched at all (the first token fetches it).
+    is_loaded: bool,
+    /// When an unknown `kid` last made us refetch it.
+    refetched_at: Option<Instant>,
 }
 
 #[derive(Deserialize)]
@@ -104,7 +107,8 @@ impl LogoutTokenVerifier {
                 http,
                 keys: tokio::sync::Mutex::new(Keys {
                     set: JwkSet { keys: Vec::new() },
-                    fetched_at: None,
+                    is_loaded: false,
+                    refetched_at: None,
                 }),
                 seen_jtis: Mutex::new(HashMap::new()),
             }),
@@ -175,20 +179,24 @@ impl LogoutTokenVerifier {
         })
     }
 
-    /// The RSA key with this `kid`, refetching the JWKS once when it is unknown.
+    /// The RSA key with this `kid`, refetching the JWKS once when it is unknown (a key
+    /// rotation at Sigil), at most once per `JWKS_REFETCH_GAP`.
     async fn key(&self, kid: &str) -> Result<DecodingKey, LogoutTokenError> {
         let mut keys = self.inner.keys.lock().await;
         if let Some(jwk) = keys.set.find(kid) {
             return decoding_key(jwk);
         }
-        let may_fetch = keys
-            .fetched_at
-            .is_none_or(|at| at.elapsed() >= JWKS_REFETCH_GAP);
-        if !may_fetch {
-            return Err(LogoutTokenError::UnknownKey);
+        if keys.is_loaded {
+            let may_refetch = keys
+                .refetched_at
+                .is_none_or(|at| at.elapsed() >= JWKS_REFETCH_GAP);
+            if !may_refetch {
+                return Err(LogoutTokenError::UnknownKey);
+            }
+            keys.refetched_at = Some(Instant::now());
         }
         keys.set = self.fetch_jwks().await?;
-        keys.fetched_at = Some(Instant::now());
+        keys.is_loaded = true;
         match keys.set.find(kid) {
             Some(jwk) => decoding_key(jwk),
             None => Err(LogoutTokenError::UnknownKey),
