@@ -23,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PASSWORD: &str = "ada's own pass phrase";
+const PASSWORD: &str = "a pass phrase of her own";
 /// The client's access-token lifetime: short, so the test sees a refresh.
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(5);
 const SIGNED_OUT: &str = "Sign in to see your todos";
