@@ -67,6 +67,10 @@ struct Fake {
     refreshes: AtomicUsize,
     /// The Authorization headers todo-api received.
     bearer_tokens: Mutex<Vec<String>>,
+    /// The ID token the code exchange answers with (the test signs it).
+    id_token: Mutex<Option<String>>,
+    /// The bodies of code exchanges.
+    code_exchanges: Mutex<Vec<String>>,
 }
 
 async fn discovery(State(fake): State<Arc<Fake>>) -> Json<Value> {
@@ -91,6 +95,15 @@ async fn jwks(State(fake): State<Arc<Fake>>) -> Json<Value> {
 /// The token endpoint: refresh token `good-rt` rotates to `rt2` with access token `at2`
 /// (slowly, so that concurrent refreshes would overlap); anything else is `invalid_grant`.
 async fn token(State(fake): State<Arc<Fake>>, body: String) -> axum::response::Response {
+    if body.contains("grant_type=authorization_code") {
+        fake.code_exchanges.lock().expect("lock").push(body);
+        let id_token = fake.id_token.lock().expect("lock").clone();
+        return Json(json!({
+            "access_token": "at1", "token_type": "Bearer", "expires_in": 60,
+            "refresh_token": "rt1", "id_token": id_token,
+        }))
+        .into_response();
+    }
     fake.refreshes.fetch_add(1, Ordering::SeqCst);
     if body.contains("refresh_token=good-rt") {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -572,6 +585,105 @@ async fn sign_in_starts_with_pkce_state_and_nonce_under_a_flagged_cookie() {
         body.contains("expired or was started in another browser"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_callback_checks_the_id_token_and_keeps_its_sid_for_back_channel_logout() {
+    let h = Harness::start().await;
+    let (_, headers, _) = h.get("/login", None).await;
+    let location =
+        url::Url::parse(headers[header::LOCATION].to_str().expect("ascii")).expect("url");
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .expect(name)
+    };
+    let cookie = headers[header::SET_COOKIE].to_str().expect("ascii");
+    let pending = cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .expect("value");
+    let now = now();
+    let id_token = |nonce: &str| {
+        h.key.sign(
+            "JWT",
+            &json!({
+                "iss": h.issuer(), "sub": "alice", "aud": CLIENT_ID, "iat": now,
+                "exp": now + 300, "nonce": nonce, "sid": "sigil-session-1",
+                "name": "Alice Example",
+            }),
+        )
+    };
+
+    // An ID token for another sign-in (another nonce) is refused.
+    *h.fake.id_token.lock().expect("lock") = Some(id_token("another nonce"));
+    let callback = format!(
+        "/callback?code=the-code&state={}&iss={}",
+        param("state"),
+        h.issuer()
+    );
+    let (status, _, body) = h.get(&callback, Some(&pending)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("could not be verified"), "{body}");
+
+    // A fresh sign-in with the right nonce starts a session under a new cookie value.
+    let (_, headers, _) = h.get("/login", None).await;
+    let location =
+        url::Url::parse(headers[header::LOCATION].to_str().expect("ascii")).expect("url");
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .expect(name)
+    };
+    let pending = headers[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .expect("value");
+    *h.fake.id_token.lock().expect("lock") = Some(id_token(&param("nonce")));
+    let callback = format!("/callback?code=the-code&state={}", param("state"));
+    let (status, headers, body) = h.get(&callback, Some(&pending)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/");
+    let session_cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, v)| v.to_string())
+        .expect("value");
+    assert_ne!(session_cookie, pending, "a new value after sign-in");
+    let exchange = h
+        .fake
+        .code_exchanges
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("exchange");
+    assert!(exchange.contains("code_verifier="), "{exchange}");
+    assert!(exchange.contains("code=the-code"), "{exchange}");
+    let session = h.state.sessions.find(&session_cookie).expect("a session");
+    assert_eq!(session.user.subject, "alice");
+    assert_eq!(session.user.name, "Alice Example");
+    assert_eq!(session.user.session_id.as_deref(), Some("sigil-session-1"));
+    let (_, _, body) = h.get("/", Some(&session_cookie)).await;
+    assert!(body.contains("Alice Example"), "{body}");
+
+    // Sigil's logout token for that sid ends it.
+    let token = h.key.sign("logout+jwt", &h.claims("sigil-session-1"));
+    assert_eq!(h.backchannel(&token).await.0, StatusCode::OK);
+    assert!(h.state.sessions.find(&session_cookie).is_none());
 }
 
 #[tokio::test]
