@@ -1,4 +1,4 @@
-# Sigil and the sample todo-api in one small image.
+# Sigil and the sample todo-api and todo-web in one small image.
 #   docker build -t sigil .
 # Build stage: the whole workspace, release profile.
 FROM rust:1-bookworm AS build
@@ -7,7 +7,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p sigil-server -p todo-api
+RUN cargo build --release --locked -p sigil-server -p todo-api -p todo-web
 
 # Runtime stage: Debian slim with OpenSSL's runtime library, no compiler, no shell tools
 # beyond the base image, and a non-root user that owns only its data and keys.
@@ -21,6 +21,7 @@ RUN apt-get update \
  && chmod 0700 /var/lib/sigil/keys
 COPY --from=build /src/target/release/sigil /usr/local/bin/sigil
 COPY --from=build /src/target/release/todo-api /usr/local/bin/todo-api
+COPY --from=build /src/target/release/todo-web /usr/local/bin/todo-web
 USER 10001:10001
 WORKDIR /var/lib/sigil
 ENV SIGIL_BIND=0.0.0.0:8080 \

@@ -1,6 +1,6 @@
 //! The docs are tested against the code they describe:
 //! - docs/quickstart.md runs word for word (its `sh` blocks, with only the ports changed),
-//!   against the real `sigil` and `todo-api` binaries;
+//!   against the real `sigil`, `todo-api` and `todo-web` binaries;
 //! - docs/configuration.md lists every option of `sigil serve` and the global ones, with
 //!   their environment variables and defaults;
 //! - every `sigil …` command line written in docs/ parses;
@@ -12,7 +12,7 @@ mod common;
 
 use clap::{CommandFactory, Parser};
 use common::hidden;
-use common::process::{free_port, todo_api_binary, Background, SIGIL};
+use common::process::{free_port, todo_api_binary, todo_web_binary, Background, SIGIL};
 use sigil_server::config::Cli;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -53,6 +53,8 @@ struct Shell {
     sigil_port: u16,
     todo_port: u16,
     todo_api: PathBuf,
+    web_port: u16,
+    todo_web: PathBuf,
 }
 
 impl Shell {
@@ -62,8 +64,10 @@ impl Shell {
             .replace("cargo run -q --release -p sigil-server --", "\"$SIGIL\"")
             .replace("cargo run --release -p sigil-server --", "\"$SIGIL\"")
             .replace("cargo run --release -p todo-api --", "\"$TODO_API\"")
+            .replace("cargo run --release -p todo-web --", "\"$TODO_WEB\"")
             .replace("127.0.0.1:8080", &format!("127.0.0.1:{}", self.sigil_port))
             .replace("127.0.0.1:8090", &format!("127.0.0.1:{}", self.todo_port))
+            .replace("127.0.0.1:8091", &format!("127.0.0.1:{}", self.web_port))
     }
 
     fn command(&self, script: &str) -> Command {
@@ -74,12 +78,14 @@ impl Shell {
             .current_dir(&self.dir)
             .env("SIGIL", SIGIL)
             .env("TODO_API", &self.todo_api)
+            .env("TODO_WEB", &self.todo_web)
             .env("SIGIL_BIND", format!("127.0.0.1:{}", self.sigil_port))
             .env(
                 "SIGIL_ISSUER",
                 format!("http://127.0.0.1:{}", self.sigil_port),
             )
             .env("TODO_BIND", format!("127.0.0.1:{}", self.todo_port))
+            .env("TODO_WEB_BIND", format!("127.0.0.1:{}", self.web_port))
             // Cheap argon2 for the test; the doc's commands use the defaults.
             .env("SIGIL_ARGON2_MEMORY_KIB", "256")
             .env("SIGIL_ARGON2_ITERATIONS", "1")
@@ -88,14 +94,22 @@ impl Shell {
         command
     }
 
+    /// Runs a block's last line as a long-running process (its earlier lines, such as an
+    /// `export`, first), with the variables earlier blocks set.
     fn background(&self, script: &str, log: &str) -> Background {
         let log = std::fs::File::create(self.dir.join(log)).expect("log");
+        let script = self.adapt(script);
+        let lines: Vec<&str> = script.trim().lines().collect();
+        let (last, first) = lines.split_last().expect("a command");
         Background(
-            self.command(&format!("exec {}", self.adapt(script).trim()))
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn"),
+            self.command(&format!(
+                "[ -f vars.sh ] && source vars.sh\n{}\nexec {last}",
+                first.join("\n")
+            ))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn"),
         )
     }
 
@@ -212,10 +226,12 @@ async fn quickstart_works_word_for_word() {
         sigil_port: free_port(),
         todo_port: free_port(),
         todo_api: todo_api_binary(),
+        web_port: free_port(),
+        todo_web: todo_web_binary(),
     };
     let markdown = doc("quickstart.md");
     let sh = blocks(&markdown, "sh");
-    assert_eq!(sh.len(), 9, "the quickstart's command blocks");
+    assert_eq!(sh.len(), 11, "the quickstart's command blocks");
     let names: Vec<String> = sh
         .iter()
         .flat_map(|b| b.lines())
@@ -259,7 +275,16 @@ async fn quickstart_works_word_for_word() {
     let out = shell.run(&sh[6], &names);
     assert_eq!(out.matches("\"title\":\"try Sigil\"").count(), 2, "{out}");
 
-    // 4. Sign-up: the server again, with sign-up open; someone signs up; the mail is a file.
+    // 4. The web app: registered, started, and alice signs in and sees her todo.
+    shell.run(&sh[7], &names);
+    let _web = shell.background(&sh[8], "todo-web.log");
+    let web = format!("http://127.0.0.1:{}", shell.web_port);
+    wait_ready(&format!("{web}/healthz"));
+    let page = sign_in_to_todo_web(&web, &format!("http://127.0.0.1:{}", shell.sigil_port)).await;
+    assert!(page.contains("Your todos"), "{page}");
+    assert!(page.contains("try Sigil"), "{page}");
+
+    // 5. Sign-up: the server again, with sign-up open; someone signs up; the mail is a file.
     drop(_sigil);
     let base = format!("http://127.0.0.1:{}", shell.sigil_port);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -267,8 +292,8 @@ async fn quickstart_works_word_for_word() {
         assert!(Instant::now() < deadline, "the first server did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(sh[7].trim().ends_with("-- serve --sign-up open"));
-    let _sigil = shell.background(&sh[7], "sigil-sign-up.log");
+    assert!(sh[9].trim().ends_with("-- serve --sign-up open"));
+    let _sigil = shell.background(&sh[9], "sigil-sign-up.log");
     wait_ready(&format!("{base}/readyz"));
     sign_up_in_a_browser(&base).await;
     let mail = shell.dir.join("data/mail");
@@ -279,8 +304,38 @@ async fn quickstart_works_word_for_word() {
         assert!(Instant::now() < deadline, "no message in data/mail");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = shell.run(&sh[8], &[]);
+    let out = shell.run(&sh[10], &[]);
     assert!(out.contains(".eml"), "{out}");
+}
+
+/// What alice does at todo-web: "Sign in with Sigil", her password at Sigil, and back to
+/// the app's page (a first-party client: no consent page). Returns that page.
+async fn sign_in_to_todo_web(web: &str, sigil: &str) -> String {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let page = http
+        .get(format!("{web}/login"))
+        .send()
+        .await
+        .expect("sign-in")
+        .text()
+        .await
+        .expect("html");
+    let back = http
+        .post(format!("{sigil}/login"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf")),
+            ("req", hidden(&page, "req")),
+            ("username", "alice".into()),
+            ("password", "correct horse battery staple".into()),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert!(back.url().as_str().starts_with(web), "{}", back.url());
+    back.text().await.expect("html")
 }
 
 /// What a person does at /signup: fill in the form.

@@ -246,6 +246,21 @@ pub fn todo_api_binary() -> PathBuf {
     path
 }
 
+/// The `todo-web` binary beside `sigil` in the target directory (`cargo test --workspace`
+/// builds it; run alone, this builds it first).
+pub fn todo_web_binary() -> PathBuf {
+    let path = std::path::Path::new(SIGIL).with_file_name("todo-web");
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "todo-web", "--bin", "todo-web"])
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building todo-web failed");
+    }
+    path
+}
+
 /// A port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
