@@ -280,7 +280,7 @@ impl ClientRegistration {
         }
         let secret = (!self.is_public).then(Secret::generate);
         let client = Client {
-            id: random_token(16),
+            id: new_client_id(),
             name,
             secret_hash: secret.as_ref().map(Secret::storage_hash),
             redirect_uris: self.redirect_uris,
@@ -299,6 +299,17 @@ impl ClientRegistration {
             updated_at: now,
         };
         Ok((client, secret))
+    }
+}
+
+/// A new client id: 128 random bits, base64url, starting with a letter or digit (an id
+/// starting with `-` would read as an option on a command line: `--client-id -x…`).
+pub fn new_client_id() -> String {
+    loop {
+        let id = random_token(16);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return id;
+        }
     }
 }
 

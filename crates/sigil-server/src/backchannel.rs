@@ -293,10 +293,7 @@ impl LogoutDeliverer {
                 let _ = read_some(response).await;
                 if status.is_success() {
                     Outcome::Delivered
-                } else if status.is_client_error()
-                    && status != reqwest::StatusCode::REQUEST_TIMEOUT
-                    && status != reqwest::StatusCode::TOO_MANY_REQUESTS
-                {
+                } else if status.is_client_error() && !matches!(status.as_u16(), 408 | 429) {
                     Outcome::Refused(format!("the client answered {}", status.as_u16()))
                 } else {
                     Outcome::Retry(format!("the client answered {}", status.as_u16()))

@@ -418,6 +418,96 @@ async fn bad_client_input_is_explained_on_the_form() {
 }
 
 #[tokio::test]
+async fn browser_origins_and_back_channel_logout_are_set_on_the_client_form() {
+    let app = app_with_admin().await;
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "topmost pass phrase 1").await;
+    let csrf = root.csrf("/admin/clients/new").await;
+    for (field, value, message) in [
+        ("allowed_origins", "*", "not a wildcard"),
+        (
+            "allowed_origins",
+            "https://spa.example.com/app",
+            "without a path",
+        ),
+        (
+            "allowed_origins",
+            "http://spa.example.com",
+            "must use https",
+        ),
+        (
+            "backchannel_logout_uri",
+            "http://rp.example.com/bcl",
+            "must use https",
+        ),
+        (
+            "backchannel_logout_uri",
+            "https://rp.example.com/bcl#x",
+            "fragment",
+        ),
+    ] {
+        let page = root
+            .post(
+                "/admin/clients/new",
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Spa"),
+                    ("client_type", "public"),
+                    ("redirect_uris", "https://spa.example.com/cb"),
+                    (field, value),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{value}");
+        assert!(page.body.contains(message), "{value}: {}", page.body);
+    }
+    let page = root
+        .post(
+            "/admin/clients/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "Spa"),
+                ("client_type", "public"),
+                ("redirect_uris", "https://spa.example.com/cb"),
+                (
+                    "allowed_origins",
+                    "HTTPS://Spa.Example.com\nhttp://127.0.0.1:5173\nhttps://spa.example.com",
+                ),
+                ("backchannel_logout_uri", "https://spa.example.com/bcl"),
+                ("backchannel_logout_session_required", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
+    let clients = app
+        .state
+        .database
+        .store()
+        .list_clients(None, 10)
+        .await
+        .expect("list");
+    let client = clients.first().expect("created");
+    assert_eq!(
+        client.allowed_origins,
+        ["https://spa.example.com", "http://127.0.0.1:5173"],
+        "normalised as browsers send them, each once"
+    );
+    assert_eq!(
+        client.backchannel_logout_uri.as_deref(),
+        Some("https://spa.example.com/bcl")
+    );
+    assert!(client.backchannel_logout_session_required);
+    let page = root.get(&format!("/admin/clients/{}", client.id)).await;
+    assert!(page.body.contains("http://127.0.0.1:5173"));
+    assert!(page.body.contains("sid required"));
+    let edit = root
+        .get(&format!("/admin/clients/{}/edit", client.id))
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
+    assert!(edit.body.contains("https://spa.example.com/bcl"));
+}
+
+#[tokio::test]
 async fn a_client_secret_is_shown_once_and_works() {
     let app = app_with_admin().await;
     let mut root = Browser::new(&app);
