@@ -628,7 +628,13 @@ async fn logout_tokens_reach_every_client_the_session_signed_in_to() {
         .await
         .expect("logout");
     assert_eq!(response.status(), 200);
+    let logged_out = Instant::now();
     let tokens = inbox.wait_for(2, Duration::from_secs(10)).await;
+    // A figure for docs/benchmarks.md, not a check (timing targets live there).
+    eprintln!(
+        "MEASURE logout to both logout tokens delivered: {} ms",
+        logged_out.elapsed().as_millis()
+    );
     let mut endpoints: Vec<&str> = tokens.iter().map(|(e, _)| e.as_str()).collect();
     endpoints.sort();
     assert_eq!(endpoints, ["a", "b"]);
