@@ -151,7 +151,7 @@ async fn a_single_page_app_signs_in_calls_the_api_and_refreshes_from_the_browser
     wait_for_text(&browser, "status", "signed in").await;
     assert_eq!(pages.path().await, "/");
     wait_for_text(&browser, "user", USERNAME).await;
-    let requests = requests(&browser).await;
+    let requests = request_log(&browser).await;
     for expected in [
         format!("GET {sigil}/.well-known/openid-configuration -> 200"),
         format!("POST {sigil}/token grant_type=authorization_code -> 200"),
@@ -177,7 +177,7 @@ async fn a_single_page_app_signs_in_calls_the_api_and_refreshes_from_the_browser
     assert_eq!(text_of(&browser, "refresh-rotation").await, "rotated");
     let second_access_token = text_of(&browser, "access-token").await;
     assert_ne!(second_access_token, first_access_token);
-    let requests = self::requests(&browser).await;
+    let requests = request_log(&browser).await;
     assert_eq!(
         requests.last().map(String::as_str),
         Some(format!("POST {sigil}/token grant_type=refresh_token -> 200").as_str()),
@@ -213,7 +213,7 @@ async fn a_single_page_app_signs_in_calls_the_api_and_refreshes_from_the_browser
     pages.click(Locator::Id("revoke")).await;
     wait_for_text(&browser, "refresh-rotation", "revoked").await;
     assert_eq!(text_of(&browser, "error").await, "");
-    let requests = self::requests(&browser).await;
+    let requests = request_log(&browser).await;
     assert_eq!(
         requests.last().map(String::as_str),
         Some(format!("POST {sigil}/revoke -> 200").as_str()),
@@ -269,7 +269,7 @@ async fn the_same_app_on_an_origin_not_registered_cannot_exchange_its_code() {
     assert_eq!(pages.path().await, "/callback.html");
     wait_for_text(&browser, "error", "Failed to fetch").await;
     pages.shoot("spa-unregistered-origin").await;
-    let requests = requests(&browser).await;
+    let requests = request_log(&browser).await;
     // Discovery is readable from any origin; the token endpoint is not.
     for expected in [
         format!("GET {sigil}/.well-known/openid-configuration -> 200"),
@@ -325,7 +325,7 @@ async fn wait_for_text(browser: &Client, id: &str, expected: &str) {
         if Instant::now() >= deadline {
             let url = browser.current_url().await.expect("url");
             let page = text_of(browser, "error").await;
-            let requests = requests(browser).await;
+            let requests = request_log(browser).await;
             panic!("#{id} never showed {expected:?} (it shows {shown:?}); at {url}, error {page:?}, requests {requests:#?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -333,7 +333,7 @@ async fn wait_for_text(browser: &Client, id: &str, expected: &str) {
 }
 
 /// The app's list of requests to other origins (method, URL, grant type, outcome).
-async fn requests(browser: &Client) -> Vec<String> {
+async fn request_log(browser: &Client) -> Vec<String> {
     let lines = browser
         .execute(
             "return Array.from(document.querySelectorAll('#requests li'), li => li.textContent)",
