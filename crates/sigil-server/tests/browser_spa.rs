@@ -86,7 +86,8 @@ async fn start(bundle: PathBuf) -> Stack {
     let todo_port = free_port();
     let todo_api = format!("http://127.0.0.1:{todo_port}");
     let todo_dir = tempfile::tempdir().expect("tempdir");
-    let todo_log = std::fs::File::create(todo_dir.path().join("todo-api.log")).expect("log");
+    let todo_log_path = todo_dir.path().join("todo-api.log");
+    let todo_log = std::fs::File::create(&todo_log_path).expect("log");
     let todo_process = Background(
         Command::new(todo_api_binary())
             .args(["--issuer", &server.base, "--audience", "todo-api"])
@@ -101,7 +102,11 @@ async fn start(bundle: PathBuf) -> Stack {
     );
     let deadline = Instant::now() + PATIENCE;
     while http_status(&format!("{todo_api}/healthz")).unwrap_or(0) != 200 {
-        assert!(Instant::now() < deadline, "todo-api did not start");
+        assert!(
+            Instant::now() < deadline,
+            "todo-api did not start: {}",
+            std::fs::read_to_string(&todo_log_path).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -236,6 +241,7 @@ async fn a_single_page_app_signs_in_calls_the_api_and_refreshes_from_the_browser
     // not configure: it fails rather than sign in behind the user's back.
     pages.click(Locator::Id("refresh")).await;
     wait_for_text(&browser, "error", "No silent_redirect_uri configured").await;
+    pages.shoot("spa-revoked").await;
 
     browser.close().await.expect("close");
     stack.server.stop();
