@@ -29,6 +29,9 @@ pub struct AuthorityConfig {
     pub refresh_token_ttl: i64,
     /// Absolute lifetime of a refresh-token family, however often it rotates.
     pub refresh_token_absolute_ttl: i64,
+    /// The idle and absolute refresh-token lifetimes of public clients.
+    pub public_client_refresh_token_ttl: i64,
+    pub public_client_refresh_token_absolute_ttl: i64,
     /// How long a client looked up on a hot path may be served from memory.
     pub client_cache_ttl: i64,
     /// Seconds during which a replay of a just-rotated refresh token gets the same
@@ -48,6 +51,8 @@ impl AuthorityConfig {
             id_token_ttl: 3600,
             refresh_token_ttl: 30 * 86_400,
             refresh_token_absolute_ttl: 90 * 86_400,
+            public_client_refresh_token_ttl: 86_400,
+            public_client_refresh_token_absolute_ttl: 7 * 86_400,
             client_cache_ttl: 5,
             refresh_reuse_grace: 0,
             throttle: crate::throttle::ThrottlePolicy::default(),
@@ -88,6 +93,7 @@ pub struct Authority {
     /// Access tokens verified before (introspection and userinfo see the same ones again).
     verified: VerifiedTokens,
     pub(crate) events: Arc<EventCounts>,
+    pub(crate) logout_queue: crate::backchannel::LogoutQueue,
 }
 
 /// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
@@ -111,6 +117,7 @@ impl Authority {
         Self {
             clients: Arc::new(ClientCache::new(config.client_cache_ttl)),
             audit_log: AuditLog::new(store.clone(), clock.clone()),
+            logout_queue: crate::backchannel::LogoutQueue::new(store.clone(), clock.clone()),
             config,
             store,
             keys,
@@ -143,6 +150,11 @@ impl Authority {
     /// Security events counted since start.
     pub fn events(&self) -> &EventCounts {
         &self.events
+    }
+
+    /// Every browser origin some client allows (for CORS preflights, which name no client).
+    pub async fn client_origins(&self) -> Result<Vec<String>, OAuthError> {
+        Ok(self.store.list_client_origins().await?)
     }
 
     /// Finds a client, from a short-lived memory cache when possible.

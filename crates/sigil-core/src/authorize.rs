@@ -124,7 +124,11 @@ impl SignedIn {
 
     /// What tokens issued from this session say about its sign-in.
     pub fn authentication(&self) -> Authentication {
-        Authentication::of(&self.used_methods(), self.auth_time)
+        Authentication::of(&self.used_methods(), self.auth_time).in_session(
+            self.session_id
+                .as_deref()
+                .map(crate::backchannel::session_sid),
+        )
     }
 
     /// Notes a further method (a step-up) used at `at`, which becomes the `auth_time`.
@@ -605,6 +609,7 @@ impl Authority {
             auth_time: auth.auth_time,
             acr: auth.acr.clone(),
             amr: auth.amr_text(),
+            sid: auth.sid.clone(),
             created_at: now,
             expires_at: now + CODE_TTL,
             used_at: None,
@@ -613,6 +618,11 @@ impl Authority {
             access_token_exp: None,
         };
         self.store.create_authorization_code(&record).await?;
+        if let Some(sid) = &auth.sid {
+            self.logout_queue
+                .signed_in_to(sid, &request.client_id, &user.id)
+                .await;
+        }
         Ok(code)
     }
 

@@ -94,6 +94,7 @@ fn hint_claims(sub: &str, aud: &str) -> IdTokenClaims {
         preferred_username: None,
         email: None,
         email_verified: None,
+        sid: None,
     }
 }
 

@@ -53,6 +53,14 @@ pub struct Client {
     pub always_issue_refresh_token: bool,
     pub access_token_ttl: Option<i64>,
     pub refresh_token_ttl: Option<i64>,
+    /// Browser origins (`scheme://host[:port]`, as [`crate::origin::Origin`] writes them)
+    /// allowed to call the token, revocation and userinfo endpoints (CORS).
+    pub allowed_origins: Vec<String>,
+    /// OpenID Connect Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed.
+    pub backchannel_logout_uri: Option<String>,
+    /// §2.2 `backchannel_logout_session_required`: the client needs `sid` in logout tokens
+    /// (Sigil always sends it when the sign-in came from a browser session).
+    pub backchannel_logout_session_required: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -66,6 +74,11 @@ impl Client {
     }
     pub fn allowed_scopes(&self) -> ScopeSet {
         ScopeSet::from_list(self.scopes.iter().cloned())
+    }
+    /// Whether a browser on `origin` (an `Origin` header's value) may read this client's
+    /// responses from the token, revocation and userinfo endpoints.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins.iter().any(|allowed| allowed == origin)
     }
 
     /// Checks a presented secret (or its absence) against this client, in constant time.
@@ -100,6 +113,10 @@ pub struct ClientRegistration {
     pub always_issue_refresh_token: bool,
     pub access_token_ttl: Option<i64>,
     pub refresh_token_ttl: Option<i64>,
+    /// Browser origins allowed to call the token endpoint (see [`Client::allowed_origins`]).
+    pub allowed_origins: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
 }
 
 /// Why a registration was refused; the message says it in words for a form.
@@ -129,6 +146,15 @@ pub enum RegistrationError {
     NonPositiveLifetime,
     #[error("an access-token lifetime may be at most one day")]
     AccessTokenLifetimeTooLong,
+    #[error("allowed origin {origin:?}: {reason}")]
+    Origin {
+        origin: String,
+        reason: &'static str,
+    },
+    #[error("back-channel logout URI {uri:?}: {reason}")]
+    BackchannelLogoutUri { uri: String, reason: &'static str },
+    #[error("backchannel_logout_session_required needs a back-channel logout URI")]
+    SessionRequiredWithoutUri,
 }
 
 /// The default scopes of a new client.
@@ -224,6 +250,34 @@ impl ClientRegistration {
         {
             return Err(RegistrationError::AccessTokenLifetimeTooLong);
         }
+        let mut allowed_origins: Vec<String> = Vec::new();
+        for origin in &self.allowed_origins {
+            let parsed = crate::origin::Origin::parse(origin).map_err(|reason| {
+                RegistrationError::Origin {
+                    origin: origin.clone(),
+                    reason,
+                }
+            })?;
+            let text = parsed.to_string();
+            if !allowed_origins.contains(&text) {
+                allowed_origins.push(text);
+            }
+        }
+        let backchannel_logout_uri = match self.backchannel_logout_uri.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(uri) => {
+                crate::backchannel::validate_logout_uri(uri).map_err(|reason| {
+                    RegistrationError::BackchannelLogoutUri {
+                        uri: uri.to_string(),
+                        reason,
+                    }
+                })?;
+                Some(uri.to_string())
+            }
+        };
+        if self.backchannel_logout_session_required && backchannel_logout_uri.is_none() {
+            return Err(RegistrationError::SessionRequiredWithoutUri);
+        }
         let secret = (!self.is_public).then(Secret::generate);
         let client = Client {
             id: random_token(16),
@@ -238,6 +292,9 @@ impl ClientRegistration {
             always_issue_refresh_token: self.always_issue_refresh_token,
             access_token_ttl: self.access_token_ttl,
             refresh_token_ttl: self.refresh_token_ttl,
+            allowed_origins,
+            backchannel_logout_uri,
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
             created_at: now,
             updated_at: now,
         };

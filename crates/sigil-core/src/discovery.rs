@@ -26,7 +26,10 @@ pub fn metadata(issuer: &str) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "acr_values_supported": crate::factors::ACR_VALUES_SUPPORTED,
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash", "name", "preferred_username", "email", "email_verified", "updated_at"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "amr", "nonce", "at_hash", "sid", "name", "preferred_username", "email", "email_verified", "updated_at"],
+        // OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens, with `sid`.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,

@@ -12,6 +12,7 @@ pub mod authorize;
 mod authorize_oidc_tests;
 #[cfg(test)]
 mod authorize_tests;
+pub mod backchannel;
 pub mod client;
 pub mod clock;
 pub mod cpu;
@@ -25,6 +26,7 @@ pub mod introspection;
 pub mod keys;
 pub mod logout;
 pub mod mail;
+pub mod origin;
 pub mod password;
 pub mod password_rules;
 pub mod pkce;

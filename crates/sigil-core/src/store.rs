@@ -5,7 +5,7 @@
 //! The interface is split by role ([`UserStore`], [`ClientStore`], [`RefreshTokenStore`],
 //! [`AccessTokenDenyList`], [`AuthorizationCodeStore`], [`ConsentStore`], [`AuditStore`],
 //! [`SignInFailureStore`], [`AccountLinkStore`], [`MailOutbox`], [`BrowserSessionStore`],
-//! [`SecondFactorStore`], [`FederationStore`],
+//! [`SecondFactorStore`], [`FederationStore`], [`BackchannelLogoutStore`],
 //! [`Housekeeping`]) so that a flow asks only for what it uses;
 //! [`Store`] is all of them, what the engine holds (`Arc<dyn Store>`). A `&dyn Store`
 //! coerces to any one role (`&dyn UserStore`).
@@ -19,12 +19,13 @@ use crate::user::User;
 
 pub use records::{
     AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, FactorKind, LinkPurpose,
-    OutboxCounts, OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures,
+    LogoutDelivery, LogoutDeliveryCounts, OutboxCounts, OutboxMessage, QueuedLogouts,
+    RefreshFamily, RefreshTokenRecord, SignInFailures,
 };
 pub use roles::{
-    AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore, BrowserSessionStore,
-    ClientStore, ConsentStore, FederationStore, Housekeeping, MailOutbox, RefreshTokenStore,
-    SecondFactorStore, SignInFailureStore, UserStore,
+    AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore,
+    BackchannelLogoutStore, BrowserSessionStore, ClientStore, ConsentStore, FederationStore,
+    Housekeeping, MailOutbox, RefreshTokenStore, SecondFactorStore, SignInFailureStore, UserStore,
 };
 
 /// Stores `user` if its record is still at `user.version` ([`UserStore::update_user`]),
@@ -69,6 +70,7 @@ pub trait Store:
     + BrowserSessionStore
     + SecondFactorStore
     + FederationStore
+    + BackchannelLogoutStore
     + Housekeeping
     + Send
     + Sync
@@ -90,6 +92,7 @@ impl<T> Store for T where
         + BrowserSessionStore
         + SecondFactorStore
         + FederationStore
+        + BackchannelLogoutStore
         + Housekeeping
         + 'static
 {

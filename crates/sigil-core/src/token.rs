@@ -85,6 +85,9 @@ pub struct IdTokenClaims {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_verified: Option<bool>,
+    /// Back-Channel Logout 1.0 §2.1: the browser session the user signed in with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Why a presented token was not accepted. The text is safe to return to the client.

@@ -372,6 +372,9 @@ fn registration(settings: &ClientSettings, is_public: bool) -> ClientRegistratio
         always_issue_refresh_token: settings.always_issue_refresh_token,
         access_token_ttl: settings.access_token_ttl.map(secs),
         refresh_token_ttl: settings.refresh_token_ttl.map(secs),
+        allowed_origins: settings.allowed_origins.clone(),
+        backchannel_logout_uri: settings.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: settings.backchannel_logout_session_required,
     }
 }
 
@@ -389,6 +392,9 @@ fn client_json(client: &Client) -> serde_json::Value {
         "always_issue_refresh_token": client.always_issue_refresh_token,
         "access_token_ttl": client.access_token_ttl,
         "refresh_token_ttl": client.refresh_token_ttl,
+        "allowed_origins": client.allowed_origins,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
     })
 }
 

@@ -148,6 +148,17 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_ABSOLUTE_TTL", default_value = "90d", value_parser = parse_duration)]
     pub refresh_token_absolute_ttl: Duration,
 
+    /// Refresh-token idle lifetime for public clients (single-page and native apps, which
+    /// cannot keep a secret): shorter than a confidential client's by default. A client's
+    /// own --refresh-token-ttl still wins.
+    #[arg(long, env = "SIGIL_PUBLIC_CLIENT_REFRESH_TOKEN_TTL", default_value = "1d", value_parser = parse_duration)]
+    pub public_client_refresh_token_ttl: Duration,
+
+    /// Absolute lifetime of a public client's refresh-token family, however often it
+    /// rotates (at most --refresh-token-absolute-ttl).
+    #[arg(long, env = "SIGIL_PUBLIC_CLIENT_REFRESH_TOKEN_ABSOLUTE_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub public_client_refresh_token_absolute_ttl: Duration,
+
     /// Refresh reuse grace window. 0s (the default) is strict: a second use of a refresh
     /// token revokes its whole family, even a concurrent one. With e.g. 10s, a replay of
     /// the token within that time of its rotation gets the same successor tokens again
@@ -588,9 +599,22 @@ pub struct ClientSettings {
     /// Access-token lifetime for this client (at most 1d); default: the server's.
     #[arg(long, value_parser = parse_duration)]
     pub access_token_ttl: Option<Duration>,
-    /// Refresh-token idle lifetime for this client; default: the server's.
+    /// Refresh-token idle lifetime for this client; default: the server's
+    /// (--public-client-refresh-token-ttl for a public client).
     #[arg(long, value_parser = parse_duration)]
     pub refresh_token_ttl: Option<Duration>,
+    /// A browser origin (scheme://host[:port]) allowed to call /token, /revoke and
+    /// /userinfo from JavaScript (CORS), for a single-page app; repeat for several.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// Where Sigil POSTs a logout token when a session this client signed in to ends
+    /// (OpenID Connect Back-Channel Logout 1.0); https, or http on a loopback IP.
+    #[arg(long)]
+    pub backchannel_logout_uri: Option<String>,
+    /// The client needs the session id (sid) in logout tokens (Sigil sends it whenever
+    /// the sign-in came from a browser session).
+    #[arg(long)]
+    pub backchannel_logout_session_required: bool,
 }
 
 #[derive(Debug, Subcommand)]

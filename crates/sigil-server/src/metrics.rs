@@ -59,6 +59,8 @@ pub struct Metrics {
     throttled: AtomicU64,
     /// The mailer's counters, once `sigil serve` has attached them.
     mail: OnceLock<Arc<MailMetrics>>,
+    /// The back-channel logout worker's counters, once attached.
+    logouts: OnceLock<Arc<crate::backchannel::LogoutMetrics>>,
 }
 
 /// The kinds of message Sigil sends (`MailKind::name`), in a fixed order.
@@ -248,6 +250,11 @@ impl Metrics {
         let _ = self.mail.set(mail);
     }
 
+    /// Serves the back-channel logout counters at /metrics from now on (once).
+    pub fn attach_logouts(&self, logouts: Arc<crate::backchannel::LogoutMetrics>) {
+        let _ = self.logouts.set(logouts);
+    }
+
     pub fn token_issued(&self, grant: &str) {
         if let Some(i) = GRANTS.iter().position(|g| *g == grant) {
             self.tokens_issued[i].fetch_add(1, Ordering::Relaxed);
@@ -376,6 +383,9 @@ impl Metrics {
         }
         if let Some(mail) = self.mail.get() {
             mail.render(&mut out);
+        }
+        if let Some(logouts) = self.logouts.get() {
+            logouts.render(&mut out);
         }
         out
     }

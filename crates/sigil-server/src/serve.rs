@@ -71,6 +71,9 @@ pub async fn build_state(
     config.id_token_ttl = secs(args.lifetimes.id_token_ttl);
     config.refresh_token_ttl = secs(args.refresh_token_ttl);
     config.refresh_token_absolute_ttl = secs(args.refresh_token_absolute_ttl);
+    config.public_client_refresh_token_ttl = secs(args.public_client_refresh_token_ttl);
+    config.public_client_refresh_token_absolute_ttl =
+        secs(args.public_client_refresh_token_absolute_ttl).min(config.refresh_token_absolute_ttl);
     config.client_cache_ttl = secs(args.client_cache_ttl);
     config.refresh_reuse_grace = secs(args.refresh_reuse_grace);
     config.throttle.account_free_failures = args.sign_in_free_failures;
@@ -128,6 +131,9 @@ pub async fn build_state(
     let federation = sigil_core::federation::Federation::for_authority(&authority, factor_key);
     let upstreams = crate::upstream::Upstreams::new().map_err(CommandError::Invalid)?;
     let is_https = issuer.starts_with("https://");
+    let authority = Arc::new(authority);
+    let logouts = crate::backchannel::LogoutDeliverer::new(authority.clone(), database.store())
+        .map_err(CommandError::Invalid)?;
     Ok(AppState {
         accounts: Arc::new(accounts),
         factors: Arc::new(factors),
@@ -140,7 +146,7 @@ pub async fn build_state(
             .clone()
             .unwrap_or_else(|| crate::sessions::cookie_name(is_https).to_string()),
         admin: Arc::new(Admin::for_authority(&authority)),
-        authority: Arc::new(authority),
+        authority,
         sessions,
         session_ttl: secs(args.session_ttl),
         request_timeout: args.request_timeout,
@@ -152,6 +158,10 @@ pub async fn build_state(
         keys_dir: keys.clone(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         devices: Arc::new(devices),
+        cors: Arc::new(crate::http::cors::AllowedOrigins::new(
+            args.client_cache_ttl,
+        )),
+        logouts,
     })
 }
 
@@ -274,6 +284,8 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     let housekeeping = spawn_housekeeping(state.clone());
     state.metrics.attach_mail(state.mailer.metrics());
     let mail_worker = state.mailer.clone().spawn_worker();
+    state.metrics.attach_logouts(state.logouts.metrics());
+    let logout_worker = state.logouts.clone().spawn_worker();
     let listener = bind(args.bind).await?;
     let metrics_listener = match args.metrics_bind {
         Some(addr) => Some(bind(addr).await?),
@@ -333,6 +345,7 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
     watcher.abort();
     housekeeping.abort();
     mail_worker.abort();
+    logout_worker.abort();
     database.close().await;
     tracing::info!("sigil stopped");
     Ok(())

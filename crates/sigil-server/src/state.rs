@@ -59,4 +59,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Signs and checks the trusted-device cookies of the sign-in page.
     pub devices: Arc<sigil_core::device::DeviceKey>,
+    /// Every origin some client allows, for CORS preflights.
+    pub cors: Arc<crate::http::cors::AllowedOrigins>,
+    /// Back-channel logout: the delivery worker of logout tokens.
+    pub logouts: Arc<crate::backchannel::LogoutDeliverer>,
 }

@@ -11,7 +11,7 @@ use sigil_core::secret::{random_token, Secret};
 use sigil_core::store::memory::MemoryStore;
 use sigil_core::store::{
     AccountLink, AuthorizationCode, BrowserSession, Factor, FactorKind, LinkPurpose, OutboxMessage,
-    RefreshFamily, RefreshTokenRecord, Store, StoreError,
+    QueuedLogouts, RefreshFamily, RefreshTokenRecord, Store, StoreError,
 };
 use sigil_core::throttle::ThrottlePolicy;
 use sigil_core::user::User;
@@ -134,6 +134,12 @@ async fn conformance(store: Arc<dyn Store>) {
         name: "spa".into(),
         is_public: true,
         redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        allowed_origins: vec![
+            "http://127.0.0.1:5173".into(),
+            "https://spa.example.com".into(),
+        ],
+        backchannel_logout_uri: Some("https://spa.example.com/bcl".into()),
+        backchannel_logout_session_required: true,
         ..Default::default()
     }
     .build(NOW)
@@ -161,6 +167,17 @@ async fn conformance(store: Arc<dyn Store>) {
         store.max_client_access_token_ttl().await.expect("max"),
         Some(300)
     );
+    assert_eq!(
+        store.find_client(&public.id).await.expect("find"),
+        Some(public.clone()),
+        "origins and the back-channel logout settings round-trip"
+    );
+    let mut origins = store.list_client_origins().await.expect("origins");
+    origins.sort();
+    assert_eq!(
+        origins,
+        ["http://127.0.0.1:5173", "https://spa.example.com"]
+    );
 
     // Refresh families and rotation.
     let family = RefreshFamily {
@@ -171,6 +188,7 @@ async fn conformance(store: Arc<dyn Store>) {
         auth_time: NOW - 10,
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
+        sid: Some("sid-1".into()),
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -325,6 +343,7 @@ async fn conformance(store: Arc<dyn Store>) {
         auth_time: NOW - 5,
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
+        sid: Some("sid-2".into()),
         created_at: NOW,
         expires_at: NOW + 60,
         used_at: None,
@@ -504,6 +523,7 @@ async fn administration(store: Arc<dyn Store>) {
             auth_time: NOW,
             acr: "urn:sigil:acr:2fa".into(),
             amr: "pwd otp mfa".into(),
+            sid: None,
             created_at: NOW,
             expires_at,
             revoked_at: None,
@@ -686,6 +706,7 @@ async fn new_family(store: &dyn Store, client_id: &str, user_id: &str) -> Refres
         auth_time: NOW,
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
+        sid: None,
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -1629,6 +1650,230 @@ async fn federation(store: Arc<dyn Store>) {
     assert_eq!(store.find_provider("upstream").await.expect("find"), None);
 }
 
+/// Back-channel logout: sessions' clients, queueing the logouts of ended sessions once,
+/// the per-client bound, exclusive claims, outcomes, counts and housekeeping.
+async fn backchannel_logout(store: Arc<dyn Store>) {
+    let carol = user("bcl-carol");
+    store.create_user(&carol).await.expect("user");
+    let dave = user("bcl-dave");
+    store.create_user(&dave).await.expect("user");
+    let with_uri = |name: &str| ClientRegistration {
+        name: name.into(),
+        redirect_uris: vec!["https://app.example.com/cb".into()],
+        backchannel_logout_uri: Some("https://app.example.com/bcl".into()),
+        ..Default::default()
+    };
+    let (web, _) = with_uri("web").build(NOW).expect("client");
+    let (other, _) = with_uri("other").build(NOW).expect("client");
+    let (silent, _) = registration("silent").build(NOW).expect("client");
+    for client in [&web, &other, &silent] {
+        store.create_client(client).await.expect("client");
+    }
+    // Sessions s1, s2, s3 of carol, s4 of dave; s1 signed in to all three clients.
+    for (sid, client, who) in [
+        ("s1", &web, &carol),
+        ("s1", &other, &carol),
+        ("s1", &silent, &carol),
+        ("s1", &web, &carol),
+        ("s2", &web, &carol),
+        ("s3", &web, &carol),
+        ("s4", &web, &dave),
+    ] {
+        store
+            .record_session_client(sid, &client.id, &who.id, NOW)
+            .await
+            .expect("record");
+    }
+    let mut expected = vec![web.id.clone(), other.id.clone(), silent.id.clone()];
+    expected.sort();
+    assert_eq!(
+        store.list_session_clients("s1").await.expect("list"),
+        expected
+    );
+
+    // One session: a delivery per client with a URI; the silent client gets none.
+    let queued = store
+        .queue_logouts(&carol.id, Some("s1"), None, 1000, NOW)
+        .await
+        .expect("queue");
+    assert_eq!(
+        queued,
+        QueuedLogouts {
+            queued: 2,
+            dropped: 0
+        }
+    );
+    assert!(store
+        .list_session_clients("s1")
+        .await
+        .expect("list")
+        .is_empty());
+    let again = store
+        .queue_logouts(&carol.id, Some("s1"), None, 1000, NOW)
+        .await
+        .expect("queue");
+    assert_eq!(
+        again,
+        QueuedLogouts::default(),
+        "a session's logout is queued once"
+    );
+    // Another user's session is not touched by carol's logouts.
+    let others = store
+        .queue_logouts(&carol.id, Some("s4"), None, 1000, NOW)
+        .await
+        .expect("queue");
+    assert_eq!(others, QueuedLogouts::default());
+    // Every session but s2, with a bound of 3 pending for `web`: s3 fits, then full.
+    let except = store
+        .queue_logouts(&carol.id, None, Some("s2"), 3, NOW)
+        .await
+        .expect("queue");
+    assert_eq!(
+        except,
+        QueuedLogouts {
+            queued: 1,
+            dropped: 0
+        }
+    );
+    let bounded = store
+        .queue_logouts(&carol.id, None, None, 2, NOW)
+        .await
+        .expect("queue");
+    assert_eq!(
+        bounded,
+        QueuedLogouts {
+            queued: 0,
+            dropped: 1
+        },
+        "s2 is dropped: web already has two waiting"
+    );
+    let listed = store.list_logouts(Some(&web.id), 10).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|d| d.subject == carol.id && d.attempts == 0));
+    let mut sids: Vec<Option<String>> = listed.iter().map(|d| d.sid.clone()).collect();
+    sids.sort();
+    assert_eq!(sids, [Some("s1".to_string()), Some("s3".to_string())]);
+
+    // Deleting a client takes its deliveries with it.
+    store.delete_client(&other.id).await.expect("delete");
+    assert!(store
+        .list_logouts(Some(&other.id), 10)
+        .await
+        .expect("list")
+        .is_empty());
+
+    // Concurrent claims: each delivery has one holder.
+    let mut claims = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        claims.push(tokio::spawn(async move {
+            store.claim_logout(NOW, NOW + 60).await.expect("claim")
+        }));
+    }
+    let mut claimed = Vec::new();
+    for claim in claims {
+        if let Some(delivery) = claim.await.expect("join") {
+            claimed.push(delivery.id);
+        }
+    }
+    claimed.sort();
+    let total = claimed.len();
+    claimed.dedup();
+    assert_eq!(
+        (total, claimed.len()),
+        (2, 2),
+        "two deliveries, each claimed once"
+    );
+    assert_eq!(
+        store.claim_logout(NOW, NOW + 60).await.expect("claim"),
+        None
+    );
+    // After the lease, an unfinished claim is free again.
+    let retaken = store
+        .claim_logout(NOW + 61, NOW + 120)
+        .await
+        .expect("claim")
+        .expect("lease over");
+    store
+        .mark_logout_failed(
+            &retaken.id,
+            "the client answered 503",
+            Some(NOW + 200),
+            NOW + 61,
+        )
+        .await
+        .expect("failed");
+    let counts = store.logout_counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.retrying), (2, 1));
+    assert_eq!(counts.oldest_pending_at, Some(NOW));
+    let second = store
+        .claim_logout(NOW + 121, NOW + 180)
+        .await
+        .expect("claim")
+        .expect("due");
+    assert_ne!(second.id, retaken.id, "a retry waits for its time");
+    store
+        .mark_logout_delivered(&second.id, NOW + 121)
+        .await
+        .expect("delivered");
+    assert_eq!(
+        store
+            .claim_logout(NOW + 121, NOW + 180)
+            .await
+            .expect("claim"),
+        None
+    );
+    let back = store
+        .claim_logout(NOW + 200, NOW + 260)
+        .await
+        .expect("claim")
+        .expect("the retry is due");
+    assert_eq!((back.id.as_str(), back.attempts), (retaken.id.as_str(), 1));
+    store
+        .mark_logout_failed(&back.id, "the client answered 400", None, NOW + 200)
+        .await
+        .expect("given up");
+    let counts = store.logout_counts().await.expect("counts");
+    assert_eq!(
+        (
+            counts.pending,
+            counts.retrying,
+            counts.delivered,
+            counts.given_up
+        ),
+        (0, 0, 1, 1)
+    );
+    assert_eq!(counts.oldest_pending_at, None);
+    // One more, left pending.
+    store
+        .record_session_client("s5", &web.id, &carol.id, NOW)
+        .await
+        .expect("record");
+    let pending = store
+        .queue_logouts(&carol.id, Some("s5"), None, 1000, NOW)
+        .await
+        .expect("queue");
+    assert_eq!(pending.queued, 1);
+    // Housekeeping: finished deliveries a week on, sessions' lists after 90 days.
+    store
+        .delete_expired(NOW + 8 * 86_400)
+        .await
+        .expect("housekeeping");
+    let left = store.list_logouts(None, 10).await.expect("list");
+    assert_eq!(left.len(), 1, "the pending one stays");
+    store
+        .delete_expired(NOW + 91 * 86_400)
+        .await
+        .expect("housekeeping");
+    assert!(store
+        .list_session_clients("s2")
+        .await
+        .expect("list")
+        .is_empty());
+}
+
 async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
@@ -1642,7 +1887,8 @@ async fn memory_store_conforms() {
     sign_in_failures(store.clone()).await;
     self_service(store.clone()).await;
     second_factors(store.clone()).await;
-    federation(store).await;
+    federation(store.clone()).await;
+    backchannel_logout(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1659,6 +1905,7 @@ async fn sqlite_store_conforms() {
     self_service(database.store()).await;
     second_factors(database.store()).await;
     federation(database.store()).await;
+    backchannel_logout(database.store()).await;
     database.close().await;
 }
 
@@ -1678,6 +1925,7 @@ async fn postgres_store_conforms() {
     self_service(database.store()).await;
     second_factors(database.store()).await;
     federation(database.store()).await;
+    backchannel_logout(database.store()).await;
     database.close().await;
 }
 

@@ -181,6 +181,8 @@ pub struct Accounts {
     hashing: (Arc<PasswordHasher>, CpuPool),
     mail: Arc<dyn MailQueue>,
     config: AccountsConfig,
+    /// Where the logouts of ended sessions go (back-channel logout).
+    logouts: crate::backchannel::LogoutQueue,
 }
 
 impl Accounts {
@@ -198,6 +200,7 @@ impl Accounts {
             hashing: (authority.passwords.clone(), authority.password_pool.clone()),
             mail,
             config,
+            logouts: authority.logout_queue.clone(),
         }
     }
 
@@ -211,6 +214,7 @@ impl Accounts {
     ) -> Self {
         Self {
             audit_log: AuditLog::new(store.clone(), clock.clone()),
+            logouts: crate::backchannel::LogoutQueue::new(store.clone(), clock.clone()),
             store,
             clock,
             hashing,

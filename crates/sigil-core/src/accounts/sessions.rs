@@ -3,6 +3,7 @@
 use super::{AccountError, Accounts};
 use crate::audit::Caller;
 use crate::authorize::SignedIn;
+use crate::backchannel::{session_sid, EndedSessions};
 use crate::factors::{last_used, UsedMethod};
 use crate::secret::random_token;
 use crate::store::BrowserSession;
@@ -59,6 +60,10 @@ impl Accounts {
         {
             tracing::warn!(%error, "could not end a session's record");
         }
+        let sid = session_sid(session_id);
+        self.logouts
+            .sessions_ended(user_id, EndedSessions::Only(&sid))
+            .await;
     }
 
     /// The user's live sessions, the current one marked; `idle_ttl`: how long an unused
@@ -94,6 +99,14 @@ impl Accounts {
             .store
             .end_browser_sessions(&user.id, only, except, self.now())
             .await?;
+        let only_sid = only.map(session_sid);
+        let except_sid = except.map(session_sid);
+        let which = match (&only_sid, &except_sid) {
+            (Some(sid), _) => EndedSessions::Only(sid),
+            (None, Some(sid)) => EndedSessions::AllExcept(sid),
+            (None, None) => EndedSessions::All,
+        };
+        self.logouts.sessions_ended(&user.id, which).await;
         let detail = match only {
             Some(_) => format!("{ended} session ended"),
             None => format!("{ended} other sessions ended"),

@@ -30,6 +30,8 @@ pub struct Admin {
     hashing: Option<(Arc<PasswordHasher>, CpuPool)>,
     /// The protocol engine's client cache, when there is one in this process.
     clients: Option<Arc<ClientCache>>,
+    /// Where the logouts of sessions an admin ends go (back-channel logout).
+    logouts: crate::backchannel::LogoutQueue,
 }
 
 impl Admin {
@@ -38,6 +40,7 @@ impl Admin {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
             audit_log: AuditLog::new(store.clone(), clock.clone()),
+            logouts: crate::backchannel::LogoutQueue::new(store.clone(), clock.clone()),
             store,
             clock,
             hashing: None,
@@ -61,6 +64,7 @@ impl Admin {
             audit_log: authority.audit_log.clone(),
             hashing: Some((authority.passwords.clone(), authority.password_pool.clone())),
             clients: Some(authority.clients.clone()),
+            logouts: authority.logout_queue.clone(),
         }
     }
 

@@ -184,6 +184,9 @@ impl Admin {
         self.store
             .end_browser_sessions(&user.id, None, None, now)
             .await?;
+        self.logouts
+            .sessions_ended(&user.id, crate::backchannel::EndedSessions::All)
+            .await;
         Ok(self
             .store
             .revoke_user_refresh_families(&user.id, None, now)

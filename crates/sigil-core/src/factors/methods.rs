@@ -139,6 +139,10 @@ pub struct Authentication {
     pub auth_time: i64,
     pub acr: String,
     pub amr: Vec<String>,
+    /// The browser session the sign-in happened in, as its `sid`
+    /// ([`crate::backchannel::session_sid`]); `None` without one (the password grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 impl Authentication {
@@ -148,7 +152,14 @@ impl Authentication {
             auth_time: last_used(methods).unwrap_or(fallback_time),
             acr: level(methods).acr().to_string(),
             amr: amr(methods),
+            sid: None,
         }
+    }
+
+    /// The same authentication, in the browser session `sid`.
+    pub fn in_session(mut self, sid: Option<String>) -> Self {
+        self.sid = sid;
+        self
     }
 
     /// A password alone at `auth_time` (the password grant; records from before `acr`
@@ -182,6 +193,7 @@ impl Authentication {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
                 .collect(),
+            sid: None,
         }
     }
 }

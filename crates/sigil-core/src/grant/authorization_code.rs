@@ -65,7 +65,8 @@ impl Authority {
         let audience = self.resolve_audience(client, &[])?;
         // The family is created first and recorded with the code in one conditional update,
         // so that a replay racing this exchange always finds something to revoke.
-        let auth = Authentication::from_stored(record.auth_time, &record.acr, &record.amr);
+        let auth = Authentication::from_stored(record.auth_time, &record.acr, &record.amr)
+            .in_session(record.sid.clone());
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
                 self.start_refresh_family(client, &user, &scope, &auth)

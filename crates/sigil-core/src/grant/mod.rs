@@ -300,6 +300,7 @@ impl Authority {
             preferred_username: profile.then(|| user.username.clone()),
             email: user.email.clone().filter(|_| email),
             email_verified: (email && user.email.is_some()).then_some(user.email_verified),
+            sid: auth.sid.clone(),
         }
     }
 
@@ -327,8 +328,9 @@ impl Authority {
             auth_time: auth.auth_time,
             acr: auth.acr.clone(),
             amr: auth.amr_text(),
+            sid: auth.sid.clone(),
             created_at: now,
-            expires_at: now + self.config.refresh_token_absolute_ttl,
+            expires_at: now + self.refresh_token_absolute_ttl(client),
             revoked_at: None,
         };
         let token = Secret::generate();
@@ -349,10 +351,27 @@ impl Authority {
         })
     }
 
+    /// A refresh token's idle lifetime: the client's own, else the server's for its kind
+    /// (public clients, which cannot keep a secret, get the shorter one).
     pub(crate) fn refresh_token_ttl(&self, client: &Client) -> i64 {
         client
             .refresh_token_ttl
-            .unwrap_or(self.config.refresh_token_ttl)
+            .unwrap_or(if client.is_confidential() {
+                self.config.refresh_token_ttl
+            } else {
+                self.config.public_client_refresh_token_ttl
+            })
+    }
+
+    /// A refresh-token family's absolute lifetime for `client`'s kind.
+    pub(crate) fn refresh_token_absolute_ttl(&self, client: &Client) -> i64 {
+        if client.is_confidential() {
+            self.config.refresh_token_absolute_ttl
+        } else {
+            self.config
+                .public_client_refresh_token_absolute_ttl
+                .min(self.config.refresh_token_absolute_ttl)
+        }
     }
 }
 

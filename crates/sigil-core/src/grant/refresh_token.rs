@@ -85,7 +85,8 @@ impl Authority {
                                 family.auth_time,
                                 &family.acr,
                                 &family.amr,
-                            ),
+                            )
+                            .in_session(family.sid.clone()),
                         },
                         scope: &scope,
                         audience,

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod activity;
+mod backchannel;
 mod factors;
 mod federation;
 mod self_service;
@@ -49,6 +50,10 @@ struct Data {
     recovery_codes: Vec<factors::RecoveryCode>,
     providers: HashMap<String, crate::federation::Provider>,
     identities: Vec<crate::federation::FederatedIdentity>,
+    /// (sid, client id) → (user id, made at).
+    session_clients: HashMap<(String, String), (String, i64)>,
+    /// With each delivery, the time until which a worker holds it.
+    logouts: Vec<(super::LogoutDelivery, i64)>,
 }
 
 impl Data {
@@ -93,7 +98,9 @@ impl Housekeeping for MemoryStore {
             + data.links.len()
             + data.outbox.len()
             + data.browser_sessions.len()
-            + data.factors.len();
+            + data.factors.len()
+            + data.session_clients.len()
+            + data.logouts.len();
         data.codes
             .retain(|_, c| c.expires_at > now - KEPT_AFTER_EXPIRY);
         data.families.retain(|_, f| f.expires_at > now);
@@ -115,6 +122,13 @@ impl Housekeeping for MemoryStore {
         });
         data.factors
             .retain(|f| f.is_confirmed() || f.created_at > now - UNCONFIRMED_FACTOR_KEPT);
+        data.session_clients
+            .retain(|_, (_, made)| *made > now - SESSIONS_KEPT);
+        data.logouts.retain(|(d, _)| {
+            d.delivered_at
+                .or(d.given_up_at)
+                .is_none_or(|done| done > now - OUTBOX_KEPT)
+        });
         let after = data.codes.len()
             + data.families.len()
             + data.tokens.len()
@@ -123,7 +137,9 @@ impl Housekeeping for MemoryStore {
             + data.links.len()
             + data.outbox.len()
             + data.browser_sessions.len()
-            + data.factors.len();
+            + data.factors.len()
+            + data.session_clients.len()
+            + data.logouts.len();
         Ok((before - after) as u64)
     }
 }

@@ -15,6 +15,9 @@ pub struct RefreshFamily {
     /// [`crate::factors::Authentication`]); empty in families from before they were kept.
     pub acr: String,
     pub amr: String,
+    /// The browser session's `sid` the family's sign-in came from (for the ID tokens
+    /// refreshes issue, and back-channel logout).
+    pub sid: Option<String>,
     pub created_at: i64,
     /// Absolute end of the family, whatever the rotations.
     pub expires_at: i64,
@@ -64,6 +67,8 @@ pub struct AuthorizationCode {
     /// How the user signed in (see [`RefreshFamily::acr`]).
     pub acr: String,
     pub amr: String,
+    /// The browser session's `sid` (see [`RefreshFamily::sid`]).
+    pub sid: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
@@ -161,6 +166,47 @@ pub struct OutboxCounts {
     pub given_up: i64,
     /// When the oldest pending message was queued.
     pub oldest_pending_at: Option<i64>,
+}
+
+/// A logout token to deliver (OpenID Connect Back-Channel Logout 1.0), or delivered. The
+/// token is signed at each attempt from these fields; nothing here is a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogoutDelivery {
+    pub id: String,
+    pub client_id: String,
+    /// The user (`sub`).
+    pub subject: String,
+    /// The session that ended (`sid`); `None` means every session of the user.
+    pub sid: Option<String>,
+    pub created_at: i64,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub given_up_at: Option<i64>,
+}
+
+/// How the logout outbox stands, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogoutDeliveryCounts {
+    /// Neither delivered nor given up.
+    pub pending: i64,
+    /// Pending and tried at least once without success.
+    pub retrying: i64,
+    pub delivered: i64,
+    pub given_up: i64,
+    /// When the oldest pending delivery was queued.
+    pub oldest_pending_at: Option<i64>,
+}
+
+/// What queueing the logouts of ended sessions did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueuedLogouts {
+    /// Deliveries queued.
+    pub queued: u64,
+    /// Logouts not queued because their client already had
+    /// [`crate::backchannel::MAX_PENDING_PER_CLIENT`] waiting.
+    pub dropped: u64,
 }
 
 /// A signed-in browser session as the account page lists it. Its id is a random handle

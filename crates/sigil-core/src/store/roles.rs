@@ -3,8 +3,9 @@
 //! meaning; the conformance suite in the server crate checks that they do.
 
 use super::{
-    AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, LinkPurpose, OutboxCounts,
-    OutboxMessage, RefreshFamily, RefreshTokenRecord, SignInFailures, StoreError,
+    AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, LinkPurpose, LogoutDelivery,
+    LogoutDeliveryCounts, OutboxCounts, OutboxMessage, QueuedLogouts, RefreshFamily,
+    RefreshTokenRecord, SignInFailures, StoreError,
 };
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
@@ -51,6 +52,8 @@ pub trait UserStore: Send + Sync {
 pub trait ClientStore: Send + Sync {
     async fn create_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn find_client(&self, id: &str) -> Result<Option<Client>, StoreError>;
+    /// Every origin some client allows (each once, in any order).
+    async fn list_client_origins(&self) -> Result<Vec<String>, StoreError>;
     /// The longest per-client access-token lifetime override, if any client has one.
     async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError>;
     /// Clients whose name or id contains `search` (case-insensitive), by name; at most `limit`.
@@ -412,6 +415,61 @@ pub trait FederationStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// OpenID Connect Back-Channel Logout 1.0: which clients each browser session (by `sid`)
+/// signed in to, and the durable outbox of logout tokens to deliver to them. Workers on
+/// every replica share the outbox as they share the mail outbox.
+#[async_trait]
+pub trait BackchannelLogoutStore: Send + Sync {
+    /// Notes that the session `sid` of `user_id` signed in to `client_id` (idempotent).
+    async fn record_session_client(
+        &self,
+        sid: &str,
+        client_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The clients a session signed in to, by id (for tests and the console).
+    async fn list_session_clients(&self, sid: &str) -> Result<Vec<String>, StoreError>;
+    /// For the user's sessions that ended (`only` that `sid`, every one but `except`, or
+    /// all), queues one delivery per session and client that has a back-channel logout
+    /// URI, unless that client already has `max_pending_per_client` undelivered (those are
+    /// dropped and counted), and forgets those sessions' clients; atomically, so that two
+    /// logouts of one session queue it once. Durable before this returns.
+    async fn queue_logouts(
+        &self,
+        user_id: &str,
+        only: Option<&str>,
+        except: Option<&str>,
+        max_pending_per_client: i64,
+        now: i64,
+    ) -> Result<QueuedLogouts, StoreError>;
+    /// Claims the undelivered logout due longest ago (`next_attempt_at <= now`, not
+    /// claimed by anyone until after `now`) until `lease_until`: of workers on every
+    /// replica, exactly one gets each delivery at a time.
+    async fn claim_logout(
+        &self,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<LogoutDelivery>, StoreError>;
+    async fn mark_logout_delivered(&self, id: &str, now: i64) -> Result<(), StoreError>;
+    /// Records a failed attempt (`error` holds no secret): tried again at
+    /// `next_attempt_at`, or given up when that is `None`.
+    async fn mark_logout_failed(
+        &self,
+        id: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    async fn logout_counts(&self) -> Result<LogoutDeliveryCounts, StoreError>;
+    /// The newest deliveries (of one client, if given), newest first.
+    async fn list_logouts(
+        &self,
+        client_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<LogoutDelivery>, StoreError>;
+}
+
 /// The store's own upkeep: health and expiry.
 #[async_trait]
 pub trait Housekeeping: Send + Sync {
@@ -421,7 +479,8 @@ pub trait Housekeeping: Send + Sync {
     /// expired deny-list entries, authorization codes a day after they expired, sign-in
     /// failure counts a day after their last failure, account links a day after they
     /// expired, outbox messages a week after they were sent or given up, browser sessions
-    /// a day after they ended or 90 days after they were last seen. Returns how many rows
-    /// went.
+    /// a day after they ended or 90 days after they were last seen, logout deliveries a
+    /// week after they were delivered or given up, and sessions' client lists 90 days after
+    /// they were made. Returns how many rows went.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
 }

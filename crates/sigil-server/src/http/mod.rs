@@ -10,6 +10,7 @@ pub mod browser;
 pub mod caller;
 pub mod client_auth;
 pub mod consent;
+pub mod cors;
 pub mod discovery;
 pub mod error;
 pub mod federation;
@@ -64,14 +65,18 @@ pub fn app(state: AppState) -> Router {
             is_https,
             state.session_ttl,
         ));
+    // The endpoints a single-page app calls from the browser, with their CORS.
+    let browser_apps = Router::new()
+        .merge(token::router())
+        .merge(revoke::router())
+        .merge(userinfo::router())
+        .layer(middleware::from_fn_with_state(state.clone(), cors::layer));
     Router::new()
         .merge(browser)
         .merge(pages::router())
         .merge(discovery::router())
-        .merge(token::router())
-        .merge(revoke::router())
+        .merge(browser_apps)
         .merge(introspect::router())
-        .merge(userinfo::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(not_found)

@@ -37,6 +37,24 @@ pub(crate) async fn revoke(
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form)?;
+    let client_id = credentials.client_id.clone();
+    revoke_for(state, peer, credentials, &form)
+        .await
+        .map(|response| super::cors::served_client(response, &client_id))
+        .or_else(|error| {
+            Ok(super::cors::served_client(
+                error.into_response(),
+                &client_id,
+            ))
+        })
+}
+
+async fn revoke_for(
+    state: AppState,
+    peer: PeerAddress,
+    credentials: sigil_core::authority::ClientCredentials,
+    form: &OAuthForm,
+) -> Result<Response, OAuthResponseError> {
     let token = Secret::new(form.required("token")?);
     let hint = form
         .single("token_type_hint")?

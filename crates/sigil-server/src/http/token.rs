@@ -43,7 +43,25 @@ pub(crate) async fn token(
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form)?;
-    let request = parse_token_request(&form)?;
+    let client_id = credentials.client_id.clone();
+    token_for(state, peer, credentials, &form)
+        .await
+        .map(|response| super::cors::served_client(response, &client_id))
+        .or_else(|error| {
+            Ok(super::cors::served_client(
+                error.into_response(),
+                &client_id,
+            ))
+        })
+}
+
+async fn token_for(
+    state: AppState,
+    peer: PeerAddress,
+    credentials: sigil_core::authority::ClientCredentials,
+    form: &OAuthForm,
+) -> Result<Response, OAuthResponseError> {
+    let request = parse_token_request(form)?;
     let grant = grant_name(&request);
     let response = state
         .authority

@@ -75,8 +75,22 @@ pub(crate) async fn userinfo(
         (Some(token), None) | (None, Some(token)) => token,
         (None, None) => return Err(BearerError::Missing),
     };
-    let info = state.authority.userinfo(&token).await?;
-    let mut response = Json(info).into_response();
-    no_store(&mut response);
-    Ok(response)
+    // The token's client, for CORS: only its registered origins may read the answer.
+    let client_id = state
+        .authority
+        .verify_access_token(&token)
+        .ok()
+        .map(|claims| claims.client_id);
+    let response = match state.authority.userinfo(&token).await {
+        Ok(info) => {
+            let mut response = Json(info).into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(error) => BearerError::from(error).into_response(),
+    };
+    Ok(match client_id {
+        Some(id) => super::cors::served_client(response, &id),
+        None => response,
+    })
 }

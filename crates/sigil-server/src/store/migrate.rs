@@ -52,6 +52,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "federation",
         sql: include_str!("../../../../migrations/sqlite/0007_federation.sql"),
     },
+    Migration {
+        version: 8,
+        name: "browser_apps",
+        sql: include_str!("../../../../migrations/sqlite/0008_browser_apps.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -91,6 +96,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 7,
         name: "federation",
         sql: include_str!("../../../../migrations/postgres/0007_federation.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "browser_apps",
+        sql: include_str!("../../../../migrations/postgres/0008_browser_apps.sql"),
     },
 ]);
 

@@ -152,6 +152,18 @@ impl ClientStore for MemoryStore {
         Ok(self.data().clients.get(id).cloned())
     }
 
+    async fn list_client_origins(&self) -> Result<Vec<String>, StoreError> {
+        let mut origins: Vec<String> = self
+            .data()
+            .clients
+            .values()
+            .flat_map(|c| c.allowed_origins.iter().cloned())
+            .collect();
+        origins.sort();
+        origins.dedup();
+        Ok(origins)
+    }
+
     async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .data()
@@ -197,6 +209,8 @@ impl ClientStore for MemoryStore {
         data.drop_orphan_tokens();
         data.codes.retain(|_, c| c.client_id != id);
         data.consents.retain(|(_, client), _| client != id);
+        data.session_clients.retain(|(_, client), _| client != id);
+        data.logouts.retain(|(d, _)| d.client_id != id);
         Ok(true)
     }
 }

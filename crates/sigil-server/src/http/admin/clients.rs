@@ -117,6 +117,9 @@ pub struct ClientForm {
     pub always_issue_refresh_token: bool,
     pub access_token_ttl: String,
     pub refresh_token_ttl: String,
+    pub allowed_origins: String,
+    pub backchannel_logout_uri: String,
+    pub backchannel_logout_session_required: bool,
 }
 
 impl ClientForm {
@@ -149,6 +152,9 @@ impl ClientForm {
                 .refresh_token_ttl
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
+            allowed_origins: client.allowed_origins.join("\n"),
+            backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
+            backchannel_logout_session_required: client.backchannel_logout_session_required,
         }
     }
 
@@ -170,6 +176,10 @@ impl ClientForm {
             always_issue_refresh_token: !text("always_issue_refresh_token").is_empty(),
             access_token_ttl: text("access_token_ttl"),
             refresh_token_ttl: text("refresh_token_ttl"),
+            allowed_origins: text("allowed_origins"),
+            backchannel_logout_uri: text("backchannel_logout_uri"),
+            backchannel_logout_session_required: !text("backchannel_logout_session_required")
+                .is_empty(),
         }
     }
 
@@ -209,6 +219,10 @@ impl ClientForm {
             always_issue_refresh_token: self.always_issue_refresh_token,
             access_token_ttl: ttl(&self.access_token_ttl, "access-token")?,
             refresh_token_ttl: ttl(&self.refresh_token_ttl, "refresh-token")?,
+            allowed_origins: lines(&self.allowed_origins),
+            backchannel_logout_uri: Some(self.backchannel_logout_uri.trim().to_string())
+                .filter(|uri| !uri.is_empty()),
+            backchannel_logout_session_required: self.backchannel_logout_session_required,
         })
     }
 }
@@ -350,7 +364,14 @@ fn client_page(
             grants: grant_names(client),
             secret,
             access_ttl: lifetime(client.access_token_ttl, config.access_token_ttl),
-            refresh_ttl: lifetime(client.refresh_token_ttl, config.refresh_token_ttl),
+            refresh_ttl: lifetime(
+                client.refresh_token_ttl,
+                if client.is_confidential() {
+                    config.refresh_token_ttl
+                } else {
+                    config.public_client_refresh_token_ttl
+                },
+            ),
             config: text,
             example_authorize,
             client: client.clone(),

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sigil_core::client::{Client, GrantType};
 use sigil_core::store::{ClientStore, StoreError};
 
-const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at, allowed_origins, backchannel_logout_uri, backchannel_logout_session_required";
 
 /// A row of `clients`, selected with [`CLIENT_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -24,6 +24,9 @@ pub(super) struct ClientRow {
     refresh_token_ttl: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    allowed_origins: String,
+    backchannel_logout_uri: Option<String>,
+    backchannel_logout_session_required: bool,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -43,10 +46,19 @@ impl TryFrom<ClientRow> for Client {
             always_issue_refresh_token: row.always_issue_refresh_token,
             access_token_ttl: row.access_token_ttl,
             refresh_token_ttl: row.refresh_token_ttl,
+            allowed_origins: from_json(&row.allowed_origins)?,
+            backchannel_logout_uri: row.backchannel_logout_uri,
+            backchannel_logout_session_required: row.backchannel_logout_session_required,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
     }
+}
+
+/// `SELECT allowed_origins`.
+#[derive(sqlx::FromRow)]
+struct OriginsRow {
+    allowed_origins: String,
 }
 
 /// `SELECT MAX(access_token_ttl) AS ttl`.
@@ -58,10 +70,10 @@ struct MaxTtlRow {
 #[async_trait]
 impl<B: Backend> ClientStore for SqlStore<B>
 where
-    B::Db: Reads<ClientRow> + Reads<MaxTtlRow>,
+    B::Db: Reads<ClientRow> + Reads<MaxTtlRow> + Reads<OriginsRow>,
 {
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
+        let sql = format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)");
         self.execute(bind_client(sqlx::query(&sql), client)).await?;
         Ok(())
     }
@@ -71,6 +83,22 @@ where
         let row = self.hot_optional(|| sqlx::query(&sql).param(id)).await?;
         row.map(|row| Client::try_from(read_row::<B::Db, ClientRow>(&row)?))
             .transpose()
+    }
+
+    async fn list_client_origins(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|| async move {
+            let query =
+                sqlx::query("SELECT allowed_origins FROM clients WHERE allowed_origins <> '[]'");
+            let rows = self.fetch_all(query).await?;
+            let mut origins = Vec::new();
+            for row in read_rows::<B::Db, OriginsRow>(&rows)? {
+                origins.extend(from_json(&row.allowed_origins)?);
+            }
+            origins.sort();
+            origins.dedup();
+            Ok(origins)
+        })
+        .await
     }
 
     async fn max_client_access_token_ttl(&self) -> Result<Option<i64>, StoreError> {
@@ -101,7 +129,7 @@ where
 
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
         // The same parameter order as the insert ($1 is the id).
-        let query = bind_client(sqlx::query("UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, audiences = $8, is_first_party = $9, always_issue_refresh_token = $10, access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14 WHERE id = $1"), client);
+        let query = bind_client(sqlx::query("UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, audiences = $8, is_first_party = $9, always_issue_refresh_token = $10, access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14, allowed_origins = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17 WHERE id = $1"), client);
         Ok(self.execute(query).await? == 1)
     }
 
@@ -129,6 +157,9 @@ fn bind_client<'q, DB: Dialect>(query: Query<'q, DB>, client: &'q Client) -> Que
         .param(client.refresh_token_ttl)
         .param(client.created_at)
         .param(client.updated_at)
+        .param(to_json(&client.allowed_origins))
+        .param(client.backchannel_logout_uri.as_deref())
+        .param(client.backchannel_logout_session_required)
 }
 
 fn to_json(list: &[String]) -> String {

@@ -58,6 +58,14 @@ impl<B: Backend> Housekeeping for SqlStore<B> {
                 "DELETE FROM second_factors WHERE confirmed_at IS NULL AND created_at <= $1",
                 now - UNCONFIRMED_FACTOR_KEPT,
             ),
+            (
+                "DELETE FROM logout_deliveries WHERE COALESCE(delivered_at, given_up_at) <= $1",
+                now - super::backchannel::DELIVERIES_KEPT,
+            ),
+            (
+                "DELETE FROM session_clients WHERE created_at <= $1",
+                now - super::backchannel::SESSION_CLIENTS_KEPT,
+            ),
         ];
         let mut tx = self.begin().await?;
         let mut deleted = 0;

@@ -9,6 +9,7 @@
 
 mod access_tokens;
 mod audit;
+mod backchannel;
 mod clients;
 mod codes;
 mod consents;
