@@ -115,8 +115,6 @@ async function main() {
     // The profile comes from /userinfo too: a cross-origin GET with a bearer token.
     loadUserInfo: true,
     // Nothing happens behind the test's back: no timer-driven renewal, no session iframe.
-    // With no silent_redirect_uri, signinSilent can only use the refresh token; without one
-    // it fails instead of falling back to an iframe with prompt=none.
     automaticSilentRenew: false,
     monitorSession: false,
   });
@@ -159,6 +157,13 @@ async function main() {
     showTodos(await callTodoApi(config, user, "GET"));
   });
   on("refresh", "click", async () => {
+    // signinSilent uses the refresh token grant when the user has a refresh token, and
+    // otherwise falls back to a hidden iframe with prompt=none at silent_redirect_uri
+    // (which defaults to redirect_uri). This app refreshes with the refresh token only.
+    const current = await userManager.getUser();
+    if (!current || !current.refresh_token) {
+      throw new Error("no refresh token: sign in again");
+    }
     user = await userManager.signinSilent();
     refreshes += 1;
     show("refresh-count", String(refreshes));
