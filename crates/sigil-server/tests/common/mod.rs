@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod process;
+pub mod spa;
 pub mod webdriver;
 
 use clap::Parser;
