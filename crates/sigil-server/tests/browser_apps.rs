@@ -602,7 +602,15 @@ async fn logout_tokens_reach_every_client_the_session_signed_in_to() {
     let apps = add_apps(&setup, port);
     let inbox = Inbox::default();
     let _receiver = receiver(port, inbox.clone()).await;
-    let server = Server::start(&setup);
+    let metrics_port = free_port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let server = Server::start_on(
+        &setup,
+        &[],
+        &["--metrics-bind", &metrics_bind],
+        free_port(),
+        &[],
+    );
     let base = server.base.clone();
 
     // One browser signs in to three apps; two take back-channel logouts.
@@ -651,6 +659,20 @@ async fn logout_tokens_reach_every_client_the_session_signed_in_to() {
     // Nothing more is sent for that session, and the metrics count it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(inbox.tokens.lock().expect("lock").len(), 2);
+    let metrics = reqwest::get(format!("http://{metrics_bind}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        "sigil_backchannel_logout_queued_total 2",
+        "sigil_backchannel_logout_delivered_total 2",
+        "sigil_backchannel_logout_delivery_failures_total 0",
+        "sigil_backchannel_logout_pending 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 
     // An admin signing the user out everywhere tells the apps of every session.
     let phone = self::browser();
@@ -660,8 +682,11 @@ async fn logout_tokens_reach_every_client_the_session_signed_in_to() {
         .expect("sid")
         .to_string();
     assert_ne!(second_sid, sid, "a new session, a new sid");
+    // The endpoint answers 503 once: the delivery is tried again (after 1 s) and lands.
+    inbox.refuse.store(1, Ordering::SeqCst);
     setup.sigil(&["user", "sign-out", "--username", "lou"], None);
     let tokens = inbox.wait_for(3, Duration::from_secs(10)).await;
+    assert_eq!(inbox.refuse.load(Ordering::SeqCst), 0, "the first attempt was refused");
     let claims = validate_logout_token(&base, &tokens[2].1, &apps.a.0).await;
     assert_eq!(claims["sid"], second_sid.as_str());
 
