@@ -546,6 +546,7 @@ async fn every_metric_in_the_docs_is_served() {
     let app = common::TestApp::start(common::TestDb::sqlite(), &[]).await;
     let metrics = sigil_server::metrics::Metrics::new();
     metrics.attach_mail(app.state.mailer.metrics());
+    metrics.attach_logouts(app.state.logouts.metrics());
     let text = metrics.render(&sigil_server::metrics::Gauges {
         sign_in_successes: 0,
         sign_in_failures: 0,
