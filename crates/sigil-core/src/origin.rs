@@ -15,7 +15,9 @@ impl Origin {
     /// fragment or user information is refused, as is the wildcard `*` and the opaque `null`.
     pub fn parse(text: &str) -> Result<Self, &'static str> {
         let text = text.trim();
-        if text == "*" || text.eq_ignore_ascii_case("null") {
+        // `*` anywhere: matching is exact, so `https://*.example.com` would match nothing
+        // a browser sends while reading as a wildcard to whoever registered it.
+        if text.contains('*') || text.eq_ignore_ascii_case("null") {
             return Err("must be one origin, not a wildcard or null");
         }
         if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -76,6 +78,8 @@ mod tests {
     fn anything_but_a_bare_origin_is_refused() {
         for bad in [
             "*",
+            "https://*.example.com",
+            "http://*:5173",
             "null",
             "https://app.example.com/",
             "https://app.example.com/path",

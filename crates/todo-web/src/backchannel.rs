@@ -14,8 +14,6 @@ pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/back
 /// Least time between two JWKS fetches caused by unknown key ids, so that forged tokens
 /// cannot make us hammer the issuer.
 const JWKS_REFETCH_GAP: Duration = Duration::from_secs(10);
-/// How long a `jti` is remembered when the token has no `exp`.
-const JTI_MEMORY_WITHOUT_EXP: i64 = 600;
 /// Clock skew allowed on `exp` and `iat`, in seconds.
 const LEEWAY: u64 = 60;
 /// Most `jti`s remembered; beyond that, tokens are refused until old ones expire.
@@ -135,10 +133,12 @@ impl LogoutTokenVerifier {
         let key = self.key(&kid).await?;
 
         // §2.6 steps 3-4: signature, iss, aud (a string or an array holding our id), exp.
+        // `exp` is required (§2.4): without it a token's `jti` could not be remembered for
+        // as long as the token is good, and an old token would replay forever.
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.inner.issuer]);
         validation.set_audience(&[&self.inner.client_id]);
-        validation.set_required_spec_claims(&["iss", "aud"]);
+        validation.set_required_spec_claims(&["iss", "aud", "exp"]);
         validation.validate_exp = true;
         validation.leeway = LEEWAY;
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
@@ -168,10 +168,8 @@ impl LogoutTokenVerifier {
             return Err(LogoutTokenError::HasNonce);
         }
         // §2.6 step 8 (optional, done): a `jti` is used once; remembered until expiry.
-        let remember_until = claims
-            .exp
-            .unwrap_or(iat + JTI_MEMORY_WITHOUT_EXP)
-            .saturating_add(LEEWAY as i64);
+        let exp = claims.exp.ok_or(LogoutTokenError::Missing("exp"))?;
+        let remember_until = exp.saturating_add(LEEWAY as i64);
         self.remember(jti, remember_until, now)?;
         Ok(LogoutTarget {
             session_id: claims.sid,
@@ -267,6 +265,9 @@ fn map_jwt_error(error: jsonwebtoken::errors::Error) -> LogoutTokenError {
         ErrorKind::ExpiredSignature => LogoutTokenError::Expired,
         ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => LogoutTokenError::WrongIssuer,
         ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => LogoutTokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "exp" => {
+            LogoutTokenError::Missing("exp")
+        }
         ErrorKind::InvalidAlgorithm => LogoutTokenError::WrongAlgorithm,
         _ => LogoutTokenError::Malformed(error.to_string()),
     }
