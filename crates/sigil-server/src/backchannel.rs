@@ -4,8 +4,8 @@
 //! Each pass claims due deliveries one statement at a time (each has one holder for
 //! [`LEASE_SECONDS`]), signs a fresh logout token for each (§2.4), and POSTs it as
 //! `logout_token=…` to the client's registered URI, a few at once. A 2xx is delivered; a
-//! 4xx (but 408 and 429) means the client refused the token, which a retry would not
-//! change, so it is given up; anything else (5xx, a timeout, no connection) is tried again
+//! 3xx (redirects are not followed) or a 4xx (but 408 and 429) means the client refused
+//! the token, which a retry would not change, so it is given up; anything else (5xx, a timeout, no connection) is tried again
 //! with backoff (`sigil_core::backchannel::next_attempt_at`). Nothing here blocks a
 //! logout: the page answers once the delivery is stored, and the worker is woken at once.
 //! A process killed between storing and delivering leaves the row to the next worker.
@@ -293,6 +293,13 @@ impl LogoutDeliverer {
                 let _ = read_some(response).await;
                 if status.is_success() {
                     Outcome::Delivered
+                } else if status.is_redirection() {
+                    // Redirects are not followed: the registered URI is the only place a
+                    // token goes, and one that redirects will not stop doing so.
+                    Outcome::Refused(format!(
+                        "the client answered {} (a redirect, not followed)",
+                        status.as_u16()
+                    ))
                 } else if status.is_client_error() && !matches!(status.as_u16(), 408 | 429) {
                     Outcome::Refused(format!("the client answered {}", status.as_u16()))
                 } else {

@@ -686,7 +686,11 @@ async fn logout_tokens_reach_every_client_the_session_signed_in_to() {
     inbox.refuse.store(1, Ordering::SeqCst);
     setup.sigil(&["user", "sign-out", "--username", "lou"], None);
     let tokens = inbox.wait_for(3, Duration::from_secs(10)).await;
-    assert_eq!(inbox.refuse.load(Ordering::SeqCst), 0, "the first attempt was refused");
+    assert_eq!(
+        inbox.refuse.load(Ordering::SeqCst),
+        0,
+        "the first attempt was refused"
+    );
     let claims = validate_logout_token(&base, &tokens[2].1, &apps.a.0).await;
     assert_eq!(claims["sid"], second_sid.as_str());
 

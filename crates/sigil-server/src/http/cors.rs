@@ -19,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use sigil_core::origin::Origin;
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a preflight answer may be cached by the browser.
@@ -44,14 +44,15 @@ pub fn served_client(mut response: Response, client_id: &str) -> Response {
 /// Every origin some client lists, refreshed at most every `refresh`.
 pub struct AllowedOrigins {
     refresh: Duration,
-    cached: Mutex<Option<(Instant, HashSet<String>)>>,
+    cached: Mutex<Option<(Instant, Arc<HashSet<String>>)>>,
 }
 
 impl AllowedOrigins {
-    /// `refresh`: how stale the set may be (the client cache's lifetime, at most 5 s).
+    /// `refresh`: how stale the set may be (the client cache's lifetime, between 1 and
+    /// 5 s: even with the client cache off, a flood of preflights costs one query a second).
     pub fn new(refresh: Duration) -> Self {
         Self {
-            refresh: refresh.min(Duration::from_secs(5)),
+            refresh: refresh.clamp(Duration::from_secs(1), Duration::from_secs(5)),
             cached: Mutex::new(None),
         }
     }
@@ -64,7 +65,7 @@ impl AllowedOrigins {
         }
         match state.authority.client_origins().await {
             Ok(list) => {
-                let set: HashSet<String> = list.into_iter().collect();
+                let set: Arc<HashSet<String>> = Arc::new(list.into_iter().collect());
                 let found = set.contains(origin);
                 if let Ok(mut cached) = self.cached.lock() {
                     *cached = Some((Instant::now(), set));
@@ -78,12 +79,10 @@ impl AllowedOrigins {
         }
     }
 
-    fn fresh(&self) -> Option<HashSet<String>> {
+    fn fresh(&self) -> Option<Arc<HashSet<String>>> {
         let cached = self.cached.lock().ok()?;
         match &*cached {
-            Some((at, set)) if !self.refresh.is_zero() && at.elapsed() < self.refresh => {
-                Some(set.clone())
-            }
+            Some((at, set)) if at.elapsed() < self.refresh => Some(set.clone()),
             _ => None,
         }
     }
