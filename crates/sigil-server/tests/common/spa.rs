@@ -41,6 +41,13 @@ pub fn oidc_client_bundle() -> Option<PathBuf> {
     // Tests run in parallel processes: each installs into a directory of its own, and the
     // first to finish moves it into place.
     let staging = cache.with_extension(format!("{}", std::process::id()));
+    // npm wants an existing project directory to install into (a fresh clone has none).
+    std::fs::create_dir_all(&staging).expect("npm staging directory");
+    std::fs::write(
+        staging.join("package.json"),
+        "{\"name\":\"sigil-spa-test\",\"private\":true}\n",
+    )
+    .expect("package.json");
     let out = Command::new("npm")
         .args(["install", "--prefix"])
         .arg(&staging)
