@@ -21,6 +21,13 @@ const SPA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/spa");
 /// oidc-client-ts's browser bundle, installed on first use into `target/tmp/npm-spa`; or
 /// `None` (with a notice) when npm is missing.
 pub fn oidc_client_bundle() -> Option<PathBuf> {
+    // `cargo test` runs a binary's tests as threads of one process: one install per
+    // process, the others wait for it.
+    static INSTALLED: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(install_bundle).clone()
+}
+
+fn install_bundle() -> Option<PathBuf> {
     let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("npm-spa");
     if cache.join(BUNDLE).exists() {
         return Some(cache.join(BUNDLE));
@@ -40,7 +47,11 @@ pub fn oidc_client_bundle() -> Option<PathBuf> {
     }
     // Tests run in parallel processes: each installs into a directory of its own, and the
     // first to finish moves it into place.
-    let staging = cache.with_extension(format!("{}", std::process::id()));
+    let staging = cache.with_extension(format!(
+        "{}-{}",
+        std::process::id(),
+        sigil_core::secret::random_token(6)
+    ));
     // npm wants an existing project directory to install into (a fresh clone has none).
     std::fs::create_dir_all(&staging).expect("npm staging directory");
     std::fs::write(
