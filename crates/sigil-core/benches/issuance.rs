@@ -97,6 +97,7 @@ fn setup() -> Bench {
         credentials: ClientCredentials {
             client_id: client.id,
             secret,
+            assertion: None,
         },
     }
 }

@@ -3,6 +3,8 @@
 
 use crate::audit::{AuditLog, Caller};
 use crate::client::Client;
+use crate::client_assertion::ClientAssertion;
+use crate::client_keys::{ClientKeySource, InlineKeyCache};
 use crate::clock::Clock;
 use crate::cpu::CpuPool;
 use crate::error::OAuthError;
@@ -72,8 +74,31 @@ impl AuthorityConfig {
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
     pub client_id: String,
-    /// `None` when the client sent only its id (public clients).
+    /// `None` when the client sent only its id (public clients) or an assertion.
     pub secret: Option<Secret>,
+    /// A `private_key_jwt` assertion (RFC 7523 §2.2); then `client_id` is its `sub` and
+    /// there is no secret.
+    pub assertion: Option<ClientAssertion>,
+}
+
+impl ClientCredentials {
+    /// An id, with the secret if the client sent one.
+    pub fn with_secret(client_id: impl Into<String>, secret: Option<Secret>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            secret,
+            assertion: None,
+        }
+    }
+
+    /// A client assertion, standing for the client it names.
+    pub fn with_assertion(assertion: ClientAssertion) -> Self {
+        Self {
+            client_id: assertion.client_id().to_string(),
+            secret: None,
+            assertion: Some(assertion),
+        }
+    }
 }
 
 /// Counts of security events, for metrics.
@@ -101,6 +126,11 @@ pub struct Authority {
     verified: VerifiedTokens,
     pub(crate) events: Arc<EventCounts>,
     pub(crate) logout_queue: crate::backchannel::LogoutQueue,
+    /// The parsed inline key sets of `private_key_jwt` clients.
+    pub(crate) inline_keys: InlineKeyCache,
+    /// Where the keys at a client's `jwks_uri` come from (the server's fetcher); without
+    /// one, such clients cannot authenticate.
+    pub(crate) client_key_source: Option<Arc<dyn ClientKeySource>>,
 }
 
 /// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
@@ -134,7 +164,14 @@ impl Authority {
             signing_pool,
             verified: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             events: Arc::new(EventCounts::default()),
+            inline_keys: InlineKeyCache::default(),
+            client_key_source: None,
         }
+    }
+
+    /// Sets where the keys published at clients' `jwks_uri`s come from.
+    pub fn set_client_key_source(&mut self, source: Arc<dyn ClientKeySource>) {
+        self.client_key_source = Some(source);
     }
 
     /// The clock every decision reads.
@@ -247,11 +284,20 @@ impl Authority {
     }
 
     /// RFC 6749 §2.3: authenticates a client. A public client authenticates with its id
-    /// alone; a confidential one must present its secret.
+    /// alone; a confidential one must present its secret, or, registered for
+    /// `private_key_jwt`, a client assertion (RFC 7523 §2.2, see [`crate::client_assertion`]).
     pub async fn authenticate_client(
         &self,
         credentials: &ClientCredentials,
     ) -> Result<Arc<Client>, OAuthError> {
+        if let Some(assertion) = &credentials.assertion {
+            if credentials.secret.is_some() || credentials.client_id != assertion.client_id() {
+                return Err(OAuthError::invalid_request(
+                    "use only one client authentication method",
+                ));
+            }
+            return self.authenticate_with_assertion(assertion).await;
+        }
         let client = self.find_client(&credentials.client_id).await?;
         match client {
             Some(client) => {

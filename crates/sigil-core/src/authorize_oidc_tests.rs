@@ -143,6 +143,7 @@ async fn loopback_redirects_match_any_port_and_the_code_is_bound_to_the_port_use
     let creds = ClientCredentials {
         client_id: id,
         secret: Some(secret),
+        assertion: None,
     };
     let exchange = |redirect_uri: &str| TokenRequest::AuthorizationCode {
         code: code.clone(),

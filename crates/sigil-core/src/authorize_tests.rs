@@ -190,6 +190,7 @@ async fn login_consent_and_code_exchange() {
     let creds = ClientCredentials {
         client_id: id.clone(),
         secret: Some(secret.clone()),
+        assertion: None,
     };
     let exchange = |verifier: &str| TokenRequest::AuthorizationCode {
         code: code.clone(),
@@ -279,6 +280,7 @@ async fn code_binding_and_expiry() {
     let creds = ClientCredentials {
         client_id: id.clone(),
         secret: Some(secret),
+        assertion: None,
     };
     let code = a
         .issue_code(
@@ -307,6 +309,7 @@ async fn code_binding_and_expiry() {
     let other = ClientCredentials {
         client_id: f.app.0.id.clone(),
         secret: Some(f.app.1.clone()),
+        assertion: None,
     };
     let result = a
         .token(

@@ -14,6 +14,10 @@ mod authorize_oidc_tests;
 mod authorize_tests;
 pub mod backchannel;
 pub mod client;
+pub mod client_assertion;
+#[cfg(test)]
+mod client_assertion_tests;
+pub mod client_keys;
 pub mod clock;
 pub mod cpu;
 pub mod device;

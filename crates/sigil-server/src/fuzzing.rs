@@ -19,7 +19,11 @@ pub fn token_request(data: &[u8]) {
         headers.insert(header::AUTHORIZATION, value);
     }
     let form = OAuthForm::parse(body);
-    let _ = client_credentials(&headers, &form);
+    let _ = client_credentials(
+        &headers,
+        &form,
+        sigil_core::client_assertion::ClientAuthEndpoint::Token,
+    );
     let parsed = parse_token_request(&form);
     if form.single("grant_type").is_err() {
         assert!(parsed.is_err(), "a repeated grant_type was accepted");

@@ -106,6 +106,7 @@ impl Fixture {
         ClientCredentials {
             client_id: self.app.0.id.clone(),
             secret: Some(self.app.1.clone()),
+            assertion: None,
         }
     }
     pub(crate) async fn password(&self, scope: &str) -> Result<TokenResponse, crate::OAuthError> {
@@ -229,6 +230,7 @@ async fn service_client(f: &Fixture, scopes: &[&str], audiences: &[&str]) -> Cli
     ClientCredentials {
         client_id: client.id,
         secret,
+        assertion: None,
     }
 }
 
@@ -307,6 +309,7 @@ async fn client_authentication_failures() {
     let wrong = ClientCredentials {
         client_id: f.app.0.id.clone(),
         secret: Some(Secret::new("wrong")),
+        assertion: None,
     };
     assert_eq!(
         code(
@@ -319,6 +322,7 @@ async fn client_authentication_failures() {
     let missing = ClientCredentials {
         client_id: f.app.0.id.clone(),
         secret: None,
+        assertion: None,
     };
     assert_eq!(
         code(
@@ -331,6 +335,7 @@ async fn client_authentication_failures() {
     let unknown = ClientCredentials {
         client_id: "nope".into(),
         secret: Some(f.app.1.clone()),
+        assertion: None,
     };
     assert_eq!(
         code(
@@ -457,6 +462,7 @@ async fn password_grant_rejections() {
             &ClientCredentials {
                 client_id: plain.id.clone(),
                 secret,
+                assertion: None,
             },
             TokenRequest::Password {
                 username: "alice".into(),
@@ -567,6 +573,7 @@ async fn refresh_expiry_and_foreign_clients() {
             &ClientCredentials {
                 client_id: other.id.clone(),
                 secret,
+                assertion: None,
             },
             TokenRequest::RefreshToken {
                 refresh_token: Secret::new(r1.clone()),

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use sigil_core::client_assertion::ClientAuthEndpoint;
 use sigil_core::revocation::TokenTypeHint;
 use sigil_core::secret::Secret;
 
@@ -34,7 +35,7 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
-    let credentials = client_credentials(&headers, &form)?;
+    let credentials = client_credentials(&headers, &form, ClientAuthEndpoint::Introspection)?;
     let token = Secret::new(form.required("token")?);
     let hint = form
         .single("token_type_hint")?

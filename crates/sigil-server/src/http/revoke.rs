@@ -10,6 +10,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use sigil_core::client_assertion::ClientAuthEndpoint;
 use sigil_core::revocation::TokenTypeHint;
 use sigil_core::secret::Secret;
 
@@ -36,7 +37,7 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
-    let credentials = client_credentials(&headers, &form)?;
+    let credentials = client_credentials(&headers, &form, ClientAuthEndpoint::Revocation)?;
     let client_id = credentials.client_id.clone();
     revoke_for(state, peer, credentials, &form)
         .await

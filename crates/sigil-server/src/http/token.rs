@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use sigil_core::client_assertion::ClientAuthEndpoint;
 use sigil_core::grant::TokenRequest;
 use sigil_core::scope::ScopeSet;
 use sigil_core::secret::Secret;
@@ -42,7 +43,7 @@ pub(crate) async fn token(
     headers: HeaderMap,
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
-    let credentials = client_credentials(&headers, &form)?;
+    let credentials = client_credentials(&headers, &form, ClientAuthEndpoint::Token)?;
     let client_id = credentials.client_id.clone();
     token_for(state, peer, credentials, &form)
         .await
