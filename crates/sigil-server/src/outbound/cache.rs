@@ -129,7 +129,11 @@ impl<T: Send + Sync + 'static> DocumentCache<T> {
                         now.saturating_add(self.policy.lifetime(freshness)),
                     ),
                     Err(error) => {
-                        tracing::info!(%error, "outbound fetch refused or failed");
+                        tracing::info!(
+                            url = %super::escaped(url, 200),
+                            %error,
+                            "outbound fetch refused or failed"
+                        );
                         // Too many fetches at once says nothing about this URL: not kept.
                         let kept = if error == FetchError::Busy {
                             0
@@ -242,7 +246,7 @@ mod tests {
             #[allow(dead_code)]
             n: u64,
         }
-        let error = parse_json::<Doc>(b"{\"n\": \"\x1b[31mred\"}").expect_err("a string");
+        let error = parse_json::<Doc>(b"{\"n\": \"\\u001b[31mred\"}").expect_err("a string");
         assert!(!error.contains('\u{1b}'), "{error}");
         assert!(error.contains("wrong type"), "{error}");
         let error = parse_json::<Doc>(b"{").expect_err("short");
