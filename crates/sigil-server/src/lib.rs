@@ -12,6 +12,7 @@ pub mod http;
 pub mod keyfiles;
 pub mod mail;
 pub mod metrics;
+pub mod outbound;
 pub mod passkeys;
 pub mod serve;
 pub mod sessions;
