@@ -311,6 +311,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGIL_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// Also fetch private_key_jwt clients' keys (jwks_uri) from loopback addresses, over
+    /// http://127.0.0.1:PORT/… too. For tests and development only: whoever registers a
+    /// client could then make Sigil call services on this host.
+    #[arg(long, env = "SIGIL_JWKS_URI_ALLOW_LOOPBACK")]
+    pub jwks_uri_allow_loopback: bool,
+
     /// Password of the admin account created on first start (default: random, shown once:
     /// on the terminal, or written to a 0600 file when standard output is not a terminal).
     #[arg(long, env = "SIGIL_ADMIN_PASSWORD", hide_env_values = true)]

@@ -87,7 +87,7 @@ pub async fn build_state(
     config.throttle.base_delay = secs(args.sign_in_first_wait);
     let password_workers = args.passwords.password_workers.unwrap_or_else(cpus);
     let signing_workers = args.signing_workers.unwrap_or_else(cpus);
-    let authority = Authority::new(
+    let mut authority = Authority::new(
         config,
         database.store(),
         ring,
@@ -100,6 +100,15 @@ pub async fn build_state(
         ),
         CpuPool::new("sigil-sign", signing_workers, 4096),
     );
+    let key_fetcher = crate::outbound::Outbound::new(crate::outbound::OutboundSettings {
+        allow_loopback: args.jwks_uri_allow_loopback,
+        ..Default::default()
+    })
+    .map_err(CommandError::Invalid)?;
+    authority.set_client_key_source(Arc::new(crate::client_keys::ClientKeyFetcher::new(
+        Arc::new(key_fetcher),
+        authority.clock(),
+    )));
     let sessions = crate::sessions::AnySessionStore::open(&database)
         .await
         .map_err(|e| CommandError::Database(crate::store::map_err(e)))?;
