@@ -686,14 +686,18 @@ pub struct ClientSettings {
     pub require_pushed_authorization_requests: bool,
 }
 
-/// How a new client authenticates (RFC 7591 `token_endpoint_auth_method`).
+/// How a new client authenticates (RFC 7591 `token_endpoint_auth_method`), named as the
+/// RFC names it (`private_key_jwt`); the kebab-case forms are accepted too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMethodArg {
     /// A generated secret, sent in HTTP Basic (or the body).
+    #[value(name = "client_secret_basic", alias = "client-secret-basic")]
     ClientSecretBasic,
     /// A generated secret, sent in the body (or HTTP Basic).
+    #[value(name = "client_secret_post", alias = "client-secret-post")]
     ClientSecretPost,
     /// A JWT signed with the client's own key (RFC 7523); give --jwks-uri or --jwks-file.
+    #[value(name = "private_key_jwt", alias = "private-key-jwt")]
     PrivateKeyJwt,
     /// No authentication: a public client (the same as --public).
     None,
