@@ -41,6 +41,9 @@ pub struct AuthorityConfig {
     pub throttle: crate::throttle::ThrottlePolicy,
     /// Who must sign in with a second factor (`--mfa`).
     pub mfa: crate::factors::MfaPolicy,
+    /// The scopes a client that registered itself (dynamic registration, RFC 7591, or a
+    /// client ID metadata document) may ask for, beside the scopes of registered resources.
+    pub self_registered_scopes: Vec<String>,
 }
 
 impl AuthorityConfig {
@@ -57,6 +60,10 @@ impl AuthorityConfig {
             refresh_reuse_grace: 0,
             throttle: crate::throttle::ThrottlePolicy::default(),
             mfa: crate::factors::MfaPolicy::Optional,
+            self_registered_scopes: crate::client::DEFAULT_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }

@@ -35,6 +35,86 @@ impl GrantType {
     }
 }
 
+/// RFC 7591 §2 `token_endpoint_auth_method`: how a client proves who it is at the endpoints
+/// that authenticate clients (token, revocation, introspection, PAR).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthMethod {
+    /// A public client: its id alone (it must use PKCE).
+    None,
+    /// A shared secret in HTTP Basic (RFC 6749 §2.3.1). A secret client may also send it
+    /// in the body: Sigil accepts both for either secret method.
+    ClientSecretBasic,
+    /// A shared secret in the request body (RFC 6749 §2.3.1).
+    ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, OIDC Core §9).
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 4] = [
+        AuthMethod::None,
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// Whether the client holds a shared secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+    }
+}
+
+/// RFC 7591 §2 / OIDC Dynamic Client Registration `application_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicationType {
+    /// A web application: https redirect URIs on a real host.
+    #[default]
+    Web,
+    /// A native application (RFC 8252): loopback redirects on any port, private-use schemes.
+    Native,
+}
+
+impl ApplicationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationType::Web => "web",
+            ApplicationType::Native => "native",
+        }
+    }
+}
+
+/// What Sigil keeps of a client that registered itself (RFC 7591 §3, RFC 7592).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DynamicRegistration {
+    /// SHA-256 of the RFC 7592 registration access token (the token itself is shown once).
+    pub access_token_hash: String,
+    pub application_type: ApplicationType,
+    /// The id of the initial access token it registered with (`--registration token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_token_id: Option<String>,
+    /// Metadata kept only to be read back (`client_uri`, `logo_uri`, `contacts`, `tos_uri`,
+    /// `policy_uri`, `software_id`, `software_version`): a JSON object.
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
 /// A registered client as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -61,13 +141,32 @@ pub struct Client {
     /// §2.2 `backchannel_logout_session_required`: the client needs `sid` in logout tokens
     /// (Sigil always sends it when the sign-in came from a browser session).
     pub backchannel_logout_session_required: bool,
+    /// How the client authenticates (see [`AuthMethod`]).
+    pub token_endpoint_auth_method: AuthMethod,
+    /// For `private_key_jwt`: the client's public keys, a JWK Set as JSON text, or
+    pub jwks: Option<String>,
+    /// the https URL it is published at (fetched with the outbound-request limits).
+    pub jwks_uri: Option<String>,
+    /// RFC 9126 §6: the client must push its authorization requests.
+    pub require_pushed_authorization_requests: bool,
+    /// Set when the client registered itself (RFC 7591).
+    pub registration: Option<DynamicRegistration>,
+    /// The address a self-registered client registered from.
+    pub registered_from: Option<String>,
+    /// When the client first got a code or a token.
+    pub first_used_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 impl Client {
+    /// A client that can authenticate: with a secret or a private key.
     pub fn is_confidential(&self) -> bool {
-        self.secret_hash.is_some()
+        self.secret_hash.is_some() || self.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt
+    }
+    /// Whether the client registered itself (dynamic registration).
+    pub fn is_self_registered(&self) -> bool {
+        self.registration.is_some()
     }
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
@@ -87,7 +186,17 @@ impl Client {
             (Some(stored), Some(secret)) if constant_time_eq(stored, &secret.storage_hash()) => {
                 Ok(())
             }
+            (None, None) if self.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt => Err(
+                OAuthError::invalid_client(
+                    "this client authenticates with a signed client assertion (private_key_jwt)",
+                ),
+            ),
             (None, None) => Ok(()),
+            (None, Some(_)) if self.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt => {
+                Err(OAuthError::invalid_client(
+                    "this client authenticates with a signed client assertion (private_key_jwt), not a secret",
+                ))
+            }
             (None, Some(_)) => Err(OAuthError::invalid_client(
                 "this is a public client: it has no secret",
             )),
@@ -117,6 +226,14 @@ pub struct ClientRegistration {
     pub allowed_origins: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// `Some(PrivateKeyJwt)` makes a confidential client without a secret (it needs `jwks`
+    /// or `jwks_uri`); `Some(ClientSecretPost)` records that preference. `None` (or a
+    /// value that agrees with `is_public`) picks `none` for a public client and
+    /// `client_secret_basic` for a confidential one.
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Why a registration was refused; the message says it in words for a form.
@@ -155,6 +272,16 @@ pub enum RegistrationError {
     BackchannelLogoutUri { uri: String, reason: &'static str },
     #[error("backchannel_logout_session_required needs a back-channel logout URI")]
     SessionRequiredWithoutUri,
+    #[error("token_endpoint_auth_method {0} does not fit a {1} client")]
+    AuthMethodMismatch(&'static str, &'static str),
+    #[error("private_key_jwt needs the client's keys: jwks or jwks_uri (one of them)")]
+    KeysRequired,
+    #[error("jwks and jwks_uri are only for private_key_jwt, and only one of them")]
+    KeysNotExpected,
+    #[error("jwks: {0}")]
+    Jwks(&'static str),
+    #[error("jwks_uri {uri:?}: {reason}")]
+    JwksUri { uri: String, reason: &'static str },
 }
 
 /// The default scopes of a new client.
@@ -278,7 +405,47 @@ impl ClientRegistration {
         if self.backchannel_logout_session_required && backchannel_logout_uri.is_none() {
             return Err(RegistrationError::SessionRequiredWithoutUri);
         }
-        let secret = (!self.is_public).then(Secret::generate);
+        let auth_method = match (self.is_public, self.token_endpoint_auth_method) {
+            (true, None | Some(AuthMethod::None)) => AuthMethod::None,
+            (true, Some(other)) => {
+                return Err(RegistrationError::AuthMethodMismatch(
+                    other.as_str(),
+                    "public",
+                ))
+            }
+            (false, None) => AuthMethod::ClientSecretBasic,
+            (false, Some(AuthMethod::None)) => {
+                return Err(RegistrationError::AuthMethodMismatch(
+                    "none",
+                    "confidential",
+                ))
+            }
+            (false, Some(other)) => other,
+        };
+        let jwks = self.jwks.filter(|j| !j.trim().is_empty());
+        let jwks_uri = self
+            .jwks_uri
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        if auth_method == AuthMethod::PrivateKeyJwt {
+            match (&jwks, &jwks_uri) {
+                (Some(_), Some(_)) => return Err(RegistrationError::KeysNotExpected),
+                (None, None) => return Err(RegistrationError::KeysRequired),
+                _ => {}
+            }
+        } else if jwks.is_some() || jwks_uri.is_some() {
+            return Err(RegistrationError::KeysNotExpected);
+        }
+        if let Some(set) = &jwks {
+            validate_public_jwks(set).map_err(RegistrationError::Jwks)?;
+        }
+        if let Some(uri) = &jwks_uri {
+            validate_jwks_uri(uri).map_err(|reason| RegistrationError::JwksUri {
+                uri: uri.clone(),
+                reason,
+            })?;
+        }
+        let secret = auth_method.uses_secret().then(Secret::generate);
         let client = Client {
             id: new_client_id(),
             name,
@@ -295,11 +462,59 @@ impl ClientRegistration {
             allowed_origins,
             backchannel_logout_uri,
             backchannel_logout_session_required: self.backchannel_logout_session_required,
+            token_endpoint_auth_method: auth_method,
+            jwks,
+            jwks_uri,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            registration: None,
+            registered_from: None,
+            first_used_at: None,
             created_at: now,
             updated_at: now,
         };
         Ok((client, secret))
     }
+}
+
+/// Largest JWK Set a client may register inline (bytes).
+pub const MAX_JWKS_LEN: usize = 16 * 1024;
+
+/// A client's JWK Set for `private_key_jwt`: a JSON object with a non-empty `keys` array of
+/// public keys (RSA or EC), no private parts. The keys are parsed again where they are used.
+pub fn validate_public_jwks(text: &str) -> Result<(), &'static str> {
+    if text.len() > MAX_JWKS_LEN {
+        return Err("must be at most 16 KiB");
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| "must be a JSON object with a keys array")?;
+    let keys = value
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or("must be a JSON object with a keys array")?;
+    if keys.is_empty() || keys.len() > 20 {
+        return Err("must hold 1 to 20 keys");
+    }
+    for key in keys {
+        let kty = key
+            .get("kty")
+            .and_then(|k| k.as_str())
+            .ok_or("every key needs a kty")?;
+        if !matches!(kty, "RSA" | "EC" | "OKP") {
+            return Err("keys must be RSA, EC or OKP public keys");
+        }
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            if key.get(private).is_some() {
+                return Err("must hold public keys only (a private key part was sent)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a client publishes its keys: an https URL (http only on a loopback IP, for
+/// development), no fragment, no user information.
+pub fn validate_jwks_uri(uri: &str) -> Result<(), &'static str> {
+    crate::backchannel::validate_logout_uri(uri)
 }
 
 /// A new client id: 128 random bits, base64url, starting with a letter or digit (an id

@@ -40,6 +40,12 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// OIDC Core §3.1.2.6 and §6: the `request_uri` parameter is not supported.
     RequestUriNotSupported,
+    /// RFC 7591 §3.2.2: a redirect URI of a registration is invalid.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: a metadata field of a registration is invalid.
+    InvalidClientMetadata,
+    /// RFC 9126 §2.2, OIDC Core §3.1.2.6: the `request_uri` is unknown, used or expired.
+    InvalidRequestUri,
     /// RFC 6749 §4.1.2.1: the server is temporarily overloaded or its database is down.
     TemporarilyUnavailable,
     /// RFC 6749 §4.1.2.1: an unexpected condition (details are logged, never returned).
@@ -67,6 +73,9 @@ impl ErrorCode {
             ErrorCode::InteractionRequired => "interaction_required",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
@@ -84,6 +93,8 @@ pub enum Cause {
     /// Refused because of too many failed sign-ins for the account, the device or the
     /// address (RFC 6749 has no code of its own: the code is `temporarily_unavailable`).
     TooManyFailedSignIns,
+    /// A per-address rate limit or cap (dynamic registration, say): the answer is 429.
+    RateLimited,
     /// A CPU pool's queue is full.
     Overloaded,
     /// The database cannot be reached; the text is the store's, for the log.
@@ -125,6 +136,14 @@ impl OAuthError {
                     seconds.max(1)
                 ),
             )
+        }
+    }
+    /// Refused by a rate limit or cap; `retry_after` seconds when a wait will help.
+    pub fn rate_limited(retry_after: Option<u64>, description: impl Into<String>) -> Self {
+        Self {
+            retry_after: retry_after.map(|s| s.max(1)),
+            cause: Cause::RateLimited,
+            ..Self::new(ErrorCode::TemporarilyUnavailable, description)
         }
     }
     pub fn invalid_request(description: impl Into<String>) -> Self {

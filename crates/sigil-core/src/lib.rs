@@ -30,6 +30,8 @@ pub mod origin;
 pub mod password;
 pub mod password_rules;
 pub mod pkce;
+pub mod registration;
+pub mod resource;
 pub mod revocation;
 pub mod scope;
 pub mod secret;

@@ -5,7 +5,7 @@
 //! The interface is split by role ([`UserStore`], [`ClientStore`], [`RefreshTokenStore`],
 //! [`AccessTokenDenyList`], [`AuthorizationCodeStore`], [`ConsentStore`], [`AuditStore`],
 //! [`SignInFailureStore`], [`AccountLinkStore`], [`MailOutbox`], [`BrowserSessionStore`],
-//! [`SecondFactorStore`], [`FederationStore`], [`BackchannelLogoutStore`],
+//! [`SecondFactorStore`], [`FederationStore`], [`BackchannelLogoutStore`], [`ThirdPartyStore`],
 //! [`Housekeeping`]) so that a flow asks only for what it uses;
 //! [`Store`] is all of them, what the engine holds (`Arc<dyn Store>`). A `&dyn Store`
 //! coerces to any one role (`&dyn UserStore`).
@@ -19,13 +19,14 @@ use crate::user::User;
 
 pub use records::{
     AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, FactorKind, LinkPurpose,
-    LogoutDelivery, LogoutDeliveryCounts, OutboxCounts, OutboxMessage, QueuedLogouts,
-    RefreshFamily, RefreshTokenRecord, SignInFailures,
+    LogoutDelivery, LogoutDeliveryCounts, OutboxCounts, OutboxMessage, PushedRequest,
+    QueuedLogouts, RefreshFamily, RefreshTokenRecord, RegistrationToken, Resource, SignInFailures,
 };
 pub use roles::{
     AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore,
     BackchannelLogoutStore, BrowserSessionStore, ClientStore, ConsentStore, FederationStore,
-    Housekeeping, MailOutbox, RefreshTokenStore, SecondFactorStore, SignInFailureStore, UserStore,
+    Housekeeping, MailOutbox, RefreshTokenStore, SecondFactorStore, SignInFailureStore,
+    ThirdPartyStore, UserStore,
 };
 
 /// Stores `user` if its record is still at `user.version` ([`UserStore::update_user`]),
@@ -71,6 +72,7 @@ pub trait Store:
     + SecondFactorStore
     + FederationStore
     + BackchannelLogoutStore
+    + ThirdPartyStore
     + Housekeeping
     + Send
     + Sync
@@ -93,6 +95,7 @@ impl<T> Store for T where
         + SecondFactorStore
         + FederationStore
         + BackchannelLogoutStore
+        + ThirdPartyStore
         + Housekeeping
         + 'static
 {

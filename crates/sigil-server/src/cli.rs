@@ -3,9 +3,9 @@
 //! admin console and are audited with the actor `cli`.
 
 use crate::config::{
-    secs, AuditListArgs, ClientAddArgs, ClientRefArgs, ClientSettings, ClientUpdateArgs, KeysArgs,
-    KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs, UserInviteArgs, UserPasswordArgs,
-    UserRefArgs, UserRevokeGrantArgs, UserUpdateArgs,
+    secs, AuditListArgs, AuthMethodArg, ClientAddArgs, ClientRefArgs, ClientSettings,
+    ClientUpdateArgs, KeysArgs, KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs,
+    UserInviteArgs, UserPasswordArgs, UserRefArgs, UserRevokeGrantArgs, UserUpdateArgs,
 };
 use crate::error::CommandError;
 use crate::keyfiles::KeyDir;
@@ -13,7 +13,7 @@ use crate::store::{Database, DatabaseOptions};
 use sigil_core::accounts::{AccountError, Accounts, AccountsConfig};
 use sigil_core::admin::{Admin, AdminError, AuditVerdict, NewUser, ProfileUpdate};
 use sigil_core::audit::{AuditFilter, Caller, ChainBreak};
-use sigil_core::client::{Client, ClientRegistration};
+use sigil_core::client::{AuthMethod, Client, ClientRegistration};
 use sigil_core::clock::{Clock, SystemClock};
 use sigil_core::cpu::CpuPool;
 use sigil_core::keys::KeyState;
@@ -359,8 +359,25 @@ pub async fn user_revoke_grant(
     Ok(())
 }
 
-fn registration(settings: &ClientSettings, is_public: bool) -> ClientRegistration {
-    ClientRegistration {
+fn registration(
+    settings: &ClientSettings,
+    is_public: bool,
+    auth_method: Option<AuthMethodArg>,
+) -> Result<ClientRegistration, CommandError> {
+    let jwks =
+        match &settings.jwks_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                CommandError::Invalid(format!("--jwks-file {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    let auth_method = auth_method.map(|method| match method {
+        AuthMethodArg::ClientSecretBasic => AuthMethod::ClientSecretBasic,
+        AuthMethodArg::ClientSecretPost => AuthMethod::ClientSecretPost,
+        AuthMethodArg::PrivateKeyJwt => AuthMethod::PrivateKeyJwt,
+        AuthMethodArg::None => AuthMethod::None,
+    });
+    Ok(ClientRegistration {
         name: settings.name.clone(),
         is_public,
         redirect_uris: settings.redirect_uris.clone(),
@@ -375,7 +392,11 @@ fn registration(settings: &ClientSettings, is_public: bool) -> ClientRegistratio
         allowed_origins: settings.allowed_origins.clone(),
         backchannel_logout_uri: settings.backchannel_logout_uri.clone(),
         backchannel_logout_session_required: settings.backchannel_logout_session_required,
-    }
+        token_endpoint_auth_method: auth_method,
+        jwks,
+        jwks_uri: settings.jwks_uri.clone(),
+        require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
+    })
 }
 
 fn client_json(client: &Client) -> serde_json::Value {
@@ -395,6 +416,12 @@ fn client_json(client: &Client) -> serde_json::Value {
         "allowed_origins": client.allowed_origins,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method.as_str(),
+        "jwks_uri": client.jwks_uri,
+        "jwks": client.jwks.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "self_registered": client.registration.is_some(),
+        "registered_from": client.registered_from,
     })
 }
 
@@ -422,7 +449,14 @@ pub async fn client_add(database_url: &str, args: &ClientAddArgs) -> Result<(), 
     let database = open(database_url).await?;
     let admin = admin(&database, None)?;
     let (client, secret) = admin
-        .create_client(&Caller::cli(), registration(&args.settings, args.public))
+        .create_client(
+            &Caller::cli(),
+            registration(
+                &args.settings,
+                args.public || args.token_endpoint_auth_method == Some(AuthMethodArg::None),
+                args.token_endpoint_auth_method,
+            )?,
+        )
         .await
         .map_err(admin_error)?;
     database.close().await;
@@ -491,7 +525,7 @@ pub async fn client_update(
         .update_client(
             &Caller::cli(),
             &args.client_id,
-            registration(&args.settings, false),
+            registration(&args.settings, false, None)?,
         )
         .await
         .map_err(admin_error)?;

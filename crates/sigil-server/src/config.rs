@@ -123,6 +123,53 @@ pub struct AuditListArgs {
     pub json: bool,
 }
 
+/// Who may register a client through `POST /register` (RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistrationMode {
+    /// Nobody: clients are registered by an administrator (console or `sigil client add`).
+    Closed,
+    /// Anyone holding an initial access token from `sigil registration-token create`.
+    Token,
+    /// Anyone, within the per-address rate limit and caps.
+    Open,
+}
+
+/// Dynamic client registration (RFC 7591, RFC 7592) and self-registered clients.
+#[derive(Debug, Clone, Args)]
+pub struct RegistrationArgs {
+    /// Dynamic client registration at POST /register: closed (the default), token (an
+    /// initial access token from `sigil registration-token create` is required) or open.
+    #[arg(long, env = "SIGIL_REGISTRATION", value_enum, default_value_t = RegistrationMode::Closed)]
+    pub registration: RegistrationMode,
+
+    /// Registrations one client address may make per hour.
+    #[arg(long, env = "SIGIL_REGISTRATION_RATE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub registration_rate: u32,
+
+    /// Self-registered clients one address may have at a time.
+    #[arg(long, env = "SIGIL_REGISTRATION_MAX_PER_ADDRESS", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub registration_max_per_address: u32,
+
+    /// Self-registered clients in all.
+    #[arg(long, env = "SIGIL_REGISTRATION_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub registration_max_clients: u32,
+
+    /// A self-registered client that has got no code or token this long after it
+    /// registered is removed.
+    #[arg(long, env = "SIGIL_REGISTRATION_UNUSED_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub registration_unused_ttl: Duration,
+
+    /// Scopes a client that registered itself (dynamic registration or a client ID
+    /// metadata document) may ask for, beside the scopes of registered resources;
+    /// space-separated.
+    #[arg(
+        long,
+        env = "SIGIL_SELF_REGISTERED_SCOPES",
+        default_value = "openid profile email offline_access"
+    )]
+    pub self_registered_scopes: String,
+}
+
 /// Options of `sigil serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -139,6 +186,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub passwords: PasswordArgs,
+
+    #[command(flatten)]
+    pub registration: RegistrationArgs,
 
     /// Refresh-token idle lifetime: a token unused this long expires.
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
@@ -565,6 +615,9 @@ pub struct ClientAddArgs {
     /// A public client (no secret): browser and native apps.
     #[arg(long)]
     pub public: bool,
+    /// How the client authenticates; default: client_secret_basic (none with --public).
+    #[arg(long, value_enum)]
+    pub token_endpoint_auth_method: Option<AuthMethodArg>,
     /// Print {"client_id":…,"client_secret":…} as JSON.
     #[arg(long)]
     pub json: bool,
@@ -615,6 +668,29 @@ pub struct ClientSettings {
     /// the sign-in came from a browser session).
     #[arg(long)]
     pub backchannel_logout_session_required: bool,
+    /// For a private_key_jwt client: the https URL of its JWK Set (public keys).
+    #[arg(long)]
+    pub jwks_uri: Option<String>,
+    /// For a private_key_jwt client: a file holding its JWK Set (public keys, JSON).
+    #[arg(long)]
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// The client must send its authorization requests through POST /par first
+    /// (RFC 9126 pushed authorization requests).
+    #[arg(long)]
+    pub require_pushed_authorization_requests: bool,
+}
+
+/// How a new client authenticates (RFC 7591 `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethodArg {
+    /// A generated secret, sent in HTTP Basic (or the body).
+    ClientSecretBasic,
+    /// A generated secret, sent in the body (or HTTP Basic).
+    ClientSecretPost,
+    /// A JWT signed with the client's own key (RFC 7523); give --jwks-uri or --jwks-file.
+    PrivateKeyJwt,
+    /// No authentication: a public client (the same as --public).
+    None,
 }
 
 #[derive(Debug, Subcommand)]

@@ -75,6 +75,12 @@ pub async fn build_state(
     config.public_client_refresh_token_absolute_ttl =
         secs(args.public_client_refresh_token_absolute_ttl).min(config.refresh_token_absolute_ttl);
     config.client_cache_ttl = secs(args.client_cache_ttl);
+    config.self_registered_scopes =
+        sigil_core::scope::ScopeSet::parse(&args.registration.self_registered_scopes)
+            .map_err(|e| {
+                CommandError::Invalid(format!("--self-registered-scopes: {}", e.description))
+            })?
+            .to_vec();
     config.refresh_reuse_grace = secs(args.refresh_reuse_grace);
     config.throttle.account_free_failures = args.sign_in_free_failures;
     config.throttle.address_free_failures = args.sign_in_free_failures_per_address;

@@ -46,12 +46,17 @@ impl Admin {
     ) -> Result<Client, AdminError> {
         let existing = self.existing_client(client_id).await?;
         registration.is_public = !existing.is_confidential();
+        // How a client authenticates is fixed when it is made (its keys may change).
+        registration.token_endpoint_auth_method = Some(existing.token_endpoint_auth_method);
         let (mut client, _unused_secret) = registration
             .build(self.now())
             .map_err(|e| AdminError::Invalid(e.to_string()))?;
         client.id = existing.id.clone();
         client.secret_hash = existing.secret_hash.clone();
         client.created_at = existing.created_at;
+        client.registration = existing.registration.clone();
+        client.registered_from = existing.registered_from.clone();
+        client.first_used_at = existing.first_used_at;
         if !self.store.update_client(&client).await? {
             return Err(AdminError::NotFound);
         }
@@ -74,9 +79,9 @@ impl Admin {
         client_id: &str,
     ) -> Result<(Client, Secret), AdminError> {
         let mut client = self.existing_client(client_id).await?;
-        if !client.is_confidential() {
+        if !client.token_endpoint_auth_method.uses_secret() {
             return Err(AdminError::Invalid(
-                "a public client has no secret to rotate".into(),
+                "this client has no secret to rotate (it is public or uses private_key_jwt)".into(),
             ));
         }
         let secret = Secret::generate();

@@ -5,6 +5,7 @@
 
 mod clients;
 mod records;
+mod resources;
 mod users;
 
 pub use records::{AuditVerdict, Overview};

@@ -8,6 +8,7 @@ mod backchannel;
 mod factors;
 mod federation;
 mod self_service;
+mod third_party;
 mod tokens;
 
 use super::{
@@ -54,9 +55,28 @@ struct Data {
     session_clients: HashMap<(String, String), (String, i64)>,
     /// With each delivery, the time until which a worker holds it.
     logouts: Vec<(super::LogoutDelivery, i64)>,
+    registration_tokens: Vec<super::RegistrationToken>,
+    resources: HashMap<String, super::Resource>,
+    pushed_requests: HashMap<String, super::PushedRequest>,
+    /// (client id, jti hash) → until when it is kept.
+    client_assertions: HashMap<(String, String), i64>,
 }
 
 impl Data {
+    /// Removes a client and what hangs on it (the databases' `ON DELETE CASCADE`).
+    fn remove_client(&mut self, id: &str) -> bool {
+        if self.clients.remove(id).is_none() {
+            return false;
+        }
+        self.families.retain(|_, f| f.client_id != id);
+        self.drop_orphan_tokens();
+        self.codes.retain(|_, c| c.client_id != id);
+        self.consents.retain(|(_, client), _| client != id);
+        self.session_clients.retain(|(_, client), _| client != id);
+        self.logouts.retain(|(d, _)| d.client_id != id);
+        true
+    }
+
     /// Drops the tokens whose family is gone (the databases' `ON DELETE CASCADE`).
     fn drop_orphan_tokens(&mut self) {
         let families = &self.families;
@@ -100,7 +120,10 @@ impl Housekeeping for MemoryStore {
             + data.browser_sessions.len()
             + data.factors.len()
             + data.session_clients.len()
-            + data.logouts.len();
+            + data.logouts.len()
+            + data.registration_tokens.len()
+            + data.pushed_requests.len()
+            + data.client_assertions.len();
         data.codes
             .retain(|_, c| c.expires_at > now - KEPT_AFTER_EXPIRY);
         data.families.retain(|_, f| f.expires_at > now);
@@ -129,6 +152,10 @@ impl Housekeeping for MemoryStore {
                 .or(d.given_up_at)
                 .is_none_or(|done| done > now - OUTBOX_KEPT)
         });
+        data.registration_tokens
+            .retain(|t| t.expires_at > now - KEPT_AFTER_EXPIRY);
+        data.pushed_requests.retain(|_, r| r.expires_at > now);
+        data.client_assertions.retain(|_, until| *until > now);
         let after = data.codes.len()
             + data.families.len()
             + data.tokens.len()
@@ -139,7 +166,10 @@ impl Housekeeping for MemoryStore {
             + data.browser_sessions.len()
             + data.factors.len()
             + data.session_clients.len()
-            + data.logouts.len();
+            + data.logouts.len()
+            + data.registration_tokens.len()
+            + data.pushed_requests.len()
+            + data.client_assertions.len();
         Ok((before - after) as u64)
     }
 }

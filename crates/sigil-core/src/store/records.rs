@@ -285,3 +285,49 @@ impl std::fmt::Debug for Factor {
             .finish_non_exhaustive()
     }
 }
+
+/// An initial access token for dynamic registration (`--registration token`, RFC 7591 §3):
+/// only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationToken {
+    pub id: String,
+    pub token_hash: String,
+    /// Registrations it may still make.
+    pub uses_left: i64,
+    pub expires_at: i64,
+    pub created_at: i64,
+}
+
+/// A protected resource (RFC 8707 `resource`), registered with the scopes it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// The resource identifier: an absolute URI without a fragment.
+    pub uri: String,
+    pub name: String,
+    /// The scopes a token for this resource may carry (beside OpenID Connect's own).
+    pub scopes: Vec<String>,
+    /// Whether clients that registered themselves (dynamic registration, metadata
+    /// documents) may ask for it.
+    pub self_registered_clients: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A pushed authorization request (RFC 9126): kept under the SHA-256 of its `request_uri`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushedRequest {
+    pub request_hash: String,
+    pub client_id: String,
+    /// The request's parameters, a JSON object of strings.
+    pub parameters: String,
+    pub expires_at: i64,
+}
+
+impl std::fmt::Debug for PushedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushedRequest")
+            .field("client_id", &self.client_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}

@@ -4,8 +4,8 @@
 
 use super::{
     AccountLink, AuthorizationCode, BrowserSession, Consent, Factor, LinkPurpose, LogoutDelivery,
-    LogoutDeliveryCounts, OutboxCounts, OutboxMessage, QueuedLogouts, RefreshFamily,
-    RefreshTokenRecord, SignInFailures, StoreError,
+    LogoutDeliveryCounts, OutboxCounts, OutboxMessage, PushedRequest, QueuedLogouts, RefreshFamily,
+    RefreshTokenRecord, RegistrationToken, Resource, SignInFailures, StoreError,
 };
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
@@ -483,4 +483,55 @@ pub trait Housekeeping: Send + Sync {
     /// week after they were delivered or given up, and sessions' client lists 90 days after
     /// they were made. Returns how many rows went.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// Third-party clients: dynamic registration's initial access tokens and caps, the resource
+/// registry, pushed authorization requests (RFC 9126) and the client assertions already
+/// seen (RFC 7523 `jti`).
+#[async_trait]
+pub trait ThirdPartyStore: Send + Sync {
+    async fn create_registration_token(&self, token: &RegistrationToken) -> Result<(), StoreError>;
+    /// Takes one use of the live token (not expired at `now`, a use left) with this hash,
+    /// in one conditional step; its id, or `None` when there is no such live token.
+    async fn use_registration_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError>;
+    /// Every initial access token, newest first.
+    async fn list_registration_tokens(&self) -> Result<Vec<RegistrationToken>, StoreError>;
+    async fn delete_registration_token(&self, id: &str) -> Result<bool, StoreError>;
+    /// Self-registered clients: all of them, or those registered from one address.
+    async fn count_self_registered_clients(&self, from: Option<&str>) -> Result<i64, StoreError>;
+    /// Notes a client's first code or token (nothing if it was used before).
+    async fn mark_client_used(&self, client_id: &str, now: i64) -> Result<(), StoreError>;
+    /// Deletes the self-registered clients never used and registered before `before`.
+    async fn delete_unused_self_registered_clients(&self, before: i64) -> Result<u64, StoreError>;
+
+    /// Adds a resource, or replaces the one with its URI (keeping its `created_at`).
+    async fn put_resource(&self, resource: &Resource) -> Result<(), StoreError>;
+    async fn find_resource(&self, uri: &str) -> Result<Option<Resource>, StoreError>;
+    /// Every resource, by URI.
+    async fn list_resources(&self) -> Result<Vec<Resource>, StoreError>;
+    async fn delete_resource(&self, uri: &str) -> Result<bool, StoreError>;
+
+    async fn create_pushed_request(&self, request: &PushedRequest) -> Result<(), StoreError>;
+    /// Takes the live pushed request with this hash for `client_id`, once: a second take,
+    /// another client's take or an expired one finds nothing.
+    async fn take_pushed_request(
+        &self,
+        request_hash: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<PushedRequest>, StoreError>;
+
+    /// Records a client assertion's `jti` (by hash) until `expires_at`; false when it was
+    /// recorded before and has not expired (a replay), on every replica.
+    async fn record_client_assertion(
+        &self,
+        client_id: &str,
+        jti_hash: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }

@@ -57,6 +57,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "browser_apps",
         sql: include_str!("../../../../migrations/sqlite/0008_browser_apps.sql"),
     },
+    Migration {
+        version: 9,
+        name: "third_party_clients",
+        sql: include_str!("../../../../migrations/sqlite/0009_third_party_clients.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -101,6 +106,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 8,
         name: "browser_apps",
         sql: include_str!("../../../../migrations/postgres/0008_browser_apps.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "third_party_clients",
+        sql: include_str!("../../../../migrations/postgres/0009_third_party_clients.sql"),
     },
 ]);
 

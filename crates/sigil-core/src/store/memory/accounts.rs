@@ -201,17 +201,7 @@ impl ClientStore for MemoryStore {
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let mut data = self.data();
-        if data.clients.remove(id).is_none() {
-            return Ok(false);
-        }
-        data.families.retain(|_, f| f.client_id != id);
-        data.drop_orphan_tokens();
-        data.codes.retain(|_, c| c.client_id != id);
-        data.consents.retain(|(_, client), _| client != id);
-        data.session_clients.retain(|(_, client), _| client != id);
-        data.logouts.retain(|(d, _)| d.client_id != id);
-        Ok(true)
+        Ok(self.data().remove_client(id))
     }
 }
 

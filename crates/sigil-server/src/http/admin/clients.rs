@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 use sigil_core::admin::AdminError;
-use sigil_core::client::{Client, ClientRegistration, GrantType};
+use sigil_core::client::{AuthMethod, Client, ClientRegistration, GrantType};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,6 +41,8 @@ pub struct ClientRow {
     pub kind: &'static str,
     pub grants: String,
     pub first_party: bool,
+    /// For a self-registered client: the address it registered from.
+    pub registered_from: Option<String>,
 }
 
 #[derive(Template)]
@@ -96,6 +98,11 @@ async fn list(
                 },
                 grants: grant_names(c),
                 first_party: c.is_first_party,
+                registered_from: c.registration.as_ref().map(|_| {
+                    c.registered_from
+                        .clone()
+                        .unwrap_or_else(|| "an unknown address".into())
+                }),
             })
             .collect(),
         truncated,
@@ -120,6 +127,11 @@ pub struct ClientForm {
     pub allowed_origins: String,
     pub backchannel_logout_uri: String,
     pub backchannel_logout_session_required: bool,
+    /// A confidential client that signs client assertions (RFC 7523) instead of a secret.
+    pub private_key_jwt: bool,
+    pub jwks_uri: String,
+    pub jwks: String,
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientForm {
@@ -155,6 +167,10 @@ impl ClientForm {
             allowed_origins: client.allowed_origins.join("\n"),
             backchannel_logout_uri: client.backchannel_logout_uri.clone().unwrap_or_default(),
             backchannel_logout_session_required: client.backchannel_logout_session_required,
+            private_key_jwt: client.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt,
+            jwks_uri: client.jwks_uri.clone().unwrap_or_default(),
+            jwks: client.jwks.clone().unwrap_or_default(),
+            require_pushed_authorization_requests: client.require_pushed_authorization_requests,
         }
     }
 
@@ -164,6 +180,11 @@ impl ClientForm {
         Self {
             name: text("name"),
             is_public: text("client_type") == "public",
+            private_key_jwt: text("client_type") == "private_key_jwt",
+            jwks_uri: text("jwks_uri"),
+            jwks: text("jwks"),
+            require_pushed_authorization_requests: !text("require_pushed_authorization_requests")
+                .is_empty(),
             redirect_uris: text("redirect_uris"),
             post_logout_redirect_uris: text("post_logout_redirect_uris"),
             grants: GrantType::ALL
@@ -223,6 +244,10 @@ impl ClientForm {
             backchannel_logout_uri: Some(self.backchannel_logout_uri.trim().to_string())
                 .filter(|uri| !uri.is_empty()),
             backchannel_logout_session_required: self.backchannel_logout_session_required,
+            token_endpoint_auth_method: self.private_key_jwt.then_some(AuthMethod::PrivateKeyJwt),
+            jwks: Some(self.jwks.trim().to_string()).filter(|j| !j.is_empty()),
+            jwks_uri: Some(self.jwks_uri.trim().to_string()).filter(|u| !u.is_empty()),
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
         })
     }
 }

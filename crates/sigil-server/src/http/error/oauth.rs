@@ -19,7 +19,10 @@ impl From<OAuthError> for OAuthResponseError {
 
 /// The status of an error: 429 for too many failed sign-ins, else by its code.
 fn status_of(error: &OAuthError) -> StatusCode {
-    if error.cause == Cause::TooManyFailedSignIns {
+    if matches!(
+        error.cause,
+        Cause::TooManyFailedSignIns | Cause::RateLimited
+    ) {
         return StatusCode::TOO_MANY_REQUESTS;
     }
     match error.code {

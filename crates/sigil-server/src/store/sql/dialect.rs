@@ -27,6 +27,7 @@ pub trait Dialect:
     + for<'q> Binds<'q, &'q str>
     + for<'q> Binds<'q, Option<&'q str>>
     + for<'q> Binds<'q, String>
+    + for<'q> Binds<'q, Option<String>>
     + for<'q> Binds<'q, i64>
     + for<'q> Binds<'q, Option<i64>>
     + for<'q> Binds<'q, bool>
@@ -56,6 +57,7 @@ where
         + for<'q> Binds<'q, &'q str>
         + for<'q> Binds<'q, Option<&'q str>>
         + for<'q> Binds<'q, String>
+        + for<'q> Binds<'q, Option<String>>
         + for<'q> Binds<'q, i64>
         + for<'q> Binds<'q, Option<i64>>
         + for<'q> Binds<'q, bool>,

@@ -63,6 +63,12 @@ impl<B: Backend> Housekeeping for SqlStore<B> {
                 now - super::backchannel::DELIVERIES_KEPT,
             ),
             (
+                "DELETE FROM registration_tokens WHERE expires_at <= $1",
+                now - KEPT_AFTER_EXPIRY,
+            ),
+            ("DELETE FROM pushed_requests WHERE expires_at <= $1", now),
+            ("DELETE FROM client_assertions WHERE expires_at <= $1", now),
+            (
                 "DELETE FROM session_clients WHERE created_at <= $1",
                 now - super::backchannel::SESSION_CLIENTS_KEPT,
             ),

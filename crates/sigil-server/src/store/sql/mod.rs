@@ -22,6 +22,7 @@ mod outbox;
 mod refresh;
 mod sessions;
 mod sign_in;
+mod third_party;
 mod users;
 
 pub(crate) use dialect::{Dialect, Param, Query, Reads};
