@@ -101,6 +101,8 @@ pub struct Authority {
     verified: VerifiedTokens,
     pub(crate) events: Arc<EventCounts>,
     pub(crate) logout_queue: crate::backchannel::LogoutQueue,
+    /// Clients named by a metadata-document URL (none: such ids are unknown clients).
+    client_documents: Option<Arc<dyn crate::cimd::ClientDocuments>>,
 }
 
 /// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
@@ -134,7 +136,18 @@ impl Authority {
             signing_pool,
             verified: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             events: Arc::new(EventCounts::default()),
+            client_documents: None,
         }
+    }
+
+    /// Accepts client ID metadata documents: a `client_id` that is a URL is looked up
+    /// through `documents` (never in the store or the client cache).
+    pub fn with_client_documents(
+        mut self,
+        documents: Arc<dyn crate::cimd::ClientDocuments>,
+    ) -> Self {
+        self.client_documents = Some(documents);
+        self
     }
 
     /// The clock every decision reads.
@@ -165,7 +178,16 @@ impl Authority {
     }
 
     /// Finds a client, from a short-lived memory cache when possible.
+    /// A client id that is a URL names a metadata document ([`crate::cimd`]): it is
+    /// fetched (or remembered) through the [`crate::cimd::ClientDocuments`] given, and a
+    /// document that cannot be used is an `invalid_client` error.
     pub async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        if crate::cimd::is_document_client_id(client_id) {
+            return match &self.client_documents {
+                Some(documents) => documents.fetch(client_id).await.map(Some),
+                None => Ok(None),
+            };
+        }
         let now = self.now();
         if let Some(client) = self.clients.get(client_id, now) {
             return Ok(Some(client));
@@ -330,7 +352,42 @@ impl Authority {
                 _ => return Ok(false),
             }
         }
-        Ok(self.find_client(&claims.client_id).await?.is_some())
+        match self.find_client(&claims.client_id).await {
+            Ok(client) => Ok(client.is_some()),
+            // A metadata document that no longer serves: its client is gone.
+            Err(_) if crate::cimd::is_document_client_id(&claims.client_id) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The grants of a metadata-document client (codes, consents, refresh families) refer
+    /// to a row in the store's client table: made, or brought up to date with the
+    /// document, before the first of them is written. Only a user's consent or a code
+    /// makes one, so a document nobody signed in to leaves no trace. Sigil never reads the
+    /// row for the client's settings: the document is the truth.
+    pub(crate) async fn keep_document_client(&self, client_id: &str) -> Result<(), OAuthError> {
+        if !crate::cimd::is_document_client_id(client_id) {
+            return Ok(());
+        }
+        let client = self
+            .find_client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        match self.store.find_client(client_id).await? {
+            None => match self.store.create_client(&client).await {
+                // Made by a concurrent request meanwhile: as good.
+                Ok(()) | Err(crate::store::StoreError::Conflict(_)) => {}
+                Err(error) => return Err(error.into()),
+            },
+            Some(stored) if !crate::cimd::same_settings(&stored, &client) => {
+                let mut updated = (*client).clone();
+                updated.created_at = stored.created_at;
+                updated.first_used_at = stored.first_used_at;
+                self.store.update_client(&updated).await?;
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 }
 

@@ -575,6 +575,7 @@ impl Authority {
         user_id: &str,
         request: &AuthorizationRequest,
     ) -> Result<(), OAuthError> {
+        self.keep_document_client(&request.client_id).await?;
         let earlier = self.store.find_consent(user_id, &request.client_id).await?;
         let mut scopes = request.scopes().to_vec();
         if let Some(earlier) = earlier {
@@ -595,6 +596,7 @@ impl Authority {
         user: &User,
         auth: &Authentication,
     ) -> Result<Secret, OAuthError> {
+        self.keep_document_client(&request.client_id).await?;
         let code = Secret::generate();
         let now = self.now();
         let record = AuthorizationCode {

@@ -31,6 +31,8 @@ pub fn metadata(issuer: &str) -> Value {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
+        // draft-ietf-oauth-client-id-metadata-document §6: URL client ids are fetched.
+        "client_id_metadata_document_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "claims_parameter_supported": false,

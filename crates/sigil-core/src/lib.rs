@@ -13,6 +13,9 @@ mod authorize_oidc_tests;
 #[cfg(test)]
 mod authorize_tests;
 pub mod backchannel;
+pub mod cimd;
+#[cfg(test)]
+mod cimd_tests;
 pub mod client;
 pub mod clock;
 pub mod cpu;
