@@ -58,19 +58,10 @@ pub fn check_client_id_url(client_id: &str, allow_loopback: bool) -> Result<(), 
     if client_id.contains('\\') {
         return Err("it must not contain a backslash");
     }
-    let rest = if let Some(rest) = client_id.strip_prefix("https://") {
-        rest
+    let (is_http, rest) = if let Some(rest) = client_id.strip_prefix("https://") {
+        (false, rest)
     } else if let Some(rest) = client_id.strip_prefix("http://") {
-        let host = rest.split([':', '/', '?', '#']).next().unwrap_or("");
-        let host = if rest.starts_with("[::1]") {
-            "[::1]"
-        } else {
-            host
-        };
-        if !allow_loopback || !matches!(host, "127.0.0.1" | "[::1]") {
-            return Err("it must use https");
-        }
-        rest
+        (true, rest)
     } else {
         return Err("it must use https");
     };
@@ -89,6 +80,20 @@ pub fn check_client_id_url(client_id: &str, allow_loopback: bool) -> Result<(), 
     }
     if authority.is_empty() || authority.starts_with(':') {
         return Err("it must name a host");
+    }
+    if is_http {
+        let port = ["127.0.0.1", "[::1]"]
+            .iter()
+            .find_map(|host| authority.strip_prefix(host));
+        let is_loopback = port.is_some_and(|port| {
+            port.is_empty()
+                || port.strip_prefix(':').is_some_and(|digits| {
+                    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+                })
+        });
+        if !allow_loopback || !is_loopback {
+            return Err("it must use https");
+        }
     }
     for segment in path.split('/') {
         let decoded = segment.replace("%2e", ".").replace("%2E", ".");

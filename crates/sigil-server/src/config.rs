@@ -190,6 +190,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub registration: RegistrationArgs,
 
+    #[command(flatten)]
+    pub client_documents: crate::client_documents::ClientDocumentArgs,
+
     /// Refresh-token idle lifetime: a token unused this long expires.
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
     pub refresh_token_ttl: Duration,

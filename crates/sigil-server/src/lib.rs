@@ -3,6 +3,7 @@
 
 pub mod backchannel;
 pub mod cli;
+pub mod client_documents;
 pub mod config;
 pub mod connections;
 pub mod error;

@@ -87,6 +87,7 @@ pub async fn build_state(
     config.throttle.base_delay = secs(args.sign_in_first_wait);
     let password_workers = args.passwords.password_workers.unwrap_or_else(cpus);
     let signing_workers = args.signing_workers.unwrap_or_else(cpus);
+    let client_documents = client_documents(args, &config, clock.clone())?;
     let authority = Authority::new(
         config,
         database.store(),
@@ -99,7 +100,8 @@ pub async fn build_state(
             args.passwords.password_queue,
         ),
         CpuPool::new("sigil-sign", signing_workers, 4096),
-    );
+    )
+    .with_client_documents(client_documents);
     let sessions = crate::sessions::AnySessionStore::open(&database)
         .await
         .map_err(|e| CommandError::Database(crate::store::map_err(e)))?;
@@ -169,6 +171,28 @@ pub async fn build_state(
         )),
         logouts,
     })
+}
+
+/// Client ID metadata documents: URL client ids fetched under the outbound limits, with
+/// the scopes self-registered clients may have.
+fn client_documents(
+    args: &ServeArgs,
+    config: &AuthorityConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<crate::client_documents::MetadataDocuments>, CommandError> {
+    let allow_loopback = args.client_documents.cimd_allow_loopback;
+    if allow_loopback {
+        tracing::warn!(
+            "--cimd-allow-loopback is on: client ID metadata documents are fetched from loopback addresses too (tests and development only)"
+        );
+    }
+    let policy = sigil_core::cimd::DocumentPolicy {
+        allow_loopback,
+        scopes: config.self_registered_scopes.clone(),
+    };
+    crate::client_documents::MetadataDocuments::new(policy, clock)
+        .map(Arc::new)
+        .map_err(CommandError::Invalid)
 }
 
 /// The file a generated first-admin password is written to when standard output is not a
