@@ -629,6 +629,9 @@ impl Authority {
             access_token_exp: None,
         };
         self.store.create_authorization_code(&record).await?;
+        if let Some(client) = self.find_client(&request.client_id).await? {
+            self.note_first_use(&client).await;
+        }
         if let Some(sid) = &auth.sid {
             self.logout_queue
                 .signed_in_to(sid, &request.client_id, &user.id)

@@ -356,6 +356,7 @@ impl Authority {
             nonce,
             ids,
         } = issuance;
+        self.note_first_use(client).await;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
         let scope_text = scope.to_string();
