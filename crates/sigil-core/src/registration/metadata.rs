@@ -157,7 +157,7 @@ pub fn read_request(
     if response_types.iter().any(|r| r != "code") {
         return Err(metadata_error("only the response type code is supported"));
     }
-    if wants_code != !response_types.is_empty() {
+    if wants_code == response_types.is_empty() {
         return Err(metadata_error(
             "the response type code and the grant type authorization_code go together (RFC 7591 §2.1)",
         ));
