@@ -200,6 +200,21 @@ impl Authority {
         Ok(Some(client))
     }
 
+    /// Notes the first code or token of a self-registered client, which then stays (one
+    /// that is never used is removed after a while). Nothing for other clients, nor once
+    /// noted: no write on the hot path after the first.
+    pub(crate) async fn note_first_use(&self, client: &Client) {
+        if client.registration.is_none() || client.first_used_at.is_some() {
+            return;
+        }
+        match self.store.mark_client_used(&client.id, self.now()).await {
+            Ok(()) => self.clients.forget(&client.id),
+            Err(error) => {
+                tracing::warn!(client = %client.id, %error, "could not note a client's first use")
+            }
+        }
+    }
+
     /// A user by id (the browser pages' signed-in user), straight from the store.
     pub async fn find_user(&self, user_id: &str) -> Result<Option<User>, crate::store::StoreError> {
         self.store.find_user(user_id).await

@@ -43,6 +43,8 @@ pub struct AuthorizeParams {
     pub request: Option<String>,
     /// OIDC Core §6: not supported, refused with `request_uri_not_supported`.
     pub request_uri: Option<String>,
+    /// RFC 8707 §2: the resources the tokens are for (the parameter may repeat).
+    pub resources: Vec<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<String>,
 }
@@ -68,6 +70,9 @@ pub struct AuthorizationRequest {
     /// The `sub` of a valid `id_token_hint`: the user the client expects to be signed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint_subject: Option<String>,
+    /// RFC 8707: the resources named, checked for the client (empty: none named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// Why an authorization request failed, and so how to answer it.
@@ -252,6 +257,7 @@ impl Authority {
             acr_level: None,
             login_hint: params.login_hint.clone(),
             hint_subject: None,
+            resources: Vec::new(),
         };
         let invalid = |text: &str| OAuthError::invalid_request(text);
         if let Some(name) = params.repeated.first() {
@@ -346,6 +352,10 @@ impl Authority {
                 not_allowed.join(" ")
             ))));
         }
+        request.resources = self
+            .check_resources(&client, &params.resources, &scope)
+            .await
+            .map_err(|e| request.redirect_error(e))?;
         request.scope = scope.to_string();
         if let Some(prompt) = params.prompt.as_deref() {
             let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
@@ -612,6 +622,7 @@ impl Authority {
             acr: auth.acr.clone(),
             amr: auth.amr_text(),
             sid: auth.sid.clone(),
+            resources: request.resources.clone(),
             created_at: now,
             expires_at: now + CODE_TTL,
             used_at: None,
@@ -620,6 +631,9 @@ impl Authority {
             access_token_exp: None,
         };
         self.store.create_authorization_code(&record).await?;
+        if let Some(client) = self.find_client(&request.client_id).await? {
+            self.note_first_use(&client).await;
+        }
         if let Some(sid) = &auth.sid {
             self.logout_queue
                 .signed_in_to(sid, &request.client_id, &user.id)

@@ -148,6 +148,7 @@ async fn loopback_redirects_match_any_port_and_the_code_is_bound_to_the_port_use
         code: code.clone(),
         redirect_uri: Some(redirect_uri.into()),
         code_verifier: Some(Secret::new(VERIFIER)),
+        resources: vec![],
     };
     // RFC 6749 §4.1.3: the token request repeats the URI used, not the registered one.
     for wrong in [LOOPBACK, "http://127.0.0.1:51005/callback"] {

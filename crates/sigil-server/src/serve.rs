@@ -15,6 +15,7 @@ use sigil_core::clock::{Clock, SystemClock};
 use sigil_core::cpu::CpuPool;
 use sigil_core::keys::KeyRing;
 use sigil_core::password::PasswordHasher;
+use sigil_core::registration::{RegistrationConfig, RegistrationMode, Registrations};
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::{Authority, AuthorityConfig};
 
@@ -142,6 +143,20 @@ pub async fn build_state(
     let authority = Arc::new(authority);
     let logouts = crate::backchannel::LogoutDeliverer::new(authority.clone(), database.store())
         .map_err(CommandError::Invalid)?;
+    let registrations = Registrations::for_authority(
+        &authority,
+        RegistrationConfig {
+            mode: match args.registration.registration {
+                crate::config::RegistrationMode::Closed => RegistrationMode::Closed,
+                crate::config::RegistrationMode::Token => RegistrationMode::Token,
+                crate::config::RegistrationMode::Open => RegistrationMode::Open,
+            },
+            per_address_per_hour: args.registration.registration_rate,
+            max_per_address: args.registration.registration_max_per_address,
+            max_clients: args.registration.registration_max_clients,
+            unused_ttl: secs(args.registration.registration_unused_ttl),
+        },
+    );
     Ok(AppState {
         accounts: Arc::new(accounts),
         factors: Arc::new(factors),
@@ -159,9 +174,11 @@ pub async fn build_state(
         session_ttl: secs(args.session_ttl),
         request_timeout: args.request_timeout,
         database,
-        discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(
+        discovery: Arc::new(CachedDocument::new(&discovery_document(
             &issuer,
+            registrations.mode(),
         ))),
+        registrations: Arc::new(registrations),
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
         keys_dir: keys.clone(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
@@ -193,6 +210,17 @@ fn client_documents(
     crate::client_documents::MetadataDocuments::new(policy, clock)
         .map(Arc::new)
         .map_err(CommandError::Invalid)
+}
+
+/// The server metadata (OIDC Discovery, RFC 8414), with the registration endpoint when
+/// registration is not closed (RFC 8414 §2: present only where clients may register).
+fn discovery_document(issuer: &str, registration: RegistrationMode) -> serde_json::Value {
+    let mut document = sigil_core::discovery::metadata(issuer);
+    if registration != RegistrationMode::Closed {
+        document["registration_endpoint"] =
+            serde_json::Value::from(format!("{}/register", issuer.trim_end_matches('/')));
+    }
+    document
 }
 
 /// The file a generated first-admin password is written to when standard output is not a
@@ -401,6 +429,12 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
                     Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
                 }
                 let now = tower_sessions::cookie::time::OffsetDateTime::now_utc();
+                match state.registrations.delete_unused().await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "removing unused self-registered clients failed")
+                    }
+                }
                 match state.sessions.delete_expired(&state.database, now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "deleted expired sessions"),

@@ -22,6 +22,7 @@ pub mod logout;
 pub mod openapi;
 pub mod pages;
 pub mod passkeys;
+pub mod register;
 pub mod respond;
 pub mod revoke;
 pub mod second_factor;
@@ -77,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(browser_apps)
         .merge(introspect::router())
+        .merge(register::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(not_found)
