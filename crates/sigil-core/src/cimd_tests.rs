@@ -502,6 +502,7 @@ async fn a_document_client_signs_in_through_consent_to_tokens() {
                 code,
                 redirect_uri: Some(CB.into()),
                 code_verifier: Some(Secret::new(VERIFIER)),
+                resources: vec![],
             },
             &Caller::anonymous(None),
         )

@@ -3,12 +3,14 @@
 //! document cache. A `client_id` URL is checked against core's URL rules, fetched under the
 //! fetcher's limits (at most [`MAX_DOCUMENT_BYTES`], JSON, no redirects, no special-use
 //! address), read into a client by core, and kept for its `max-age` between 5 minutes and
-//! a day; a failure is kept 30 seconds, so a flood for a broken URL costs one fetch.
+//! a day; a failure is kept 30 seconds, so a flood for a broken URL costs one fetch. The
+//! scopes a document client may have are those of `--self-registered-scopes` and of the
+//! registered resources open to self-registered clients, as they were at the fetch.
 //!
 //! Failures are logged once per fetch (by the cache), not audited: anybody can name any
 //! URL, and the audit log is for what people with accounts did.
 
-use crate::outbound::cache::{CachePolicy, DocumentCache};
+use crate::outbound::cache::{parse_json, CachePolicy, DocumentCache};
 use crate::outbound::{FetchRules, Outbound, OutboundSettings};
 use async_trait::async_trait;
 use clap::Args;
@@ -18,6 +20,7 @@ use sigil_core::cimd::{
 };
 use sigil_core::client::Client;
 use sigil_core::clock::Clock;
+use sigil_core::store::Store;
 use sigil_core::OAuthError;
 use std::sync::Arc;
 
@@ -41,19 +44,28 @@ const DOCUMENT_RULES: FetchRules = FetchRules {
 /// The documents of URL client ids, fetched and remembered.
 pub struct MetadataDocuments {
     cache: DocumentCache<Client>,
+    /// The server's rules; its scopes are `--self-registered-scopes`, to which the
+    /// resources' are added at each fetch.
     policy: DocumentPolicy,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
 
 impl MetadataDocuments {
     /// With the production cache lifetimes ([`CachePolicy::default`]).
-    pub fn new(policy: DocumentPolicy, clock: Arc<dyn Clock>) -> Result<Self, String> {
-        Self::with_cache_policy(policy, CachePolicy::default(), clock)
+    /// `store` is read for the resources open to self-registered clients.
+    pub fn new(
+        policy: DocumentPolicy,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        Self::with_cache_policy(policy, CachePolicy::default(), store, clock)
     }
 
     pub fn with_cache_policy(
         policy: DocumentPolicy,
         cache_policy: CachePolicy,
+        store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let outbound = Outbound::new(OutboundSettings {
@@ -68,8 +80,27 @@ impl MetadataDocuments {
                 clock.clone(),
             ),
             policy,
+            store,
             clock,
         })
+    }
+
+    /// The server's rules with the scopes of the resources open to self-registered
+    /// clients added.
+    async fn current_policy(&self) -> Result<DocumentPolicy, String> {
+        let resources = self.store.list_resources().await.map_err(|error| {
+            tracing::warn!(%error, "could not read the resources for a client ID metadata document");
+            "the server could not check the document now; try again shortly".to_string()
+        })?;
+        let mut policy = self.policy.clone();
+        for resource in resources.into_iter().filter(|r| r.self_registered_clients) {
+            for scope in resource.scopes {
+                if !policy.scopes.contains(&scope) {
+                    policy.scopes.push(scope);
+                }
+            }
+        }
+        Ok(policy)
     }
 }
 
@@ -83,8 +114,10 @@ impl ClientDocuments for MetadataDocuments {
         })?;
         let now = self.clock.now();
         self.cache
-            .get_json::<ClientMetadataDocument>(client_id, |document| {
-                client_from_document(client_id, document, &self.policy, now)
+            .get_with(client_id, |body| async move {
+                let document = parse_json::<ClientMetadataDocument>(&body)?;
+                let policy = self.current_policy().await?;
+                client_from_document(client_id, document, &policy, now)
                     .map_err(|error| error.to_string())
             })
             .await

@@ -88,7 +88,7 @@ pub async fn build_state(
     config.throttle.base_delay = secs(args.sign_in_first_wait);
     let password_workers = args.passwords.password_workers.unwrap_or_else(cpus);
     let signing_workers = args.signing_workers.unwrap_or_else(cpus);
-    let client_documents = client_documents(args, &config, clock.clone())?;
+    let client_documents = client_documents(args, &config, database.store(), clock.clone())?;
     let authority = Authority::new(
         config,
         database.store(),
@@ -195,6 +195,7 @@ pub async fn build_state(
 fn client_documents(
     args: &ServeArgs,
     config: &AuthorityConfig,
+    store: Arc<dyn sigil_core::store::Store>,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<crate::client_documents::MetadataDocuments>, CommandError> {
     let allow_loopback = args.client_documents.cimd_allow_loopback;
@@ -207,7 +208,7 @@ fn client_documents(
         allow_loopback,
         scopes: config.self_registered_scopes.clone(),
     };
-    crate::client_documents::MetadataDocuments::new(policy, clock)
+    crate::client_documents::MetadataDocuments::new(policy, store, clock)
         .map(Arc::new)
         .map_err(CommandError::Invalid)
 }

@@ -586,3 +586,75 @@ async fn concurrent_requests_for_one_document_make_one_fetch_and_failures_are_ke
     }
     assert_eq!(env.docs.hits("/missing.json"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_client_may_use_resources_open_to_self_registered_clients() {
+    let env = loopback_env().await;
+    let api = "https://notes.example/mcp";
+    let closed = "https://admin.example/api";
+    env.setup.sigil(
+        &[
+            "resource",
+            "add",
+            "--uri",
+            api,
+            "--name",
+            "Notes",
+            "--scope",
+            "notes:read",
+        ],
+        None,
+    );
+    env.setup.sigil(
+        &[
+            "resource",
+            "add",
+            "--uri",
+            closed,
+            "--name",
+            "Admin",
+            "--scope",
+            "admin:all",
+            "--no-self-registered-clients",
+        ],
+        None,
+    );
+    let client_id = env.serve("/notes.json", |doc| {
+        doc["scope"] = "openid notes:read admin:all".into();
+    });
+    let (query, _) = env
+        .sign_in(&env.authorize_url(
+            &client_id,
+            &[("scope", "openid notes:read"), ("resource", api)],
+        ))
+        .await;
+    let (status, tokens) = env
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", query.get("code").expect("code")),
+            ("redirect_uri", CALLBACK),
+            ("client_id", &client_id),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = common::jwt_claims(tokens["access_token"].as_str().expect("access token"));
+    assert_eq!(access["aud"], api, "{access}");
+    assert!(
+        access["scope"]
+            .as_str()
+            .is_some_and(|s| s.contains("notes:read")),
+        "{access}"
+    );
+    // A resource closed to self-registered clients, and its scope: refused.
+    let (status, location) = env
+        .refused_with(&client_id, &[("scope", "openid"), ("resource", closed)])
+        .await;
+    assert_eq!(status, 302, "{location}");
+    assert!(location.contains("error=invalid_target"), "{location}");
+    let (status, location) = env
+        .refused_with(&client_id, &[("scope", "openid admin:all")])
+        .await;
+    assert_eq!(status, 302, "{location}");
+    assert!(location.contains("error=invalid_scope"), "{location}");
+}

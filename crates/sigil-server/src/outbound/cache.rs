@@ -10,6 +10,7 @@ use super::{FetchError, FetchRules, Freshness, Outbound};
 use serde::de::DeserializeOwned;
 use sigil_core::clock::Clock;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
@@ -112,12 +113,24 @@ impl<T: Send + Sync + 'static> DocumentCache<T> {
         url: &str,
         decode: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<Arc<T>, FetchError> {
+        self.get_with(url, |body| std::future::ready(decode(&body)))
+            .await
+    }
+
+    /// [`DocumentCache::get`] with a `decode` that may wait (for what else it needs to
+    /// read), run only when the document was fetched.
+    pub async fn get_with<F, Fut>(&self, url: &str, decode: F) -> Result<Arc<T>, FetchError>
+    where
+        F: FnOnce(Vec<u8>) -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
         let slot = self.slot(url);
         let (outcome, _) = slot
             .outcome
             .get_or_init(|| async {
                 let outcome = match self.outbound.fetch(url, self.rules).await {
-                    Ok(fetched) => decode(&fetched.body)
+                    Ok(fetched) => decode(fetched.body)
+                        .await
                         .map(|document| (Arc::new(document), fetched.freshness))
                         .map_err(FetchError::Invalid),
                     Err(error) => Err(error),
