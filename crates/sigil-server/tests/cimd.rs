@@ -37,7 +37,10 @@ struct Env {
 }
 
 async fn env(serve: &[&str]) -> Env {
-    let db = TestDb::sqlite();
+    env_on(TestDb::sqlite(), serve).await
+}
+
+async fn env_on(db: TestDb, serve: &[&str]) -> Env {
     let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
     setup.sigil(&["migrate"], None);
     setup.sigil(
@@ -227,7 +230,20 @@ async fn assert_refused(env: &Env, client_id: &str, words: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_client_signs_in_with_consent_and_gets_tokens() {
-    let env = loopback_env().await;
+    signs_in_with_consent_and_gets_tokens(loopback_env().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_client_signs_in_on_postgresql() {
+    let Some(db) = TestDb::postgres("a_document_client_signs_in_on_postgresql").await else {
+        return;
+    };
+    signs_in_with_consent_and_gets_tokens(env_on(db, &["--cimd-allow-loopback"]).await).await;
+}
+
+/// The whole flow: discovery, sign-in, consent with the host, tokens, refresh; the
+/// grants' anchor row in the database (foreign keys) is made on the way.
+async fn signs_in_with_consent_and_gets_tokens(env: Env) {
     let discovery: Value = reqwest::get(format!(
         "{}/.well-known/oauth-authorization-server",
         env.base()
