@@ -44,6 +44,12 @@ pub struct AuthorityConfig {
     /// The scopes a client that registered itself (dynamic registration, RFC 7591, or a
     /// client ID metadata document) may ask for, beside the scopes of registered resources.
     pub self_registered_scopes: Vec<String>,
+    /// RFC 9126 §5: every client must push its authorization requests (`POST /par`);
+    /// without it, only the clients registered so (`require_pushed_authorization_requests`).
+    pub require_pushed_authorization_requests: bool,
+    /// Pushed authorization requests one client may make per minute, the lifetime of a
+    /// `request_uri` (see [`crate::par`]).
+    pub pushed_requests_max_per_client: u32,
 }
 
 impl AuthorityConfig {
@@ -64,6 +70,8 @@ impl AuthorityConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            require_pushed_authorization_requests: false,
+            pushed_requests_max_per_client: crate::par::DEFAULT_MAX_PER_CLIENT,
         }
     }
 }
@@ -103,6 +111,8 @@ pub struct Authority {
     pub(crate) logout_queue: crate::backchannel::LogoutQueue,
     /// Clients named by a metadata-document URL (none: such ids are unknown clients).
     client_documents: Option<Arc<dyn crate::cimd::ClientDocuments>>,
+    /// Each client's recent pushed authorization requests, for their cap.
+    pub(crate) pushes: crate::par::PushCounter,
 }
 
 /// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
@@ -137,6 +147,7 @@ impl Authority {
             verified: VerifiedTokens::new(VERIFIED_TOKENS_KEPT),
             events: Arc::new(EventCounts::default()),
             client_documents: None,
+            pushes: crate::par::PushCounter::default(),
         }
     }
 

@@ -41,7 +41,9 @@ pub struct AuthorizeParams {
     pub id_token_hint: Option<String>,
     /// OIDC Core §6 request objects: not supported, refused with `request_not_supported`.
     pub request: Option<String>,
-    /// OIDC Core §6: not supported, refused with `request_uri_not_supported`.
+    /// RFC 9126 §4: the `urn:ietf:params:oauth:request_uri:…` reference of a pushed
+    /// request, which then stands for every parameter but `client_id`. Any other value
+    /// (OIDC Core §6 request objects by reference) is refused with `request_uri_not_supported`.
     pub request_uri: Option<String>,
     /// RFC 8707 §2: the resources the tokens are for (the parameter may repeat).
     pub resources: Vec<String>,
@@ -188,12 +190,46 @@ impl AuthorizationRequest {
     }
 }
 
+/// How an authorization request reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channel {
+    /// In the browser's request to the authorization endpoint.
+    FrontChannel,
+    /// Pushed by the client first (RFC 9126): at the push, and again when its
+    /// `request_uri` comes back.
+    Pushed,
+}
+
 impl Authority {
-    /// Validates an authorization request. Unknown client and unregistered redirect URI are
-    /// fatal; every later error is redirected to the registered URI.
+    /// Validates a request to the authorization endpoint. Unknown client and unregistered
+    /// redirect URI are fatal; every later error is redirected to the registered URI. A
+    /// `request_uri` of a pushed request (RFC 9126 §4) is taken, once, and its parameters
+    /// are validated instead of the others.
     pub async fn validate_authorization(
         &self,
         params: AuthorizeParams,
+    ) -> Result<(Arc<Client>, AuthorizationRequest), AuthorizeError> {
+        match params
+            .request_uri
+            .as_deref()
+            .and_then(crate::par::pushed_reference)
+        {
+            Some(reference) => {
+                let pushed = self.take_pushed_parameters(&params, reference).await?;
+                self.check_authorization(pushed, Channel::Pushed).await
+            }
+            None => {
+                self.check_authorization(params, Channel::FrontChannel)
+                    .await
+            }
+        }
+    }
+
+    /// The validation of an authorization request, however it came.
+    pub(crate) async fn check_authorization(
+        &self,
+        params: AuthorizeParams,
+        channel: Channel,
     ) -> Result<(Arc<Client>, AuthorizationRequest), AuthorizeError> {
         let fatal = |text: &str| AuthorizeError::Fatal(text.to_string());
         let is_repeated = |name: &str| params.repeated.iter().any(|r| r == name);
@@ -264,6 +300,13 @@ impl Authority {
             return Err(
                 request.redirect_error(invalid(&format!("the {name} parameter is repeated")))
             );
+        }
+        // RFC 9126 §4: a client (or every client) that must push its requests is refused
+        // any other way in.
+        if channel == Channel::FrontChannel && self.config.requires_pushed_requests(&client) {
+            return Err(request.redirect_error(invalid(
+                "this client must push its authorization requests to the pushed authorization request endpoint (RFC 9126) and send the request_uri",
+            )));
         }
         // OIDC Core §6: request objects are not supported; the request they carry may differ
         // from the plain parameters, so nothing else is looked at.

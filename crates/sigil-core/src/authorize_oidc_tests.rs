@@ -198,7 +198,8 @@ async fn request_objects_are_refused_with_their_own_errors() {
         ErrorCode::RequestNotSupported
     );
     let mut p = params(&id, Some(LOOPBACK));
-    p.request_uri = Some("urn:ietf:params:oauth:request_uri:abc".into());
+    // (A `urn:ietf:params:oauth:request_uri:` value names a pushed request: par_tests.rs.)
+    p.request_uri = Some("https://client.example.com/request.jwt".into());
     assert_eq!(
         redirect_code(a.validate_authorization(p).await, LOOPBACK),
         ErrorCode::RequestUriNotSupported

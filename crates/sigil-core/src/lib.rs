@@ -30,6 +30,9 @@ pub mod keys;
 pub mod logout;
 pub mod mail;
 pub mod origin;
+pub mod par;
+#[cfg(test)]
+mod par_tests;
 pub mod password;
 pub mod password_rules;
 pub mod pkce;

@@ -248,6 +248,21 @@ pub struct RegistrationArgs {
     pub self_registered_scopes: String,
 }
 
+/// Pushed authorization requests (RFC 9126, `POST /par`).
+#[derive(Debug, Clone, Args)]
+pub struct PushedRequestArgs {
+    /// Every client must send its authorization requests to POST /par first and bring
+    /// the request_uri to /authorize (RFC 9126 pushed authorization requests); without
+    /// it, only the clients registered with --require-pushed-authorization-requests must.
+    #[arg(long, env = "SIGIL_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS")]
+    pub require_pushed_authorization_requests: bool,
+
+    /// Pushed authorization requests one client may make per minute (the lifetime of a
+    /// request_uri), counted on each replica; more are answered 429.
+    #[arg(long, env = "SIGIL_PUSHED_REQUESTS_MAX_PER_CLIENT", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pushed_requests_max_per_client: u32,
+}
+
 /// Options of `sigil serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -270,6 +285,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub client_documents: crate::client_documents::ClientDocumentArgs,
+
+    #[command(flatten)]
+    pub pushed_requests: PushedRequestArgs,
 
     /// Refresh-token idle lifetime: a token unused this long expires.
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]

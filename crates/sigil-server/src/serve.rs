@@ -83,6 +83,9 @@ pub async fn build_state(
             })?
             .to_vec();
     config.refresh_reuse_grace = secs(args.refresh_reuse_grace);
+    config.require_pushed_authorization_requests =
+        args.pushed_requests.require_pushed_authorization_requests;
+    config.pushed_requests_max_per_client = args.pushed_requests.pushed_requests_max_per_client;
     config.throttle.account_free_failures = args.sign_in_free_failures;
     config.throttle.address_free_failures = args.sign_in_free_failures_per_address;
     config.throttle.base_delay = secs(args.sign_in_first_wait);
@@ -157,6 +160,10 @@ pub async fn build_state(
             unused_ttl: secs(args.registration.registration_unused_ttl),
         },
     );
+    let discovery = CachedDocument::new(&discovery_document(
+        authority.config(),
+        registrations.mode(),
+    ));
     Ok(AppState {
         accounts: Arc::new(accounts),
         factors: Arc::new(factors),
@@ -174,10 +181,7 @@ pub async fn build_state(
         session_ttl: secs(args.session_ttl),
         request_timeout: args.request_timeout,
         database,
-        discovery: Arc::new(CachedDocument::new(&discovery_document(
-            &issuer,
-            registrations.mode(),
-        ))),
+        discovery: Arc::new(discovery),
         registrations: Arc::new(registrations),
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
         keys_dir: keys.clone(),
@@ -215,8 +219,12 @@ fn client_documents(
 
 /// The server metadata (OIDC Discovery, RFC 8414), with the registration endpoint when
 /// registration is not closed (RFC 8414 §2: present only where clients may register).
-fn discovery_document(issuer: &str, registration: RegistrationMode) -> serde_json::Value {
-    let mut document = sigil_core::discovery::metadata(issuer);
+fn discovery_document(
+    config: &sigil_core::AuthorityConfig,
+    registration: RegistrationMode,
+) -> serde_json::Value {
+    let issuer = config.issuer.as_str();
+    let mut document = sigil_core::discovery::metadata(config);
     if registration != RegistrationMode::Closed {
         document["registration_endpoint"] =
             serde_json::Value::from(format!("{}/register", issuer.trim_end_matches('/')));

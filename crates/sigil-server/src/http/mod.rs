@@ -21,6 +21,7 @@ pub mod login;
 pub mod logout;
 pub mod openapi;
 pub mod pages;
+pub mod par;
 pub mod passkeys;
 pub mod register;
 pub mod respond;
@@ -69,6 +70,7 @@ pub fn app(state: AppState) -> Router {
     // The endpoints a single-page app calls from the browser, with their CORS.
     let browser_apps = Router::new()
         .merge(token::router())
+        .merge(par::router())
         .merge(revoke::router())
         .merge(userinfo::router())
         .layer(middleware::from_fn_with_state(state.clone(), cors::layer));
