@@ -309,7 +309,8 @@ impl PushCounter {
         }
         let elapsed = (now - start) as u64;
         let length = length as u64;
-        let estimate = window.previous * (length - elapsed) / length + window.current;
+        // The previous window's share rounded up: the estimate errs on the side of the cap.
+        let estimate = (window.previous * (length - elapsed)).div_ceil(length) + window.current;
         if estimate >= u64::from(max) {
             return Err(OAuthError::rate_limited(
                 Some(length - elapsed),
