@@ -284,7 +284,7 @@ async fn unknown_malformed_and_foreign_request_uris() {
     for unknown in [
         format!("{REQUEST_URI_PREFIX}{}", Secret::generate().expose()),
         format!("{REQUEST_URI_PREFIX}short"),
-        format!("{REQUEST_URI_PREFIX}"),
+        REQUEST_URI_PREFIX.to_string(),
     ] {
         let result = f
             .authority
