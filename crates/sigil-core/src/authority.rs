@@ -46,6 +46,12 @@ pub struct AuthorityConfig {
     /// The scopes a client that registered itself (dynamic registration, RFC 7591, or a
     /// client ID metadata document) may ask for, beside the scopes of registered resources.
     pub self_registered_scopes: Vec<String>,
+    /// RFC 9126 §5: every client must push its authorization requests (`POST /par`);
+    /// without it, only the clients registered so (`require_pushed_authorization_requests`).
+    pub require_pushed_authorization_requests: bool,
+    /// Pushed authorization requests one client may make per minute, the lifetime of a
+    /// `request_uri` (see [`crate::par`]).
+    pub pushed_requests_max_per_client: u32,
 }
 
 impl AuthorityConfig {
@@ -66,6 +72,8 @@ impl AuthorityConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            require_pushed_authorization_requests: false,
+            pushed_requests_max_per_client: crate::par::DEFAULT_MAX_PER_CLIENT,
         }
     }
 }
@@ -131,6 +139,10 @@ pub struct Authority {
     /// Where the keys at a client's `jwks_uri` come from (the server's fetcher); without
     /// one, such clients cannot authenticate.
     pub(crate) client_key_source: Option<Arc<dyn ClientKeySource>>,
+    /// Clients named by a metadata-document URL (none: such ids are unknown clients).
+    client_documents: Option<Arc<dyn crate::cimd::ClientDocuments>>,
+    /// Each client's recent pushed authorization requests, for their cap.
+    pub(crate) pushes: crate::par::PushCounter,
 }
 
 /// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
@@ -166,12 +178,24 @@ impl Authority {
             events: Arc::new(EventCounts::default()),
             inline_keys: InlineKeyCache::default(),
             client_key_source: None,
+            client_documents: None,
+            pushes: crate::par::PushCounter::default(),
         }
     }
 
     /// Sets where the keys published at clients' `jwks_uri`s come from.
     pub fn set_client_key_source(&mut self, source: Arc<dyn ClientKeySource>) {
         self.client_key_source = Some(source);
+    }
+
+    /// Accepts client ID metadata documents: a `client_id` that is a URL is looked up
+    /// through `documents` (never in the store or the client cache).
+    pub fn with_client_documents(
+        mut self,
+        documents: Arc<dyn crate::cimd::ClientDocuments>,
+    ) -> Self {
+        self.client_documents = Some(documents);
+        self
     }
 
     /// The clock every decision reads.
@@ -202,7 +226,16 @@ impl Authority {
     }
 
     /// Finds a client, from a short-lived memory cache when possible.
+    /// A client id that is a URL names a metadata document ([`crate::cimd`]): it is
+    /// fetched (or remembered) through the [`crate::cimd::ClientDocuments`] given, and a
+    /// document that cannot be used is an `invalid_client` error.
     pub async fn find_client(&self, client_id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        if crate::cimd::is_document_client_id(client_id) {
+            return match &self.client_documents {
+                Some(documents) => documents.fetch(client_id).await.map(Some),
+                None => Ok(None),
+            };
+        }
         let now = self.now();
         if let Some(client) = self.clients.get(client_id, now) {
             return Ok(Some(client));
@@ -213,6 +246,21 @@ impl Authority {
         let client = Arc::new(client);
         self.clients.insert(client.clone(), now);
         Ok(Some(client))
+    }
+
+    /// Notes the first code or token of a self-registered client, which then stays (one
+    /// that is never used is removed after a while). Nothing for other clients, nor once
+    /// noted: no write on the hot path after the first.
+    pub(crate) async fn note_first_use(&self, client: &Client) {
+        if client.registration.is_none() || client.first_used_at.is_some() {
+            return;
+        }
+        match self.store.mark_client_used(&client.id, self.now()).await {
+            Ok(()) => self.clients.forget(&client.id),
+            Err(error) => {
+                tracing::warn!(client = %client.id, %error, "could not note a client's first use")
+            }
+        }
     }
 
     /// A user by id (the browser pages' signed-in user), straight from the store.
@@ -376,7 +424,42 @@ impl Authority {
                 _ => return Ok(false),
             }
         }
-        Ok(self.find_client(&claims.client_id).await?.is_some())
+        match self.find_client(&claims.client_id).await {
+            Ok(client) => Ok(client.is_some()),
+            // A metadata document that no longer serves: its client is gone.
+            Err(_) if crate::cimd::is_document_client_id(&claims.client_id) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The grants of a metadata-document client (codes, consents, refresh families) refer
+    /// to a row in the store's client table: made, or brought up to date with the
+    /// document, before the first of them is written. Only a user's consent or a code
+    /// makes one, so a document nobody signed in to leaves no trace. Sigil never reads the
+    /// row for the client's settings: the document is the truth.
+    pub(crate) async fn keep_document_client(&self, client_id: &str) -> Result<(), OAuthError> {
+        if !crate::cimd::is_document_client_id(client_id) {
+            return Ok(());
+        }
+        let client = self
+            .find_client(client_id)
+            .await?
+            .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        match self.store.find_client(client_id).await? {
+            None => match self.store.create_client(&client).await {
+                // Made by a concurrent request meanwhile: as good.
+                Ok(()) | Err(crate::store::StoreError::Conflict(_)) => {}
+                Err(error) => return Err(error.into()),
+            },
+            Some(stored) if !crate::cimd::same_settings(&stored, &client) => {
+                let mut updated = (*client).clone();
+                updated.created_at = stored.created_at;
+                updated.first_used_at = stored.first_used_at;
+                self.store.update_client(&updated).await?;
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 }
 

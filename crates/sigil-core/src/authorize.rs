@@ -41,8 +41,12 @@ pub struct AuthorizeParams {
     pub id_token_hint: Option<String>,
     /// OIDC Core §6 request objects: not supported, refused with `request_not_supported`.
     pub request: Option<String>,
-    /// OIDC Core §6: not supported, refused with `request_uri_not_supported`.
+    /// RFC 9126 §4: the `urn:ietf:params:oauth:request_uri:…` reference of a pushed
+    /// request, which then stands for every parameter but `client_id`. Any other value
+    /// (OIDC Core §6 request objects by reference) is refused with `request_uri_not_supported`.
     pub request_uri: Option<String>,
+    /// RFC 8707 §2: the resources the tokens are for (the parameter may repeat).
+    pub resources: Vec<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<String>,
 }
@@ -68,6 +72,9 @@ pub struct AuthorizationRequest {
     /// The `sub` of a valid `id_token_hint`: the user the client expects to be signed in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint_subject: Option<String>,
+    /// RFC 8707: the resources named, checked for the client (empty: none named).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// Why an authorization request failed, and so how to answer it.
@@ -183,12 +190,46 @@ impl AuthorizationRequest {
     }
 }
 
+/// How an authorization request reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channel {
+    /// In the browser's request to the authorization endpoint.
+    FrontChannel,
+    /// Pushed by the client first (RFC 9126): at the push, and again when its
+    /// `request_uri` comes back.
+    Pushed,
+}
+
 impl Authority {
-    /// Validates an authorization request. Unknown client and unregistered redirect URI are
-    /// fatal; every later error is redirected to the registered URI.
+    /// Validates a request to the authorization endpoint. Unknown client and unregistered
+    /// redirect URI are fatal; every later error is redirected to the registered URI. A
+    /// `request_uri` of a pushed request (RFC 9126 §4) is taken, once, and its parameters
+    /// are validated instead of the others.
     pub async fn validate_authorization(
         &self,
         params: AuthorizeParams,
+    ) -> Result<(Arc<Client>, AuthorizationRequest), AuthorizeError> {
+        match params
+            .request_uri
+            .as_deref()
+            .and_then(crate::par::pushed_reference)
+        {
+            Some(reference) => {
+                let pushed = self.take_pushed_parameters(&params, reference).await?;
+                self.check_authorization(pushed, Channel::Pushed).await
+            }
+            None => {
+                self.check_authorization(params, Channel::FrontChannel)
+                    .await
+            }
+        }
+    }
+
+    /// The validation of an authorization request, however it came.
+    pub(crate) async fn check_authorization(
+        &self,
+        params: AuthorizeParams,
+        channel: Channel,
     ) -> Result<(Arc<Client>, AuthorizationRequest), AuthorizeError> {
         let fatal = |text: &str| AuthorizeError::Fatal(text.to_string());
         let is_repeated = |name: &str| params.repeated.iter().any(|r| r == name);
@@ -252,12 +293,20 @@ impl Authority {
             acr_level: None,
             login_hint: params.login_hint.clone(),
             hint_subject: None,
+            resources: Vec::new(),
         };
         let invalid = |text: &str| OAuthError::invalid_request(text);
         if let Some(name) = params.repeated.first() {
             return Err(
                 request.redirect_error(invalid(&format!("the {name} parameter is repeated")))
             );
+        }
+        // RFC 9126 §4: a client (or every client) that must push its requests is refused
+        // any other way in.
+        if channel == Channel::FrontChannel && self.config.requires_pushed_requests(&client) {
+            return Err(request.redirect_error(invalid(
+                "this client must push its authorization requests to the pushed authorization request endpoint (RFC 9126) and send the request_uri",
+            )));
         }
         // OIDC Core §6: request objects are not supported; the request they carry may differ
         // from the plain parameters, so nothing else is looked at.
@@ -346,6 +395,10 @@ impl Authority {
                 not_allowed.join(" ")
             ))));
         }
+        request.resources = self
+            .check_resources(&client, &params.resources, &scope)
+            .await
+            .map_err(|e| request.redirect_error(e))?;
         request.scope = scope.to_string();
         if let Some(prompt) = params.prompt.as_deref() {
             let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
@@ -575,6 +628,7 @@ impl Authority {
         user_id: &str,
         request: &AuthorizationRequest,
     ) -> Result<(), OAuthError> {
+        self.keep_document_client(&request.client_id).await?;
         let earlier = self.store.find_consent(user_id, &request.client_id).await?;
         let mut scopes = request.scopes().to_vec();
         if let Some(earlier) = earlier {
@@ -595,6 +649,7 @@ impl Authority {
         user: &User,
         auth: &Authentication,
     ) -> Result<Secret, OAuthError> {
+        self.keep_document_client(&request.client_id).await?;
         let code = Secret::generate();
         let now = self.now();
         let record = AuthorizationCode {
@@ -610,6 +665,7 @@ impl Authority {
             acr: auth.acr.clone(),
             amr: auth.amr_text(),
             sid: auth.sid.clone(),
+            resources: request.resources.clone(),
             created_at: now,
             expires_at: now + CODE_TTL,
             used_at: None,
@@ -618,6 +674,9 @@ impl Authority {
             access_token_exp: None,
         };
         self.store.create_authorization_code(&record).await?;
+        if let Some(client) = self.find_client(&request.client_id).await? {
+            self.note_first_use(&client).await;
+        }
         if let Some(sid) = &auth.sid {
             self.logout_queue
                 .signed_in_to(sid, &request.client_id, &user.id)

@@ -149,6 +149,7 @@ async fn loopback_redirects_match_any_port_and_the_code_is_bound_to_the_port_use
         code: code.clone(),
         redirect_uri: Some(redirect_uri.into()),
         code_verifier: Some(Secret::new(VERIFIER)),
+        resources: vec![],
     };
     // RFC 6749 §4.1.3: the token request repeats the URI used, not the registered one.
     for wrong in [LOOPBACK, "http://127.0.0.1:51005/callback"] {
@@ -198,7 +199,8 @@ async fn request_objects_are_refused_with_their_own_errors() {
         ErrorCode::RequestNotSupported
     );
     let mut p = params(&id, Some(LOOPBACK));
-    p.request_uri = Some("urn:ietf:params:oauth:request_uri:abc".into());
+    // (A `urn:ietf:params:oauth:request_uri:` value names a pushed request: par_tests.rs.)
+    p.request_uri = Some("https://client.example.com/request.jwt".into());
     assert_eq!(
         redirect_code(a.validate_authorization(p).await, LOOPBACK),
         ErrorCode::RequestUriNotSupported

@@ -196,6 +196,7 @@ async fn login_consent_and_code_exchange() {
         code: code.clone(),
         redirect_uri: Some(CB.into()),
         code_verifier: Some(Secret::new(verifier)),
+        resources: vec![],
     };
     // Wrong verifier: refused, and the code is not spent.
     let wrong = a
@@ -294,6 +295,7 @@ async fn code_binding_and_expiry() {
         code: code.clone(),
         redirect_uri: redirect.map(str::to_string),
         code_verifier: verifier.map(Secret::new),
+        resources: vec![],
     };
     for (redirect, verifier) in [
         (Some("https://app.example.com/other"), Some(VERIFIER)),

@@ -164,9 +164,10 @@ impl Client {
     pub fn is_confidential(&self) -> bool {
         self.secret_hash.is_some() || self.token_endpoint_auth_method == AuthMethod::PrivateKeyJwt
     }
-    /// Whether the client registered itself (dynamic registration).
+    /// Whether the client registered itself: dynamic registration, or a client ID metadata
+    /// document (its id is the document's URL; generated ids never hold a `:`).
     pub fn is_self_registered(&self) -> bool {
-        self.registration.is_some()
+        self.registration.is_some() || self.id.contains(':')
     }
     pub fn allows_grant(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)

@@ -1,9 +1,12 @@
 //! OpenID Connect Discovery 1.0 §3 and RFC 8414 §2 server metadata.
 
+use crate::authority::AuthorityConfig;
 use serde_json::{json, Value};
 
-/// Server metadata for an issuer. The same document serves both well-known paths.
-pub fn metadata(issuer: &str) -> Value {
+/// Server metadata for the issuer of `config`. The same document serves both well-known
+/// paths.
+pub fn metadata(config: &AuthorityConfig) -> Value {
+    let issuer = config.issuer.as_str();
     let base = issuer.trim_end_matches('/');
     json!({
         "issuer": issuer,
@@ -35,8 +38,35 @@ pub fn metadata(issuer: &str) -> Value {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "authorization_response_iss_parameter_supported": true,
+        // draft-ietf-oauth-client-id-metadata-document §6: URL client ids are fetched.
+        "client_id_metadata_document_supported": true,
         "request_parameter_supported": false,
+        // OIDC Core §6 request objects by reference are not supported; the `request_uri` of
+        // a pushed request is (RFC 9126 §5).
         "request_uri_parameter_supported": false,
+        "pushed_authorization_request_endpoint": format!("{base}/par"),
+        "require_pushed_authorization_requests": config.require_pushed_authorization_requests,
         "claims_parameter_supported": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushed_authorization_requests_are_announced() {
+        let mut config = AuthorityConfig::new("https://sigil.test/");
+        let document = metadata(&config);
+        assert_eq!(
+            document["pushed_authorization_request_endpoint"],
+            "https://sigil.test/par"
+        );
+        assert_eq!(document["require_pushed_authorization_requests"], false);
+        config.require_pushed_authorization_requests = true;
+        assert_eq!(
+            metadata(&config)["require_pushed_authorization_requests"],
+            true
+        );
+    }
 }

@@ -13,6 +13,9 @@ mod authorize_oidc_tests;
 #[cfg(test)]
 mod authorize_tests;
 pub mod backchannel;
+pub mod cimd;
+#[cfg(test)]
+mod cimd_tests;
 pub mod client;
 pub mod client_assertion;
 #[cfg(test)]
@@ -31,6 +34,9 @@ pub mod keys;
 pub mod logout;
 pub mod mail;
 pub mod origin;
+pub mod par;
+#[cfg(test)]
+mod par_tests;
 pub mod password;
 pub mod password_rules;
 pub mod pkce;

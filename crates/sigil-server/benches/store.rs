@@ -61,6 +61,7 @@ async fn family(store: &Arc<dyn Store>) -> RefreshTokenRecord {
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
         sid: None,
+        resources: vec![],
         created_at: NOW,
         expires_at: NOW + 90 * 86_400,
         revoked_at: None,

@@ -4,8 +4,10 @@
 
 use crate::config::{
     secs, AuditListArgs, AuthMethodArg, ClientAddArgs, ClientRefArgs, ClientSettings,
-    ClientUpdateArgs, KeysArgs, KeysRotateArgs, ListArgs, PasswordArgs, UserAddArgs,
-    UserInviteArgs, UserPasswordArgs, UserRefArgs, UserRevokeGrantArgs, UserUpdateArgs,
+    ClientUpdateArgs, JsonArgs, KeysArgs, KeysRotateArgs, ListArgs, PasswordArgs,
+    RegistrationTokenCreateArgs, RegistrationTokenRefArgs, ResourceAddArgs, ResourceRefArgs,
+    UserAddArgs, UserInviteArgs, UserPasswordArgs, UserRefArgs, UserRevokeGrantArgs,
+    UserUpdateArgs,
 };
 use crate::error::CommandError;
 use crate::keyfiles::KeyDir;
@@ -911,4 +913,164 @@ pub async fn provider_remove(
         )),
         Err(e) => Err(federation_error(e)),
     }
+}
+
+fn registrations(database: &Database) -> sigil_core::registration::Registrations {
+    sigil_core::registration::Registrations::new(database.store(), Arc::new(SystemClock))
+}
+
+/// `sigil registration-token create`
+pub async fn registration_token_create(
+    database_url: &str,
+    args: &RegistrationTokenCreateArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let made = registrations(&database)
+        .create_initial_token(&Caller::cli(), args.uses, secs(args.expires))
+        .await;
+    database.close().await;
+    let (token, secret) = made?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "id": token.id,
+                "token": secret.expose(),
+                "uses": token.uses_left,
+                "expires_at": token.expires_at,
+            })
+        );
+    } else {
+        println!("token:   {}", secret.expose());
+        println!("id:      {}", token.id);
+        println!(
+            "good for {} registration(s) until {}",
+            token.uses_left,
+            rfc3339(token.expires_at)
+        );
+        println!("The token is shown only this once: only its hash is stored. Registrants send it as Authorization: Bearer <token> to POST /register.");
+    }
+    Ok(())
+}
+
+/// `sigil registration-token list`
+pub async fn registration_token_list(
+    database_url: &str,
+    args: &JsonArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let tokens = registrations(&database).list_initial_tokens().await;
+    database.close().await;
+    for token in tokens? {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": token.id,
+                    "uses_left": token.uses_left,
+                    "expires_at": token.expires_at,
+                    "created_at": token.created_at,
+                })
+            );
+        } else {
+            println!(
+                "{}  {} use(s) left  expires {}",
+                token.id,
+                token.uses_left,
+                rfc3339(token.expires_at)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `sigil registration-token revoke`
+pub async fn registration_token_revoke(
+    database_url: &str,
+    args: &RegistrationTokenRefArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let revoked = registrations(&database)
+        .revoke_initial_token(&Caller::cli(), &args.id)
+        .await;
+    database.close().await;
+    if !revoked? {
+        return Err(CommandError::Invalid(format!(
+            "no initial access token {}",
+            args.id
+        )));
+    }
+    println!("revoked initial access token {}", args.id);
+    Ok(())
+}
+
+fn resource_json(resource: &sigil_core::resource::Resource) -> serde_json::Value {
+    serde_json::json!({
+        "uri": resource.uri,
+        "name": resource.name,
+        "scopes": resource.scopes,
+        "self_registered_clients": resource.self_registered_clients,
+    })
+}
+
+/// `sigil resource add`
+pub async fn resource_add(database_url: &str, args: &ResourceAddArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let saved = admin(&database, None)?
+        .put_resource(
+            &Caller::cli(),
+            &args.uri,
+            &args.name,
+            &args.scopes,
+            !args.no_self_registered_clients,
+        )
+        .await;
+    database.close().await;
+    let resource = saved.map_err(admin_error)?;
+    println!("{}", resource_json(&resource));
+    Ok(())
+}
+
+/// `sigil resource list`
+pub async fn resource_list(database_url: &str, args: &JsonArgs) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let listed = admin(&database, None)?.list_resources().await;
+    database.close().await;
+    for resource in listed.map_err(admin_error)? {
+        if args.json {
+            println!("{}", resource_json(&resource));
+        } else {
+            println!(
+                "{}  {:?}  scopes: {}{}",
+                resource.uri,
+                resource.name,
+                if resource.scopes.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    resource.scopes.join(" ")
+                },
+                if resource.self_registered_clients {
+                    ""
+                } else {
+                    "  (not for self-registered clients)"
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `sigil resource remove`
+pub async fn resource_remove(
+    database_url: &str,
+    args: &ResourceRefArgs,
+) -> Result<(), CommandError> {
+    let database = open(database_url).await?;
+    let removed = admin(&database, None)?
+        .delete_resource(&Caller::cli(), &args.uri)
+        .await;
+    database.close().await;
+    removed.map_err(admin_error)?;
+    println!("removed resource {}", args.uri);
+    Ok(())
 }

@@ -94,6 +94,84 @@ pub enum Command {
     /// Read and check the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Initial access tokens for dynamic client registration (`--registration token`).
+    #[command(subcommand)]
+    RegistrationToken(RegistrationTokenCommand),
+    /// Protected resources (RFC 8707 `resource` values) and the scopes each accepts.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistrationTokenCommand {
+    /// Make an initial access token; it is printed once (only its hash is stored).
+    Create(RegistrationTokenCreateArgs),
+    /// List the initial access tokens (ids, uses left, expiry; never the tokens).
+    List(JsonArgs),
+    /// Revoke an initial access token.
+    Revoke(RegistrationTokenRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegistrationTokenCreateArgs {
+    /// How many registrations the token may make.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub uses: i64,
+    /// How long the token stays valid.
+    #[arg(long, default_value = "1d", value_parser = parse_positive_duration)]
+    pub expires: Duration,
+    /// Print {"id":…,"token":…,"expires_at":…} as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RegistrationTokenRefArgs {
+    /// The token's id (from `registration-token list`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourceCommand {
+    /// Register a protected resource, or replace the settings of the one with this URI.
+    Add(ResourceAddArgs),
+    /// List the registered resources.
+    List(JsonArgs),
+    /// Remove a resource (tokens already issued for it stay valid until they expire).
+    Remove(ResourceRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ResourceAddArgs {
+    /// The resource identifier: an absolute URI without a fragment, as clients send it in
+    /// `resource` (e.g. https://api.example.com/mcp).
+    #[arg(long)]
+    pub uri: String,
+    /// The name people see on the consent page and in the console.
+    #[arg(long)]
+    pub name: String,
+    /// A scope the resource accepts (e.g. todo:read); repeat for several.
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Refuse it to clients that registered themselves (dynamic registration, client ID
+    /// metadata documents): only clients that list it with --audience may ask for it.
+    #[arg(long)]
+    pub no_self_registered_clients: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResourceRefArgs {
+    /// The resource identifier.
+    #[arg(long)]
+    pub uri: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +248,21 @@ pub struct RegistrationArgs {
     pub self_registered_scopes: String,
 }
 
+/// Pushed authorization requests (RFC 9126, `POST /par`).
+#[derive(Debug, Clone, Args)]
+pub struct PushedRequestArgs {
+    /// Every client must send its authorization requests to POST /par first and bring
+    /// the request_uri to /authorize (RFC 9126 pushed authorization requests); without
+    /// it, only the clients registered with --require-pushed-authorization-requests must.
+    #[arg(long, env = "SIGIL_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS")]
+    pub require_pushed_authorization_requests: bool,
+
+    /// Pushed authorization requests one client may make per minute (the lifetime of a
+    /// request_uri), counted on each replica; more are answered 429.
+    #[arg(long, env = "SIGIL_PUSHED_REQUESTS_MAX_PER_CLIENT", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub pushed_requests_max_per_client: u32,
+}
+
 /// Options of `sigil serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -189,6 +282,12 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub registration: RegistrationArgs,
+
+    #[command(flatten)]
+    pub client_documents: crate::client_documents::ClientDocumentArgs,
+
+    #[command(flatten)]
+    pub pushed_requests: PushedRequestArgs,
 
     /// Refresh-token idle lifetime: a token unused this long expires.
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]

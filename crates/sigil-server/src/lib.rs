@@ -3,6 +3,7 @@
 
 pub mod backchannel;
 pub mod cli;
+pub mod client_documents;
 pub mod client_keys;
 pub mod config;
 pub mod connections;

@@ -2,7 +2,8 @@
 
 use clap::Parser;
 use sigil_server::config::{
-    AuditCommand, Cli, ClientCommand, Command, KeysCommand, ProviderCommand, UserCommand,
+    AuditCommand, Cli, ClientCommand, Command, KeysCommand, ProviderCommand,
+    RegistrationTokenCommand, ResourceCommand, UserCommand,
 };
 use sigil_server::{cli, serve, telemetry};
 
@@ -43,6 +44,18 @@ async fn main() {
         }
         Command::Audit(AuditCommand::List(a)) => cli::audit_list(db, a).await,
         Command::Audit(AuditCommand::Verify) => cli::audit_verify(db).await,
+        Command::RegistrationToken(RegistrationTokenCommand::Create(a)) => {
+            cli::registration_token_create(db, a).await
+        }
+        Command::RegistrationToken(RegistrationTokenCommand::List(a)) => {
+            cli::registration_token_list(db, a).await
+        }
+        Command::RegistrationToken(RegistrationTokenCommand::Revoke(a)) => {
+            cli::registration_token_revoke(db, a).await
+        }
+        Command::Resource(ResourceCommand::Add(a)) => cli::resource_add(db, a).await,
+        Command::Resource(ResourceCommand::List(a)) => cli::resource_list(db, a).await,
+        Command::Resource(ResourceCommand::Remove(a)) => cli::resource_remove(db, a).await,
     };
     if let Err(error) = result {
         eprintln!("sigil: error: {error}");

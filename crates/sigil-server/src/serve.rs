@@ -15,6 +15,7 @@ use sigil_core::clock::{Clock, SystemClock};
 use sigil_core::cpu::CpuPool;
 use sigil_core::keys::KeyRing;
 use sigil_core::password::PasswordHasher;
+use sigil_core::registration::{RegistrationConfig, RegistrationMode, Registrations};
 use sigil_core::secret::{random_token, Secret};
 use sigil_core::{Authority, AuthorityConfig};
 
@@ -82,11 +83,15 @@ pub async fn build_state(
             })?
             .to_vec();
     config.refresh_reuse_grace = secs(args.refresh_reuse_grace);
+    config.require_pushed_authorization_requests =
+        args.pushed_requests.require_pushed_authorization_requests;
+    config.pushed_requests_max_per_client = args.pushed_requests.pushed_requests_max_per_client;
     config.throttle.account_free_failures = args.sign_in_free_failures;
     config.throttle.address_free_failures = args.sign_in_free_failures_per_address;
     config.throttle.base_delay = secs(args.sign_in_first_wait);
     let password_workers = args.passwords.password_workers.unwrap_or_else(cpus);
     let signing_workers = args.signing_workers.unwrap_or_else(cpus);
+    let client_documents = client_documents(args, &config, database.store(), clock.clone())?;
     let mut authority = Authority::new(
         config,
         database.store(),
@@ -99,7 +104,8 @@ pub async fn build_state(
             args.passwords.password_queue,
         ),
         CpuPool::new("sigil-sign", signing_workers, 4096),
-    );
+    )
+    .with_client_documents(client_documents);
     let key_fetcher = crate::outbound::Outbound::new(crate::outbound::OutboundSettings {
         allow_loopback: args.jwks_uri_allow_loopback,
         ..Default::default()
@@ -149,6 +155,24 @@ pub async fn build_state(
     let authority = Arc::new(authority);
     let logouts = crate::backchannel::LogoutDeliverer::new(authority.clone(), database.store())
         .map_err(CommandError::Invalid)?;
+    let registrations = Registrations::for_authority(
+        &authority,
+        RegistrationConfig {
+            mode: match args.registration.registration {
+                crate::config::RegistrationMode::Closed => RegistrationMode::Closed,
+                crate::config::RegistrationMode::Token => RegistrationMode::Token,
+                crate::config::RegistrationMode::Open => RegistrationMode::Open,
+            },
+            per_address_per_hour: args.registration.registration_rate,
+            max_per_address: args.registration.registration_max_per_address,
+            max_clients: args.registration.registration_max_clients,
+            unused_ttl: secs(args.registration.registration_unused_ttl),
+        },
+    );
+    let discovery = CachedDocument::new(&discovery_document(
+        authority.config(),
+        registrations.mode(),
+    ));
     Ok(AppState {
         accounts: Arc::new(accounts),
         factors: Arc::new(factors),
@@ -166,9 +190,8 @@ pub async fn build_state(
         session_ttl: secs(args.session_ttl),
         request_timeout: args.request_timeout,
         database,
-        discovery: Arc::new(CachedDocument::new(&sigil_core::discovery::metadata(
-            &issuer,
-        ))),
+        discovery: Arc::new(discovery),
+        registrations: Arc::new(registrations),
         jwks_max_age: args.lifetimes.jwks_max_age.as_secs(),
         keys_dir: keys.clone(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
@@ -178,6 +201,44 @@ pub async fn build_state(
         )),
         logouts,
     })
+}
+
+/// Client ID metadata documents: URL client ids fetched under the outbound limits, with
+/// the scopes self-registered clients may have.
+fn client_documents(
+    args: &ServeArgs,
+    config: &AuthorityConfig,
+    store: Arc<dyn sigil_core::store::Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<crate::client_documents::MetadataDocuments>, CommandError> {
+    let allow_loopback = args.client_documents.cimd_allow_loopback;
+    if allow_loopback {
+        tracing::warn!(
+            "--cimd-allow-loopback is on: client ID metadata documents are fetched from loopback addresses too (tests and development only)"
+        );
+    }
+    let policy = sigil_core::cimd::DocumentPolicy {
+        allow_loopback,
+        scopes: config.self_registered_scopes.clone(),
+    };
+    crate::client_documents::MetadataDocuments::new(policy, store, clock)
+        .map(Arc::new)
+        .map_err(CommandError::Invalid)
+}
+
+/// The server metadata (OIDC Discovery, RFC 8414), with the registration endpoint when
+/// registration is not closed (RFC 8414 §2: present only where clients may register).
+fn discovery_document(
+    config: &sigil_core::AuthorityConfig,
+    registration: RegistrationMode,
+) -> serde_json::Value {
+    let issuer = config.issuer.as_str();
+    let mut document = sigil_core::discovery::metadata(config);
+    if registration != RegistrationMode::Closed {
+        document["registration_endpoint"] =
+            serde_json::Value::from(format!("{}/register", issuer.trim_end_matches('/')));
+    }
+    document
 }
 
 /// The file a generated first-admin password is written to when standard output is not a
@@ -386,6 +447,12 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
                     Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
                 }
                 let now = tower_sessions::cookie::time::OffsetDateTime::now_utc();
+                match state.registrations.delete_unused().await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "removing unused self-registered clients failed")
+                    }
+                }
                 match state.sessions.delete_expired(&state.database, now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "deleted expired sessions"),

@@ -61,6 +61,8 @@ pub struct AppState {
     pub devices: Arc<sigil_core::device::DeviceKey>,
     /// Every origin some client allows, for CORS preflights.
     pub cors: Arc<crate::http::cors::AllowedOrigins>,
+    /// Dynamic client registration (RFC 7591, 7592) and its limits.
+    pub registrations: Arc<sigil_core::registration::Registrations>,
     /// Back-channel logout: the delivery worker of logout tokens.
     pub logouts: Arc<crate::backchannel::LogoutDeliverer>,
 }

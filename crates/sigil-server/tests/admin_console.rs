@@ -1504,11 +1504,15 @@ async fn every_path_parameter_is_checked_before_use() {
         (true, "/login/provider/{id}"),
         (true, "/login/provider/{id}/callback"),
     ];
+    // The client configuration endpoint of dynamic registration (RFC 7592) takes a client
+    // id too; it answers a bad one as it answers an unknown client, 401 (swept below).
+    let registration_routes = [(true, "/register/{client_id}")];
     // The sweep covers every route with a path parameter the server declares.
     let swept: std::collections::BTreeSet<&str> = user_routes
         .iter()
         .chain(client_routes.iter())
         .chain(provider_routes.iter())
+        .chain(registration_routes.iter())
         .map(|(_, route)| *route)
         .collect();
     let declared = routes_with_parameters();
@@ -1563,6 +1567,30 @@ async fn every_path_parameter_is_checked_before_use() {
             }
         }
     }
+    for bad in bad_segments(&client.id, &client.id) {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let response = app
+                .router()
+                .oneshot(
+                    Request::builder()
+                        .method(method.clone())
+                        .uri(format!("/register/{bad}"))
+                        .header(header::AUTHORIZATION, "Bearer dGFrZW4tb3Zlcg")
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(format!("{{\"client_id\":\"{}\"}}", client.id)))
+                        .expect("request"),
+                )
+                .await
+                .expect("infallible");
+            tried += 1;
+            if !matches!(
+                response.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+            ) {
+                wrong.push(format!("{method} /register/{bad}: {}", response.status()));
+            }
+        }
+    }
     assert!(tried > 150, "{tried}");
     assert!(wrong.is_empty(), "not refused:\n{}", wrong.join("\n"));
 
@@ -1602,4 +1630,126 @@ async fn every_path_parameter_is_checked_before_use() {
     let page = root.get(&revoke).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(&format!("action=\"{revoke}\"")));
+}
+
+#[tokio::test]
+async fn resources_and_self_registered_clients_in_the_console() {
+    let app = app_with_admin().await;
+    let store = app.state.database.store();
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "topmost pass phrase 1").await;
+    let page = root.get("/admin/resources").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("No resources are registered"));
+    let csrf = root.csrf("/admin/resources").await;
+    // Refused input comes back with the fields as typed.
+    let page = root
+        .post(
+            "/admin/resources",
+            &[
+                ("csrf", csrf.as_str()),
+                ("uri", "not a uri"),
+                ("name", "Notes"),
+                ("scopes", "notes:read"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains("absolute URI"), "{}", page.body);
+    assert!(page.body.contains("value=\"notes:read\""));
+    let page = root
+        .post(
+            "/admin/resources",
+            &[
+                ("csrf", csrf.as_str()),
+                ("uri", "https://notes.example.com/mcp"),
+                ("name", "Notes <MCP>"),
+                ("scopes", "notes:read notes:write"),
+                ("self_registered_clients", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let page = root.get(page.location()).await;
+    assert!(page.body.contains("The resource was saved."));
+    assert!(page.body.contains("https://notes.example.com/mcp"));
+    assert!(
+        page.body.contains("Notes &#60;MCP&#62;") || page.body.contains("Notes &lt;MCP&gt;"),
+        "names are escaped: {}",
+        page.body
+    );
+    let saved = store
+        .find_resource("https://notes.example.com/mcp")
+        .await
+        .expect("find")
+        .expect("saved");
+    assert_eq!(saved.scopes, vec!["notes:read", "notes:write"]);
+    assert!(saved.self_registered_clients);
+    // Without the CSRF token nothing changes.
+    let page = root
+        .post(
+            "/admin/resources/remove",
+            &[("uri", "https://notes.example.com/mcp")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(store
+        .find_resource("https://notes.example.com/mcp")
+        .await
+        .expect("find")
+        .is_some());
+    let page = root
+        .post(
+            "/admin/resources/remove",
+            &[
+                ("csrf", csrf.as_str()),
+                ("uri", "https://notes.example.com/mcp"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(store
+        .find_resource("https://notes.example.com/mcp")
+        .await
+        .expect("find")
+        .is_none());
+    let page = root
+        .post(
+            "/admin/resources/remove",
+            &[
+                ("csrf", csrf.as_str()),
+                ("uri", "https://notes.example.com/mcp"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "already gone");
+
+    // A client that registered itself is marked as such, with where it came from.
+    let (mut client, _) = ClientRegistration {
+        name: "Agent".into(),
+        is_public: true,
+        redirect_uris: vec!["http://127.0.0.1/cb".into()],
+        ..Default::default()
+    }
+    .build(app.state.authority.now())
+    .expect("client");
+    client.registration = Some(sigil_core::client::DynamicRegistration {
+        access_token_hash: sigil_core::secret::Secret::generate().storage_hash(),
+        application_type: sigil_core::client::ApplicationType::Native,
+        initial_token_id: Some("iat-7".into()),
+        metadata: serde_json::Map::new(),
+    });
+    client.registered_from = Some("198.51.100.7".into());
+    store.create_client(&client).await.expect("client");
+    let page = root.get("/admin/clients").await;
+    assert!(page.body.contains("self-registered"), "{}", page.body);
+    assert!(page.body.contains("198.51.100.7"));
+    let page = root.get(&format!("/admin/clients/{}", client.id)).await;
+    assert!(
+        page.body.contains("id=\"self-registered\""),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("198.51.100.7") && page.body.contains("iat-7"));
+    assert!(page.body.contains("not used yet"));
 }

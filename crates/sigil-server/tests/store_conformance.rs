@@ -11,7 +11,8 @@ use sigil_core::secret::{random_token, Secret};
 use sigil_core::store::memory::MemoryStore;
 use sigil_core::store::{
     AccountLink, AuthorizationCode, BrowserSession, Factor, FactorKind, LinkPurpose, OutboxMessage,
-    QueuedLogouts, RefreshFamily, RefreshTokenRecord, Store, StoreError,
+    PushedRequest, QueuedLogouts, RefreshFamily, RefreshTokenRecord, RegistrationToken, Resource,
+    Store, StoreError,
 };
 use sigil_core::throttle::ThrottlePolicy;
 use sigil_core::user::User;
@@ -189,6 +190,7 @@ async fn conformance(store: Arc<dyn Store>) {
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
         sid: Some("sid-1".into()),
+        resources: vec!["https://api.example.com/mcp".into()],
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -344,6 +346,10 @@ async fn conformance(store: Arc<dyn Store>) {
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
         sid: Some("sid-2".into()),
+        resources: vec![
+            "https://api.example.com".into(),
+            "urn:example:second".into(),
+        ],
         created_at: NOW,
         expires_at: NOW + 60,
         used_at: None,
@@ -524,6 +530,7 @@ async fn administration(store: Arc<dyn Store>) {
             acr: "urn:sigil:acr:2fa".into(),
             amr: "pwd otp mfa".into(),
             sid: None,
+            resources: vec![],
             created_at: NOW,
             expires_at,
             revoked_at: None,
@@ -707,6 +714,7 @@ async fn new_family(store: &dyn Store, client_id: &str, user_id: &str) -> Refres
         acr: "urn:sigil:acr:2fa".into(),
         amr: "pwd otp mfa".into(),
         sid: None,
+        resources: vec![],
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -1874,6 +1882,296 @@ async fn backchannel_logout(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+async fn third_party(store: Arc<dyn Store>) {
+    // Initial access tokens: uses taken one at a time, never past zero or expiry.
+    let token = RegistrationToken {
+        id: "iat-1".into(),
+        token_hash: Secret::new("initial").storage_hash(),
+        uses_left: 2,
+        expires_at: NOW + 100,
+        created_at: NOW,
+    };
+    store
+        .create_registration_token(&token)
+        .await
+        .expect("token");
+    assert!(matches!(
+        store.create_registration_token(&token).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let hash = token.token_hash.clone();
+    assert_eq!(
+        store
+            .use_registration_token(&hash, NOW + 200)
+            .await
+            .expect("use"),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        store
+            .use_registration_token("other", NOW)
+            .await
+            .expect("use"),
+        None
+    );
+    // Two uses left and five racing registrations: exactly two get one.
+    let mut racers = Vec::new();
+    for _ in 0..5 {
+        let store = store.clone();
+        let hash = hash.clone();
+        racers.push(tokio::spawn(async move {
+            store.use_registration_token(&hash, NOW).await.expect("use")
+        }));
+    }
+    let mut won = 0;
+    for racer in racers {
+        if racer.await.expect("join") == Some("iat-1".to_string()) {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 2);
+    let listed = store.list_registration_tokens().await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].uses_left, 0);
+    assert!(store
+        .delete_registration_token("iat-1")
+        .await
+        .expect("delete"));
+    assert!(!store
+        .delete_registration_token("iat-1")
+        .await
+        .expect("delete"));
+
+    // Self-registered clients: counted per address, marked used once, the unused removed.
+    let mut made = Vec::new();
+    for (name, from, age) in [
+        ("dcr-a", "192.0.2.1", 1000),
+        ("dcr-b", "192.0.2.1", 10),
+        ("dcr-c", "192.0.2.2", 1000),
+    ] {
+        let (mut client, _) = ClientRegistration {
+            name: name.into(),
+            is_public: true,
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            ..Default::default()
+        }
+        .build(NOW - age)
+        .expect("client");
+        client.registration = Some(sigil_core::client::DynamicRegistration {
+            access_token_hash: Secret::generate().storage_hash(),
+            application_type: sigil_core::client::ApplicationType::Native,
+            initial_token_id: None,
+            metadata: serde_json::Map::new(),
+        });
+        client.registered_from = Some(from.into());
+        store.create_client(&client).await.expect("client");
+        let found = store
+            .find_client(&client.id)
+            .await
+            .expect("find")
+            .expect("there");
+        assert_eq!(found, client, "a self-registered client reads back whole");
+        made.push(client);
+    }
+    let (admin_made, _) = registration("not-self").build(NOW - 5000).expect("client");
+    store.create_client(&admin_made).await.expect("client");
+    assert_eq!(
+        store
+            .count_self_registered_clients(None)
+            .await
+            .expect("count"),
+        3
+    );
+    assert_eq!(
+        store
+            .count_self_registered_clients(Some("192.0.2.1"))
+            .await
+            .expect("count"),
+        2
+    );
+    store
+        .mark_client_used(&made[2].id, NOW)
+        .await
+        .expect("mark");
+    store
+        .mark_client_used(&made[2].id, NOW + 50)
+        .await
+        .expect("mark again");
+    let used = store
+        .find_client(&made[2].id)
+        .await
+        .expect("find")
+        .expect("there");
+    assert_eq!(used.first_used_at, Some(NOW), "the first use is kept");
+    // Registered before NOW - 100 and never used: only dcr-a (dcr-c was used, dcr-b is new,
+    // the admin's client is not self-registered).
+    assert_eq!(
+        store
+            .delete_unused_self_registered_clients(NOW - 100)
+            .await
+            .expect("clean"),
+        1
+    );
+    assert!(store
+        .find_client(&made[0].id)
+        .await
+        .expect("find")
+        .is_none());
+    assert!(store
+        .find_client(&made[1].id)
+        .await
+        .expect("find")
+        .is_some());
+    assert!(store
+        .find_client(&made[2].id)
+        .await
+        .expect("find")
+        .is_some());
+    assert!(store
+        .find_client(&admin_made.id)
+        .await
+        .expect("find")
+        .is_some());
+
+    // Resources: put replaces (keeping created_at), listed by URI.
+    let resource = Resource {
+        uri: "https://api.example.com/mcp".into(),
+        name: "MCP".into(),
+        scopes: vec!["todo:read".into(), "todo:write".into()],
+        self_registered_clients: true,
+        created_at: NOW,
+        updated_at: NOW,
+    };
+    store.put_resource(&resource).await.expect("put");
+    let changed = Resource {
+        name: "MCP server".into(),
+        scopes: vec!["todo:read".into()],
+        self_registered_clients: false,
+        created_at: NOW + 9,
+        updated_at: NOW + 9,
+        ..resource.clone()
+    };
+    store.put_resource(&changed).await.expect("replace");
+    let found = store
+        .find_resource(&resource.uri)
+        .await
+        .expect("find")
+        .expect("there");
+    assert_eq!(
+        found,
+        Resource {
+            created_at: NOW,
+            ..changed.clone()
+        }
+    );
+    let other = Resource {
+        uri: "https://a.example.com".into(),
+        ..resource.clone()
+    };
+    store.put_resource(&other).await.expect("put");
+    let uris: Vec<String> = store
+        .list_resources()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(
+        uris,
+        vec!["https://a.example.com", "https://api.example.com/mcp"]
+    );
+    assert!(store.delete_resource(&other.uri).await.expect("delete"));
+    assert!(!store.delete_resource(&other.uri).await.expect("delete"));
+    assert!(store
+        .find_resource(&other.uri)
+        .await
+        .expect("find")
+        .is_none());
+
+    // Pushed requests: taken once, by their client, before they expire.
+    let pushed = PushedRequest {
+        request_hash: Secret::generate().storage_hash(),
+        client_id: made[1].id.clone(),
+        parameters: r#"{"scope":"openid"}"#.into(),
+        expires_at: NOW + 60,
+    };
+    store.create_pushed_request(&pushed).await.expect("push");
+    assert!(store
+        .take_pushed_request(&pushed.request_hash, "someone-else", NOW)
+        .await
+        .expect("take")
+        .is_none());
+    assert!(
+        store
+            .take_pushed_request(&pushed.request_hash, &pushed.client_id, NOW + 60)
+            .await
+            .expect("take")
+            .is_none(),
+        "expired"
+    );
+    assert_eq!(
+        store
+            .take_pushed_request(&pushed.request_hash, &pushed.client_id, NOW)
+            .await
+            .expect("take"),
+        Some(pushed.clone())
+    );
+    assert!(
+        store
+            .take_pushed_request(&pushed.request_hash, &pushed.client_id, NOW)
+            .await
+            .expect("take")
+            .is_none(),
+        "single use"
+    );
+
+    // Client assertions: a jti once until it expires, then again.
+    assert!(store
+        .record_client_assertion("c", "j1", NOW + 60, NOW)
+        .await
+        .expect("jti"));
+    assert!(!store
+        .record_client_assertion("c", "j1", NOW + 60, NOW + 1)
+        .await
+        .expect("jti"));
+    assert!(store
+        .record_client_assertion("d", "j1", NOW + 60, NOW)
+        .await
+        .expect("other client"));
+    assert!(store
+        .record_client_assertion("c", "j1", NOW + 200, NOW + 61)
+        .await
+        .expect("expired before"));
+    // Racing replays of one jti: one wins.
+    let mut racers = Vec::new();
+    for _ in 0..5 {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .record_client_assertion("c", "race", NOW + 60, NOW)
+                .await
+                .expect("jti")
+        }));
+    }
+    let mut firsts = 0;
+    for racer in racers {
+        if racer.await.expect("join") {
+            firsts += 1;
+        }
+    }
+    assert_eq!(firsts, 1);
+    // Housekeeping removes what has expired.
+    store
+        .delete_expired(NOW + 100_000)
+        .await
+        .expect("housekeeping");
+    assert!(store
+        .record_client_assertion("c", "race", NOW + 100_060, NOW + 100_000)
+        .await
+        .expect("gone"));
+}
+
 async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
@@ -1888,7 +2186,8 @@ async fn memory_store_conforms() {
     self_service(store.clone()).await;
     second_factors(store.clone()).await;
     federation(store.clone()).await;
-    backchannel_logout(store).await;
+    backchannel_logout(store.clone()).await;
+    third_party(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1906,6 +2205,7 @@ async fn sqlite_store_conforms() {
     second_factors(database.store()).await;
     federation(database.store()).await;
     backchannel_logout(database.store()).await;
+    third_party(database.store()).await;
     database.close().await;
 }
 
@@ -1926,6 +2226,7 @@ async fn postgres_store_conforms() {
     second_factors(database.store()).await;
     federation(database.store()).await;
     backchannel_logout(database.store()).await;
+    third_party(database.store()).await;
     database.close().await;
 }
 

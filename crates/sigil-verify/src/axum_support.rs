@@ -1,6 +1,7 @@
 //! axum integration: RFC 6750 and RFC 9470 error responses, an extractor for the verified
-//! claims, and a tower layer that protects a whole router (or, with `route_layer`, one route)
-//! and can require scopes and a step-up authentication.
+//! claims, a tower layer that protects a whole router (or, with `route_layer`, one route)
+//! and can require scopes and a step-up authentication, and RFC 9728: the route that serves
+//! [`crate::ProtectedResourceMetadata`] and its URL in every challenge.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -25,6 +26,10 @@
 //! # Ok(())
 //! # }
 //! ```
+
+mod resource_metadata;
+
+pub use resource_metadata::{ResourceMetadataLayer, ResourceMetadataService};
 
 use crate::{AuthenticationRequirement, Claims, ErrorKind, Verifier, VerifyError};
 use axum::body::Body;
@@ -85,16 +90,21 @@ impl IntoResponse for VerifyError {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, www_authenticate(&self));
+        // For the layers above: they may add `resource_metadata` to the challenge.
+        response.extensions_mut().insert(self);
         response
     }
 }
 
 /// The `WWW-Authenticate` challenge for `error`, as [`VerifyError`]'s response carries it:
 /// `Bearer` alone for a missing token (RFC 6750 §3.1), else `Bearer error="…",
-/// error_description="…"` plus `scope="…"` for `insufficient_scope`, and for
+/// error_description="…"`; then `scope="…"` when the error names scopes (always for
+/// `insufficient_scope`, see [`VerifyError::with_scope`]), for
 /// `insufficient_user_authentication` (RFC 9470 §3) `acr_values="…"` (space-separated) and
-/// `max_age="N"` (seconds, quoted as in RFC 9470 §3), each only when the requirement has it. For resource servers that
-/// build their own responses.
+/// `max_age="N"` (seconds, quoted as in RFC 9470 §3), each only when the requirement has it,
+/// and last `resource_metadata="…"` (RFC 9728 §5.1) when set with
+/// [`VerifyError::with_resource_metadata`]. For resource servers that build their own
+/// responses.
 pub fn www_authenticate(error: &VerifyError) -> HeaderValue {
     HeaderValue::from_str(&challenge(error)).unwrap_or(HeaderValue::from_static("Bearer"))
 }
@@ -131,26 +141,51 @@ fn status_and_codes(kind: ErrorKind) -> (StatusCode, Option<(&'static str, &'sta
 }
 
 fn challenge(error: &VerifyError) -> String {
-    let Some((code, _)) = status_and_codes(error.kind()).1 else {
-        return "Bearer".to_string();
-    };
-    let mut challenge = format!(
-        "Bearer error=\"{code}\", error_description=\"{}\"",
-        quoted_string_safe(&error.to_string())
-    );
+    let mut attributes = Vec::new();
+    if let Some((code, _)) = status_and_codes(error.kind()).1 {
+        attributes.push(format!("error=\"{code}\""));
+        attributes.push(format!(
+            "error_description=\"{}\"",
+            quoted_string_safe(&error.to_string())
+        ));
+    }
     if let Some(scope) = error.required_scope() {
-        challenge.push_str(&format!(", scope=\"{}\"", quoted_string_safe(scope)));
+        attributes.push(format!("scope=\"{}\"", quoted_string_safe(scope)));
     }
     if let Some(requirement) = error.required_authentication() {
         if !requirement.acr_values().is_empty() {
             let values = requirement.acr_values().join(" ");
-            challenge.push_str(&format!(", acr_values=\"{}\"", quoted_string_safe(&values)));
+            attributes.push(format!("acr_values=\"{}\"", quoted_string_safe(&values)));
         }
         if let Some(max_age) = requirement.max_age() {
-            challenge.push_str(&format!(", max_age=\"{}\"", max_age.as_secs()));
+            attributes.push(format!("max_age=\"{}\"", max_age.as_secs()));
         }
     }
-    challenge
+    if let Some(url) = error.resource_metadata() {
+        attributes.push(format!("resource_metadata=\"{}\"", quoted_string_safe(url)));
+    }
+    if attributes.is_empty() {
+        "Bearer".to_string()
+    } else {
+        format!("Bearer {}", attributes.join(", "))
+    }
+}
+
+/// What a layer adds to the refusals beneath it that `sigil-verify` answered (an
+/// [`Authenticated`] rejection, a `VerifyError` a handler returned): the
+/// `resource_metadata` of the challenge, unless the refusal names one already.
+pub(crate) fn add_resource_metadata(response: &mut Response, url: &str) {
+    let Some(error) = response.extensions().get::<VerifyError>() else {
+        return;
+    };
+    if error.resource_metadata().is_some() {
+        return;
+    }
+    let error = error.clone().with_resource_metadata(url);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, www_authenticate(&error));
+    response.extensions_mut().insert(error);
 }
 
 /// `text` with quotes, backslashes and anything but printable ASCII replaced by `'`, so
@@ -192,12 +227,15 @@ where
 }
 
 /// A tower layer that verifies every request's bearer token, optionally requires scopes
-/// and a step-up authentication, and puts the [`Claims`] in the request extensions.
+/// and a step-up authentication, and puts the [`Claims`] in the request extensions. With
+/// [`Self::resource_metadata`], its challenges (and those of the refusals beneath it) name
+/// the resource's RFC 9728 metadata.
 #[derive(Clone, Debug)]
 pub struct VerifyLayer {
     verifier: Verifier,
     scopes: Arc<Vec<String>>,
     authentication: Option<Arc<AuthenticationRequirement>>,
+    resource_metadata: Option<Arc<str>>,
 }
 
 impl VerifyLayer {
@@ -206,6 +244,7 @@ impl VerifyLayer {
             verifier,
             scopes: Arc::new(Vec::new()),
             authentication: None,
+            resource_metadata: None,
         }
     }
 
@@ -245,6 +284,23 @@ impl VerifyLayer {
         self.authentication = Some(Arc::new(requirement));
         self
     }
+
+    /// Names `url`, the resource's RFC 9728 metadata (usually
+    /// [`crate::ProtectedResourceMetadata::metadata_url`]), in every challenge: this layer's
+    /// refusals, and the `sigil-verify` refusals of the handlers and extractors beneath it
+    /// (RFC 9728 §5.1). A 401 of a route with [`Self::require_scopes`] then also names its
+    /// scopes (RFC 6750 §3), so that a client without a token knows what to ask for:
+    ///
+    /// ```text
+    /// WWW-Authenticate: Bearer scope="todos:read", resource_metadata="https://api.example/.well-known/oauth-protected-resource"
+    /// ```
+    ///
+    /// Without it, the challenges are as before: no `resource_metadata`, and `scope` only on
+    /// a 403 `insufficient_scope`.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(Arc::from(url.into()));
+        self
+    }
 }
 
 impl<S> tower::Layer<S> for VerifyLayer {
@@ -255,6 +311,7 @@ impl<S> tower::Layer<S> for VerifyLayer {
             verifier: self.verifier.clone(),
             scopes: self.scopes.clone(),
             authentication: self.authentication.clone(),
+            resource_metadata: self.resource_metadata.clone(),
         }
     }
 }
@@ -266,6 +323,7 @@ pub struct VerifyService<S> {
     verifier: Verifier,
     scopes: Arc<Vec<String>>,
     authentication: Option<Arc<AuthenticationRequirement>>,
+    resource_metadata: Option<Arc<str>>,
 }
 
 impl<S> tower::Service<Request<Body>> for VerifyService<S>
@@ -288,6 +346,7 @@ where
         let verifier = self.verifier.clone();
         let scopes = self.scopes.clone();
         let authentication = self.authentication.clone();
+        let resource_metadata = self.resource_metadata.clone();
         let existing = request.extensions().get::<Claims>().cloned();
         let token = bearer_token(request.headers()).map(str::to_string);
         Box::pin(async move {
@@ -306,12 +365,30 @@ where
                 Ok::<Claims, VerifyError>(claims)
             }
             .await;
+            let Some(url) = resource_metadata else {
+                return match verified {
+                    Ok(claims) => {
+                        request.extensions_mut().insert(claims);
+                        inner.call(request).await
+                    }
+                    Err(error) => Ok(error.into_response()),
+                };
+            };
             match verified {
                 Ok(claims) => {
                     request.extensions_mut().insert(claims);
-                    inner.call(request).await
+                    let mut response = inner.call(request).await?;
+                    add_resource_metadata(&mut response, &url);
+                    Ok(response)
                 }
-                Err(error) => Ok(error.into_response()),
+                Err(mut error) => {
+                    let is_unauthorized =
+                        status_and_codes(error.kind()).0 == StatusCode::UNAUTHORIZED;
+                    if is_unauthorized && error.required_scope().is_none() && !scopes.is_empty() {
+                        error = error.with_scope(scopes.join(" "));
+                    }
+                    Ok(error.with_resource_metadata(&*url).into_response())
+                }
             }
         })
     }

@@ -46,10 +46,13 @@ pub enum ErrorKind {
 pub struct VerifyError {
     kind: ErrorKind,
     message: String,
-    /// For [`ErrorKind::InsufficientScope`]: the scopes required.
+    /// For [`ErrorKind::InsufficientScope`]: the scopes required; for another refusal, the
+    /// scopes the route requires when it chose to name them (see [`VerifyError::with_scope`]).
     required_scope: Option<String>,
     /// For [`ErrorKind::InsufficientUserAuthentication`]: what the route requires.
     required_authentication: Option<Box<AuthenticationRequirement>>,
+    /// The URL of the resource's RFC 9728 metadata, for the challenge's `resource_metadata`.
+    resource_metadata: Option<String>,
 }
 
 impl VerifyError {
@@ -59,6 +62,7 @@ impl VerifyError {
             message: message.into(),
             required_scope: None,
             required_authentication: None,
+            resource_metadata: None,
         }
     }
     pub(crate) fn insufficient_scope(scope: &str) -> Self {
@@ -67,6 +71,7 @@ impl VerifyError {
             message: format!("the token lacks the {scope} scope"),
             required_scope: Some(scope.to_string()),
             required_authentication: None,
+            resource_metadata: None,
         }
     }
     pub(crate) fn insufficient_user_authentication(
@@ -78,13 +83,37 @@ impl VerifyError {
             message: message.to_string(),
             required_scope: None,
             required_authentication: Some(Box::new(requirement)),
+            resource_metadata: None,
         }
     }
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
+    /// The space-separated scopes the request needs: always for
+    /// [`ErrorKind::InsufficientScope`], for other refusals when set by [`Self::with_scope`].
+    /// The challenge names them in `scope` (RFC 6750 §3).
     pub fn required_scope(&self) -> Option<&str> {
         self.required_scope.as_deref()
+    }
+    /// Names `scope` (space-separated) as what the request needs, in the challenge's `scope`
+    /// attribute (RFC 6750 §3): for a 401, the scopes a client should ask for before it tries
+    /// again. Replaces the scopes an [`ErrorKind::InsufficientScope`] refusal carries.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.required_scope = Some(scope.into());
+        self
+    }
+    /// The URL of the resource's RFC 9728 metadata, named in the challenge's
+    /// `resource_metadata` (RFC 9728 §5.1), if set.
+    pub fn resource_metadata(&self) -> Option<&str> {
+        self.resource_metadata.as_deref()
+    }
+    /// Names `url`, the resource's RFC 9728 metadata (usually
+    /// [`crate::ProtectedResourceMetadata::metadata_url`]), in the challenge, so that a client
+    /// can find the authorization server. Characters that cannot sit in a quoted string
+    /// (quotes, backslashes, anything but printable ASCII) are replaced in the challenge.
+    pub fn with_resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
     }
     /// For [`ErrorKind::InsufficientUserAuthentication`]: the requirement the token failed,
     /// whose `acr_values` and `max_age` the client must ask Sigil's `/authorize` for.

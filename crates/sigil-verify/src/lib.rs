@@ -14,6 +14,8 @@
 //! * Tokens are never logged.
 //! * A route may demand more of the user's sign-in than a valid token (RFC 9470 step-up): an
 //!   `acr` it accepts and a recent `auth_time`, see [`step_up`].
+//! * A resource server can publish RFC 9728 protected resource metadata, so that clients
+//!   that know only its URL find the authorization server: see [`ProtectedResourceMetadata`].
 //! * Time is read from a [`Clock`]: the system's unless [`Verifier::builder`] is given
 //!   another, such as a [`ManualClock`] that a test moves on instead of sleeping.
 //!
@@ -34,7 +36,8 @@
 //! ```
 //!
 //! With axum (the default `axum` feature), see [`axum_support`]: an extractor that yields
-//! the verified claims, a per-route scope requirement, and a tower layer for a whole router.
+//! the verified claims, a per-route scope requirement, a tower layer for a whole router, and
+//! the route that serves the RFC 9728 metadata document.
 
 #[cfg(feature = "axum")]
 pub mod axum_support;
@@ -45,6 +48,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod jwks;
+mod resource_metadata;
 pub mod step_up;
 mod verifier;
 
@@ -52,5 +56,8 @@ pub use claims::Claims;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Algorithm, VerifierConfig};
 pub use error::{ErrorKind, VerifyError};
+pub use resource_metadata::{
+    MetadataError, ProtectedResourceMetadata, ProtectedResourceMetadataBuilder, WELL_KNOWN_PATH,
+};
 pub use step_up::AuthenticationRequirement;
 pub use verifier::{Verifier, VerifierBuilder};

@@ -6,35 +6,46 @@
 //! todos at once also needs a step-up (RFC 9470): a second factor, proven recently. A user
 //! sees only their own todos; another user's answers 404. Errors are RFC 9457 problem
 //! details (authentication errors are RFC 6750 and RFC 9470, from `sigil-verify`).
+//!
+//! `GET /.well-known/oauth-protected-resource` (and, for a resource URI with a path, the
+//! path-inserted form) serves the RFC 9728 metadata that names Sigil, and every
+//! `WWW-Authenticate` challenge names it in `resource_metadata`, so that a client that knows
+//! only the API's URL (an MCP client, say) finds where to get a token; see [`resource`].
 
 pub mod problem;
+pub mod resource;
 pub mod store;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Request, State};
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use problem::Problem;
+pub use resource::{SCOPE_READ, SCOPE_WRITE};
 use serde::Deserialize;
 use sigil_verify::axum_support::{Authenticated, VerifyLayer};
 use sigil_verify::step_up::{ACR_2FA, ACR_PHR};
-use sigil_verify::{AuthenticationRequirement, Verifier};
+use sigil_verify::{AuthenticationRequirement, ProtectedResourceMetadata, Verifier};
 use std::time::Duration;
 use store::{TodoPatch, TodoStore};
 
 /// Longest title, in characters.
 pub const MAX_TITLE: usize = 500;
 
-/// Shared state: the verifier, the store, and what `DELETE /api/todos` demands of the
-/// user's sign-in.
+/// Shared state: the verifier, the store, what `DELETE /api/todos` demands of the user's
+/// sign-in, and the RFC 9728 metadata.
 #[derive(Clone)]
 pub struct AppState {
     pub verifier: Verifier,
     pub store: TodoStore,
     /// The step-up of `DELETE /api/todos`, usually [`step_up_requirement`].
     pub step_up: AuthenticationRequirement,
+    /// Served at the well-known paths and named in every challenge; usually
+    /// [`resource::protected_resource_metadata`].
+    pub metadata: ProtectedResourceMetadata,
 }
 
 /// What deleting all of one's todos demands (RFC 9470): a second factor (Sigil's `acr`
@@ -51,19 +62,37 @@ impl axum::extract::FromRef<AppState> for Verifier {
     }
 }
 
-/// The router: `/healthz` open, `/api/…` behind the verify layer.
+/// The router: `/healthz` and the metadata open, each `/api/…` handler behind a verify
+/// layer with its scope (`todos:read` to read, `todos:write` to change, nothing for
+/// `/api/me`) and, for `DELETE /api/todos`, the step-up. So a 401 names the scope the
+/// method needs, and every challenge names the metadata.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/me", get(me))
-        .route("/api/todos", get(list).post(create).delete(remove_all))
-        .route("/api/todos/{id}", get(read).patch(update).delete(remove))
-        .route_layer(VerifyLayer::new(state.verifier.clone()));
+    let verify =
+        VerifyLayer::new(state.verifier.clone()).resource_metadata(state.metadata.metadata_url());
+    let reading = verify.clone().require_scopes([SCOPE_READ]);
+    let writing = verify.clone().require_scopes([SCOPE_WRITE]);
+    let deleting_all = writing
+        .clone()
+        .require_authentication(state.step_up.clone());
     Router::new()
-        .merge(api)
+        .route("/api/me", get(me.layer(verify)))
+        .route(
+            "/api/todos",
+            get(list.layer(reading.clone()))
+                .post(create.layer(writing.clone()))
+                .delete(remove_all.layer(deleting_all)),
+        )
+        .route(
+            "/api/todos/{id}",
+            get(read.layer(reading))
+                .patch(update.layer(writing.clone()))
+                .delete(remove.layer(writing)),
+        )
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .merge(state.metadata.router())
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such route") })
         .with_state(state)
 }
@@ -135,10 +164,6 @@ fn validate_title(title: &str) -> Result<String, Problem> {
     Ok(trimmed.to_string())
 }
 
-fn require(claims: &sigil_verify::Claims, scope: &str) -> Result<(), sigil_verify::VerifyError> {
-    claims.require_scopes(&[scope])
-}
-
 /// `GET /api/me`: who the token speaks for.
 #[derive(serde::Serialize)]
 struct Me {
@@ -163,7 +188,6 @@ async fn list(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:read").map_err(IntoResponse::into_response)?;
     let todos = state.store.list(&claims.sub).await.map_err(Problem::from)?;
     Ok(Json(todos).into_response())
 }
@@ -173,7 +197,6 @@ async fn create(
     Authenticated(claims): Authenticated,
     body: Result<JsonBody<NewTodo>, Problem>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
     let JsonBody(new) = body.map_err(IntoResponse::into_response)?;
     let title = validate_title(&new.title).map_err(IntoResponse::into_response)?;
     let todo = state
@@ -189,7 +212,6 @@ async fn read(
     Authenticated(claims): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:read").map_err(IntoResponse::into_response)?;
     match state
         .store
         .find(&claims.sub, &id)
@@ -207,7 +229,6 @@ async fn update(
     Path(id): Path<String>,
     body: Result<JsonBody<Patch>, Problem>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
     let JsonBody(patch) = body.map_err(IntoResponse::into_response)?;
     let title = patch
         .title
@@ -235,7 +256,6 @@ async fn remove(
     Authenticated(claims): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
     if state
         .store
         .delete(&claims.sub, &id)
@@ -248,18 +268,13 @@ async fn remove(
     }
 }
 
-/// `DELETE /api/todos`: deletes every todo of the caller, at once. Needs `todos:write` (else
-/// 403) and the state's step-up (else 401 `insufficient_user_authentication` with the
-/// `acr_values` and `max_age` to ask Sigil for).
+/// `DELETE /api/todos`: deletes every todo of the caller, at once. Its layer demands
+/// `todos:write` (else 403) and the state's step-up (else 401
+/// `insufficient_user_authentication` with the `acr_values` and `max_age` to ask Sigil for).
 async fn remove_all(
     State(state): State<AppState>,
     Authenticated(claims): Authenticated,
 ) -> Result<Response, Response> {
-    require(&claims, "todos:write").map_err(IntoResponse::into_response)?;
-    state
-        .verifier
-        .require_authentication(&claims, &state.step_up)
-        .map_err(IntoResponse::into_response)?;
     let deleted = state
         .store
         .delete_all(&claims.sub)

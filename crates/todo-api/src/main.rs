@@ -4,6 +4,7 @@ use clap::Parser;
 use sigil_verify::{Verifier, VerifierConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use todo_api::resource::{protected_resource_metadata, ResourceIdentity};
 use todo_api::store::TodoStore;
 use todo_api::{app, step_up_requirement, with_cors, AppState};
 
@@ -14,9 +15,16 @@ struct Args {
     /// The Sigil issuer URL (its discovery document gives the JWKS).
     #[arg(long, env = "TODO_ISSUER")]
     issuer: String,
-    /// This API's audience: tokens must carry it in `aud`.
+    /// This API's resource identifier (RFC 8707, RFC 9728): the URL clients use for it and
+    /// the `resource` they ask Sigil for; the metadata document's `resource`. An `https`
+    /// URL, or `http` on loopback. Default: `--audience` if that is such a URL, else
+    /// `http://` and the bind address (`0.0.0.0` read as 127.0.0.1).
+    #[arg(long, env = "TODO_RESOURCE_URI")]
+    resource_uri: Option<String>,
+    /// This API's audience: tokens must carry it in `aud`. Default: the resource URI. Keep
+    /// the two equal: Sigil issues a token asked for with `resource` with that `aud`.
     #[arg(long, env = "TODO_AUDIENCE")]
-    audience: String,
+    audience: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "TODO_BIND", default_value = "127.0.0.1:8090")]
     bind: SocketAddr,
@@ -58,10 +66,26 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let identity = ResourceIdentity::resolve(
+        args.resource_uri.as_deref(),
+        args.audience.as_deref(),
+        args.bind,
+    )?;
+    let metadata = protected_resource_metadata(&identity.resource_uri, &args.issuer)
+        .map_err(|e| format!("invalid resource metadata: {e}"))?;
+    if !identity.audience_is_resource() {
+        tracing::warn!(
+            audience = %identity.audience,
+            resource_uri = %identity.resource_uri,
+            "the audience is not the resource URI: tokens that clients ask for with \
+             resource={} (RFC 8707) will be refused",
+            identity.resource_uri
+        );
+    }
     let store = TodoStore::open(&args.database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(args.discovery_timeout_secs);
     let verifier = loop {
-        let mut config = VerifierConfig::new(args.issuer.clone(), args.audience.clone());
+        let mut config = VerifierConfig::new(args.issuer.clone(), identity.audience.clone());
         config.refetch_cooldown = Duration::from_secs(args.jwks_refetch_cooldown_secs);
         match Verifier::discover(config).await {
             Ok(verifier) => break verifier,
@@ -72,10 +96,12 @@ async fn run(args: Args) -> Result<(), String> {
             Err(e) => return Err(format!("cannot load the issuer's keys: {e}")),
         }
     };
+    let metadata_url = metadata.metadata_url().to_string();
     let state = AppState {
         verifier,
         store,
         step_up: step_up_requirement(Duration::from_secs(args.step_up_max_age_secs)),
+        metadata,
     };
     let router = with_cors(app(state), &args.cors_origins)?;
     let listener = tokio::net::TcpListener::bind(args.bind)
@@ -83,6 +109,10 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("todo-api listening on http://{addr}");
+    println!(
+        "todo-api resource {} (metadata at {})",
+        identity.resource_uri, metadata_url
+    );
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -10,12 +10,15 @@ use josekit::jws::{JwsSigner, RS256};
 use serde_json::{json, Value};
 use sigil_verify::{Verifier, VerifierConfig};
 use std::time::Duration;
+use todo_api::resource::protected_resource_metadata;
 use todo_api::store::TodoStore;
 use todo_api::{app, step_up_requirement, AppState};
 use tower::ServiceExt;
 
 const ISSUER: &str = "https://sigil.test";
 const AUDIENCE: &str = "http://127.0.0.1:8090";
+/// The audience is the resource URI, whose metadata is at the bare well-known path.
+const METADATA_URL: &str = "http://127.0.0.1:8090/.well-known/oauth-protected-resource";
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -31,6 +34,11 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_for(AUDIENCE).await
+}
+
+/// The API with `resource` as its resource identifier (the audience stays [`AUDIENCE`]).
+async fn fixture_for(resource: &str) -> Fixture {
     let pair = RS256.generate_key_pair(2048).expect("keygen");
     let mut jwk: Value = serde_json::from_str(&pair.to_jwk_public_key().to_string()).expect("jwk");
     jwk["kid"] = "k1".into();
@@ -48,6 +56,7 @@ async fn fixture() -> Fixture {
             verifier,
             store,
             step_up: step_up_requirement(Duration::from_secs(300)),
+            metadata: protected_resource_metadata(resource, ISSUER).expect("metadata"),
         }),
         private_pem: pair.to_pem_private_key(),
         _dir: dir,
@@ -375,7 +384,8 @@ async fn todo_count(f: &Fixture, token: &str) -> usize {
 
 const STEP_UP_2FA: &str = "Bearer error=\"insufficient_user_authentication\", \
      error_description=\"a stronger authentication is required\", \
-     acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\"";
+     scope=\"todos:write\", acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\", \
+     resource_metadata=\"http://127.0.0.1:8090/.well-known/oauth-protected-resource\"";
 
 #[tokio::test]
 async fn deleting_all_todos_needs_a_second_factor() {
@@ -451,7 +461,8 @@ async fn an_old_second_factor_gets_a_max_age_challenge() {
         Some(
             "Bearer error=\"insufficient_user_authentication\", \
              error_description=\"a more recent authentication is required\", \
-             acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\""
+             scope=\"todos:write\", acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\", \
+             resource_metadata=\"http://127.0.0.1:8090/.well-known/oauth-protected-resource\""
         )
     );
     assert_eq!(todo_count(&f, &old).await, 2, "untouched");
@@ -476,6 +487,153 @@ async fn deleting_all_todos_needs_the_write_scope_first() {
         .await;
     assert_eq!(
         (status, challenge.as_deref()),
-        (StatusCode::UNAUTHORIZED, Some("Bearer"))
+        (
+            StatusCode::UNAUTHORIZED,
+            Some(
+                format!("Bearer scope=\"todos:write\", resource_metadata=\"{METADATA_URL}\"")
+                    .as_str()
+            )
+        )
+    );
+}
+
+/// GET `path` with `origin`: status and the headers that matter here, and the body as JSON.
+async fn get_metadata(router: &axum::Router, path: &str) -> (StatusCode, [String; 3], Value) {
+    let request = Request::builder()
+        .uri(path)
+        .header(header::ORIGIN, "https://inspector.example")
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("call");
+    let header = |name: header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .unwrap_or_default()
+    };
+    let headers = [
+        header(header::CONTENT_TYPE),
+        header(header::CACHE_CONTROL),
+        header(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+    ];
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_metadata_names_sigil_and_the_scopes() {
+    let f = fixture().await;
+    let (status, headers, document) =
+        get_metadata(&f.router, "/.well-known/oauth-protected-resource").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers,
+        ["application/json", "public, max-age=3600", "*"].map(String::from)
+    );
+    assert_eq!(
+        document,
+        json!({
+            "resource": AUDIENCE,
+            "authorization_servers": [ISSUER],
+            "scopes_supported": ["todos:read", "todos:write"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Sigil TODO API",
+        })
+    );
+    // Readable from any origin even with CORS configured for the API's own front end.
+    let with_cors = todo_api::with_cors(f.router.clone(), &["http://localhost:5173".to_string()])
+        .expect("cors");
+    let (status, headers, same) =
+        get_metadata(&with_cors, "/.well-known/oauth-protected-resource").await;
+    assert_eq!((status, headers[2].as_str()), (StatusCode::OK, "*"));
+    assert_eq!(same, document);
+    // Not a resource with a path: nothing at the path-inserted form.
+    let (status, _, _) = get_metadata(&f.router, "/.well-known/oauth-protected-resource/api").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_resource_uri_with_a_path_is_served_at_both_well_known_paths() {
+    let resource = "https://todo.example/api";
+    let f = fixture_for(resource).await;
+    let (status, _, inserted) =
+        get_metadata(&f.router, "/.well-known/oauth-protected-resource/api").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(inserted["resource"], resource);
+    let (status, _, bare) = get_metadata(&f.router, "/.well-known/oauth-protected-resource").await;
+    assert_eq!((status, bare), (StatusCode::OK, inserted));
+    let (_, challenge, _) = f.call_with_challenge(Method::GET, "/api/me", None).await;
+    assert_eq!(
+        challenge.as_deref(),
+        Some(
+            "Bearer resource_metadata=\"https://todo.example/.well-known/oauth-protected-resource/api\""
+        )
+    );
+}
+
+#[tokio::test]
+async fn challenges_name_the_metadata_and_the_scope_of_the_method() {
+    let f = fixture().await;
+    let named =
+        |scope: &str| format!("Bearer scope=\"{scope}\", resource_metadata=\"{METADATA_URL}\"");
+    for (method, path, scope) in [
+        (Method::GET, "/api/todos", "todos:read"),
+        (Method::POST, "/api/todos", "todos:write"),
+        (Method::GET, "/api/todos/x", "todos:read"),
+        (Method::PATCH, "/api/todos/x", "todos:write"),
+        (Method::DELETE, "/api/todos/x", "todos:write"),
+    ] {
+        let (status, challenge, _) = f.call_with_challenge(method.clone(), path, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        assert_eq!(challenge, Some(named(scope)), "{method} {path}");
+    }
+    // `/api/me` needs no scope: the challenge names only the metadata.
+    let (status, challenge, _) = f.call_with_challenge(Method::GET, "/api/me", None).await;
+    assert_eq!(
+        (status, challenge),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some(format!("Bearer resource_metadata=\"{METADATA_URL}\""))
+        )
+    );
+    // A bad token, and too few scopes.
+    let (status, challenge, _) = f
+        .call_with_challenge(Method::GET, "/api/todos", Some("garbage"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = challenge.expect("challenge");
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\"")
+            && challenge.ends_with(&format!(
+                "scope=\"todos:read\", resource_metadata=\"{METADATA_URL}\""
+            )),
+        "{challenge}"
+    );
+    let reader = f.token("alice", "todos:read");
+    let (status, challenge, body) = f
+        .call_with_challenge(Method::PATCH, "/api/todos/x", Some(&reader))
+        .await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::FORBIDDEN, json!("insufficient_scope"))
+    );
+    let challenge = challenge.expect("challenge");
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_scope\"")
+            && challenge.ends_with(&format!(
+                "scope=\"todos:write\", resource_metadata=\"{METADATA_URL}\""
+            )),
+        "{challenge}"
     );
 }

@@ -1,6 +1,7 @@
 //! End to end with the real binaries: `sigil` issues tokens, `todo-api` accepts them
 //! offline; per-user isolation; a key rotation reaches the running `todo-api` without a
-//! restart; with `sigil` stopped, `todo-api` still accepts valid tokens.
+//! restart; with `sigil` stopped, `todo-api` still accepts valid tokens. A client that knows
+//! only the API's URL finds Sigil through the 401 and the RFC 9728 metadata.
 
 use serde_json::{json, Value};
 use std::io::Write;
@@ -142,6 +143,87 @@ fn kid(token: &str) -> String {
         .to_string()
 }
 
+/// What an MCP client does: the 401 names the metadata, the metadata names Sigil, Sigil's
+/// discovery names the token endpoint, and a token asked for with `resource` (RFC 8707) set
+/// to the metadata's `resource` is accepted.
+async fn discover_sigil_from_a_401(
+    http: &reqwest::Client,
+    api: &str,
+    resource: &str,
+    issuer: &str,
+    client: &Value,
+) {
+    let refused = http
+        .get(format!("{api}/api/todos"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    let metadata_url = format!("{resource}/.well-known/oauth-protected-resource");
+    assert_eq!(
+        challenge,
+        format!("Bearer scope=\"todos:read\", resource_metadata=\"{metadata_url}\"")
+    );
+    // The resource is this API's own address here, so the URL can be fetched as it is.
+    let metadata: Value = http
+        .get(&metadata_url)
+        .send()
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(metadata["resource"], resource, "RFC 9728 §3.3");
+    assert_eq!(metadata["authorization_servers"], json!([issuer]));
+    assert_eq!(
+        metadata["scopes_supported"],
+        json!(["todos:read", "todos:write"])
+    );
+    let discovery: Value = http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .expect("discovery")
+        .json()
+        .await
+        .expect("json");
+    let token: Value = http
+        .post(
+            discovery["token_endpoint"]
+                .as_str()
+                .expect("token_endpoint"),
+        )
+        .basic_auth(
+            client["client_id"].as_str().expect("id"),
+            client["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "todos:read"),
+            ("resource", resource),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = token["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {token}"));
+    let accepted = http
+        .get(format!("{api}/api/todos"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(accepted.status(), 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_from_sigil_work_offline_in_todo_api() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -220,6 +302,7 @@ async fn tokens_from_sigil_work_offline_in_todo_api() {
     wait_ready(&format!("{api}/healthz")).await;
 
     let http = reqwest::Client::new();
+    discover_sigil_from_a_401(&http, &api, &audience, &issuer, &client).await;
     let alice = password_token(&http, &issuer, &client, "alice").await;
     let bob = password_token(&http, &issuer, &client, "bob").await;
     let mut ids = Vec::new();

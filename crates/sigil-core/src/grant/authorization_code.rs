@@ -19,6 +19,7 @@ impl Authority {
         code: Secret,
         redirect_uri: Option<String>,
         code_verifier: Option<Secret>,
+        resources: &[String],
     ) -> Result<TokenResponse, OAuthError> {
         let invalid =
             || OAuthError::invalid_grant("the authorization code is invalid, expired or used");
@@ -61,15 +62,29 @@ impl Authority {
             Some(user) if !user.is_disabled => user,
             _ => return Err(invalid()),
         };
-        let scope = ScopeSet::parse(&record.scope)?;
-        let audience = self.resolve_audience(client, &[])?;
+        let granted_scope = ScopeSet::parse(&record.scope)?;
+        // RFC 8707 §2.2: the token may be for some of the resources the request named.
+        let named = self
+            .narrow_resources(client, &record.resources, resources, &granted_scope)
+            .await?;
+        let scope = if resources.is_empty() {
+            granted_scope.clone()
+        } else {
+            self.scope_for_resources(&granted_scope, &named).await?
+        };
+        let audience = self.audience_for(client, &named);
+        let family_resources = if record.resources.is_empty() {
+            named.clone()
+        } else {
+            record.resources.clone()
+        };
         // The family is created first and recorded with the code in one conditional update,
         // so that a replay racing this exchange always finds something to revoke.
         let auth = Authentication::from_stored(record.auth_time, &record.acr, &record.amr)
             .in_session(record.sid.clone());
-        let refresh = if Self::wants_refresh_token(client, &scope) {
+        let refresh = if Self::wants_refresh_token(client, &granted_scope) {
             Some(
-                self.start_refresh_family(client, &user, &scope, &auth)
+                self.start_refresh_family(client, &user, &granted_scope, &auth, &family_resources)
                     .await?,
             )
         } else {

@@ -14,8 +14,12 @@ impl Authority {
         scope: Option<ScopeSet>,
         resources: &[String],
     ) -> Result<TokenResponse, OAuthError> {
+        let given = scope.is_some();
         let scope = Self::client_credentials_scope(scope, client)?;
-        let audience = self.resolve_audience(client, resources)?;
+        let (scope, resources) = self
+            .scope_and_resources(client, given.then_some(scope.clone()), &scope, resources)
+            .await?;
+        let audience = self.audience_for(client, &resources);
         // RFC 6749 §4.4.3: no refresh token; no ID token, as there is no user.
         self.issue(
             client,

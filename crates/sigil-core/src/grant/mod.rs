@@ -11,7 +11,7 @@ use crate::authority::{Authority, ClientCredentials};
 use crate::client::{Client, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::factors::Authentication;
-use crate::scope::ScopeSet;
+use crate::scope::{is_user_scope, ScopeSet};
 use crate::secret::{random_token, Secret};
 use crate::store::{RefreshFamily, RefreshTokenRecord};
 use crate::token::{AccessTokenClaims, IdTokenClaims};
@@ -38,6 +38,8 @@ pub enum TokenRequest {
         code: Secret,
         redirect_uri: Option<String>,
         code_verifier: Option<Secret>,
+        /// RFC 8707 §2.2: some of the resources the authorization request named.
+        resources: Vec<String>,
     },
     /// RFC 6749 §6.
     RefreshToken {
@@ -136,9 +138,16 @@ impl Authority {
                 code,
                 redirect_uri,
                 code_verifier,
+                resources,
             } => {
-                self.authorization_code_grant(&client, code, redirect_uri, code_verifier)
-                    .await
+                self.authorization_code_grant(
+                    &client,
+                    code,
+                    redirect_uri,
+                    code_verifier,
+                    &resources,
+                )
+                .await
             }
             TokenRequest::RefreshToken {
                 refresh_token,
@@ -172,40 +181,156 @@ impl Authority {
         }
     }
 
-    /// RFC 8707 §2: `resource` values must be absolute URIs without a fragment and, here,
-    /// one of the client's registered audiences. Without one, the client's first audience
-    /// (or, if it has none, the issuer itself) is the audience.
-    pub(crate) fn resolve_audience(
+    /// RFC 8707 §2: the `resource` values of a request, checked. Each must be an absolute
+    /// URI without a fragment and one the client may use: one of its audiences, or a
+    /// registered resource open to self-registered clients when the client registered itself.
+    /// The registry's rule comes on top: every scope that is not OpenID Connect's must be
+    /// accepted by one of the named resources (a resource that is only an audience, not
+    /// registered, accepts any). Returns the resources, each once, in request order.
+    pub(crate) async fn check_resources(
         &self,
         client: &Client,
         resources: &[String],
+        scope: &ScopeSet,
     ) -> Result<Vec<String>, OAuthError> {
+        let mut named: Vec<String> = Vec::new();
+        let mut accepted: Option<Vec<String>> = Some(Vec::new());
+        for resource in resources {
+            if !crate::resource::is_resource_identifier(resource) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "resource must be an absolute URI without a fragment (RFC 8707 §2)",
+                ));
+            }
+            if named.contains(resource) {
+                continue;
+            }
+            let registered = self.store.find_resource(resource).await?;
+            let audience = client.audiences.iter().any(|a| a == resource);
+            let open = registered
+                .as_ref()
+                .is_some_and(|r| r.self_registered_clients && client.is_self_registered());
+            if !audience && !open {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "this client may not ask for tokens for that resource",
+                ));
+            }
+            match (registered, accepted.as_mut()) {
+                (Some(r), Some(scopes)) => scopes.extend(r.scopes),
+                (None, _) => accepted = None,
+                _ => {}
+            }
+            named.push(resource.clone());
+        }
+        if let (Some(accepted), false) = (accepted, named.is_empty()) {
+            let others = scope.without_user_scopes();
+            let refused: Vec<&str> = others
+                .iter()
+                .filter(|s| !accepted.iter().any(|a| a == s))
+                .collect();
+            if !refused.is_empty() {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope not accepted by the requested resource: {}",
+                    refused.join(" ")
+                )));
+            }
+        }
+        Ok(named)
+    }
+
+    /// The scope and resources of a grant that asks for both at once (password, client
+    /// credentials): a scope asked for must be within `allowed` and accepted by the named
+    /// resources; an omitted one is `allowed`, narrowed to what the resources accept.
+    pub(crate) async fn scope_and_resources(
+        &self,
+        client: &Client,
+        requested: Option<ScopeSet>,
+        allowed: &ScopeSet,
+        resources: &[String],
+    ) -> Result<(ScopeSet, Vec<String>), OAuthError> {
+        match requested {
+            Some(requested) => {
+                let scope = Self::resolve_scope(Some(requested), allowed)?;
+                let named = self.check_resources(client, resources, &scope).await?;
+                Ok((scope, named))
+            }
+            None => {
+                let named = self
+                    .check_resources(client, resources, &ScopeSet::default())
+                    .await?;
+                let scope = self.scope_for_resources(allowed, &named).await?;
+                Ok((scope, named))
+            }
+        }
+    }
+
+    /// The `aud` of an access token for `resources` (already checked): exactly those, or
+    /// without any, the client's first audience (or, if it has none, the issuer itself).
+    pub(crate) fn audience_for(&self, client: &Client, resources: &[String]) -> Vec<String> {
         if resources.is_empty() {
-            return Ok(vec![client
+            return vec![client
                 .audiences
                 .first()
                 .cloned()
-                .unwrap_or_else(|| self.config.issuer.clone())]);
+                .unwrap_or_else(|| self.config.issuer.clone())];
         }
-        let mut audiences: Vec<String> = Vec::new();
+        resources.to_vec()
+    }
+
+    /// RFC 8707 §2.2: at the token endpoint, the resources asked for must be among those
+    /// granted (when the grant named any); without any, all of the granted ones.
+    pub(crate) async fn narrow_resources(
+        &self,
+        client: &Client,
+        granted: &[String],
+        requested: &[String],
+        scope: &ScopeSet,
+    ) -> Result<Vec<String>, OAuthError> {
+        if granted.is_empty() {
+            return self.check_resources(client, requested, scope).await;
+        }
+        if requested.is_empty() {
+            return Ok(granted.to_vec());
+        }
+        let mut out: Vec<String> = Vec::new();
+        for resource in requested {
+            if !granted.contains(resource) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    "resource was not part of the grant: a token request may only narrow the resources",
+                ));
+            }
+            if !out.contains(resource) {
+                out.push(resource.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The scope of a token for some of a grant's resources: when every one of them is
+    /// registered, the scopes none of them accepts are left out (OpenID Connect's stay).
+    pub(crate) async fn scope_for_resources(
+        &self,
+        scope: &ScopeSet,
+        resources: &[String],
+    ) -> Result<ScopeSet, OAuthError> {
+        if resources.is_empty() {
+            return Ok(scope.clone());
+        }
+        let mut accepted: Vec<String> = Vec::new();
         for resource in resources {
-            if !is_absolute_uri_without_fragment(resource) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "resource must be an absolute URI without a fragment",
-                ));
-            }
-            if !client.audiences.iter().any(|a| a == resource) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidTarget,
-                    "resource is not registered for this client",
-                ));
-            }
-            if !audiences.contains(resource) {
-                audiences.push(resource.clone());
+            match self.store.find_resource(resource).await? {
+                Some(r) => accepted.extend(r.scopes),
+                None => return Ok(scope.clone()),
             }
         }
-        Ok(audiences)
+        Ok(ScopeSet::from_list(
+            scope
+                .iter()
+                .filter(|s| is_user_scope(s) || accepted.iter().any(|a| a == s))
+                .map(str::to_string),
+        ))
     }
 
     pub(crate) fn access_token_ttl(&self, client: &Client) -> i64 {
@@ -231,6 +356,7 @@ impl Authority {
             nonce,
             ids,
         } = issuance;
+        self.note_first_use(client).await;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
         let scope_text = scope.to_string();
@@ -318,6 +444,7 @@ impl Authority {
         user: &User,
         scope: &ScopeSet,
         auth: &Authentication,
+        resources: &[String],
     ) -> Result<NewRefreshToken, OAuthError> {
         let now = self.now();
         let family = RefreshFamily {
@@ -329,6 +456,7 @@ impl Authority {
             acr: auth.acr.clone(),
             amr: auth.amr_text(),
             sid: auth.sid.clone(),
+            resources: resources.to_vec(),
             created_at: now,
             expires_at: now + self.refresh_token_absolute_ttl(client),
             revoked_at: None,
@@ -408,21 +536,6 @@ fn check_client_may_use(client: &Client, grant: GrantType) -> Result<(), OAuthEr
 }
 
 /// RFC 3986 §4.3 absolute-URI (scheme ":" hier-part), and no fragment.
-fn is_absolute_uri_without_fragment(value: &str) -> bool {
-    let Some((scheme, rest)) = value.split_once(':') else {
-        return false;
-    };
-    !value.contains('#')
-        && !rest.is_empty()
-        && scheme
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-}
-
 #[cfg(test)]
 mod client_may_use_tests;
 #[cfg(test)]

@@ -23,8 +23,10 @@ impl Authority {
         resources: &[String],
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
-        let scope = Self::resolve_scope(scope, &client.allowed_scopes())?;
-        let audience = self.resolve_audience(client, resources)?;
+        let (scope, resources) = self
+            .scope_and_resources(client, scope, &client.allowed_scopes(), resources)
+            .await?;
+        let audience = self.audience_for(client, &resources);
         let user = self
             .check_password(
                 username,
@@ -64,7 +66,7 @@ impl Authority {
         let auth = Authentication::password_at(self.now());
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
-                self.start_refresh_family(client, &user, &scope, &auth)
+                self.start_refresh_family(client, &user, &scope, &auth, &resources)
                     .await?,
             )
         } else {

@@ -54,7 +54,16 @@ impl Authority {
             let granted = ScopeSet::parse(&family.scope)?;
             // RFC 6749 §6: a refresh may narrow the scope, never widen it.
             let scope = Self::resolve_scope(scope.clone(), &granted)?;
-            let audience = self.resolve_audience(client, resources)?;
+            // RFC 8707 §2.2: and the resources too.
+            let named = self
+                .narrow_resources(client, &family.resources, resources, &scope)
+                .await?;
+            let scope = if resources.is_empty() {
+                scope
+            } else {
+                self.scope_for_resources(&scope, &named).await?
+            };
+            let audience = self.audience_for(client, &named);
             let user = match user {
                 Some(user) if !user.is_disabled => user,
                 _ => {

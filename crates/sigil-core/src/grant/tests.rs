@@ -1003,3 +1003,128 @@ async fn userinfo_by_scope() {
         ErrorCode::InvalidToken
     );
 }
+
+/// RFC 8707 with several resources and the registry: `aud` is exactly the resources, a
+/// refresh may only narrow them, and a registered resource's scopes bound what a token for
+/// it carries.
+#[tokio::test]
+async fn resources_narrow_and_follow_the_registry() {
+    use crate::store::ThirdPartyStore;
+    let f = fixture().await;
+    let api = "https://api.example.com".to_string();
+    let other = "https://other.example.com".to_string();
+    let password = |scope: &str, resources: Vec<String>| {
+        let f = &f;
+        let scope = scope.to_string();
+        async move {
+            f.authority
+                .token(
+                    &f.creds(),
+                    TokenRequest::Password {
+                        username: "alice".into(),
+                        password: Secret::new("correct horse battery"),
+                        scope: Some(ScopeSet::parse(&scope).expect("scope")),
+                        resources,
+                    },
+                    &Caller::anonymous(None),
+                )
+                .await
+        }
+    };
+    let refresh = |token: String, resources: Vec<String>| {
+        let f = &f;
+        async move {
+            f.authority
+                .token(
+                    &f.creds(),
+                    TokenRequest::RefreshToken {
+                        refresh_token: Secret::new(token),
+                        scope: None,
+                        resources,
+                    },
+                    &Caller::anonymous(None),
+                )
+                .await
+        }
+    };
+    let both = password(
+        "openid offline_access",
+        vec![api.clone(), other.clone(), api.clone()],
+    )
+    .await
+    .expect("tokens");
+    assert_eq!(
+        f.claims(&both.access_token).aud,
+        vec![api.clone(), other.clone()]
+    );
+    let rt = both.refresh_token.clone().expect("refresh token");
+    let narrowed = refresh(rt, vec![other.clone()]).await.expect("narrowed");
+    assert_eq!(f.claims(&narrowed.access_token).aud, vec![other.clone()]);
+    let rt = narrowed.refresh_token.clone().expect("refresh token");
+    // The family keeps both: a later refresh without resources gets both again.
+    let again = refresh(rt, vec![]).await.expect("both again");
+    assert_eq!(
+        f.claims(&again.access_token).aud,
+        vec![api.clone(), other.clone()]
+    );
+    let rt = again.refresh_token.clone().expect("refresh token");
+    assert_eq!(
+        code(refresh(rt.clone(), vec!["https://third.example.com".into()]).await),
+        ErrorCode::InvalidTarget,
+        "a refresh cannot widen the resources"
+    );
+    // A refused refresh changed nothing: the token still works.
+    assert!(refresh(rt, vec![api.clone()]).await.is_ok());
+
+    // The registry: a registered resource accepts only its scopes (OpenID Connect's always).
+    f.store
+        .put_resource(
+            &crate::resource::new_resource(&api, "API", &["todo:read".into()], true, T0)
+                .expect("resource"),
+        )
+        .await
+        .expect("put");
+    let mut client = f.app.0.clone();
+    client
+        .scopes
+        .extend(["todo:read".to_string(), "mail:send".to_string()]);
+    f.store.update_client(&client).await.expect("update");
+    assert!(password("openid todo:read", vec![api.clone()])
+        .await
+        .is_ok());
+    assert_eq!(
+        code(password("openid mail:send", vec![api.clone()]).await),
+        ErrorCode::InvalidScope,
+        "the resource does not accept mail:send"
+    );
+    // With an unregistered audience beside it, that one takes any scope.
+    assert!(
+        password("openid mail:send", vec![api.clone(), other.clone()])
+            .await
+            .is_ok()
+    );
+    // A token for the registered resource alone drops the scopes it does not accept.
+    let wide = password(
+        "openid offline_access todo:read mail:send",
+        vec![api.clone(), other.clone()],
+    )
+    .await
+    .expect("tokens");
+    let only_api = refresh(wide.refresh_token.expect("rt"), vec![api.clone()])
+        .await
+        .expect("narrowed");
+    assert_eq!(only_api.scope, "offline_access openid todo:read");
+    // An administrator's client may not use an open resource it does not list: open
+    // resources are for self-registered clients.
+    f.store
+        .put_resource(
+            &crate::resource::new_resource("https://open.example.com", "Open", &[], true, T0)
+                .expect("resource"),
+        )
+        .await
+        .expect("put");
+    assert_eq!(
+        code(password("openid", vec!["https://open.example.com".into()]).await),
+        ErrorCode::InvalidTarget
+    );
+}

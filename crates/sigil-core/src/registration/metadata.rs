@@ -255,7 +255,10 @@ pub fn read_request(
         scopes: Some(scopes),
         audiences: Vec::new(),
         is_first_party: false,
-        always_issue_refresh_token: false,
+        // Registering the refresh_token grant is asking for refresh tokens (RFC 7591 §2):
+        // without this they would come only with `offline_access`, which OAuth clients that
+        // are not OpenID Connect clients (MCP clients among them) do not ask for.
+        always_issue_refresh_token: grants.contains(&GrantType::RefreshToken),
         access_token_ttl: None,
         refresh_token_ttl: None,
         allowed_origins: Vec::new(),

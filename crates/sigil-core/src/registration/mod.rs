@@ -505,3 +505,6 @@ fn registration_error(error: crate::client::RegistrationError) -> OAuthError {
     };
     OAuthError::new(code, error.to_string())
 }
+
+#[cfg(test)]
+mod tests;

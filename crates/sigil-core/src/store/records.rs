@@ -18,6 +18,9 @@ pub struct RefreshFamily {
     /// The browser session's `sid` the family's sign-in came from (for the ID tokens
     /// refreshes issue, and back-channel logout).
     pub sid: Option<String>,
+    /// RFC 8707: the resources the grant was for (each refresh may name some of them);
+    /// empty when it named none.
+    pub resources: Vec<String>,
     pub created_at: i64,
     /// Absolute end of the family, whatever the rotations.
     pub expires_at: i64,
@@ -69,6 +72,8 @@ pub struct AuthorizationCode {
     pub amr: String,
     /// The browser session's `sid` (see [`RefreshFamily::sid`]).
     pub sid: Option<String>,
+    /// RFC 8707: the resources the authorization request named (empty: none).
+    pub resources: Vec<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,

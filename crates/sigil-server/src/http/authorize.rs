@@ -37,7 +37,10 @@ async fn authorize_post(
 }
 
 async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Result<Response, PageError> {
-    let (mut values, repeated) = browser::parse_params(raw);
+    let (mut values, mut repeated) = browser::parse_params(raw);
+    // RFC 8707 §2: `resource` may be given several times.
+    repeated.retain(|name| name != "resource");
+    let resources = browser::all_values(raw, "resource");
     let mut take = |name: &str| values.remove(name);
     let params = AuthorizeParams {
         client_id: take("client_id"),
@@ -56,6 +59,7 @@ async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Result<Resp
         id_token_hint: take("id_token_hint"),
         request: take("request"),
         request_uri: take("request_uri"),
+        resources,
         repeated,
     };
     let request = match state.authority.validate_authorization(params).await {

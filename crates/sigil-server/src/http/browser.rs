@@ -257,6 +257,14 @@ pub fn redirect_to_client(uri: &str, params: &[(&str, &str)]) -> Result<Response
 }
 
 /// Parses a query string or form body, noting repeated parameters.
+/// Every non-empty value of a parameter that may repeat (RFC 8707 `resource`), in order.
+pub fn all_values(raw: &[u8], wanted: &str) -> Vec<String> {
+    form_urlencoded::parse(raw)
+        .filter(|(name, value)| name == wanted && !value.is_empty())
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
 pub fn parse_params(raw: &[u8]) -> (HashMap<String, String>, Vec<String>) {
     let mut values = HashMap::new();
     let mut repeated = Vec::new();

@@ -64,6 +64,9 @@ async fn show(
         client_name: &client.name,
         username: &user.username,
         scopes,
+        document_host: client.metadata_document_host(),
+        runs_locally: client.metadata_document_host().is_some()
+            && client.redirects_only_to_this_computer(),
     };
     let targets: Vec<String> = pages::csp_source(&pending.request.redirect_uri)
         .into_iter()

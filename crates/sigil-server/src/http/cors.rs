@@ -1,4 +1,4 @@
-//! CORS for browser apps (single-page apps) on `/token`, `/revoke` and `/userinfo`: each
+//! CORS for browser apps (single-page apps) on `/token`, `/par`, `/revoke` and `/userinfo`: each
 //! client lists the origins its JavaScript runs on (`--allowed-origin`), and only those get
 //! `Access-Control-Allow-Origin`, echoed (never `*`, never with credentials: these
 //! endpoints take no cookies). Discovery and the JWKS are public and readable from any

@@ -21,7 +21,9 @@ pub mod login;
 pub mod logout;
 pub mod openapi;
 pub mod pages;
+pub mod par;
 pub mod passkeys;
+pub mod register;
 pub mod respond;
 pub mod revoke;
 pub mod second_factor;
@@ -68,6 +70,7 @@ pub fn app(state: AppState) -> Router {
     // The endpoints a single-page app calls from the browser, with their CORS.
     let browser_apps = Router::new()
         .merge(token::router())
+        .merge(par::router())
         .merge(revoke::router())
         .merge(userinfo::router())
         .layer(middleware::from_fn_with_state(state.clone(), cors::layer));
@@ -77,6 +80,7 @@ pub fn app(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(browser_apps)
         .merge(introspect::router())
+        .merge(register::router())
         .merge(health::router())
         .merge(openapi::router())
         .fallback(not_found)

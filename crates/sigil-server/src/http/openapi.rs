@@ -41,6 +41,7 @@ impl Modify for SecuritySchemes {
     ),
     paths(
         super::token::token,
+        super::par::par,
         super::revoke::revoke,
         super::introspect::introspect,
         super::userinfo::userinfo,
@@ -50,7 +51,7 @@ impl Modify for SecuritySchemes {
         super::health::readyz,
         super::health::metrics,
     ),
-    components(schemas(ErrorBody, TokenForm)),
+    components(schemas(ErrorBody, TokenForm, super::par::PushedRequestForm)),
     modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;

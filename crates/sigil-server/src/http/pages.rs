@@ -50,6 +50,10 @@ pub struct ConsentPage<'a> {
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<(String, &'static str)>,
+    /// For a client ID metadata document client: the host of its `client_id`.
+    pub document_host: Option<String>,
+    /// Every redirect URI of a document client is on the user's own computer.
+    pub runs_locally: bool,
 }
 
 #[derive(Template)]

@@ -1,5 +1,5 @@
 //! The responses that are neither errors nor a plain 200: redirects (302, 303), 201 for a
-//! record made, 204 for a CORS preflight, 304 for a cached document, and the readiness answer (200 or 503). With
+//! record made (a page, or the JSON of a registered client or a pushed authorization request), 204 for a CORS preflight or a deleted registration, 304 for a cached document, and the readiness answer (200 or 503). With
 //! `error/`, the only place that chooses a status code.
 
 use super::pages::{self, Page};
@@ -19,6 +19,12 @@ pub fn found(location: &str) -> Response {
 /// `201 Created`: a page showing what a POST made.
 pub fn created(page: Page) -> Response {
     (StatusCode::CREATED, page).into_response()
+}
+
+/// `201 Created` with a JSON body: a client registered (RFC 7591 §3.2.1), an authorization
+/// request pushed (RFC 9126 §2.2).
+pub fn created_json(body: axum::Json<serde_json::Value>) -> Response {
+    (StatusCode::CREATED, body).into_response()
 }
 
 /// `204 No Content`: a CORS preflight's answer (its headers say what is allowed).

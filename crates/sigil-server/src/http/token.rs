@@ -113,6 +113,7 @@ pub fn parse_token_request(form: &OAuthForm) -> Result<TokenRequest, OAuthError>
             code: Secret::new(form.required("code")?),
             redirect_uri: form.single("redirect_uri")?.map(str::to_string),
             code_verifier: form.single("code_verifier")?.map(Secret::new),
+            resources,
         }),
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,

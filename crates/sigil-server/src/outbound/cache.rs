@@ -10,6 +10,7 @@ use super::{FetchError, FetchRules, Freshness, Outbound};
 use serde::de::DeserializeOwned;
 use sigil_core::clock::Clock;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
@@ -112,12 +113,24 @@ impl<T: Send + Sync + 'static> DocumentCache<T> {
         url: &str,
         decode: impl FnOnce(&[u8]) -> Result<T, String>,
     ) -> Result<Arc<T>, FetchError> {
+        self.get_with(url, |body| std::future::ready(decode(&body)))
+            .await
+    }
+
+    /// [`DocumentCache::get`] with a `decode` that may wait (for what else it needs to
+    /// read), run only when the document was fetched.
+    pub async fn get_with<F, Fut>(&self, url: &str, decode: F) -> Result<Arc<T>, FetchError>
+    where
+        F: FnOnce(Vec<u8>) -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
         let slot = self.slot(url);
         let (outcome, _) = slot
             .outcome
             .get_or_init(|| async {
                 let outcome = match self.outbound.fetch(url, self.rules).await {
-                    Ok(fetched) => decode(&fetched.body)
+                    Ok(fetched) => decode(fetched.body)
+                        .await
                         .map(|document| (Arc::new(document), fetched.freshness))
                         .map_err(FetchError::Invalid),
                     Err(error) => Err(error),
@@ -205,23 +218,37 @@ impl<T: Send + Sync + 'static> DocumentCache<T> {
     }
 }
 
-/// Parses a JSON document into `D`, with an error that quotes nothing of the document but
-/// escaped: serde's messages may repeat a value the server sent.
+/// Parses a JSON document into `D`. The error quotes nothing of the document: serde's
+/// messages may repeat a value the server sent, so only what names our own fields (a
+/// missing or repeated member, the type expected) is kept, with the line and column.
 pub fn parse_json<D: DeserializeOwned>(bytes: &[u8]) -> Result<D, String> {
     serde_json::from_slice(bytes).map_err(|error| {
-        let what = match error.classify() {
-            serde_json::error::Category::Data => "a member is missing or has the wrong type",
-            serde_json::error::Category::Eof => "the JSON ends too early",
-            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
-                "the document is not valid JSON"
+        let at = format!("line {} column {}", error.line(), error.column());
+        let message = error.to_string();
+        match error.classify() {
+            serde_json::error::Category::Data => {
+                let text = message.split(" at line ").next().unwrap_or("");
+                if let Some(name) = text.strip_prefix("missing field ") {
+                    format!(
+                        "the document is missing a member {}",
+                        super::escaped(name, 80)
+                    )
+                } else if let Some(name) = text.strip_prefix("duplicate field ") {
+                    format!("the document repeats a member {}", super::escaped(name, 80))
+                } else if let Some((_, expected)) = text.split_once(", expected ") {
+                    format!(
+                        "a member has the wrong type or value (expected {}, {at})",
+                        super::escaped(expected, 80)
+                    )
+                } else {
+                    format!("a member has an unacceptable value ({at})")
+                }
             }
-        };
-        format!(
-            "{what} ({}, at line {} column {})",
-            super::escaped(&error.to_string(), 120),
-            error.line(),
-            error.column()
-        )
+            serde_json::error::Category::Eof => format!("the JSON ends too early ({at})"),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                format!("the document is not valid JSON ({at})")
+            }
+        }
     })
 }
 
@@ -247,8 +274,23 @@ mod tests {
             n: u64,
         }
         let error = parse_json::<Doc>(b"{\"n\": \"\\u001b[31mred\"}").expect_err("a string");
-        assert!(!error.contains('\u{1b}'), "{error}");
-        assert!(error.contains("wrong type"), "{error}");
+        assert!(
+            !error.contains('\u{1b}') && !error.contains("red"),
+            "{error}"
+        );
+        assert!(
+            error.contains("wrong type or value (expected u64"),
+            "{error}"
+        );
+        let error = parse_json::<Doc>(b"{}").expect_err("missing");
+        assert_eq!(error, "the document is missing a member `n`");
+        let error = parse_json::<Doc>(b"{\"n\": 1, \"n\": 2}").expect_err("repeated");
+        assert_eq!(error, "the document repeats a member `n`");
+        let error = parse_json::<Doc>(b"{\"n\": 1 SECRET}").expect_err("syntax");
+        assert!(
+            !error.contains("SECRET") && error.contains("not valid JSON"),
+            "{error}"
+        );
         let error = parse_json::<Doc>(b"{").expect_err("short");
         assert!(error.contains("ends too early"), "{error}");
     }

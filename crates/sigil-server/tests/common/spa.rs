@@ -7,7 +7,6 @@
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The package the SPA is built on, pinned to its major version.
 const PACKAGE: &str = "oidc-client-ts@3";
@@ -28,54 +27,8 @@ pub fn oidc_client_bundle() -> Option<PathBuf> {
 }
 
 fn install_bundle() -> Option<PathBuf> {
-    let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("npm-spa");
-    if cache.join(BUNDLE).exists() {
-        return Some(cache.join(BUNDLE));
-    }
-    let has_npm = Command::new("npm")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !has_npm {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("npm is missing, and CI=true requires the single-page-app browser test (apt-get install nodejs npm)");
-        }
-        eprintln!("NOTICE: single-page-app browser test skipped: install nodejs and npm to run it");
-        return None;
-    }
-    // Tests run in parallel processes: each installs into a directory of its own, and the
-    // first to finish moves it into place.
-    let staging = cache.with_extension(format!(
-        "{}-{}",
-        std::process::id(),
-        sigil_core::secret::random_token(6)
-    ));
-    // npm wants an existing project directory to install into (a fresh clone has none).
-    std::fs::create_dir_all(&staging).expect("npm staging directory");
-    std::fs::write(
-        staging.join("package.json"),
-        "{\"name\":\"sigil-spa-test\",\"private\":true}\n",
-    )
-    .expect("package.json");
-    let out = Command::new("npm")
-        .args(["install", "--prefix"])
-        .arg(&staging)
-        .args([PACKAGE, "--no-audit", "--no-fund", "--loglevel=error"])
-        .output()
-        .expect("run npm");
-    assert!(
-        out.status.success(),
-        "npm install {PACKAGE} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if std::fs::rename(&staging, &cache).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    let bundle = cache.join(BUNDLE);
-    assert!(bundle.exists(), "no {BUNDLE} in the installed package");
-    Some(bundle)
+    super::npm::install("spa", PACKAGE, BUNDLE, "the single-page-app browser test")
+        .map(|dir| dir.join(BUNDLE))
 }
 
 /// A listener on a free loopback port, bound before the SPA's address is needed (its

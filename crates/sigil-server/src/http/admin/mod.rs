@@ -9,6 +9,7 @@ mod clients;
 mod keys;
 mod path;
 mod providers;
+mod resources;
 mod users;
 
 use super::browser;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .merge(clients::router())
         .merge(users::router())
         .merge(providers::router())
+        .merge(resources::router())
         .merge(keys::router())
         .merge(audit::router())
 }
@@ -236,6 +238,10 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "The provider was added. Register its redirect URI at the provider before anyone signs in with it."
         }
         "provider-removed" => "The provider was removed: nobody signs in through it any more.",
+        "resource-saved" => "The resource was saved.",
+        "resource-removed" => {
+            "The resource was removed. Tokens already issued for it stay valid until they expire."
+        }
         _ => return None,
     })
 }

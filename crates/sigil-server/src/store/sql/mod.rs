@@ -208,6 +208,24 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// A list of RFC 8707 resources as its column holds it (a JSON array).
+fn resources_to_json(resources: &[String]) -> String {
+    serde_json::Value::from(resources.to_vec()).to_string()
+}
+
+/// The `resources` column of a code or family. Sigil writes it (JSON arrays only); a value
+/// it cannot read is logged and read as none, which leaves the grant with the client's
+/// default audience rather than failing every refresh of the family.
+fn resources_from_json(text: &str) -> Vec<String> {
+    match serde_json::from_str(text) {
+        Ok(list) => list,
+        Err(error) => {
+            tracing::error!(%error, "a resources column is not a JSON array of strings");
+            Vec::new()
+        }
+    }
+}
+
 /// A row of `B`'s database.
 type Row<B> = <<B as Backend>::Db as sqlx::Database>::Row;
 
