@@ -674,3 +674,114 @@ async fn a_document_client_may_use_resources_open_to_self_registered_clients() {
     assert_eq!(status, 302, "{location}");
     assert!(location.contains("error=invalid_scope"), "{location}");
 }
+
+/// A document client that authenticates with its own key (`private_key_jwt`, keys inline
+/// in the document): the code exchange needs a signed assertion, and the assertion works
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_client_with_its_own_key_signs_client_assertions() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
+    let jwk = json!({"kty": "RSA", "kid": "doc-key", "use": "sig", "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec())});
+    let signing = jsonwebtoken::EncodingKey::from_rsa_pem(&rsa.private_key_to_pem().expect("pem"))
+        .expect("key");
+    let env = loopback_env().await;
+    let client_id = env.serve("/apps/keyed.json", |doc| {
+        doc["token_endpoint_auth_method"] = json!("private_key_jwt");
+        doc["jwks"] = json!({ "keys": [jwk] });
+    });
+    let assertion = |audience: &str| {
+        let now = common::unix_now();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("doc-key".into());
+        let claims = json!({
+            "iss": client_id, "sub": client_id, "aud": audience,
+            "iat": now, "exp": now + 60, "jti": sigil_core::secret::random_token(16),
+        });
+        jsonwebtoken::encode(&header, &claims, &signing).expect("sign")
+    };
+    let (query, _consent) = env.sign_in(&env.authorize_url(&client_id, &[])).await;
+    let code = query.get("code").expect("code").clone();
+    let exchange = |extra: Vec<(&'static str, String)>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.clone()),
+            ("redirect_uri", CALLBACK.to_string()),
+            ("client_id", client_id.clone()),
+            ("code_verifier", VERIFIER.to_string()),
+        ];
+        form.extend(extra);
+        form
+    };
+    const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let as_pairs = |form: &[(&'static str, String)]| -> Vec<(String, String)> {
+        form.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+    let post = |form: Vec<(String, String)>| {
+        let url = format!("{}/token", env.base());
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .expect("token");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json"))
+        }
+    };
+    // Without an assertion the client cannot authenticate.
+    let (status, body) = post(as_pairs(&exchange(vec![]))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // An assertion for another audience is refused.
+    let wrong = exchange(vec![
+        ("client_assertion_type", TYPE.into()),
+        ("client_assertion", assertion("https://elsewhere.example")),
+    ]);
+    let (status, body) = post(as_pairs(&wrong)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // With one signed by the document's key, the code is exchanged.
+    let signed = assertion(env.base());
+    let good = exchange(vec![
+        ("client_assertion_type", TYPE.into()),
+        ("client_assertion", signed.clone()),
+    ]);
+    let (status, tokens) = post(as_pairs(&good)).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        common::jwt_claims(tokens["access_token"].as_str().expect("token"))["client_id"],
+        client_id.as_str()
+    );
+    // The same assertion again (at a refresh) is a replay.
+    let replay = vec![
+        ("grant_type".to_string(), "refresh_token".to_string()),
+        (
+            "refresh_token".to_string(),
+            tokens["refresh_token"].as_str().expect("rt").to_string(),
+        ),
+        ("client_assertion_type".to_string(), TYPE.to_string()),
+        ("client_assertion".to_string(), signed),
+    ];
+    let (status, body) = post(replay.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+    // A fresh one refreshes.
+    let mut fresh = replay;
+    fresh[3].1 = assertion(&format!("{}/token", env.base()));
+    let (status, body) = post(fresh).await;
+    assert_eq!(status, 200, "{body}");
+}
