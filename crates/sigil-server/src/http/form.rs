@@ -90,6 +90,10 @@ pub struct TokenForm {
     client_id: Option<String>,
     /// `client_secret_post`.
     client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed with the client's key (RFC 7523 §2.2, §3).
+    client_assertion: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for OAuthForm {

@@ -117,6 +117,11 @@ pub struct PushedRequestForm {
     client_id: Option<String>,
     /// `client_secret_post`.
     client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    client_assertion_type: Option<String>,
+    /// `private_key_jwt`: a JWT signed with the client's key; its `aud` may name the
+    /// issuer, the token endpoint or this endpoint.
+    client_assertion: Option<String>,
     /// `code`.
     response_type: String,
     /// A registered redirect URI; required with `openid`, or when several are registered.
