@@ -110,8 +110,8 @@ impl NonceKey {
     }
 }
 
-/// A proof sent with a request, not yet checked.
-#[derive(Debug, Clone, Copy)]
+/// A proof sent with a request, not yet checked. Its `Debug` leaves the proof out.
+#[derive(Clone, Copy)]
 pub struct DpopProof<'a> {
     /// The `DPoP` header's value.
     pub proof: &'a str,
@@ -125,6 +125,14 @@ pub fn is_thumbprint(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl std::fmt::Debug for DpopProof<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopProof")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
 }
 
 fn invalid(description: impl Into<String>) -> OAuthError {
