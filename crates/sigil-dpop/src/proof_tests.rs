@@ -263,3 +263,62 @@ fn ath_is_rfc_9449s_example() {
         "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
     );
 }
+
+#[test]
+fn a_changed_signature_or_payload_fails_for_every_algorithm() {
+    for alg in ALGORITHMS {
+        let signer = ProofSigner::generate(alg).expect("key");
+        let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
+        let (input, signature) = proof.rsplit_once('.').expect("three parts");
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).expect("b64");
+        bytes[0] ^= 1;
+        let flipped = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert_eq!(
+            check(&flipped, &expected(), &Rules::default()),
+            Err(ProofError::Signature),
+            "{alg:?}"
+        );
+        let other = signer
+            .proof("POST", URL, None, None, NOW + 1)
+            .expect("proof");
+        let (other_input, _) = other.rsplit_once('.').expect("three parts");
+        let spliced = format!("{other_input}.{signature}");
+        assert_eq!(
+            check(&spliced, &expected(), &Rules::default()),
+            Err(ProofError::Signature),
+            "{alg:?}: another payload under this signature"
+        );
+    }
+}
+
+#[test]
+fn keys_that_are_not_keys_are_refused() {
+    let signer = es256();
+    let claims = json!({"jti": "a", "htm": "POST", "htu": URL, "iat": NOW});
+    let refused = |jwk: Value, alg: &str| {
+        let proof = signer
+            .sign_with_header(&json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk}), &claims)
+            .expect("proof");
+        check(&proof, &expected(), &Rules::default())
+    };
+    // A point that is not on P-256.
+    let mut off_curve = signer.public_jwk().clone();
+    off_curve.insert("y".into(), json!(URL_SAFE_NO_PAD.encode([7u8; 32])));
+    assert!(matches!(
+        refused(Value::Object(off_curve), "ES256"),
+        Err(ProofError::Key(_))
+    ));
+    // Coordinates of the wrong length, an RSA key too small, an even exponent, Ed448.
+    let mut short = signer.public_jwk().clone();
+    short.insert("x".into(), json!("AAAA"));
+    assert!(matches!(
+        refused(Value::Object(short), "ES256"),
+        Err(ProofError::Key(_))
+    ));
+    let small = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xc3u8; 128]), "e": "AQAB"});
+    assert!(matches!(refused(small, "RS256"), Err(ProofError::Key(_))));
+    let even = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xc3u8; 256]), "e": "AQAC"});
+    assert!(matches!(refused(even, "RS256"), Err(ProofError::Key(_))));
+    let ed448 = json!({"kty": "OKP", "crv": "Ed448", "x": URL_SAFE_NO_PAD.encode([1u8; 57])});
+    assert!(matches!(refused(ed448, "EdDSA"), Err(ProofError::Key(_))));
+}
