@@ -583,7 +583,6 @@ async fn one_proof_raced_at_two_replicas_on_postgres_wins_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a used proof is accepted again during the second iat + max age (sigil-dpop Proof::replay_until is the last accepted second, stores expire a record at expires_at <= now)"]
 async fn a_proof_cannot_be_replayed_at_the_last_second_of_its_window() {
     // With a 2 s window a proof is accepted while now ≤ iat + 2; its jti must be
     // remembered for all of that time, the last second included.
