@@ -69,9 +69,11 @@ impl Proof {
         URL_SAFE_NO_PAD.encode(digest.finalize())
     }
 
-    /// Until when the proof would be accepted, so until when its `jti` must be remembered.
+    /// Until when its `jti` must be remembered: the first second the proof is no longer
+    /// accepted ([`check`] takes it while now ≤ iat + max age; stores drop a record once
+    /// its expiry ≤ now, so the last accepted second must still be covered).
     pub fn replay_until(&self) -> i64 {
-        self.iat.saturating_add(self.max_age)
+        self.iat.saturating_add(self.max_age).saturating_add(1)
     }
 }
 

@@ -27,7 +27,7 @@ fn a_proof_of_every_algorithm_passes_and_names_its_key() {
         assert_eq!(checked.jkt, signer.jkt());
         assert_eq!(checked.iat, NOW);
         assert_eq!(checked.nonce, None);
-        assert_eq!(checked.replay_until(), NOW + 300);
+        assert_eq!(checked.replay_until(), NOW + 301);
     }
 }
 
