@@ -57,6 +57,22 @@ impl Alg {
         }
         let text = |name: &str| jwk.get(name).and_then(Value::as_str);
         let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
+        // RFC 7517 §4: what the key says of itself must allow this use.
+        if jwk
+            .get("alg")
+            .is_some_and(|a| a.as_str() != Some(self.name()))
+            || jwk.get("use").is_some_and(|u| u.as_str() != Some("sig"))
+            || jwk.get("key_ops").is_some_and(|ops| {
+                !ops.as_array()
+                    .is_some_and(|ops| ops.iter().any(|op| op.as_str() == Some("verify")))
+            })
+        {
+            return Err("the jwk header's alg, use or key_ops does not allow verifying this proof");
+        }
+        // A certificate chain Sigil would not check is not taken on trust either.
+        if jwk.contains_key("x5c") {
+            return Err("the jwk header carries an x5c certificate chain, which is not accepted");
+        }
         let kty = text("kty").ok_or("the jwk header has no kty")?;
         let bad = "the jwk header is not a valid public key";
         match (self, kty) {

@@ -167,7 +167,12 @@ pub fn check(proof: &str, expected: &Expected<'_>, rules: &Rules) -> Result<Proo
         .map_err(|_| ProofError::Malformed("the DPoP proof's signature is not base64url"))?;
 
     // Header: explicit typing, an accepted asymmetric alg, a public key, nothing critical.
-    let typ = header.get("typ").and_then(Value::as_str);
+    // RFC 7515 §4.1.9: `application/dpop+jwt` is the same type, written in full.
+    let typ = header.get("typ").and_then(Value::as_str).map(|t| {
+        t.get(..12)
+            .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
+            .map_or(t, |_| &t[12..])
+    });
     if !typ.is_some_and(|t| t.eq_ignore_ascii_case(PROOF_TYP)) {
         return Err(ProofError::Malformed(
             "the DPoP proof's typ must be dpop+jwt",

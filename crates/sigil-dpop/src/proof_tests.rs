@@ -23,7 +23,8 @@ fn a_proof_of_every_algorithm_passes_and_names_its_key() {
     for alg in ALGORITHMS {
         let signer = ProofSigner::generate(alg).expect("key");
         let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
-        let checked = check(&proof, &expected(), &Rules::default()).expect(alg.name());
+        let checked = check(&proof, &expected(), &Rules::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", alg.name()));
         assert_eq!(checked.jkt, signer.jkt());
         assert_eq!(checked.iat, NOW);
         assert_eq!(checked.nonce, None);
@@ -138,6 +139,22 @@ fn the_header_rules() {
         refused(json!({"typ": "JWT", "alg": "ES256", "jwk": jwk})),
         Err(ProofError::Malformed(_))
     ));
+    for typ in ["application/JWT", "application/", "applicationdpop+jwt"] {
+        assert!(
+            matches!(
+                refused(json!({"typ": typ, "alg": "ES256", "jwk": jwk})),
+                Err(ProofError::Malformed(_))
+            ),
+            "{typ}"
+        );
+    }
+    // RFC 7515 §4.1.9: the media type may be written in full, in any case.
+    for typ in ["application/dpop+jwt", "Application/DPoP+JWT", "DPOP+JWT"] {
+        assert!(
+            refused(json!({"typ": typ, "alg": "ES256", "jwk": jwk})).is_ok(),
+            "{typ}"
+        );
+    }
     assert!(matches!(
         refused(json!({"alg": "ES256", "jwk": jwk})),
         Err(ProofError::Malformed(_))
@@ -168,6 +185,30 @@ fn the_header_rules() {
         refused(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": private})),
         Err(ProofError::Key("the jwk header holds a private key"))
     );
+    // What the key says of itself must allow verifying with this alg.
+    for (member, value) in [
+        ("alg", json!("HS256")),
+        ("alg", json!("RS256")),
+        ("use", json!("enc")),
+        ("key_ops", json!(["encrypt"])),
+        ("key_ops", json!("verify")),
+        ("x5c", json!(["MIIB"])),
+    ] {
+        let mut jwk = signer.public_jwk().clone();
+        jwk.insert(member.into(), value.clone());
+        assert!(
+            matches!(
+                refused(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk})),
+                Err(ProofError::Key(_))
+            ),
+            "{member}: {value}"
+        );
+    }
+    let mut consistent = signer.public_jwk().clone();
+    consistent.insert("alg".into(), json!("ES256"));
+    consistent.insert("use".into(), json!("sig"));
+    consistent.insert("key_ops".into(), json!(["verify"]));
+    assert!(refused(json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": consistent})).is_ok());
     // Another key in the header than the one that signed.
     let other = Value::Object(es256().public_jwk().clone());
     assert_eq!(

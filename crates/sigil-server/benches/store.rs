@@ -62,6 +62,7 @@ async fn family(store: &Arc<dyn Store>) -> RefreshTokenRecord {
         amr: "pwd otp mfa".into(),
         sid: None,
         resources: vec![],
+        dpop_jkt: None,
         created_at: NOW,
         expires_at: NOW + 90 * 86_400,
         revoked_at: None,

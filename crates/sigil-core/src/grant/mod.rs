@@ -157,7 +157,12 @@ impl Authority {
                 resources,
             } => {
                 self.password_grant(
-                    &client, &username, password, scope, &resources, proven, caller,
+                    &client,
+                    (&username, password),
+                    scope,
+                    &resources,
+                    proven,
+                    caller,
                 )
                 .await
             }

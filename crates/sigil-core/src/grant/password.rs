@@ -18,8 +18,7 @@ impl Authority {
     pub(crate) async fn password_grant(
         &self,
         client: &Client,
-        username: &str,
-        password: Secret,
+        (username, password): (&str, Secret),
         scope: Option<ScopeSet>,
         resources: &[String],
         dpop: Option<&ProvenKey>,
