@@ -876,6 +876,85 @@ async fn the_audit_log_records_who_what_and_from_where() {
         1 + 2,
         "header and entries 2 and 1"
     );
+
+    // Exports: the filtered log, oldest first, with the hashes; each export is recorded.
+    let page = root.get("/admin/audit?action=sign_in.failure").await;
+    assert!(page
+        .body
+        .contains("href=\"/admin/audit.csv?action=sign_in.failure\""));
+    let csv = root.get("/admin/audit.csv?action=sign_in.failure").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("attachment"));
+    assert_eq!(csv.headers["cache-control"], "no-store");
+    let lines: Vec<&str> = csv.body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "seq,time,actor,action,target,detail,address,prev_hash,hash"
+    );
+    assert_eq!(lines.len(), 1 + 2, "{}", csv.body);
+    assert!(lines[1].starts_with("1,") && lines[2].starts_with("2,"));
+    assert!(lines
+        .iter()
+        .skip(1)
+        .all(|l| l.contains(",sign_in.failure,")));
+    let ndjson = root.get("/admin/audit.ndjson").await;
+    assert_eq!(ndjson.headers["content-type"], "application/x-ndjson");
+    let rows: Vec<serde_json::Value> = ndjson
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    // The four above, the CSV export's own entry, and this export's.
+    let actions: Vec<&str> = rows
+        .iter()
+        .map(|r| r["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "sign_in.failure",
+            "sign_in.failure",
+            "sign_in.success",
+            "key.rotated",
+            "audit.exported",
+            "audit.exported"
+        ]
+    );
+    for pair in rows.windows(2) {
+        assert_eq!(
+            pair[1]["prev_hash"], pair[0]["hash"],
+            "the chain, as stored"
+        );
+    }
+    assert_eq!(rows[4]["actor"], "root");
+    assert!(rows[4]["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("CSV") && d.contains("sign_in.failure")));
+    // Not for anybody else.
+    let mut stranger = Browser::new(&app);
+    let page = stranger.get("/admin/audit.csv").await;
+    assert_ne!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("sign_in.failure"));
+}
+
+#[test]
+fn csv_fields_cannot_become_formulas() {
+    // The export's escaping, through a detail an attacker could choose (a user name).
+    for (value, expected) in [
+        ("=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("a,b", "\"a,b\""),
+        ("line\nbreak", "\"line\nbreak\""),
+        ("plain", "plain"),
+    ] {
+        assert_eq!(sigil_server::http::admin::audit::csv_field(value), expected);
+    }
 }
 
 #[tokio::test]

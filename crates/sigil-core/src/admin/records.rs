@@ -121,6 +121,28 @@ impl Admin {
         Ok(self.store.max_client_access_token_ttl().await?)
     }
 
+    /// Up to `limit` audit entries after `after_seq`, oldest first: the pages of an
+    /// export, which reads the log in order without holding it all in memory.
+    pub async fn audit_entries_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, AdminError> {
+        Ok(self.store.audit_entries_after(after_seq, limit).await?)
+    }
+
+    /// Records that `caller` exported the audit log (`audit.exported`), in `format`.
+    pub async fn record_audit_export(&self, caller: &Caller, format: &str, filter: &str) {
+        self.audit_log
+            .record(
+                caller,
+                "audit.exported",
+                None,
+                &format!("the audit log as {format}{filter}"),
+            )
+            .await
+    }
+
     /// Records a signing-key action (rotation, pruning) done outside the store.
     pub async fn record_key_action(&self, caller: &Caller, action: &str, kid: &str, detail: &str) {
         self.audit_log

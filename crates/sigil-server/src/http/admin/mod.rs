@@ -4,7 +4,7 @@
 //! the same core operations as the command line, which write the audit log.
 
 mod account;
-mod audit;
+pub mod audit;
 mod clients;
 mod keys;
 mod path;
