@@ -62,11 +62,17 @@ impl Proof {
     /// A digest of the key and the `jti` that identifies this proof for replay detection
     /// (two clients picking the same `jti` do not collide), base64url.
     pub fn replay_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.replay_digest())
+    }
+
+    /// The digest [`Proof::replay_key`] encodes, as bytes: for replay caches that keep 32
+    /// bytes per proof rather than a string.
+    pub fn replay_digest(&self) -> [u8; 32] {
         let mut digest = Sha256::new();
         digest.update(self.jkt.as_bytes());
         digest.update(b".");
         digest.update(self.jti.as_bytes());
-        URL_SAFE_NO_PAD.encode(digest.finalize())
+        digest.finalize().into()
     }
 
     /// Until when the proof would be accepted, so until when its `jti` must be remembered.
