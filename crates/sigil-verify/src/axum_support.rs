@@ -30,8 +30,8 @@
 mod challenge;
 mod resource_metadata;
 
-pub use challenge::{www_authenticate, DPOP_NONCE};
 pub(crate) use challenge::status_and_codes;
+pub use challenge::{www_authenticate, DPOP_NONCE};
 pub use resource_metadata::{ResourceMetadataLayer, ResourceMetadataService};
 
 use crate::dpop::{request_url, Authorized, PresentedRequest, ProofHeader, Scheme};
@@ -354,7 +354,9 @@ where
             .await;
             let used = match &verified {
                 Ok((_, _, used)) => *used,
-                Err(_) => presented_token(&parts.headers).ok().map(|(scheme, _)| scheme),
+                Err(_) => presented_token(&parts.headers)
+                    .ok()
+                    .map(|(scheme, _)| scheme),
             };
             match verified {
                 Ok((claims, next_nonce, used)) => {
@@ -376,9 +378,7 @@ where
                     if let Some(url) = resource_metadata {
                         let is_unauthorized =
                             status_and_codes(error.kind()).0 == StatusCode::UNAUTHORIZED;
-                        if is_unauthorized
-                            && error.required_scope().is_none()
-                            && !scopes.is_empty()
+                        if is_unauthorized && error.required_scope().is_none() && !scopes.is_empty()
                         {
                             error = error.with_scope(scopes.join(" "));
                         }

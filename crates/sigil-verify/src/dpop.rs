@@ -148,7 +148,10 @@ impl Verifier {
             .map_err(|error| self.dpop_context(error, Some(request.scheme), request.require_dpop))
     }
 
-    async fn check_request(&self, request: &PresentedRequest<'_>) -> Result<Authorized, VerifyError> {
+    async fn check_request(
+        &self,
+        request: &PresentedRequest<'_>,
+    ) -> Result<Authorized, VerifyError> {
         let dpop = self.inner.dpop.as_ref();
         if request.scheme == Scheme::Bearer && request.require_dpop {
             return Err(VerifyError::new(
@@ -166,43 +169,46 @@ impl Verifier {
             (_, dpop) => dpop,
         };
         let claims = self.verify(request.token).await?;
-        if claims.cnf.as_ref().is_some_and(|cnf| cnf.has_other_members || cnf.jkt.is_none()) {
+        if claims
+            .cnf
+            .as_ref()
+            .is_some_and(|cnf| cnf.has_other_members || cnf.jkt.is_none())
+        {
             return Err(VerifyError::new(
                 ErrorKind::Binding,
                 "the token is bound to a key of a kind this resource server cannot check",
             ));
         }
-        let (dpop, jkt) = match (request.scheme, dpop, claims.confirmation_key()) {
-            (Scheme::Bearer, _, None) => {
-                return Ok(Authorized {
-                    claims,
-                    next_nonce: None,
-                })
-            }
-            // RFC 9449 §7.2: a DPoP-bound token sent as a bearer token is refused.
-            (Scheme::Bearer, _, Some(_)) => {
-                return Err(VerifyError::new(
+        let (dpop, jkt) =
+            match (request.scheme, dpop, claims.confirmation_key()) {
+                (Scheme::Bearer, _, None) => {
+                    return Ok(Authorized {
+                        claims,
+                        next_nonce: None,
+                    })
+                }
+                // RFC 9449 §7.2: a DPoP-bound token sent as a bearer token is refused.
+                (Scheme::Bearer, _, Some(_)) => return Err(VerifyError::new(
                     ErrorKind::Binding,
                     "the token is DPoP-bound: send it with Authorization: DPoP and a DPoP proof",
-                ))
-            }
-            // RFC 9449 §7.1: the DPoP scheme carries DPoP-bound tokens; the check that the
-            // proof's key is the token's cannot succeed for a token bound to no key.
-            (Scheme::Dpop, _, None) => {
-                return Err(VerifyError::new(
-                    ErrorKind::Binding,
-                    "the token is not DPoP-bound: send it with Authorization: Bearer",
-                ))
-            }
-            (Scheme::Dpop, Some(dpop), Some(jkt)) => (dpop, jkt),
-            // A verifier without DPoP refused the scheme above; a bound token is refused.
-            (Scheme::Dpop, None, Some(_)) => {
-                return Err(VerifyError::new(
-                    ErrorKind::Binding,
-                    "this resource server does not accept DPoP",
-                ))
-            }
-        };
+                )),
+                // RFC 9449 §7.1: the DPoP scheme carries DPoP-bound tokens; the check that the
+                // proof's key is the token's cannot succeed for a token bound to no key.
+                (Scheme::Dpop, _, None) => {
+                    return Err(VerifyError::new(
+                        ErrorKind::Binding,
+                        "the token is not DPoP-bound: send it with Authorization: Bearer",
+                    ))
+                }
+                (Scheme::Dpop, Some(dpop), Some(jkt)) => (dpop, jkt),
+                // A verifier without DPoP refused the scheme above; a bound token is refused.
+                (Scheme::Dpop, None, Some(_)) => {
+                    return Err(VerifyError::new(
+                        ErrorKind::Binding,
+                        "this resource server does not accept DPoP",
+                    ))
+                }
+            };
         let proof = match request.proof {
             ProofHeader::One(proof) => proof,
             ProofHeader::Missing => {
@@ -245,12 +251,16 @@ impl Verifier {
                     } else {
                         "this resource server requires a nonce in the DPoP proof: use the one in DPoP-Nonce"
                     };
-                    return Err(VerifyError::new(ErrorKind::UseDpopNonce, message)
-                        .with_dpop_nonce(fresh));
+                    return Err(
+                        VerifyError::new(ErrorKind::UseDpopNonce, message).with_dpop_nonce(fresh)
+                    );
                 }
             },
         };
-        match dpop.replay.remember(proof.replay_digest(), proof.replay_until(), now) {
+        match dpop
+            .replay
+            .remember(proof.replay_digest(), proof.replay_until(), now)
+        {
             ReplayOutcome::New => {}
             ReplayOutcome::Replayed => {
                 return Err(VerifyError::new(

@@ -33,7 +33,10 @@ impl IntoResponse for VerifyError {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, www_authenticate(&self));
-        if let Some(nonce) = self.dpop_nonce().and_then(|n| HeaderValue::from_str(n).ok()) {
+        if let Some(nonce) = self
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
             response.headers_mut().insert(DPOP_NONCE, nonce);
         }
         // For the layers above: they may add `resource_metadata` to the challenge.

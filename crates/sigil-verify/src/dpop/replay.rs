@@ -138,7 +138,10 @@ mod tests {
     fn a_full_cache_refuses_new_proofs_until_old_ones_expire() {
         let cache = ReplayCache::new(3);
         for n in 0..3 {
-            assert_eq!(cache.remember(digest(n), 100 + i64::from(n), 10), ReplayOutcome::New);
+            assert_eq!(
+                cache.remember(digest(n), 100 + i64::from(n), 10),
+                ReplayOutcome::New
+            );
         }
         assert_eq!(cache.remember(digest(9), 200, 10), ReplayOutcome::Full);
         assert_eq!(cache.len(), 3);
@@ -156,9 +159,9 @@ mod tests {
     fn memory_stays_bounded_under_a_flood_of_proofs() {
         let cache = ReplayCache::new(5_000);
         let mut refused = 0;
-        // Ten proofs a second, each acceptable for 300 s: many more than fit.
+        // Thirty proofs a second, each acceptable for 300 s: many more than fit.
         for n in 0..50_000u32 {
-            let now = i64::from(n / 10);
+            let now = i64::from(n / 30);
             match cache.remember(digest(n), now + 300, now) {
                 ReplayOutcome::New => {}
                 ReplayOutcome::Full => refused += 1,
