@@ -52,6 +52,8 @@ pub struct AuthorityConfig {
     /// Pushed authorization requests one client may make per minute, the lifetime of a
     /// `request_uri` (see [`crate::par`]).
     pub pushed_requests_max_per_client: u32,
+    /// What DPoP proofs (RFC 9449) must be (see [`crate::dpop`]).
+    pub dpop: crate::dpop::DpopPolicy,
 }
 
 impl AuthorityConfig {
@@ -74,6 +76,7 @@ impl AuthorityConfig {
                 .collect(),
             require_pushed_authorization_requests: false,
             pushed_requests_max_per_client: crate::par::DEFAULT_MAX_PER_CLIENT,
+            dpop: crate::dpop::DpopPolicy::default(),
         }
     }
 }

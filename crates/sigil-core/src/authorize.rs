@@ -47,6 +47,8 @@ pub struct AuthorizeParams {
     pub request_uri: Option<String>,
     /// RFC 8707 §2: the resources the tokens are for (the parameter may repeat).
     pub resources: Vec<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to.
+    pub dpop_jkt: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 §3.1 forbids it).
     pub repeated: Vec<String>,
 }
@@ -75,6 +77,9 @@ pub struct AuthorizationRequest {
     /// RFC 8707: the resources named, checked for the client (empty: none named).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// RFC 9449 §10: the DPoP key thumbprint the code will be bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// Why an authorization request failed, and so how to answer it.
@@ -294,6 +299,7 @@ impl Authority {
             login_hint: params.login_hint.clone(),
             hint_subject: None,
             resources: Vec::new(),
+            dpop_jkt: None,
         };
         let invalid = |text: &str| OAuthError::invalid_request(text);
         if let Some(name) = params.repeated.first() {
@@ -400,6 +406,14 @@ impl Authority {
             .await
             .map_err(|e| request.redirect_error(e))?;
         request.scope = scope.to_string();
+        if let Some(jkt) = params.dpop_jkt.as_deref() {
+            if !crate::dpop::is_thumbprint(jkt) {
+                return Err(request.redirect_error(invalid(
+                    "dpop_jkt must be a JWK SHA-256 thumbprint (43 base64url characters)",
+                )));
+            }
+            request.dpop_jkt = Some(jkt.to_string());
+        }
         if let Some(prompt) = params.prompt.as_deref() {
             let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
             for value in &values {
@@ -666,6 +680,7 @@ impl Authority {
             amr: auth.amr_text(),
             sid: auth.sid.clone(),
             resources: request.resources.clone(),
+            dpop_jkt: request.dpop_jkt.clone(),
             created_at: now,
             expires_at: now + CODE_TTL,
             used_at: None,

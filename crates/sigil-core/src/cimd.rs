@@ -134,6 +134,8 @@ pub struct ClientMetadataDocument {
     pub token_endpoint_auth_method: Option<String>,
     pub jwks_uri: Option<String>,
     pub jwks: Option<serde_json::Value>,
+    /// RFC 9449 §5.2: the client's tokens are always DPoP-bound.
+    pub dpop_bound_access_tokens: Option<bool>,
     /// §4.1: must not be there at all (any value, `null` included).
     #[serde(default)]
     pub client_secret: Present,
@@ -326,6 +328,7 @@ pub fn client_from_document(
         jwks,
         jwks_uri,
         require_pushed_authorization_requests: false,
+        dpop_bound_access_tokens: document.dpop_bound_access_tokens.unwrap_or(false),
         registration: None,
         registered_from: None,
         first_used_at: None,

@@ -149,6 +149,9 @@ pub struct Client {
     pub jwks_uri: Option<String>,
     /// RFC 9126 §6: the client must push its authorization requests.
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.2: the client's tokens are always DPoP-bound; a token request without a
+    /// proof is refused.
+    pub dpop_bound_access_tokens: bool,
     /// Set when the client registered itself (RFC 7591).
     pub registration: Option<DynamicRegistration>,
     /// The address a self-registered client registered from.
@@ -235,6 +238,7 @@ pub struct ClientRegistration {
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
     pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// Why a registration was refused; the message says it in words for a form.
@@ -467,6 +471,7 @@ impl ClientRegistration {
             jwks,
             jwks_uri,
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
             registration: None,
             registered_from: None,
             first_used_at: None,

@@ -47,6 +47,8 @@ pub fn metadata(config: &AuthorityConfig) -> Value {
         "pushed_authorization_request_endpoint": format!("{base}/par"),
         "require_pushed_authorization_requests": config.require_pushed_authorization_requests,
         "claims_parameter_supported": false,
+        // RFC 9449 §5.1: the algorithms of DPoP proofs.
+        "dpop_signing_alg_values_supported": crate::dpop::SIGNING_ALGS,
     })
 }
 

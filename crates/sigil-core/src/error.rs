@@ -46,6 +46,10 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// RFC 9126 §2.2, OIDC Core §3.1.2.6: the `request_uri` is unknown, used or expired.
     InvalidRequestUri,
+    /// RFC 9449 §5, §7.1: the DPoP proof is missing, malformed, replayed or does not match.
+    InvalidDpopProof,
+    /// RFC 9449 §8, §9: the DPoP proof must carry the nonce the server gave.
+    UseDpopNonce,
     /// RFC 6749 §4.1.2.1: the server is temporarily overloaded or its database is down.
     TemporarilyUnavailable,
     /// RFC 6749 §4.1.2.1: an unexpected condition (details are logged, never returned).
@@ -76,6 +80,8 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidRequestUri => "invalid_request_uri",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }

@@ -42,6 +42,11 @@ pub struct Introspection {
     pub acr: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
+    /// RFC 9449 §6.2: the DPoP key a bound access token (or a public client's bound refresh
+    /// token) is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 impl Introspection {
@@ -87,7 +92,14 @@ impl Authority {
                     scope: Some(claims.scope),
                     client_id: Some(claims.client_id),
                     username,
-                    token_type: Some("Bearer".into()),
+                    token_type: Some(
+                        if claims.cnf.is_some() {
+                            "DPoP"
+                        } else {
+                            "Bearer"
+                        }
+                        .into(),
+                    ),
                     exp: Some(claims.exp),
                     iat: Some(claims.iat),
                     sub: Some(claims.sub),
@@ -97,6 +109,7 @@ impl Authority {
                     auth_time: claims.auth_time,
                     acr: claims.acr,
                     amr: claims.amr,
+                    cnf: claims.cnf,
                 });
             }
             if looks_like_jwt {
@@ -137,6 +150,7 @@ impl Authority {
             auth_time: Some(auth.auth_time),
             acr: Some(auth.acr),
             amr: Some(auth.amr),
+            cnf: family.dpop_jkt.map(|jkt| crate::dpop::Confirmation { jkt }),
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod clock;
 pub mod cpu;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod factors;
 pub mod federation;

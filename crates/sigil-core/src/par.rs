@@ -61,7 +61,30 @@ impl Authority {
         credentials: &ClientCredentials,
         params: AuthorizeParams,
     ) -> Result<PushedAuthorization, OAuthError> {
+        self.push_authorization_request_with_dpop(credentials, params, None)
+            .await
+    }
+
+    /// [`Authority::push_authorization_request`] with the request's DPoP proof, if it had
+    /// one (RFC 9449 §10.1): the code will be bound to its key, which `dpop_jkt`, if given
+    /// too, must name.
+    pub async fn push_authorization_request_with_dpop(
+        &self,
+        credentials: &ClientCredentials,
+        mut params: AuthorizeParams,
+        dpop: Option<crate::dpop::DpopProof<'_>>,
+    ) -> Result<PushedAuthorization, OAuthError> {
         let client = self.authenticate_client(credentials).await?;
+        if let Some(proof) = dpop {
+            let jkt = self.check_dpop_proof(proof, "/par", None).await?;
+            if params.dpop_jkt.as_deref().is_some_and(|named| named != jkt) {
+                return Err(OAuthError::new(
+                    crate::error::ErrorCode::InvalidDpopProof,
+                    "dpop_jkt does not name the key of the DPoP proof",
+                ));
+            }
+            params.dpop_jkt = Some(jkt);
+        }
         if params
             .client_id
             .as_deref()
@@ -192,6 +215,8 @@ struct StoredParameters {
     id_token_hint: Option<String>,
     #[serde(default, rename = "resource", skip_serializing_if = "Vec::is_empty")]
     resources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_jkt: Option<String>,
 }
 
 impl StoredParameters {
@@ -219,6 +244,7 @@ impl StoredParameters {
             request_uri: _,
             repeated: _,
             resources,
+            dpop_jkt,
         } = params.clone();
         Self {
             redirect_uri,
@@ -235,6 +261,7 @@ impl StoredParameters {
             login_hint,
             id_token_hint,
             resources,
+            dpop_jkt,
         }
     }
 
@@ -257,6 +284,7 @@ impl StoredParameters {
             request: None,
             request_uri: None,
             resources: self.resources,
+            dpop_jkt: self.dpop_jkt,
             repeated: Vec::new(),
         }
     }

@@ -45,6 +45,10 @@ pub struct AccessTokenClaims {
     /// client tokens (and in tokens issued before this claim existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sep: Option<i64>,
+    /// RFC 9449 §6.1: the DPoP key the token is bound to (`cnf.jkt`); absent in a bearer
+    /// token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<crate::dpop::Confirmation>,
 }
 
 impl AccessTokenClaims {
@@ -378,6 +382,7 @@ mod tests {
             amr: None,
             fid: None,
             sep: None,
+            cnf: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! OpenID Connect Core §5.3 UserInfo endpoint: claims about the user, by scope.
 
 use crate::authority::Authority;
+use crate::dpop::DpopProof;
 use crate::error::{ErrorCode, OAuthError};
 use serde::Serialize;
 
@@ -20,12 +21,58 @@ pub struct UserInfo {
     pub email_verified: Option<bool>,
 }
 
+/// How the access token was presented (RFC 6750 §2, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// `Authorization: Bearer`, or the form body.
+    Bearer,
+    /// `Authorization: DPoP`, with the request's proof if it had one.
+    Dpop(Option<DpopProof<'a>>),
+}
+
 impl Authority {
     /// Returns the claims the access token's scope allows. Errors are RFC 6750 codes.
     pub async fn userinfo(&self, access_token: &str) -> Result<UserInfo, OAuthError> {
+        self.userinfo_presented(access_token, Presented::Bearer)
+            .await
+    }
+
+    /// [`Authority::userinfo`] for a token presented as `presented` (RFC 9449 §7.1): a
+    /// DPoP-bound token only with the DPoP scheme and a proof of its key (`ath` its hash);
+    /// a bearer token either way (with the DPoP scheme, its proof is checked all the same).
+    pub async fn userinfo_presented(
+        &self,
+        access_token: &str,
+        presented: Presented<'_>,
+    ) -> Result<UserInfo, OAuthError> {
         let claims = self
             .verify_access_token(access_token)
             .map_err(|e| OAuthError::invalid_token(e.to_string()))?;
+        match (&claims.cnf, presented) {
+            (None, Presented::Bearer) => {}
+            (Some(_), Presented::Bearer) => {
+                return Err(OAuthError::invalid_token(
+                    "the token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof",
+                ))
+            }
+            (_, Presented::Dpop(None)) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the DPoP scheme needs a DPoP proof header",
+                ))
+            }
+            (bound, Presented::Dpop(Some(proof))) => {
+                let jkt = self
+                    .check_dpop_proof(proof, "/userinfo", Some(access_token))
+                    .await?;
+                if bound.as_ref().is_some_and(|cnf| cnf.jkt != jkt) {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidDpopProof,
+                        "the DPoP proof is not signed with the key the token is bound to",
+                    ));
+                }
+            }
+        }
         if !self.is_access_token_live(&claims).await? {
             return Err(OAuthError::invalid_token("the token has been revoked"));
         }

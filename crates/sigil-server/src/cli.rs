@@ -398,6 +398,7 @@ fn registration(
         jwks,
         jwks_uri: settings.jwks_uri.clone(),
         require_pushed_authorization_requests: settings.require_pushed_authorization_requests,
+        dpop_bound_access_tokens: settings.require_dpop,
     })
 }
 
@@ -422,6 +423,7 @@ fn client_json(client: &Client) -> serde_json::Value {
         "jwks_uri": client.jwks_uri,
         "jwks": client.jwks.as_deref().and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "self_registered": client.registration.is_some(),
         "registered_from": client.registered_from,
     })

@@ -263,6 +263,21 @@ pub struct PushedRequestArgs {
     pub pushed_requests_max_per_client: u32,
 }
 
+/// DPoP (RFC 9449): sender-constrained tokens.
+#[derive(Debug, Clone, Args)]
+pub struct DpopArgs {
+    /// DPoP proofs at /token, /par and /userinfo must carry a nonce Sigil gave in the
+    /// DPoP-Nonce header (RFC 9449 §8): a client's first proof is answered
+    /// use_dpop_nonce with one. Replicas that share the keys directory share the nonces.
+    #[arg(long, env = "SIGIL_DPOP_NONCE")]
+    pub dpop_nonce: bool,
+
+    /// How old a DPoP proof (its iat) may be; each proof's jti is remembered in the
+    /// database this long, so that it is used once.
+    #[arg(long, env = "SIGIL_DPOP_PROOF_MAX_AGE", default_value = "5m", value_parser = parse_positive_duration)]
+    pub dpop_proof_max_age: Duration,
+}
+
 /// Options of `sigil serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -288,6 +303,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub pushed_requests: PushedRequestArgs,
+
+    #[command(flatten)]
+    pub dpop: DpopArgs,
 
     /// Refresh-token idle lifetime: a token unused this long expires.
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]
@@ -783,6 +801,10 @@ pub struct ClientSettings {
     /// (RFC 9126 pushed authorization requests).
     #[arg(long)]
     pub require_pushed_authorization_requests: bool,
+    /// Every token request of the client must carry a DPoP proof, so all its tokens are
+    /// bound to its key (RFC 9449 dpop_bound_access_tokens).
+    #[arg(long)]
+    pub require_dpop: bool,
 }
 
 /// How a new client authenticates (RFC 7591 `token_endpoint_auth_method`), named as the

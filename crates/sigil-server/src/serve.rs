@@ -22,6 +22,8 @@ use sigil_core::{Authority, AuthorityConfig};
 /// The factor key's file in the keys directory: it seals TOTP secrets and keys the
 /// recovery-code hashes (see `sigil_core::factors::seal`).
 pub const FACTOR_KEY_FILE: &str = "factors.key";
+/// The key DPoP nonces are made with (32 bytes, in the keys directory).
+pub const DPOP_NONCE_KEY_FILE: &str = "dpop-nonce.key";
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,6 +88,17 @@ pub async fn build_state(
     config.require_pushed_authorization_requests =
         args.pushed_requests.require_pushed_authorization_requests;
     config.pushed_requests_max_per_client = args.pushed_requests.pushed_requests_max_per_client;
+    config.dpop.proof_max_age = secs(args.dpop.dpop_proof_max_age);
+    if args.dpop.dpop_nonce {
+        let key = crate::keyfiles::load_or_create_secret(
+            keys.path(),
+            DPOP_NONCE_KEY_FILE,
+            "DPoP nonce key",
+        )
+        .and_then(|key| sigil_core::dpop::NonceKey::new(&key))
+        .map_err(CommandError::Invalid)?;
+        config.dpop.nonces = Some(key);
+    }
     config.throttle.account_free_failures = args.sign_in_free_failures;
     config.throttle.address_free_failures = args.sign_in_free_failures_per_address;
     config.throttle.base_delay = secs(args.sign_in_first_wait);

@@ -191,6 +191,7 @@ async fn conformance(store: Arc<dyn Store>) {
         amr: "pwd otp mfa".into(),
         sid: Some("sid-1".into()),
         resources: vec!["https://api.example.com/mcp".into()],
+        dpop_jkt: Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".into()),
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -350,6 +351,7 @@ async fn conformance(store: Arc<dyn Store>) {
             "https://api.example.com".into(),
             "urn:example:second".into(),
         ],
+        dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
         created_at: NOW,
         expires_at: NOW + 60,
         used_at: None,
@@ -531,6 +533,7 @@ async fn administration(store: Arc<dyn Store>) {
             amr: "pwd otp mfa".into(),
             sid: None,
             resources: vec![],
+            dpop_jkt: None,
             created_at: NOW,
             expires_at,
             revoked_at: None,
@@ -715,6 +718,7 @@ async fn new_family(store: &dyn Store, client_id: &str, user_id: &str) -> Refres
         amr: "pwd otp mfa".into(),
         sid: None,
         resources: vec![],
+        dpop_jkt: None,
         created_at: NOW,
         expires_at: NOW + 1000,
         revoked_at: None,
@@ -2161,6 +2165,36 @@ async fn third_party(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(firsts, 1);
+    // DPoP proofs (RFC 9449 §11.1): a replay key once until it expires, racing or not.
+    assert!(store
+        .record_dpop_proof("p1", NOW + 60, NOW)
+        .await
+        .expect("proof"));
+    assert!(!store
+        .record_dpop_proof("p1", NOW + 60, NOW + 59)
+        .await
+        .expect("proof"));
+    assert!(store
+        .record_dpop_proof("p1", NOW + 200, NOW + 60)
+        .await
+        .expect("expired before"));
+    let mut racers = Vec::new();
+    for _ in 0..5 {
+        let store = store.clone();
+        racers.push(tokio::spawn(async move {
+            store
+                .record_dpop_proof("race", NOW + 60, NOW)
+                .await
+                .expect("proof")
+        }));
+    }
+    let mut firsts = 0;
+    for racer in racers {
+        if racer.await.expect("join") {
+            firsts += 1;
+        }
+    }
+    assert_eq!(firsts, 1, "one of five racing uses of a DPoP proof wins");
     // Housekeeping removes what has expired.
     store
         .delete_expired(NOW + 100_000)
@@ -2168,6 +2202,10 @@ async fn third_party(store: Arc<dyn Store>) {
         .expect("housekeeping");
     assert!(store
         .record_client_assertion("c", "race", NOW + 100_060, NOW + 100_000)
+        .await
+        .expect("gone"));
+    assert!(store
+        .record_dpop_proof("race", NOW + 100_060, NOW + 100_000)
         .await
         .expect("gone"));
 }

@@ -4,7 +4,7 @@
 use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::Client;
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::factors::Authentication;
 use crate::grant::TokenResponse;
 use crate::pkce::verify_s256;
@@ -20,6 +20,7 @@ impl Authority {
         redirect_uri: Option<String>,
         code_verifier: Option<Secret>,
         resources: &[String],
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let invalid =
             || OAuthError::invalid_grant("the authorization code is invalid, expired or used");
@@ -58,6 +59,24 @@ impl Authority {
                 "the code_verifier does not match the code_challenge",
             ));
         }
+        // RFC 9449 §10: a code bound to a key (`dpop_jkt`) is exchanged only with a proof
+        // of that key.
+        if let Some(bound) = &record.dpop_jkt {
+            match jkt {
+                Some(jkt) if jkt == bound => {}
+                Some(_) => {
+                    return Err(OAuthError::invalid_grant(
+                        "the authorization code is bound to another DPoP key (dpop_jkt)",
+                    ))
+                }
+                None => {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidDpopProof,
+                        "the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof of it",
+                    ))
+                }
+            }
+        }
         let user = match self.store.find_user(&record.user_id).await? {
             Some(user) if !user.is_disabled => user,
             _ => return Err(invalid()),
@@ -84,8 +103,15 @@ impl Authority {
             .in_session(record.sid.clone());
         let refresh = if Self::wants_refresh_token(client, &granted_scope) {
             Some(
-                self.start_refresh_family(client, &user, &granted_scope, &auth, &family_resources)
-                    .await?,
+                self.start_refresh_family(
+                    client,
+                    &user,
+                    &granted_scope,
+                    &auth,
+                    &family_resources,
+                    jkt,
+                )
+                .await?,
             )
         } else {
             None
@@ -118,6 +144,7 @@ impl Authority {
                 refresh,
                 nonce: record.nonce.clone(),
                 ids: Some((jti, now)),
+                jkt,
             },
         )
         .await

@@ -1,4 +1,5 @@
-//! RFC 6749 §4.4 client credentials grant. Stateless: nothing is written to the store.
+//! RFC 6749 §4.4 client credentials grant. Stateless: nothing is written to the store
+//! (but the `jti` of a DPoP proof, when the request has one).
 
 use super::{Issuance, Subject};
 use crate::authority::Authority;
@@ -13,6 +14,7 @@ impl Authority {
         client: &Client,
         scope: Option<ScopeSet>,
         resources: &[String],
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let given = scope.is_some();
         let scope = Self::client_credentials_scope(scope, client)?;
@@ -30,6 +32,7 @@ impl Authority {
                 refresh: None,
                 nonce: None,
                 ids: None,
+                jkt,
             },
         )
         .await

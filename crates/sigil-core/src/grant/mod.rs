@@ -55,7 +55,8 @@ pub enum TokenRequest {
 pub struct TokenResponse {
     /// An RS256 JWT (RFC 9068, `typ: at+jwt`).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `DPoP` when the token is bound to the key of the request's DPoP proof (RFC 9449
+    /// §5), else `Bearer`.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub token_type: &'static str,
     pub expires_in: i64,
@@ -92,6 +93,8 @@ pub(crate) struct Issuance<'a> {
     pub nonce: Option<String>,
     /// Fixed `jti` and issue time (the code flow records them before signing).
     pub ids: Option<(String, i64)>,
+    /// The thumbprint of the DPoP key the access token is bound to (RFC 9449 §6.1).
+    pub jkt: Option<&'a str>,
 }
 
 /// A refresh token just created (a family's first, or a rotation's successor).
@@ -118,8 +121,32 @@ impl Authority {
         request: TokenRequest,
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
+        self.token_with_dpop(credentials, request, None, caller)
+            .await
+    }
+
+    /// [`Authority::token`] with the request's DPoP proof, if it had one (RFC 9449 §5):
+    /// checked after the client is authenticated; a good one binds the access token (and
+    /// a public client's refresh tokens) to its key.
+    pub async fn token_with_dpop(
+        &self,
+        credentials: &ClientCredentials,
+        request: TokenRequest,
+        dpop: Option<crate::dpop::DpopProof<'_>>,
+        caller: &Caller,
+    ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(credentials).await?;
         check_client_may_use(&client, request.grant_type())?;
+        let jkt =
+            match dpop {
+                Some(proof) => Some(self.check_dpop_proof(proof, "/token", None).await?),
+                None if client.dpop_bound_access_tokens => return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "this client's tokens are DPoP-bound: send a DPoP proof with the token request",
+                )),
+                None => None,
+            };
+        let jkt = jkt.as_deref();
         match request {
             TokenRequest::Password {
                 username,
@@ -127,11 +154,11 @@ impl Authority {
                 scope,
                 resources,
             } => {
-                self.password_grant(&client, &username, password, scope, &resources, caller)
+                self.password_grant(&client, &username, password, scope, &resources, jkt, caller)
                     .await
             }
             TokenRequest::ClientCredentials { scope, resources } => {
-                self.client_credentials_grant(&client, scope, &resources)
+                self.client_credentials_grant(&client, scope, &resources, jkt)
                     .await
             }
             TokenRequest::AuthorizationCode {
@@ -146,6 +173,7 @@ impl Authority {
                     redirect_uri,
                     code_verifier,
                     &resources,
+                    jkt,
                 )
                 .await
             }
@@ -154,7 +182,7 @@ impl Authority {
                 scope,
                 resources,
             } => {
-                self.refresh_token_grant(&client, refresh_token, scope, &resources, caller)
+                self.refresh_token_grant(&client, refresh_token, scope, &resources, jkt, caller)
                     .await
             }
         }
@@ -355,6 +383,7 @@ impl Authority {
             refresh,
             nonce,
             ids,
+            jkt,
         } = issuance;
         self.note_first_use(client).await;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
@@ -380,6 +409,9 @@ impl Authority {
             amr: auth.map(|a| a.amr.clone()),
             fid: refresh.as_ref().map(|r| r.family_id.clone()),
             sep: epoch,
+            cnf: jkt.map(|jkt| crate::dpop::Confirmation {
+                jkt: jkt.to_string(),
+            }),
         };
         let id = match subject {
             Subject::User { user, auth } if scope.contains("openid") => {
@@ -390,7 +422,7 @@ impl Authority {
         let (access_token, id_token) = self.sign_tokens(access, id).await?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: ttl,
             scope: scope_text,
             refresh_token: refresh.map(|r| r.token.expose().to_string()),
@@ -445,6 +477,7 @@ impl Authority {
         scope: &ScopeSet,
         auth: &Authentication,
         resources: &[String],
+        dpop_jkt: Option<&str>,
     ) -> Result<NewRefreshToken, OAuthError> {
         let now = self.now();
         let family = RefreshFamily {
@@ -457,6 +490,11 @@ impl Authority {
             amr: auth.amr_text(),
             sid: auth.sid.clone(),
             resources: resources.to_vec(),
+            // RFC 9449 §5.2: a confidential client's refresh tokens are bound to it by its
+            // authentication already; a public client's are bound to its DPoP key.
+            dpop_jkt: dpop_jkt
+                .filter(|_| !client.is_confidential())
+                .map(str::to_string),
             created_at: now,
             expires_at: now + self.refresh_token_absolute_ttl(client),
             revoked_at: None,

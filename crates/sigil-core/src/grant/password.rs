@@ -21,6 +21,7 @@ impl Authority {
         password: Secret,
         scope: Option<ScopeSet>,
         resources: &[String],
+        jkt: Option<&str>,
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         let (scope, resources) = self
@@ -66,7 +67,7 @@ impl Authority {
         let auth = Authentication::password_at(self.now());
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
-                self.start_refresh_family(client, &user, &scope, &auth, &resources)
+                self.start_refresh_family(client, &user, &scope, &auth, &resources, jkt)
                     .await?,
             )
         } else {
@@ -84,6 +85,7 @@ impl Authority {
                 refresh,
                 nonce: None,
                 ids: None,
+                jkt,
             },
         )
         .await

@@ -4,7 +4,7 @@ use super::{refresh_seal, Issuance, NewRefreshToken, Subject};
 use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::Client;
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::factors::Authentication;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
@@ -18,6 +18,7 @@ impl Authority {
         presented: Secret,
         scope: Option<ScopeSet>,
         resources: &[String],
+        jkt: Option<&str>,
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         let invalid =
@@ -50,6 +51,24 @@ impl Authority {
             }
             if token.expires_at <= now || family.expires_at <= now {
                 return Err(invalid());
+            }
+            // RFC 9449 §5.2: a bound family is refreshed only with a proof of its key, and
+            // every access token it issues is bound to that key.
+            if let Some(bound) = &family.dpop_jkt {
+                match jkt {
+                    Some(jkt) if jkt == bound => {}
+                    Some(_) => {
+                        return Err(OAuthError::invalid_grant(
+                            "the refresh token is bound to another DPoP key",
+                        ))
+                    }
+                    None => {
+                        return Err(OAuthError::new(
+                            ErrorCode::InvalidDpopProof,
+                            "the refresh token is bound to a DPoP key: send a DPoP proof of it",
+                        ))
+                    }
+                }
             }
             let granted = ScopeSet::parse(&family.scope)?;
             // RFC 6749 §6: a refresh may narrow the scope, never widen it.
@@ -105,6 +124,7 @@ impl Authority {
                         }),
                         nonce: None,
                         ids: None,
+                        jkt,
                     },
                 )
                 .await?;

@@ -37,6 +37,15 @@ pub struct RequestedClient {
     pub kept: Map<String, Value>,
 }
 
+/// A boolean member: absent or `null` is false.
+fn bool_field(body: &Map<String, Value>, field: &str) -> Result<bool, OAuthError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(metadata_error(format!("{field} must be true or false"))),
+    }
+}
+
 fn string_field<'a>(
     body: &'a Map<String, Value>,
     name: &str,
@@ -221,15 +230,9 @@ pub fn read_request(
         Some(_) => return Err(metadata_error("jwks must be a JSON object (a JWK Set)")),
     };
     let jwks_uri = string_field(body, "jwks_uri")?.map(str::to_string);
-    let require_par = match body.get("require_pushed_authorization_requests") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(metadata_error(
-                "require_pushed_authorization_requests must be true or false",
-            ))
-        }
-    };
+    let require_par = bool_field(body, "require_pushed_authorization_requests")?;
+    // RFC 9449 §5.2.
+    let dpop_bound = bool_field(body, "dpop_bound_access_tokens")?;
     let name = match string_field(body, "client_name")? {
         Some(name) if !name.trim().is_empty() => name.trim().chars().take(200).collect(),
         _ => "Unnamed app".to_string(),
@@ -269,6 +272,7 @@ pub fn read_request(
         jwks,
         jwks_uri,
         require_pushed_authorization_requests: require_par,
+        dpop_bound_access_tokens: dpop_bound,
     };
     Ok(RequestedClient {
         registration,
@@ -324,6 +328,10 @@ pub fn describe(client: &Client) -> Map<String, Value> {
     out.insert(
         "require_pushed_authorization_requests".into(),
         client.require_pushed_authorization_requests.into(),
+    );
+    out.insert(
+        "dpop_bound_access_tokens".into(),
+        client.dpop_bound_access_tokens.into(),
     );
     if let Some(registration) = &client.registration {
         out.insert(

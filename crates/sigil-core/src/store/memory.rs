@@ -60,6 +60,8 @@ struct Data {
     pushed_requests: HashMap<String, super::PushedRequest>,
     /// (client id, jti hash) → until when it is kept.
     client_assertions: HashMap<(String, String), i64>,
+    /// DPoP proof replay key → until when it is kept.
+    dpop_proofs: HashMap<String, i64>,
 }
 
 impl Data {
@@ -123,7 +125,8 @@ impl Housekeeping for MemoryStore {
             + data.logouts.len()
             + data.registration_tokens.len()
             + data.pushed_requests.len()
-            + data.client_assertions.len();
+            + data.client_assertions.len()
+            + data.dpop_proofs.len();
         data.codes
             .retain(|_, c| c.expires_at > now - KEPT_AFTER_EXPIRY);
         data.families.retain(|_, f| f.expires_at > now);
@@ -156,6 +159,7 @@ impl Housekeeping for MemoryStore {
             .retain(|t| t.expires_at > now - KEPT_AFTER_EXPIRY);
         data.pushed_requests.retain(|_, r| r.expires_at > now);
         data.client_assertions.retain(|_, until| *until > now);
+        data.dpop_proofs.retain(|_, until| *until > now);
         let after = data.codes.len()
             + data.families.len()
             + data.tokens.len()
@@ -169,7 +173,8 @@ impl Housekeeping for MemoryStore {
             + data.logouts.len()
             + data.registration_tokens.len()
             + data.pushed_requests.len()
-            + data.client_assertions.len();
+            + data.client_assertions.len()
+            + data.dpop_proofs.len();
         Ok((before - after) as u64)
     }
 }

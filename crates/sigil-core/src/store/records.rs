@@ -21,6 +21,9 @@ pub struct RefreshFamily {
     /// RFC 8707: the resources the grant was for (each refresh may name some of them);
     /// empty when it named none.
     pub resources: Vec<String>,
+    /// RFC 9449 §5.2: the thumbprint of the DPoP key a public client's family is bound to;
+    /// every refresh must come with a proof of that key.
+    pub dpop_jkt: Option<String>,
     pub created_at: i64,
     /// Absolute end of the family, whatever the rotations.
     pub expires_at: i64,
@@ -74,6 +77,8 @@ pub struct AuthorizationCode {
     pub sid: Option<String>,
     /// RFC 8707: the resources the authorization request named (empty: none).
     pub resources: Vec<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (`dpop_jkt`).
+    pub dpop_jkt: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,

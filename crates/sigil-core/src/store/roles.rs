@@ -122,13 +122,23 @@ pub trait RefreshTokenStore: Send + Sync {
     ) -> Result<u64, StoreError>;
 }
 
-/// Revoked access tokens, by `jti`, until they would have expired anyway (RFC 7009).
+/// Revoked access tokens, by `jti`, until they would have expired anyway (RFC 7009), and
+/// the DPoP proofs already seen (RFC 9449 §11.1).
 #[async_trait]
 pub trait AccessTokenDenyList: Send + Sync {
     /// Adds an access token's `jti` to the deny list until its expiry (the first expiry
     /// given is kept).
     async fn revoke_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError>;
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Records a DPoP proof (by `replay_key`, a digest of its key and `jti`) until
+    /// `expires_at`; false when it was recorded before and has not expired (a replay), on
+    /// every replica, even when two record it at once.
+    async fn record_dpop_proof(
+        &self,
+        replay_key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Authorization codes (RFC 6749 §4.1.2).

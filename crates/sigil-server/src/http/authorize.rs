@@ -57,6 +57,7 @@ async fn authorize(state: AppState, session: Session, raw: &[u8]) -> Result<Resp
         acr_values: take("acr_values"),
         login_hint: take("login_hint"),
         id_token_hint: take("id_token_hint"),
+        dpop_jkt: take("dpop_jkt"),
         request: take("request"),
         request_uri: take("request_uri"),
         resources,

@@ -12,6 +12,7 @@ pub mod client_auth;
 pub mod consent;
 pub mod cors;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod federation;
 pub mod form;

@@ -46,21 +46,27 @@ pub(crate) async fn par(
     form: OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form, ClientAuthEndpoint::PushedAuthorization)?;
-    let response = match push(&state, &credentials, &form).await {
+    let response = match push(&state, &headers, &credentials, &form).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
+    let response = super::dpop::with_nonce(&state.authority, response);
     Ok(super::cors::served_client(response, &credentials.client_id))
 }
 
 async fn push(
     state: &AppState,
+    headers: &HeaderMap,
     credentials: &ClientCredentials,
     form: &OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
+    let dpop = super::dpop::proof(headers)?.map(|proof| sigil_core::dpop::DpopProof {
+        proof,
+        method: "POST",
+    });
     let pushed = state
         .authority
-        .push_authorization_request(credentials, authorize_params(form))
+        .push_authorization_request_with_dpop(credentials, authorize_params(form), dpop)
         .await;
     match &pushed {
         Ok(_) => tracing::info!(client = %credentials.client_id, "authorization request pushed"),
@@ -100,6 +106,7 @@ fn authorize_params(form: &OAuthForm) -> AuthorizeParams {
         acr_values: take("acr_values"),
         login_hint: take("login_hint"),
         id_token_hint: take("id_token_hint"),
+        dpop_jkt: take("dpop_jkt"),
         request: take("request"),
         request_uri: take("request_uri"),
         // RFC 8707 §2: `resource` may be given several times.

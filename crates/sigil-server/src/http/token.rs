@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use sigil_core::client_assertion::ClientAuthEndpoint;
+use sigil_core::dpop::DpopProof;
 use sigil_core::grant::TokenRequest;
 use sigil_core::scope::ScopeSet;
 use sigil_core::secret::Secret;
@@ -30,7 +31,7 @@ pub fn router() -> Router<AppState> {
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Tokens issued (`Cache-Control: no-store`)", body = sigil_core::grant::TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client` or `unsupported_grant_type`", body = crate::http::error::ErrorBody),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `invalid_target`, `unauthorized_client`, `unsupported_grant_type`, or for DPoP (RFC 9449) `invalid_dpop_proof` or `use_dpop_nonce` (with `DPoP-Nonce`)", body = crate::http::error::ErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate`", body = crate::http::error::ErrorBody),
         (status = 413, description = "`invalid_request`: the body is larger than 64 KiB", body = crate::http::error::ErrorBody),
         (status = 429, description = "`temporarily_unavailable`: too many failed sign-ins (password grant), with `Retry-After`", body = crate::http::error::ErrorBody),
@@ -45,28 +46,30 @@ pub(crate) async fn token(
 ) -> Result<Response, OAuthResponseError> {
     let credentials = client_credentials(&headers, &form, ClientAuthEndpoint::Token)?;
     let client_id = credentials.client_id.clone();
-    token_for(state, peer, credentials, &form)
-        .await
-        .map(|response| super::cors::served_client(response, &client_id))
-        .or_else(|error| {
-            Ok(super::cors::served_client(
-                error.into_response(),
-                &client_id,
-            ))
-        })
+    let response = match token_for(&state, peer, &headers, credentials, &form).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    let response = super::dpop::with_nonce(&state.authority, response);
+    Ok(super::cors::served_client(response, &client_id))
 }
 
 async fn token_for(
-    state: AppState,
+    state: &AppState,
     peer: PeerAddress,
+    headers: &HeaderMap,
     credentials: sigil_core::authority::ClientCredentials,
     form: &OAuthForm,
 ) -> Result<Response, OAuthResponseError> {
     let request = parse_token_request(form)?;
     let grant = grant_name(&request);
+    let dpop = super::dpop::proof(headers)?.map(|proof| DpopProof {
+        proof,
+        method: "POST",
+    });
     let response = state
         .authority
-        .token(&credentials, request, &peer.anonymous())
+        .token_with_dpop(&credentials, request, dpop, &peer.anonymous())
         .await;
     match &response {
         Ok(_) => {

@@ -1,5 +1,6 @@
 //! `GET, POST /userinfo` (OIDC Core §5.3) with the bearer token in the Authorization
-//! header or, for POST, in the form body (RFC 6750 §2.1, §2.2). Never in the query.
+//! header or, for POST, in the form body (RFC 6750 §2.1, §2.2), never in the query; or a
+//! DPoP-bound token as `Authorization: DPoP` with its proof (RFC 9449 §7.1).
 
 use super::error::{no_store, BearerError};
 use super::form::OAuthForm;
@@ -9,6 +10,8 @@ use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use sigil_core::dpop::DpopProof;
+use sigil_core::userinfo::Presented;
 use sigil_core::OAuthError;
 
 pub fn router() -> Router<AppState> {
@@ -23,7 +26,7 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "`sub`, plus `name`/`preferred_username` with `profile` and `email`/`email_verified` with `email`", body = Object),
-        (status = 401, description = "No or an invalid token: `WWW-Authenticate: Bearer error=\"invalid_token\"`"),
+        (status = 401, description = "No or an invalid token: `WWW-Authenticate: Bearer error=\"invalid_token\"`; a bad DPoP proof: `WWW-Authenticate: DPoP error=\"invalid_dpop_proof\"` (or `use_dpop_nonce`, with `DPoP-Nonce`)"),
         (status = 403, description = "`insufficient_scope`: the token lacks `openid`"),
     )
 )]
@@ -32,6 +35,9 @@ pub(crate) async fn userinfo(
     request: Request,
 ) -> Result<Response, BearerError> {
     let has_origin = request.headers().contains_key(header::ORIGIN);
+    let method = request.method().as_str().to_string();
+    let proof = super::dpop::proof(request.headers())?.map(str::to_string);
+    // (token, whether the DPoP scheme was used)
     let from_header = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -41,12 +47,17 @@ pub(crate) async fn userinfo(
                 .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
             match value.split_once(' ') {
                 Some((scheme, token))
-                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                    if (scheme.eq_ignore_ascii_case("bearer")
+                        || scheme.eq_ignore_ascii_case("dpop"))
+                        && !token.trim().is_empty() =>
                 {
-                    Ok(token.trim().to_string())
+                    Ok((
+                        token.trim().to_string(),
+                        scheme.eq_ignore_ascii_case("dpop"),
+                    ))
                 }
                 _ => Err(OAuthError::invalid_request(
-                    "the Authorization header must be Bearer",
+                    "the Authorization header must be Bearer or DPoP",
                 )),
             }
         })
@@ -69,12 +80,21 @@ pub(crate) async fn userinfo(
     } else {
         None
     };
-    let token = match (from_header, from_body) {
+    let (token, dpop_scheme) = match (from_header, from_body) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::invalid_request("send the token in one place only").into())
         }
-        (Some(token), None) | (None, Some(token)) => token,
+        (Some(header), None) => header,
+        (None, Some(token)) => (token, false),
         (None, None) => return Err(BearerError::Missing),
+    };
+    let presented = if dpop_scheme {
+        Presented::Dpop(proof.as_deref().map(|proof| DpopProof {
+            proof,
+            method: &method,
+        }))
+    } else {
+        Presented::Bearer
     };
     // The token's client, for CORS: only its registered origins may read the answer. Only
     // a request from a browser page (with `Origin`) needs it.
@@ -82,7 +102,7 @@ pub(crate) async fn userinfo(
         .then(|| state.authority.verify_access_token(&token).ok())
         .flatten()
         .map(|claims| claims.client_id);
-    let response = match state.authority.userinfo(&token).await {
+    let response = match state.authority.userinfo_presented(&token, presented).await {
         Ok(info) => {
             let mut response = Json(info).into_response();
             no_store(&mut response);
@@ -90,6 +110,7 @@ pub(crate) async fn userinfo(
         }
         Err(error) => BearerError::from(error).into_response(),
     };
+    let response = super::dpop::with_nonce(&state.authority, response);
     Ok(match client_id {
         Some(id) => super::cors::served_client(response, &id),
         None => response,

@@ -62,6 +62,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "third_party_clients",
         sql: include_str!("../../../../migrations/sqlite/0009_third_party_clients.sql"),
     },
+    Migration {
+        version: 10,
+        name: "dpop",
+        sql: include_str!("../../../../migrations/sqlite/0010_dpop.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -111,6 +116,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 9,
         name: "third_party_clients",
         sql: include_str!("../../../../migrations/postgres/0009_third_party_clients.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "dpop",
+        sql: include_str!("../../../../migrations/postgres/0010_dpop.sql"),
     },
 ]);
 

@@ -164,6 +164,22 @@ impl AccessTokenDenyList for MemoryStore {
     async fn is_access_token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
         Ok(self.data().denied.contains_key(jti))
     }
+
+    async fn record_dpop_proof(
+        &self,
+        replay_key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut data = self.data();
+        match data.dpop_proofs.get(replay_key) {
+            Some(&until) if until > now => Ok(false),
+            _ => {
+                data.dpop_proofs.insert(replay_key.to_string(), expires_at);
+                Ok(true)
+            }
+        }
+    }
 }
 
 #[async_trait]

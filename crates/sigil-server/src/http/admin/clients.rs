@@ -132,6 +132,7 @@ pub struct ClientForm {
     pub jwks_uri: String,
     pub jwks: String,
     pub require_pushed_authorization_requests: bool,
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientForm {
@@ -171,6 +172,7 @@ impl ClientForm {
             jwks_uri: client.jwks_uri.clone().unwrap_or_default(),
             jwks: client.jwks.clone().unwrap_or_default(),
             require_pushed_authorization_requests: client.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: client.dpop_bound_access_tokens,
         }
     }
 
@@ -185,6 +187,7 @@ impl ClientForm {
             jwks: text("jwks"),
             require_pushed_authorization_requests: !text("require_pushed_authorization_requests")
                 .is_empty(),
+            dpop_bound_access_tokens: !text("dpop_bound_access_tokens").is_empty(),
             redirect_uris: text("redirect_uris"),
             post_logout_redirect_uris: text("post_logout_redirect_uris"),
             grants: GrantType::ALL
@@ -248,6 +251,7 @@ impl ClientForm {
             jwks: Some(self.jwks.trim().to_string()).filter(|j| !j.is_empty()),
             jwks_uri: Some(self.jwks_uri.trim().to_string()).filter(|u| !u.is_empty()),
             require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
         })
     }
 }

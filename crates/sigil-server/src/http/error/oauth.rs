@@ -71,36 +71,69 @@ impl From<OAuthError> for BearerError {
     }
 }
 
+/// The bare DPoP challenge (RFC 9449 §7.1): the scheme and the proof algorithms accepted.
+fn dpop_challenge() -> String {
+    format!("DPoP algs=\"{}\"", sigil_core::dpop::SIGNING_ALGS.join(" "))
+}
+
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         let err = match self {
             BearerError::Missing => {
                 let mut response = StatusCode::UNAUTHORIZED.into_response();
-                response.headers_mut().insert(
+                let headers = response.headers_mut();
+                headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"sigil\""),
                 );
+                if let Ok(value) = HeaderValue::from_str(&dpop_challenge()) {
+                    headers.append(header::WWW_AUTHENTICATE, value);
+                }
                 no_store(&mut response);
                 return response;
             }
             BearerError::Oauth(err) => err,
         };
+        let dpop_error = matches!(
+            err.code,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce
+        );
         match err.code {
-            ErrorCode::InvalidToken | ErrorCode::InvalidRequest | ErrorCode::InsufficientScope => {
+            ErrorCode::InvalidToken
+            | ErrorCode::InvalidRequest
+            | ErrorCode::InsufficientScope
+            | ErrorCode::InvalidDpopProof
+            | ErrorCode::UseDpopNonce => {
                 log_cause(&err);
                 let body = ErrorBody::new(err.code.as_str(), &err.description);
-                let mut challenge = format!(
-                    "Bearer realm=\"sigil\", error=\"{}\", error_description=\"{}\"",
+                let error = format!(
+                    "error=\"{}\", error_description=\"{}\"",
                     body.error, body.error_description
                 );
+                // The error goes in the DPoP challenge for a proof's fault (RFC 9449 §7.1,
+                // §9), else in the Bearer one; the other scheme is offered bare.
+                let (mut bearer, dpop) = if dpop_error {
+                    (
+                        "Bearer realm=\"sigil\"".to_string(),
+                        format!("{}, {error}", dpop_challenge()),
+                    )
+                } else {
+                    (format!("Bearer realm=\"sigil\", {error}"), dpop_challenge())
+                };
                 if err.code == ErrorCode::InsufficientScope {
-                    challenge.push_str(", scope=\"openid\"");
+                    bearer.push_str(", scope=\"openid\"");
                 }
-                let mut response = (status_of(&err), Json(body)).into_response();
-                if let Ok(value) = HeaderValue::from_str(&challenge) {
-                    response
-                        .headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, value);
+                let status = if dpop_error {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    status_of(&err)
+                };
+                let mut response = (status, Json(body)).into_response();
+                let headers = response.headers_mut();
+                for challenge in [bearer, dpop] {
+                    if let Ok(value) = HeaderValue::from_str(&challenge) {
+                        headers.append(header::WWW_AUTHENTICATE, value);
+                    }
                 }
                 no_store(&mut response);
                 response

@@ -1,4 +1,4 @@
-//! The access-token deny list: the `revoked_access_tokens` table.
+//! The access-token deny list (`revoked_access_tokens`) and the DPoP proofs seen (`dpop_proofs`).
 
 use super::{Backend, Param, SqlStore};
 use async_trait::async_trait;
@@ -21,5 +21,20 @@ impl<B: Backend> AccessTokenDenyList for SqlStore<B> {
             })
             .await?;
         Ok(row.is_some())
+    }
+
+    async fn record_dpop_proof(
+        &self,
+        replay_key: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // An expired row for this key is taken over; a live one makes the insert change
+        // nothing: a replay.
+        let query = sqlx::query("INSERT INTO dpop_proofs (replay_key, expires_at) VALUES ($1, $2) ON CONFLICT (replay_key) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at <= $3")
+            .param(replay_key)
+            .param(expires_at)
+            .param(now);
+        Ok(self.execute(query).await? == 1)
     }
 }

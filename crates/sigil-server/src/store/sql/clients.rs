@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use sigil_core::client::{AuthMethod, Client, DynamicRegistration, GrantType};
 use sigil_core::store::{ClientStore, StoreError};
 
-const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at, allowed_origins, backchannel_logout_uri, backchannel_logout_session_required, token_endpoint_auth_method, jwks, jwks_uri, require_pushed_authorization_requests, registration, registered_from, first_used_at";
+const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, is_first_party, always_issue_refresh_token, access_token_ttl, refresh_token_ttl, created_at, updated_at, allowed_origins, backchannel_logout_uri, backchannel_logout_session_required, token_endpoint_auth_method, jwks, jwks_uri, require_pushed_authorization_requests, registration, registered_from, first_used_at, dpop_bound_access_tokens";
 
 /// A row of `clients`, selected with [`CLIENT_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -34,6 +34,7 @@ pub(super) struct ClientRow {
     registration: Option<String>,
     registered_from: Option<String>,
     first_used_at: Option<i64>,
+    dpop_bound_access_tokens: bool,
 }
 
 impl TryFrom<ClientRow> for Client {
@@ -66,6 +67,7 @@ impl TryFrom<ClientRow> for Client {
             jwks: row.jwks,
             jwks_uri: row.jwks_uri,
             require_pushed_authorization_requests: row.require_pushed_authorization_requests,
+            dpop_bound_access_tokens: row.dpop_bound_access_tokens,
             registration: row
                 .registration
                 .as_deref()
@@ -98,7 +100,7 @@ where
     B::Db: Reads<ClientRow> + Reads<MaxTtlRow> + Reads<OriginsRow>,
 {
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)");
+        let sql = format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)");
         self.execute(bind_client(sqlx::query(&sql), client)).await?;
         Ok(())
     }
@@ -154,7 +156,7 @@ where
 
     async fn update_client(&self, client: &Client) -> Result<bool, StoreError> {
         // The same parameter order as the insert ($1 is the id).
-        let query = bind_client(sqlx::query("UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, audiences = $8, is_first_party = $9, always_issue_refresh_token = $10, access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14, allowed_origins = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17, token_endpoint_auth_method = $18, jwks = $19, jwks_uri = $20, require_pushed_authorization_requests = $21, registration = $22, registered_from = $23, first_used_at = $24 WHERE id = $1"), client);
+        let query = bind_client(sqlx::query("UPDATE clients SET name = $2, secret_hash = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, audiences = $8, is_first_party = $9, always_issue_refresh_token = $10, access_token_ttl = $11, refresh_token_ttl = $12, created_at = $13, updated_at = $14, allowed_origins = $15, backchannel_logout_uri = $16, backchannel_logout_session_required = $17, token_endpoint_auth_method = $18, jwks = $19, jwks_uri = $20, require_pushed_authorization_requests = $21, registration = $22, registered_from = $23, first_used_at = $24, dpop_bound_access_tokens = $25 WHERE id = $1"), client);
         Ok(self.execute(query).await? == 1)
     }
 
@@ -192,6 +194,7 @@ fn bind_client<'q, DB: Dialect>(query: Query<'q, DB>, client: &'q Client) -> Que
         .param(client.registration.as_ref().map(registration_to_json))
         .param(client.registered_from.as_deref())
         .param(client.first_used_at)
+        .param(client.dpop_bound_access_tokens)
 }
 
 fn registration_to_json(registration: &DynamicRegistration) -> String {

@@ -4,7 +4,7 @@ use super::{read_row, Backend, Param, Reads, SqlStore};
 use async_trait::async_trait;
 use sigil_core::store::{AuthorizationCode, AuthorizationCodeStore, StoreError};
 
-const CODE_COLUMNS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scope, code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, access_token_jti, access_token_exp, acr, amr, sid, resources";
+const CODE_COLUMNS: &str = "code_hash, client_id, user_id, redirect_uri, redirect_uri_given, scope, code_challenge, nonce, auth_time, created_at, expires_at, used_at, family_id, access_token_jti, access_token_exp, acr, amr, sid, resources, dpop_jkt";
 
 /// A row of `authorization_codes`, selected with [`CODE_COLUMNS`].
 #[derive(sqlx::FromRow)]
@@ -28,6 +28,7 @@ pub(super) struct CodeRow {
     amr: String,
     sid: Option<String>,
     resources: String,
+    dpop_jkt: Option<String>,
 }
 
 impl From<CodeRow> for AuthorizationCode {
@@ -52,6 +53,7 @@ impl From<CodeRow> for AuthorizationCode {
             amr: row.amr,
             sid: row.sid,
             resources: super::resources_from_json(&row.resources),
+            dpop_jkt: row.dpop_jkt,
         }
     }
 }
@@ -62,7 +64,7 @@ where
     B::Db: Reads<CodeRow>,
 {
     async fn create_authorization_code(&self, code: &AuthorizationCode) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)");
+        let sql = format!("INSERT INTO authorization_codes ({CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)");
         let query = sqlx::query(&sql)
             .param(code.code_hash.as_str())
             .param(code.client_id.as_str())
@@ -82,7 +84,8 @@ where
             .param(code.acr.as_str())
             .param(code.amr.as_str())
             .param(code.sid.as_deref())
-            .param(super::resources_to_json(&code.resources));
+            .param(super::resources_to_json(&code.resources))
+            .param(code.dpop_jkt.as_deref());
         self.execute(query).await?;
         Ok(())
     }

@@ -68,6 +68,7 @@ impl<B: Backend> Housekeeping for SqlStore<B> {
             ),
             ("DELETE FROM pushed_requests WHERE expires_at <= $1", now),
             ("DELETE FROM client_assertions WHERE expires_at <= $1", now),
+            ("DELETE FROM dpop_proofs WHERE expires_at <= $1", now),
             (
                 "DELETE FROM session_clients WHERE created_at <= $1",
                 now - super::backchannel::SESSION_CLIENTS_KEPT,

@@ -14,9 +14,9 @@ pub(crate) const UNUSED_IN_LIVE_FAMILY: &str = "used_at IS NULL AND EXISTS (SELE
 
 /// The insert of a token, bound with [`bind_token`].
 const INSERT_TOKEN: &str = "INSERT INTO refresh_tokens (id, family_id, token_hash, parent_id, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, acr, amr, sid AS f_sid, resources AS f_resources, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
+const FAMILY_COLUMNS: &str = "id AS f_id, client_id, user_id, scope, auth_time, acr, amr, sid AS f_sid, resources AS f_resources, dpop_jkt AS f_dpop_jkt, created_at AS f_created_at, expires_at AS f_expires_at, revoked_at";
 /// A token (`t`) with its family (`f`), the family's columns named as in [`FAMILY_COLUMNS`].
-const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, t.sealed_successor, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.acr, f.amr, f.sid AS f_sid, f.resources AS f_resources, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
+const TOKEN_FAMILY_COLUMNS: &str = "t.id, t.family_id, t.token_hash, t.parent_id, t.created_at, t.expires_at, t.used_at, t.sealed_successor, f.id AS f_id, f.client_id, f.user_id, f.scope, f.auth_time, f.acr, f.amr, f.sid AS f_sid, f.resources AS f_resources, f.dpop_jkt AS f_dpop_jkt, f.created_at AS f_created_at, f.expires_at AS f_expires_at, f.revoked_at";
 
 /// A row of `refresh_tokens`.
 #[derive(sqlx::FromRow)]
@@ -61,6 +61,8 @@ pub(super) struct FamilyRow {
     sid: Option<String>,
     #[sqlx(rename = "f_resources")]
     resources: String,
+    #[sqlx(rename = "f_dpop_jkt")]
+    dpop_jkt: Option<String>,
     #[sqlx(rename = "f_created_at")]
     created_at: i64,
     #[sqlx(rename = "f_expires_at")]
@@ -80,6 +82,7 @@ impl From<FamilyRow> for RefreshFamily {
             amr: row.amr,
             sid: row.sid,
             resources: super::resources_from_json(&row.resources),
+            dpop_jkt: row.dpop_jkt,
             created_at: row.created_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
@@ -129,7 +132,7 @@ where
         first: &RefreshTokenRecord,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        let insert_family = sqlx::query("INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, created_at, expires_at, revoked_at, acr, amr, sid, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+        let insert_family = sqlx::query("INSERT INTO refresh_families (id, client_id, user_id, scope, auth_time, created_at, expires_at, revoked_at, acr, amr, sid, resources, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
             .param(family.id.as_str())
             .param(family.client_id.as_str())
             .param(family.user_id.as_str())
@@ -141,7 +144,8 @@ where
             .param(family.acr.as_str())
             .param(family.amr.as_str())
             .param(family.sid.as_deref())
-            .param(super::resources_to_json(&family.resources));
+            .param(super::resources_to_json(&family.resources))
+            .param(family.dpop_jkt.as_deref());
         B::Db::execute(&mut *tx, insert_family)
             .await
             .map_err(map_err)?;

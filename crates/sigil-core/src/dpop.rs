@@ -1,0 +1,225 @@
+//! DPoP (RFC 9449) at the authorization server: checking the proofs that come with token,
+//! pushed authorization and userinfo requests, and the server's nonces (§8).
+//!
+//! The proof's own rules (§4.3: shape, `typ`, `alg`, key, signature, `htm`, `htu`, `iat`,
+//! `ath`) are `sigil_dpop`'s, shared with `sigil-verify`; they run on the signing pool.
+//! Here come the rest: the nonce when the server requires one, and the `jti`, recorded in
+//! the database until the proof would expire, so that a replay is refused on every replica
+//! (§11.1). What a proof binds (a token's `cnf.jkt`, a code's `dpop_jkt`, a public client's
+//! refresh family) is decided by the grants.
+
+use crate::authority::Authority;
+use crate::error::{ErrorCode, OAuthError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::sign::Signer;
+use serde::{Deserialize, Serialize};
+
+/// The proof algorithms Sigil accepts and lists in discovery
+/// (`dpop_signing_alg_values_supported`).
+pub const SIGNING_ALGS: [&str; 4] = ["ES256", "RS256", "PS256", "EdDSA"];
+
+/// How far in the future a proof's `iat` may be (seconds).
+pub const PROOF_LEEWAY: i64 = 30;
+
+/// How long one nonce is handed out (seconds); a nonce is accepted for two such periods.
+pub const NONCE_PERIOD: i64 = 120;
+
+/// RFC 7800 `cnf` of a DPoP-bound token (RFC 9449 §6): the key's thumbprint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+/// What the server requires of proofs.
+#[derive(Clone)]
+pub struct DpopPolicy {
+    /// How old a proof's `iat` may be (seconds).
+    pub proof_max_age: i64,
+    /// Set when proofs must carry a nonce Sigil issued (§8).
+    pub nonces: Option<NonceKey>,
+}
+
+impl Default for DpopPolicy {
+    fn default() -> Self {
+        Self {
+            proof_max_age: 300,
+            nonces: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for DpopPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopPolicy")
+            .field("proof_max_age", &self.proof_max_age)
+            .field("nonces", &self.nonces.is_some())
+            .finish()
+    }
+}
+
+/// The key nonces are made with: a nonce is the period it was made in and an HMAC of it,
+/// so every replica that shares the key (the keys directory) accepts every replica's
+/// nonces without sharing any state.
+#[derive(Clone)]
+pub struct NonceKey(PKey<Private>);
+
+impl NonceKey {
+    pub fn new(secret: &[u8; 32]) -> Result<Self, String> {
+        PKey::hmac(secret)
+            .map(Self)
+            .map_err(|e| format!("DPoP nonce key: {e}"))
+    }
+
+    fn mac(&self, period: i64) -> Option<Vec<u8>> {
+        let mut signer = Signer::new(MessageDigest::sha256(), &self.0).ok()?;
+        signer.update(b"sigil dpop nonce ").ok()?;
+        signer.update(&period.to_be_bytes()).ok()?;
+        let mut mac = signer.sign_to_vec().ok()?;
+        mac.truncate(16);
+        Some(mac)
+    }
+
+    /// The nonce of the period `now` falls in.
+    pub fn current(&self, now: i64) -> Option<String> {
+        let period = now.div_euclid(NONCE_PERIOD);
+        let mut bytes = period.to_be_bytes().to_vec();
+        bytes.extend(self.mac(period)?);
+        Some(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Whether `nonce` was made in this period or the one before.
+    pub fn accepts(&self, nonce: &str, now: i64) -> bool {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        if bytes.len() != 24 {
+            return false;
+        }
+        let mut period = [0u8; 8];
+        period.copy_from_slice(&bytes[..8]);
+        let period = i64::from_be_bytes(period);
+        let this = now.div_euclid(NONCE_PERIOD);
+        if period != this && period != this - 1 {
+            return false;
+        }
+        self.mac(period)
+            .is_some_and(|mac| openssl::memcmp::eq(&mac, &bytes[8..]))
+    }
+}
+
+/// A proof sent with a request, not yet checked.
+#[derive(Debug, Clone, Copy)]
+pub struct DpopProof<'a> {
+    /// The `DPoP` header's value.
+    pub proof: &'a str,
+    /// The request's method.
+    pub method: &'a str,
+}
+
+/// Whether `value` has the form of a JWK SHA-256 thumbprint: 43 base64url characters.
+pub fn is_thumbprint(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn invalid(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidDpopProof, description)
+}
+
+impl Authority {
+    /// The nonce to send in `DPoP-Nonce` now, when the server requires nonces.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        self.config
+            .dpop
+            .nonces
+            .as_ref()
+            .and_then(|key| key.current(self.now()))
+    }
+
+    /// Checks a proof sent to the endpoint at `path` (under the issuer), with the access
+    /// token it came with if any; the key's thumbprint (`jkt`) when it is good. Refusals
+    /// are `invalid_dpop_proof`, or `use_dpop_nonce` when the server wants a (new) nonce.
+    pub async fn check_dpop_proof(
+        &self,
+        proof: DpopProof<'_>,
+        path: &str,
+        access_token: Option<&str>,
+    ) -> Result<String, OAuthError> {
+        let now = self.now();
+        let url = format!("{}{path}", self.config.issuer);
+        let rules = sigil_dpop::Rules {
+            algorithms: sigil_dpop::ALGORITHMS.to_vec(),
+            max_age: self.config.dpop.proof_max_age,
+            leeway: PROOF_LEEWAY,
+        };
+        let text = proof.proof.to_string();
+        let method = proof.method.to_string();
+        let token = access_token.map(str::to_string);
+        let checked = self
+            .signing_pool
+            .run(move || {
+                sigil_dpop::check(
+                    &text,
+                    &sigil_dpop::Expected {
+                        method: &method,
+                        url: &url,
+                        access_token: token.as_deref(),
+                        now,
+                    },
+                    &rules,
+                )
+            })
+            .await?
+            .map_err(|e| invalid(e.description()))?;
+        if let Some(key) = &self.config.dpop.nonces {
+            if !checked
+                .nonce
+                .as_deref()
+                .is_some_and(|n| key.accepts(n, now))
+            {
+                return Err(OAuthError::new(
+                    ErrorCode::UseDpopNonce,
+                    "the DPoP proof must carry the nonce this server gave in DPoP-Nonce",
+                ));
+            }
+        }
+        let first_use = self
+            .store
+            .record_dpop_proof(&checked.replay_key(), checked.replay_until(), now)
+            .await?;
+        if !first_use {
+            return Err(invalid(
+                "the DPoP proof was used before: make a new proof for each request",
+            ));
+        }
+        Ok(checked.jkt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_accepted_for_its_period_and_the_next_only() {
+        let key = NonceKey::new(&[7u8; 32]).expect("key");
+        let now = 1_800_000_000;
+        let nonce = key.current(now).expect("nonce");
+        assert!(key.accepts(&nonce, now));
+        assert!(key.accepts(&nonce, now + NONCE_PERIOD));
+        assert!(!key.accepts(&nonce, now + 2 * NONCE_PERIOD));
+        assert!(!key.accepts(&nonce, now - NONCE_PERIOD));
+        let other = NonceKey::new(&[8u8; 32]).expect("key");
+        assert!(!other.accepts(&nonce, now), "another key's nonce");
+        let mut forged = URL_SAFE_NO_PAD.decode(&nonce).expect("b64");
+        forged[23] ^= 1;
+        assert!(!key.accepts(&URL_SAFE_NO_PAD.encode(forged), now));
+        assert!(!key.accepts("not a nonce", now));
+        assert!(!key.accepts("", now));
+    }
+}
