@@ -47,6 +47,14 @@ impl Alg {
         self,
         jwk: &Map<String, Value>,
     ) -> Result<Box<dyn JwsVerifier>, &'static str> {
+        self.check_key(jwk)?;
+        self.build_verifier(jwk)
+    }
+
+    /// Whether a JWK is a public key of this algorithm's type (no private members, the
+    /// right `kty` and curve, an RSA modulus of 2048 to 4096 bits): cheap, done for every
+    /// proof, whether its key is cached or not.
+    pub(crate) fn check_key(self, jwk: &Map<String, Value>) -> Result<(), &'static str> {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
             return Err("the jwk header holds a private key");
         }
@@ -65,6 +73,15 @@ impl Alg {
             }
             _ => return Err("the jwk header's key does not fit the alg"),
         }
+        Ok(())
+    }
+
+    /// The josekit verifier of a JWK that passed [`Alg::check_key`]: the costly part (the key
+    /// is decoded and its point validated by OpenSSL), which [`crate::KeyCache`] saves.
+    pub(crate) fn build_verifier(
+        self,
+        jwk: &Map<String, Value>,
+    ) -> Result<Box<dyn JwsVerifier>, &'static str> {
         let key = Jwk::from_map(jwk.clone()).map_err(|_| "the jwk header is not a valid JWK")?;
         let bad = |_| "the jwk header is not a valid public key";
         Ok(match self {

@@ -270,3 +270,63 @@ fn ath_is_rfc_9449s_example() {
         "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
     );
 }
+
+#[test]
+fn a_cached_key_gives_the_same_answers_and_its_header_is_still_checked() {
+    let keys = crate::KeyCache::new(10);
+    for alg in ALGORITHMS {
+        let signer = ProofSigner::generate(alg).expect("key");
+        for _ in 0..2 {
+            let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
+            let cached = check_cached(&proof, &expected(), &Rules::default(), &keys)
+                .unwrap_or_else(|e| panic!("{}: {e}", alg.name()));
+            let plain = check(&proof, &expected(), &Rules::default()).expect("plain");
+            assert_eq!(cached, plain);
+        }
+    }
+    assert_eq!(keys.len(), ALGORITHMS.len(), "one key each, decoded once");
+    let signer = es256();
+    let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
+    check_cached(&proof, &expected(), &Rules::default(), &keys).expect("cached now");
+    // The same thumbprint with a private member beside it: refused, cached or not.
+    let mut jwk = signer.public_jwk().clone();
+    jwk.insert("d".into(), json!("AAAA"));
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+    let claims = json!({"jti": "x", "htm": "POST", "htu": URL, "iat": NOW});
+    let private = signer.sign_with_header(&header, &claims).expect("proof");
+    assert_eq!(
+        check_cached(&private, &expected(), &Rules::default(), &keys),
+        Err(ProofError::Key("the jwk header holds a private key"))
+    );
+    // The cached key does not make another proof's signature good.
+    let other = signer.proof("POST", URL, None, None, NOW).expect("proof");
+    let (input, _) = proof.rsplit_once('.').expect("three parts");
+    let (_, other_signature) = other.rsplit_once('.').expect("three parts");
+    let spliced = format!("{input}.{other_signature}");
+    assert_eq!(
+        check_cached(&spliced, &expected(), &Rules::default(), &keys),
+        Err(ProofError::Signature)
+    );
+    // A key of another type under the same alg is refused before the cache is asked.
+    let rsa = ProofSigner::generate(Alg::Rs256).expect("key");
+    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": rsa.public_jwk()});
+    let mismatched = signer.sign_with_header(&header, &claims).expect("proof");
+    assert!(matches!(
+        check_cached(&mismatched, &expected(), &Rules::default(), &keys),
+        Err(ProofError::Key(_))
+    ));
+}
+
+#[test]
+fn the_key_cache_is_bounded() {
+    let keys = crate::KeyCache::new(2);
+    for _ in 0..5 {
+        let proof = es256().proof("POST", URL, None, None, NOW).expect("proof");
+        check_cached(&proof, &expected(), &Rules::default(), &keys).expect("valid");
+        assert!(keys.len() <= 2);
+    }
+    let none = crate::KeyCache::new(0);
+    let proof = es256().proof("POST", URL, None, None, NOW).expect("proof");
+    check_cached(&proof, &expected(), &Rules::default(), &none).expect("valid");
+    assert!(none.is_empty(), "capacity 0 keeps nothing");
+}
