@@ -126,6 +126,15 @@ fn a_minimal_document_makes_a_public_third_party_client() {
         Some("app.example.com")
     );
     assert!(!client.redirects_only_to_this_computer());
+    assert!(!client.dpop_bound_access_tokens);
+    // RFC 9449 §5.2 in a document: every token of the client must be DPoP-bound.
+    let bound = read(serde_json::json!({
+        "client_id": ID,
+        "redirect_uris": [CB],
+        "dpop_bound_access_tokens": true,
+    }))
+    .expect("client");
+    assert!(bound.dpop_bound_access_tokens);
 }
 
 #[test]

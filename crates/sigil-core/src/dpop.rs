@@ -16,6 +16,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::sign::Signer;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The proof algorithms Sigil accepts and lists in discovery
 /// (`dpop_signing_alg_values_supported`).
@@ -110,8 +111,8 @@ impl NonceKey {
     }
 }
 
-/// A proof sent with a request, not yet checked.
-#[derive(Debug, Clone, Copy)]
+/// A proof sent with a request, not yet checked. Its `Debug` leaves the proof out.
+#[derive(Clone, Copy)]
 pub struct DpopProof<'a> {
     /// The `DPoP` header's value.
     pub proof: &'a str,
@@ -125,6 +126,14 @@ pub fn is_thumbprint(value: &str) -> bool {
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl std::fmt::Debug for DpopProof<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopProof")
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
 }
 
 fn invalid(description: impl Into<String>) -> OAuthError {
@@ -142,14 +151,30 @@ impl Authority {
     }
 
     /// Checks a proof sent to the endpoint at `path` (under the issuer), with the access
-    /// token it came with if any; the key's thumbprint (`jkt`) when it is good. Refusals
-    /// are `invalid_dpop_proof`, or `use_dpop_nonce` when the server wants a (new) nonce.
+    /// token it came with if any, and records its use; the key's thumbprint (`jkt`) when
+    /// it is good. Refusals are `invalid_dpop_proof`, or `use_dpop_nonce` when the server
+    /// wants a (new) nonce.
     pub async fn check_dpop_proof(
         &self,
         proof: DpopProof<'_>,
         path: &str,
         access_token: Option<&str>,
     ) -> Result<String, OAuthError> {
+        let key = self.verify_dpop_proof(proof, path, access_token).await?;
+        self.record_dpop_use(&key).await?;
+        Ok(key.jkt)
+    }
+
+    /// [`Authority::check_dpop_proof`] but for the use: the proof's rules and the nonce,
+    /// nothing written. The token endpoint records the use only once the grant is good
+    /// ([`Authority::record_dpop_use`], just before signing), so that junk sent with a
+    /// valid proof (a made-up code for a public client) costs no database write.
+    pub(crate) async fn verify_dpop_proof(
+        &self,
+        proof: DpopProof<'_>,
+        path: &str,
+        access_token: Option<&str>,
+    ) -> Result<ProvenKey, OAuthError> {
         let now = self.now();
         let url = format!("{}{path}", self.config.issuer);
         let rules = sigil_dpop::Rules {
@@ -188,17 +213,41 @@ impl Authority {
                 ));
             }
         }
+        Ok(ProvenKey {
+            replay_key: checked.replay_key(),
+            until: checked.replay_until(),
+            jkt: checked.jkt,
+            recorded: AtomicBool::new(false),
+        })
+    }
+
+    /// Records the use of a proof that passed [`Authority::verify_dpop_proof`], once (a
+    /// second call for the same request does nothing): refused as a replay when it was
+    /// used before, on any replica.
+    pub(crate) async fn record_dpop_use(&self, key: &ProvenKey) -> Result<(), OAuthError> {
+        if key.recorded.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         let first_use = self
             .store
-            .record_dpop_proof(&checked.replay_key(), checked.replay_until(), now)
+            .record_dpop_proof(&key.replay_key, key.until, self.now())
             .await?;
         if !first_use {
             return Err(invalid(
                 "the DPoP proof was used before: make a new proof for each request",
             ));
         }
-        Ok(checked.jkt)
+        Ok(())
     }
+}
+
+/// The key of a proof that passed its checks, and what recording its use needs.
+pub(crate) struct ProvenKey {
+    /// The RFC 7638 thumbprint the tokens are bound to.
+    pub jkt: String,
+    replay_key: String,
+    until: i64,
+    recorded: AtomicBool,
 }
 
 #[cfg(test)]

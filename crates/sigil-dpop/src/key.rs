@@ -1,10 +1,16 @@
-//! The key in a proof's header: which algorithms go with which keys, turning the public JWK
-//! into a verifier, and its RFC 7638 thumbprint.
+//! The key in a proof's header: which algorithms go with which keys, the public JWK made
+//! into an OpenSSL key and the signature checked with it, and its RFC 7638 thumbprint.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use josekit::jwk::Jwk;
-use josekit::jws::{EdDSA, JwsVerifier, ES256, PS256, RS256};
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcKey, EcPoint};
+use openssl::ecdsa::EcdsaSig;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Public};
+use openssl::rsa::{Padding, Rsa};
+use openssl::sign::{RsaPssSaltlen, Verifier};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -42,54 +48,117 @@ impl Alg {
         ALGORITHMS.into_iter().find(|alg| alg.name() == name)
     }
 
-    /// A verifier for this algorithm from a public JWK, or why the key does not fit.
-    pub(crate) fn verifier(
-        self,
-        jwk: &Map<String, Value>,
-    ) -> Result<Box<dyn JwsVerifier>, &'static str> {
-        self.check_key(jwk)?;
-        self.build_verifier(jwk)
-    }
-
-    /// Whether a JWK is a public key of this algorithm's type (no private members, the
-    /// right `kty` and curve, an RSA modulus of 2048 to 4096 bits): cheap, done for every
-    /// proof, whether its key is cached or not.
-    pub(crate) fn check_key(self, jwk: &Map<String, Value>) -> Result<(), &'static str> {
+    /// The public key of a JWK for this algorithm, or why the key does not fit. Built with
+    /// OpenSSL straight from the JWK's members (no DER round trip): it is done for every
+    /// proof, since each proof brings its key.
+    pub(crate) fn public_key(self, jwk: &Map<String, Value>) -> Result<PublicKey, &'static str> {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
             return Err("the jwk header holds a private key");
         }
         let text = |name: &str| jwk.get(name).and_then(Value::as_str);
+        let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
         let kty = text("kty").ok_or("the jwk header has no kty")?;
+        let bad = "the jwk header is not a valid public key";
         match (self, kty) {
-            (Alg::Es256, "EC") if text("crv") == Some("P-256") => {}
-            (Alg::EdDsa, "OKP") if text("crv") == Some("Ed25519") => {}
+            (Alg::Es256, "EC") if text("crv") == Some("P-256") => {
+                let (Some(x), Some(y)) = (bytes("x"), bytes("y")) else {
+                    return Err(bad);
+                };
+                if x.len() != 32 || y.len() != 32 {
+                    return Err(bad);
+                }
+                let key = (|| -> Option<EcKey<Public>> {
+                    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).ok()?;
+                    let mut context = BigNumContext::new().ok()?;
+                    let mut point = EcPoint::new(&group).ok()?;
+                    let x = BigNum::from_slice(&x).ok()?;
+                    let y = BigNum::from_slice(&y).ok()?;
+                    // Fails for a point that is not on the curve.
+                    point
+                        .set_affine_coordinates_gfp(&group, &x, &y, &mut context)
+                        .ok()?;
+                    EcKey::from_public_key(&group, &point).ok()
+                })()
+                .ok_or(bad)?;
+                Ok(PublicKey::Ec(key))
+            }
+            (Alg::EdDsa, "OKP") if text("crv") == Some("Ed25519") => {
+                let x = bytes("x").filter(|x| x.len() == 32).ok_or(bad)?;
+                let key = PKey::public_key_from_raw_bytes(&x, Id::ED25519).map_err(|_| bad)?;
+                Ok(PublicKey::Ed25519(key))
+            }
             (Alg::Rs256 | Alg::Ps256, "RSA") => {
-                let bits = text("n")
-                    .and_then(rsa_modulus_bits)
-                    .ok_or("the jwk header is not a valid RSA key")?;
+                let n = text("n").ok_or(bad)?;
+                let bits = rsa_modulus_bits(n).ok_or("the jwk header is not a valid RSA key")?;
                 if !RSA_BITS.contains(&bits) {
                     return Err("the jwk header's RSA key must have 2048 to 4096 bits");
                 }
+                let (Some(n), Some(e)) = (bytes("n"), bytes("e")) else {
+                    return Err(bad);
+                };
+                // An exponent of more than 32 bits, even, or 1 is no RSA public key.
+                if e.is_empty() || e.len() > 4 || e.last().is_some_and(|b| b % 2 == 0) || e == [1] {
+                    return Err(bad);
+                }
+                let rsa = Rsa::from_public_components(
+                    BigNum::from_slice(&n).map_err(|_| bad)?,
+                    BigNum::from_slice(&e).map_err(|_| bad)?,
+                )
+                .map_err(|_| bad)?;
+                let key = PKey::from_rsa(rsa).map_err(|_| bad)?;
+                Ok(PublicKey::Rsa {
+                    key,
+                    pss: self == Alg::Ps256,
+                })
             }
-            _ => return Err("the jwk header's key does not fit the alg"),
+            _ => Err("the jwk header's key does not fit the alg"),
         }
-        Ok(())
     }
+}
 
-    /// The josekit verifier of a JWK that passed [`Alg::check_key`]: the costly part (the key
-    /// is decoded and its point validated by OpenSSL), which [`crate::KeyCache`] saves.
-    pub(crate) fn build_verifier(
-        self,
-        jwk: &Map<String, Value>,
-    ) -> Result<Box<dyn JwsVerifier>, &'static str> {
-        let key = Jwk::from_map(jwk.clone()).map_err(|_| "the jwk header is not a valid JWK")?;
-        let bad = |_| "the jwk header is not a valid public key";
-        Ok(match self {
-            Alg::Es256 => Box::new(ES256.verifier_from_jwk(&key).map_err(bad)?),
-            Alg::Rs256 => Box::new(RS256.verifier_from_jwk(&key).map_err(bad)?),
-            Alg::Ps256 => Box::new(PS256.verifier_from_jwk(&key).map_err(bad)?),
-            Alg::EdDsa => Box::new(EdDSA.verifier_from_jwk(&key).map_err(bad)?),
-        })
+/// A proof's public key, ready to check its signature.
+pub(crate) enum PublicKey {
+    /// P-256; JWS signatures are `r || s`, 32 bytes each (RFC 7518 §3.4).
+    Ec(EcKey<Public>),
+    /// RSASSA-PKCS1-v1_5 or (with `pss`) RSASSA-PSS, both with SHA-256 (RFC 7518 §3.3, §3.5).
+    Rsa { key: PKey<Public>, pss: bool },
+    /// Ed25519 (RFC 8037).
+    Ed25519(PKey<Public>),
+}
+
+impl PublicKey {
+    /// Whether `signature` is this key's over `message`.
+    pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        (|| -> Option<bool> {
+            match self {
+                PublicKey::Ec(key) => {
+                    if signature.len() != 64 {
+                        return Some(false);
+                    }
+                    let r = BigNum::from_slice(&signature[..32]).ok()?;
+                    let s = BigNum::from_slice(&signature[32..]).ok()?;
+                    let signature = EcdsaSig::from_private_components(r, s).ok()?;
+                    let digest = Sha256::digest(message);
+                    signature.verify(&digest, key).ok()
+                }
+                PublicKey::Rsa { key, pss } => {
+                    let mut verifier = Verifier::new(MessageDigest::sha256(), key).ok()?;
+                    if *pss {
+                        verifier.set_rsa_padding(Padding::PKCS1_PSS).ok()?;
+                        verifier.set_rsa_mgf1_md(MessageDigest::sha256()).ok()?;
+                        verifier
+                            .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+                            .ok()?;
+                    }
+                    verifier.verify_oneshot(signature, message).ok()
+                }
+                PublicKey::Ed25519(key) => {
+                    let mut verifier = Verifier::new_without_digest(key).ok()?;
+                    verifier.verify_oneshot(signature, message).ok()
+                }
+            }
+        })()
+        .unwrap_or(false)
     }
 }
 

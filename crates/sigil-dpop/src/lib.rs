@@ -11,21 +11,14 @@
 //!   keeps state (a database shared by replicas, or one process's memory).
 //! * Everything is refused before any cryptography when the shape is wrong, and the error
 //!   says what was wrong without quoting the proof.
-//! * [`check_cached`] is the same check with the proof keys it decoded kept in a
-//!   [`KeyCache`]: a client signs every proof with one key, and decoding it is most of the
-//!   cost of a check.
 //! * [`ProofSigner`] makes proofs: for clients written in Rust and for tests.
 
 mod key;
-mod key_cache;
 mod proof;
 mod signer;
 
 pub use key::{thumbprint, Alg, ALGORITHMS};
-pub use key_cache::KeyCache;
-pub use proof::{
-    access_token_hash, check, check_cached, normalize_htu, Expected, Proof, ProofError, Rules,
-};
+pub use proof::{access_token_hash, check, normalize_htu, Expected, Proof, ProofError, Rules};
 pub use signer::ProofSigner;
 
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).

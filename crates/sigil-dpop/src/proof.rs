@@ -147,28 +147,10 @@ pub fn normalize_htu(url: &str) -> Option<String> {
 /// Checks a proof against the request it came with (RFC 9449 §4.3 points 2 to 9, 11 and
 /// 12): see the crate's documentation for what is left to the caller.
 pub fn check(proof: &str, expected: &Expected<'_>, rules: &Rules) -> Result<Proof, ProofError> {
-    check_proof(proof, expected, rules, None)
+    check_proof(proof, expected, rules)
 }
 
-/// [`check`], with the proof's key taken from `keys` when a proof with the same key (its
-/// algorithm and RFC 7638 thumbprint) was checked before: the same rules, minus the cost of
-/// decoding and validating the key again, which is most of a proof check's time. The header's
-/// `jwk` is still checked as a public key of the algorithm's type every time.
-pub fn check_cached(
-    proof: &str,
-    expected: &Expected<'_>,
-    rules: &Rules,
-    keys: &crate::KeyCache,
-) -> Result<Proof, ProofError> {
-    check_proof(proof, expected, rules, Some(keys))
-}
-
-fn check_proof(
-    proof: &str,
-    expected: &Expected<'_>,
-    rules: &Rules,
-    keys: Option<&crate::KeyCache>,
-) -> Result<Proof, ProofError> {
+fn check_proof(proof: &str, expected: &Expected<'_>, rules: &Rules) -> Result<Proof, ProofError> {
     if proof.is_empty() || proof.len() > MAX_PROOF_LEN {
         return Err(ProofError::Malformed(
             "the DPoP proof is empty or longer than 8 KiB",
@@ -261,18 +243,11 @@ fn check_proof(
     let jkt = crate::key::thumbprint(jwk).ok_or(ProofError::Key(
         "the jwk header is not an RSA, EC or OKP public key",
     ))?;
-    let signing_input = &proof.as_bytes()[..header_part.len() + 1 + payload_part.len()];
-    let verified = match keys {
-        None => alg
-            .verifier(jwk)
-            .map_err(ProofError::Key)?
-            .verify(signing_input, &signature),
-        Some(keys) => keys
-            .verifier(alg, &jkt, jwk)
-            .map_err(ProofError::Key)?
-            .verify(signing_input, &signature),
-    };
-    verified.map_err(|_| ProofError::Signature)?;
+    let key = alg.public_key(jwk).map_err(ProofError::Key)?;
+    let signing_input_len = header_part.len() + 1 + payload_part.len();
+    if !key.verifies(&proof.as_bytes()[..signing_input_len], &signature) {
+        return Err(ProofError::Signature);
+    }
     Ok(Proof {
         jkt,
         jti: jti.to_string(),

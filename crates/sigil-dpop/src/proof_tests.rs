@@ -272,61 +272,60 @@ fn ath_is_rfc_9449s_example() {
 }
 
 #[test]
-fn a_cached_key_gives_the_same_answers_and_its_header_is_still_checked() {
-    let keys = crate::KeyCache::new(10);
+fn a_changed_signature_or_payload_fails_for_every_algorithm() {
     for alg in ALGORITHMS {
         let signer = ProofSigner::generate(alg).expect("key");
-        for _ in 0..2 {
-            let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
-            let cached = check_cached(&proof, &expected(), &Rules::default(), &keys)
-                .unwrap_or_else(|e| panic!("{}: {e}", alg.name()));
-            let plain = check(&proof, &expected(), &Rules::default()).expect("plain");
-            assert_eq!(cached, plain);
-        }
+        let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
+        let (input, signature) = proof.rsplit_once('.').expect("three parts");
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).expect("b64");
+        bytes[0] ^= 1;
+        let flipped = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert_eq!(
+            check(&flipped, &expected(), &Rules::default()),
+            Err(ProofError::Signature),
+            "{alg:?}"
+        );
+        let other = signer
+            .proof("POST", URL, None, None, NOW + 1)
+            .expect("proof");
+        let (other_input, _) = other.rsplit_once('.').expect("three parts");
+        let spliced = format!("{other_input}.{signature}");
+        assert_eq!(
+            check(&spliced, &expected(), &Rules::default()),
+            Err(ProofError::Signature),
+            "{alg:?}: another payload under this signature"
+        );
     }
-    assert_eq!(keys.len(), ALGORITHMS.len(), "one key each, decoded once");
-    let signer = es256();
-    let proof = signer.proof("POST", URL, None, None, NOW).expect("proof");
-    check_cached(&proof, &expected(), &Rules::default(), &keys).expect("cached now");
-    // The same thumbprint with a private member beside it: refused, cached or not.
-    let mut jwk = signer.public_jwk().clone();
-    jwk.insert("d".into(), json!("AAAA"));
-    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
-    let claims = json!({"jti": "x", "htm": "POST", "htu": URL, "iat": NOW});
-    let private = signer.sign_with_header(&header, &claims).expect("proof");
-    assert_eq!(
-        check_cached(&private, &expected(), &Rules::default(), &keys),
-        Err(ProofError::Key("the jwk header holds a private key"))
-    );
-    // The cached key does not make another proof's signature good.
-    let other = signer.proof("POST", URL, None, None, NOW).expect("proof");
-    let (input, _) = proof.rsplit_once('.').expect("three parts");
-    let (_, other_signature) = other.rsplit_once('.').expect("three parts");
-    let spliced = format!("{input}.{other_signature}");
-    assert_eq!(
-        check_cached(&spliced, &expected(), &Rules::default(), &keys),
-        Err(ProofError::Signature)
-    );
-    // A key of another type under the same alg is refused before the cache is asked.
-    let rsa = ProofSigner::generate(Alg::Rs256).expect("key");
-    let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": rsa.public_jwk()});
-    let mismatched = signer.sign_with_header(&header, &claims).expect("proof");
-    assert!(matches!(
-        check_cached(&mismatched, &expected(), &Rules::default(), &keys),
-        Err(ProofError::Key(_))
-    ));
 }
 
 #[test]
-fn the_key_cache_is_bounded() {
-    let keys = crate::KeyCache::new(2);
-    for _ in 0..5 {
-        let proof = es256().proof("POST", URL, None, None, NOW).expect("proof");
-        check_cached(&proof, &expected(), &Rules::default(), &keys).expect("valid");
-        assert!(keys.len() <= 2);
-    }
-    let none = crate::KeyCache::new(0);
-    let proof = es256().proof("POST", URL, None, None, NOW).expect("proof");
-    check_cached(&proof, &expected(), &Rules::default(), &none).expect("valid");
-    assert!(none.is_empty(), "capacity 0 keeps nothing");
+fn keys_that_are_not_keys_are_refused() {
+    let signer = es256();
+    let claims = json!({"jti": "a", "htm": "POST", "htu": URL, "iat": NOW});
+    let refused = |jwk: Value, alg: &str| {
+        let proof = signer
+            .sign_with_header(&json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk}), &claims)
+            .expect("proof");
+        check(&proof, &expected(), &Rules::default())
+    };
+    // A point that is not on P-256.
+    let mut off_curve = signer.public_jwk().clone();
+    off_curve.insert("y".into(), json!(URL_SAFE_NO_PAD.encode([7u8; 32])));
+    assert!(matches!(
+        refused(Value::Object(off_curve), "ES256"),
+        Err(ProofError::Key(_))
+    ));
+    // Coordinates of the wrong length, an RSA key too small, an even exponent, Ed448.
+    let mut short = signer.public_jwk().clone();
+    short.insert("x".into(), json!("AAAA"));
+    assert!(matches!(
+        refused(Value::Object(short), "ES256"),
+        Err(ProofError::Key(_))
+    ));
+    let small = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xc3u8; 128]), "e": "AQAB"});
+    assert!(matches!(refused(small, "RS256"), Err(ProofError::Key(_))));
+    let even = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xc3u8; 256]), "e": "AQAC"});
+    assert!(matches!(refused(even, "RS256"), Err(ProofError::Key(_))));
+    let ed448 = json!({"kty": "OKP", "crv": "Ed448", "x": URL_SAFE_NO_PAD.encode([1u8; 57])});
+    assert!(matches!(refused(ed448, "EdDSA"), Err(ProofError::Key(_))));
 }

@@ -475,6 +475,7 @@ async fn browser_origins_and_back_channel_logout_are_set_on_the_client_form() {
                 ),
                 ("backchannel_logout_uri", "https://spa.example.com/bcl"),
                 ("backchannel_logout_session_required", "1"),
+                ("dpop_bound_access_tokens", "1"),
             ],
         )
         .await;
@@ -497,14 +498,19 @@ async fn browser_origins_and_back_channel_logout_are_set_on_the_client_form() {
         Some("https://spa.example.com/bcl")
     );
     assert!(client.backchannel_logout_session_required);
+    assert!(client.dpop_bound_access_tokens, "RFC 9449: DPoP required");
     let page = root.get(&format!("/admin/clients/{}", client.id)).await;
     assert!(page.body.contains("http://127.0.0.1:5173"));
     assert!(page.body.contains("sid required"));
+    assert!(page.body.contains("its tokens are DPoP-bound"));
     let edit = root
         .get(&format!("/admin/clients/{}/edit", client.id))
         .await;
     assert_eq!(edit.status, StatusCode::OK, "{}", edit.body);
     assert!(edit.body.contains("https://spa.example.com/bcl"));
+    assert!(edit
+        .body
+        .contains("name=\"dpop_bound_access_tokens\" value=\"1\" checked"));
 }
 
 #[tokio::test]

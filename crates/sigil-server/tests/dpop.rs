@@ -500,7 +500,25 @@ async fn the_code_flow_binds_code_refresh_tokens_and_userinfo_to_the_key() {
         "invalid_grant",
         "another DPoP key",
     );
-    let tokens = exchange(vec![post_proof(&key, &token_url)]).await;
+    // A made-up code with a good proof costs no database write: the proof's use is
+    // recorded only once the grant is good, so it still works afterwards.
+    let proof = post_proof(&key, &token_url);
+    let junk = env
+        .post(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "made-up"),
+                ("code_verifier", &verifier),
+                ("redirect_uri", CALLBACK),
+                ("client_id", &app),
+            ],
+            &[&proof],
+            None,
+        )
+        .await;
+    assert_refused(&junk, 400, "invalid_grant", "invalid");
+    let tokens = exchange(vec![proof]).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     assert_eq!(tokens.body["token_type"], "DPoP");
     let access = tokens.body["access_token"]

@@ -231,7 +231,7 @@ impl Verifier {
             access_token: Some(request.token),
             now,
         };
-        let proof = sigil_dpop::check_cached(proof, &expected, &dpop.rules, &dpop.keys)
+        let proof = sigil_dpop::check(proof, &expected, &dpop.rules)
             .map_err(|e| VerifyError::new(ErrorKind::InvalidDpopProof, e.description()))?;
         if proof.jkt != jkt {
             // RFC 9449 §7.1 Figure 16: a failed key binding is an invalid token.
@@ -321,16 +321,11 @@ impl Verifier {
     }
 }
 
-/// How many clients' proof keys are kept decoded.
-const KEY_CACHE_CAPACITY: usize = 10_000;
-
 /// A verifier's DPoP state, built once from its [`DpopConfig`].
 pub(crate) struct DpopState {
     pub(crate) config: DpopConfig,
     rules: sigil_dpop::Rules,
     algs: String,
-    /// Clients' proof keys, decoded once (most of a proof check's cost).
-    keys: sigil_dpop::KeyCache,
     replay: ReplayCache,
     nonces: Option<Nonces>,
 }
@@ -351,7 +346,6 @@ impl DpopState {
         Self {
             rules,
             algs,
-            keys: sigil_dpop::KeyCache::new(KEY_CACHE_CAPACITY),
             replay: ReplayCache::new(config.replay_capacity),
             nonces: config.nonce_window.map(Nonces::new),
             config,

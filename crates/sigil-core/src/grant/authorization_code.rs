@@ -4,6 +4,7 @@
 use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::Client;
+use crate::dpop::ProvenKey;
 use crate::error::{ErrorCode, OAuthError};
 use crate::factors::Authentication;
 use crate::grant::TokenResponse;
@@ -20,7 +21,7 @@ impl Authority {
         redirect_uri: Option<String>,
         code_verifier: Option<Secret>,
         resources: &[String],
-        jkt: Option<&str>,
+        dpop: Option<&ProvenKey>,
     ) -> Result<TokenResponse, OAuthError> {
         let invalid =
             || OAuthError::invalid_grant("the authorization code is invalid, expired or used");
@@ -62,8 +63,8 @@ impl Authority {
         // RFC 9449 §10: a code bound to a key (`dpop_jkt`) is exchanged only with a proof
         // of that key.
         if let Some(bound) = &record.dpop_jkt {
-            match jkt {
-                Some(jkt) if jkt == bound => {}
+            match dpop {
+                Some(key) if key.jkt == *bound => {}
                 Some(_) => {
                     return Err(OAuthError::invalid_grant(
                         "the authorization code is bound to another DPoP key (dpop_jkt)",
@@ -109,7 +110,7 @@ impl Authority {
                     &granted_scope,
                     &auth,
                     &family_resources,
-                    jkt,
+                    dpop,
                 )
                 .await?,
             )
@@ -144,7 +145,7 @@ impl Authority {
                 refresh,
                 nonce: record.nonce.clone(),
                 ids: Some((jti, now)),
-                jkt,
+                dpop,
             },
         )
         .await

@@ -4,6 +4,7 @@
 use super::{Issuance, Subject};
 use crate::authority::Authority;
 use crate::client::Client;
+use crate::dpop::ProvenKey;
 use crate::error::OAuthError;
 use crate::grant::TokenResponse;
 use crate::scope::ScopeSet;
@@ -14,7 +15,7 @@ impl Authority {
         client: &Client,
         scope: Option<ScopeSet>,
         resources: &[String],
-        jkt: Option<&str>,
+        dpop: Option<&ProvenKey>,
     ) -> Result<TokenResponse, OAuthError> {
         let given = scope.is_some();
         let scope = Self::client_credentials_scope(scope, client)?;
@@ -32,7 +33,7 @@ impl Authority {
                 refresh: None,
                 nonce: None,
                 ids: None,
-                jkt,
+                dpop,
             },
         )
         .await

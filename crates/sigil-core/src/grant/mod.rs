@@ -9,6 +9,7 @@ mod refresh_token;
 use crate::audit::Caller;
 use crate::authority::{Authority, ClientCredentials};
 use crate::client::{Client, GrantType};
+use crate::dpop::ProvenKey;
 use crate::error::{ErrorCode, OAuthError};
 use crate::factors::Authentication;
 use crate::scope::{is_user_scope, ScopeSet};
@@ -93,8 +94,9 @@ pub(crate) struct Issuance<'a> {
     pub nonce: Option<String>,
     /// Fixed `jti` and issue time (the code flow records them before signing).
     pub ids: Option<(String, i64)>,
-    /// The thumbprint of the DPoP key the access token is bound to (RFC 9449 §6.1).
-    pub jkt: Option<&'a str>,
+    /// The DPoP key the access token is bound to (RFC 9449 §6.1); its proof's use is
+    /// recorded before the tokens are signed.
+    pub dpop: Option<&'a ProvenKey>,
 }
 
 /// A refresh token just created (a family's first, or a rotation's successor).
@@ -137,16 +139,16 @@ impl Authority {
     ) -> Result<TokenResponse, OAuthError> {
         let client = self.authenticate_client(credentials).await?;
         check_client_may_use(&client, request.grant_type())?;
-        let jkt =
+        let key =
             match dpop {
-                Some(proof) => Some(self.check_dpop_proof(proof, "/token", None).await?),
+                Some(proof) => Some(self.verify_dpop_proof(proof, "/token", None).await?),
                 None if client.dpop_bound_access_tokens => return Err(OAuthError::new(
                     ErrorCode::InvalidDpopProof,
                     "this client's tokens are DPoP-bound: send a DPoP proof with the token request",
                 )),
                 None => None,
             };
-        let jkt = jkt.as_deref();
+        let proven = key.as_ref();
         match request {
             TokenRequest::Password {
                 username,
@@ -154,11 +156,13 @@ impl Authority {
                 scope,
                 resources,
             } => {
-                self.password_grant(&client, &username, password, scope, &resources, jkt, caller)
-                    .await
+                self.password_grant(
+                    &client, &username, password, scope, &resources, proven, caller,
+                )
+                .await
             }
             TokenRequest::ClientCredentials { scope, resources } => {
-                self.client_credentials_grant(&client, scope, &resources, jkt)
+                self.client_credentials_grant(&client, scope, &resources, proven)
                     .await
             }
             TokenRequest::AuthorizationCode {
@@ -173,7 +177,7 @@ impl Authority {
                     redirect_uri,
                     code_verifier,
                     &resources,
-                    jkt,
+                    proven,
                 )
                 .await
             }
@@ -182,7 +186,7 @@ impl Authority {
                 scope,
                 resources,
             } => {
-                self.refresh_token_grant(&client, refresh_token, scope, &resources, jkt, caller)
+                self.refresh_token_grant(&client, refresh_token, scope, &resources, proven, caller)
                     .await
             }
         }
@@ -383,8 +387,12 @@ impl Authority {
             refresh,
             nonce,
             ids,
-            jkt,
+            dpop,
         } = issuance;
+        if let Some(key) = dpop {
+            self.record_dpop_use(key).await?;
+        }
+        let jkt = dpop.map(|key| key.jkt.as_str());
         self.note_first_use(client).await;
         let (jti, now) = ids.unwrap_or_else(|| (random_token(16), self.now()));
         let ttl = self.access_token_ttl(client);
@@ -477,7 +485,7 @@ impl Authority {
         scope: &ScopeSet,
         auth: &Authentication,
         resources: &[String],
-        dpop_jkt: Option<&str>,
+        dpop: Option<&ProvenKey>,
     ) -> Result<NewRefreshToken, OAuthError> {
         let now = self.now();
         let family = RefreshFamily {
@@ -492,9 +500,9 @@ impl Authority {
             resources: resources.to_vec(),
             // RFC 9449 §5.2: a confidential client's refresh tokens are bound to it by its
             // authentication already; a public client's are bound to its DPoP key.
-            dpop_jkt: dpop_jkt
+            dpop_jkt: dpop
                 .filter(|_| !client.is_confidential())
-                .map(str::to_string),
+                .map(|key| key.jkt.clone()),
             created_at: now,
             expires_at: now + self.refresh_token_absolute_ttl(client),
             revoked_at: None,

@@ -7,6 +7,7 @@ use super::{Issuance, Subject};
 use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::Client;
+use crate::dpop::ProvenKey;
 use crate::error::OAuthError;
 use crate::factors::Authentication;
 use crate::grant::TokenResponse;
@@ -21,7 +22,7 @@ impl Authority {
         password: Secret,
         scope: Option<ScopeSet>,
         resources: &[String],
-        jkt: Option<&str>,
+        dpop: Option<&ProvenKey>,
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         let (scope, resources) = self
@@ -67,7 +68,7 @@ impl Authority {
         let auth = Authentication::password_at(self.now());
         let refresh = if Self::wants_refresh_token(client, &scope) {
             Some(
-                self.start_refresh_family(client, &user, &scope, &auth, &resources, jkt)
+                self.start_refresh_family(client, &user, &scope, &auth, &resources, dpop)
                     .await?,
             )
         } else {
@@ -85,7 +86,7 @@ impl Authority {
                 refresh,
                 nonce: None,
                 ids: None,
-                jkt,
+                dpop,
             },
         )
         .await

@@ -4,6 +4,7 @@ use super::{refresh_seal, Issuance, NewRefreshToken, Subject};
 use crate::audit::Caller;
 use crate::authority::Authority;
 use crate::client::Client;
+use crate::dpop::ProvenKey;
 use crate::error::{ErrorCode, OAuthError};
 use crate::factors::Authentication;
 use crate::grant::TokenResponse;
@@ -18,7 +19,7 @@ impl Authority {
         presented: Secret,
         scope: Option<ScopeSet>,
         resources: &[String],
-        jkt: Option<&str>,
+        dpop: Option<&ProvenKey>,
         caller: &Caller,
     ) -> Result<TokenResponse, OAuthError> {
         let invalid =
@@ -55,8 +56,8 @@ impl Authority {
             // RFC 9449 §5.2: a bound family is refreshed only with a proof of its key, and
             // every access token it issues is bound to that key.
             if let Some(bound) = &family.dpop_jkt {
-                match jkt {
-                    Some(jkt) if jkt == bound => {}
+                match dpop {
+                    Some(key) if key.jkt == *bound => {}
                     Some(_) => {
                         return Err(OAuthError::invalid_grant(
                             "the refresh token is bound to another DPoP key",
@@ -124,7 +125,7 @@ impl Authority {
                         }),
                         nonce: None,
                         ids: None,
-                        jkt,
+                        dpop,
                     },
                 )
                 .await?;

@@ -294,6 +294,27 @@ async fn metadata_rules() {
     assert_eq!(made.response["scope"], "openid profile");
     assert_eq!(made.client.backchannel_logout_uri, None);
     assert_eq!(made.response["application_type"], "web");
+    assert_eq!(made.response["dpop_bound_access_tokens"], false);
+    assert!(!made.client.dpop_bound_access_tokens);
+    // RFC 9449 §5.2: a client may ask that all its tokens be DPoP-bound.
+    let bound = service
+        .register(
+            &caller("192.0.2.9"),
+            None,
+            &body(json!({
+                "redirect_uris": ["https://app.example.com/cb"],
+                "token_endpoint_auth_method": "none",
+                "dpop_bound_access_tokens": true,
+            })),
+        )
+        .await
+        .expect("registered");
+    assert!(bound.client.dpop_bound_access_tokens);
+    assert_eq!(bound.response["dpop_bound_access_tokens"], true);
+    assert_eq!(
+        refused(json!({"redirect_uris": ["https://app.example.com/cb"], "dpop_bound_access_tokens": "yes"})).await,
+        ErrorCode::InvalidClientMetadata
+    );
 }
 
 #[tokio::test]

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
     path = "/par",
     tag = "oauth",
     request_body(content = PushedRequestForm, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof for POST {issuer}/par: the code will be bound to its key")),
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 201, description = "Kept: the `request_uri` to send to `/authorize` with `client_id`, once, within `expires_in` seconds (`Cache-Control: no-store`)", body = sigil_core::par::PushedAuthorization),
@@ -151,4 +152,7 @@ pub struct PushedRequestForm {
     resource: Option<String>,
     /// `query`, the only mode.
     response_mode: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is to be bound to (or send a
+    /// `DPoP` proof).
+    dpop_jkt: Option<String>,
 }

@@ -28,6 +28,7 @@ pub fn router() -> Router<AppState> {
     path = "/token",
     tag = "oauth",
     request_body(content = crate::http::form::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof for POST {issuer}/token: the tokens are bound to its key (token_type DPoP, cnf.jkt)")),
     security((), ("client_secret_basic" = [])),
     responses(
         (status = 200, description = "Tokens issued (`Cache-Control: no-store`)", body = sigil_core::grant::TokenResponse),

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
     path = "/userinfo",
     tag = "oidc",
     security(("bearer" = [])),
+    params(("DPoP" = Option<String>, Header, description = "RFC 9449 proof (with ath) for a DPoP-bound token sent as Authorization: DPoP")),
     responses(
         (status = 200, description = "`sub`, plus `name`/`preferred_username` with `profile` and `email`/`email_verified` with `email`", body = Object),
         (status = 401, description = "No or an invalid token: `WWW-Authenticate: Bearer error=\"invalid_token\"`; a bad DPoP proof: `WWW-Authenticate: DPoP error=\"invalid_dpop_proof\"` (or `use_dpop_nonce`, with `DPoP-Nonce`)"),
