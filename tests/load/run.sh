@@ -6,7 +6,10 @@
 #
 # Usage: tests/load/run.sh [seconds per scenario, default 10] [connections, default 32] [scenarios]
 # where scenarios, if given, is a space-separated subset of: client_credentials refresh
-# password introspection jwks discovery todo (default: all of them).
+# password introspection jwks discovery todo todo_dpop (default: all of them).
+# todo_dpop drives todo-api's /api/me with a DPoP-bound token and a fresh ES256 proof per
+# request, and /healthz with the same generator (crates/todo-api/examples/dpop_load.rs).
+# Binaries are built in $CARGO_TARGET_DIR when it is set, else in target/.
 # SIGIL_BIN, if set, names the sigil binary to measure instead of the one built here, so two
 # builds can take turns in one session (the machine's speed drifts between sessions).
 # Needs wrk, curl, openssl and python3 (Debian: apt-get install wrk curl openssl python3).
@@ -24,8 +27,10 @@ done
 cargo build --release -q -p sigil-server -p todo-api
 cargo build --release -q -p sigil-core --example argon2_speed --example wake_cost
 cargo build --release -q -p sigil-server --example sign_floor
-sigil="${SIGIL_BIN:-$PWD/target/release/sigil}"
-todo="$PWD/target/release/todo-api"
+if want todo_dpop; then cargo build --release -q -p todo-api --example dpop_load; fi
+release="${CARGO_TARGET_DIR:-$PWD/target}/release"
+sigil="${SIGIL_BIN:-$release/sigil}"
+todo="$release/todo-api"
 cores=$(nproc)
 work=$(mktemp -d)
 pids=()
@@ -111,13 +116,13 @@ echo "== machine: $cores cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576
 # RSA-2048: openssl speed, every core signing at once.
 sign_speed() { openssl speed -seconds 2 -multi "$cores" rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $(NF-1)}'; }
 # argon2id: Sigil's own verifier at the production parameters, every core at once.
-argon2_speed() { target/release/examples/argon2_speed 2 "$cores" | awk '{print $7}'; }
+argon2_speed() { $release/examples/argon2_speed 2 "$cores" | awk '{print $7}'; }
 echo "== RSA-2048 signing ceiling (openssl speed -multi $cores): $(sign_speed) signs/s"
-echo "== argon2id ceiling: $(target/release/examples/argon2_speed 3 "$cores")"
+echo "== argon2id ceiling: $($release/examples/argon2_speed 3 "$cores")"
 # What a hand-off to another thread and back costs here (a signature handed to the pool, a
 # query to SQLite's thread): across cores, and on one core for comparison.
-echo "== across cores, $(target/release/examples/wake_cost)"
-if command -v taskset >/dev/null; then echo "== on one core,   $(taskset -c 0 target/release/examples/wake_cost)"; fi
+echo "== across cores, $($release/examples/wake_cost)"
+if command -v taskset >/dev/null; then echo "== on one core,   $(taskset -c 0 $release/examples/wake_cost)"; fi
 ratios="$work/ratios.txt"
 : >"$ratios"
 # of_ceiling NAME RATE BEFORE AFTER TARGET: the rate as a fraction of the mean of the two
@@ -252,6 +257,7 @@ scenarios() { # LABEL
   if want jwks; then run_wrk "jwks.json" "$base/jwks.json" ""; fi
   if want discovery; then run_wrk "discovery" "$base/.well-known/openid-configuration" ""; fi
   echo "== peak RSS of sigil ($label): $(peak_kib "$SIGIL_PID") KiB"
+  BENCH_CLIENT="$id:$secret"
   ACCESS_FOR_TODO=$(curl -s -u "$id:$secret" -d grant_type=password -d "username=bench-$label" -d 'password=bench user password 1' -d 'scope=todos:read' "$base/token" | json_field access_token)
 }
 
@@ -260,7 +266,7 @@ if want client_credentials; then
   # on a CPU pool as Sigil does, and inline on the tokio worker, which Sigil must not do.
   for mode in pool inline; do
     floor_port=$(free_port)
-    target/release/examples/sign_floor "$floor_port" "$mode" &
+    $release/examples/sign_floor "$floor_port" "$mode" &
     floor_pid=$!
     until curl -s -o /dev/null -X POST "http://127.0.0.1:$floor_port/token"; do sleep 0.05; done
     f0=$(sign_speed)
@@ -273,13 +279,34 @@ fi
 start_sigil "sqlite://$work/sigil.db" sqlite
 scenarios sqlite
 
-if want todo; then
+# run_gen NAME URL -> appends a row, like run_wrk, for the DPoP load generator.
+run_gen() {
+  local name="$1" url="$2" before out
+  before=$(cpu_snapshot "$CPU_PID")
+  local gen=("$release/examples/dpop_load" --token-endpoint "http://127.0.0.1:$SIGIL_PORT/token" --client "$BENCH_CLIENT" --url "$url" --seconds "$seconds" --connections "$connections" --threads 2)
+  if [ -x /usr/bin/time ]; then
+    out=$(/usr/bin/time -f '%U %S' -o "$work/wrk.time" "${gen[@]}")
+  else
+    echo "? ?" >"$work/wrk.time"; out=$("${gen[@]}")
+  fi
+  local rps p50 p99 errors
+  rps=$(echo "$out" | awk '{print $6}'); p50="$(echo "$out" | awk '{print $8}')ms"
+  p99="$(echo "$out" | awk '{print $10}')ms"; errors=$(echo "$out" | awk '{print $12}')
+  printf '%-34s %10s %9s %9s  %s\n' "$name" "$rps" "$p50" "$p99" "$errors" | tee -a "$results"
+  cpu_row "$name" "$rps" "$before" "$CPU_PID" >/dev/null
+}
+
+if want todo || want todo_dpop; then
   todo_port=$(free_port)
-  RUST_LOG=warn "$todo" --issuer "http://127.0.0.1:$SIGIL_PORT" --audience todo-api --bind "127.0.0.1:$todo_port" --database-url "sqlite://$work/todo.db" >"$work/todo.log" 2>&1 &
+  # Room for every proof of the DPoP rounds (each is remembered for 5 minutes).
+  RUST_LOG=warn "$todo" --issuer "http://127.0.0.1:$SIGIL_PORT" --audience todo-api --bind "127.0.0.1:$todo_port" --database-url "sqlite://$work/todo.db" --dpop-replay-capacity 4000000 >"$work/todo.log" 2>&1 &
   todo_pid=$!
   pids+=("$todo_pid")
   CPU_PID=$todo_pid
   until curl -sf "http://127.0.0.1:$todo_port/healthz" >/dev/null; do sleep 0.05; done
+fi
+
+if want todo; then
   WRK_TOKEN="$ACCESS_FOR_TODO" run_wrk "todo-api GET /api/todos (token)" "http://127.0.0.1:$todo_port/api/todos" tests/load/bearer.lua
   # Like for like: /api/me does no database work, as /healthz does none. The two take
   # turns, twice each, so that a change in the machine's speed during the run (it is a
@@ -291,6 +318,22 @@ if want todo; then
   me_rps=$(grep 'GET /api/me' "$results" | awk '{s += $6} END {print s}')
   open_rps=$(grep 'GET /healthz (open)' "$results" | awk '{s += $6} END {print s}')
   echo "== todo-api: protected /api/me at $(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.0f}%")' "$me_rps" "$open_rps") of the open /healthz (both rounds)"
+fi
+
+if want todo_dpop; then
+  # The same generator for both routes: a fresh ES256 proof and the DPoP-bound token on
+  # every request, so the client costs the same and only the server's work differs. The
+  # two take turns, twice each, as in the todo scenario.
+  for round in 1 2; do
+    run_gen "todo-api /api/me (DPoP) #$round" "http://127.0.0.1:$todo_port/api/me"
+    run_gen "todo-api /healthz (DPoP-gen) #$round" "http://127.0.0.1:$todo_port/healthz"
+  done
+  dpop_rps=$(grep '/api/me (DPoP)' "$results" | awk '{s += $5} END {print s}')
+  open_rps=$(grep '/healthz (DPoP-gen)' "$results" | awk '{s += $5} END {print s}')
+  echo "== todo-api: DPoP-protected /api/me at $(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.0f}%")' "$dpop_rps" "$open_rps") of the open /healthz, same generator (both rounds)"
+fi
+
+if want todo || want todo_dpop; then
   echo "== peak RSS of todo-api: $(peak_kib "$todo_pid") KiB"
 fi
 

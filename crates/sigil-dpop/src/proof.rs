@@ -62,11 +62,17 @@ impl Proof {
     /// A digest of the key and the `jti` that identifies this proof for replay detection
     /// (two clients picking the same `jti` do not collide), base64url.
     pub fn replay_key(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.replay_digest())
+    }
+
+    /// The digest [`Proof::replay_key`] encodes, as bytes: for replay caches that keep 32
+    /// bytes per proof rather than a string.
+    pub fn replay_digest(&self) -> [u8; 32] {
         let mut digest = Sha256::new();
         digest.update(self.jkt.as_bytes());
         digest.update(b".");
         digest.update(self.jti.as_bytes());
-        URL_SAFE_NO_PAD.encode(digest.finalize())
+        digest.finalize().into()
     }
 
     /// Until when its `jti` must be remembered: the first second the proof is no longer
@@ -143,6 +149,10 @@ pub fn normalize_htu(url: &str) -> Option<String> {
 /// Checks a proof against the request it came with (RFC 9449 §4.3 points 2 to 9, 11 and
 /// 12): see the crate's documentation for what is left to the caller.
 pub fn check(proof: &str, expected: &Expected<'_>, rules: &Rules) -> Result<Proof, ProofError> {
+    check_proof(proof, expected, rules)
+}
+
+fn check_proof(proof: &str, expected: &Expected<'_>, rules: &Rules) -> Result<Proof, ProofError> {
     if proof.is_empty() || proof.len() > MAX_PROOF_LEN {
         return Err(ProofError::Malformed(
             "the DPoP proof is empty or longer than 8 KiB",

@@ -293,6 +293,12 @@ fn the_replay_key_depends_on_the_key_and_the_jti() {
     .expect("a again");
     assert_ne!(a.replay_key(), b.replay_key());
     assert_eq!(a.replay_key(), a_again.replay_key());
+    assert_eq!(a.replay_digest(), a_again.replay_digest());
+    assert_eq!(
+        a.replay_key(),
+        URL_SAFE_NO_PAD.encode(a.replay_digest()),
+        "the key is the digest, encoded"
+    );
     assert_eq!(a.nonce.as_deref(), Some("n-1"));
 }
 

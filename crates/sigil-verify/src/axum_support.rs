@@ -27,22 +27,41 @@
 //! # }
 //! ```
 
+mod challenge;
 mod resource_metadata;
 
+pub(crate) use challenge::status_and_codes;
+pub use challenge::{www_authenticate, DPOP_NONCE};
 pub use resource_metadata::{ResourceMetadataLayer, ResourceMetadataService};
 
+use crate::dpop::{request_url, Authorized, PresentedRequest, ProofHeader, Scheme};
 use crate::{AuthenticationRequirement, Claims, ErrorKind, Verifier, VerifyError};
 use axum::body::Body;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+/// The request header that carries a DPoP proof (RFC 9449 §4.1).
+pub const DPOP: HeaderName = HeaderName::from_static("dpop");
+
 /// The bearer token of a request (RFC 6750 §2.1: the Authorization header only).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
+    match presented_token(headers)? {
+        (Scheme::Bearer, token) => Ok(token),
+        (Scheme::Dpop, _) => Err(VerifyError::new(
+            ErrorKind::BadRequest,
+            "the Authorization header must be Bearer",
+        )),
+    }
+}
+
+/// The access token of a request and its scheme: `Bearer` (RFC 6750 §2.1) or `DPoP` (RFC
+/// 9449 §7.1), from the one `Authorization` header (scheme names are case-insensitive).
+pub fn presented_token(headers: &HeaderMap) -> Result<(Scheme, &str), VerifyError> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(VerifyError::new(ErrorKind::MissingToken, "no bearer token"));
@@ -56,119 +75,72 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
     let value = value
         .to_str()
         .map_err(|_| VerifyError::new(ErrorKind::BadRequest, "malformed Authorization header"))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
+    let scheme_and_token = value
+        .split_once(' ')
+        .map(|(scheme, token)| (scheme, token.trim()))
+        .filter(|(_, token)| !token.is_empty());
+    match scheme_and_token {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok((Scheme::Bearer, token))
         }
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => Ok((Scheme::Dpop, token)),
         _ => Err(VerifyError::new(
             ErrorKind::BadRequest,
-            "the Authorization header must be Bearer",
+            "the Authorization header must be Bearer or DPoP",
         )),
     }
 }
 
-/// RFC 6750 §3: 401 with a Bearer challenge, 403 `insufficient_scope` with the scope, 400
-/// `invalid_request`, 503 when the issuer's keys cannot be had, and RFC 9470 §3: 401
-/// `insufficient_user_authentication` with the `acr_values` and `max_age` to ask Sigil for.
-/// The body (except for a missing token) is `{"error": …, "error_description": …}`.
-impl IntoResponse for VerifyError {
-    fn into_response(self) -> Response {
-        let (status, codes) = status_and_codes(self.kind());
-        let mut response = match codes {
-            Some((_, body_code)) => (
-                status,
-                axum::Json(serde_json::json!({
-                    "error": body_code,
-                    "error_description": quoted_string_safe(&self.to_string()),
-                })),
-            )
-                .into_response(),
-            None => status.into_response(),
-        };
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, www_authenticate(&self));
-        // For the layers above: they may add `resource_metadata` to the challenge.
-        response.extensions_mut().insert(self);
-        response
+/// The request's `DPoP` header: missing, exactly one (visible ASCII), or not usable (RFC
+/// 9449 §4.3 point 1).
+pub fn proof_header(headers: &HeaderMap) -> ProofHeader<'_> {
+    let mut values = headers.get_all(DPOP).iter();
+    match (values.next(), values.next()) {
+        (None, _) => ProofHeader::Missing,
+        (Some(one), None) => one.to_str().map_or(ProofHeader::Invalid, ProofHeader::One),
+        (Some(_), Some(_)) => ProofHeader::Invalid,
     }
 }
 
-/// The `WWW-Authenticate` challenge for `error`, as [`VerifyError`]'s response carries it:
-/// `Bearer` alone for a missing token (RFC 6750 §3.1), else `Bearer error="…",
-/// error_description="…"`; then `scope="…"` when the error names scopes (always for
-/// `insufficient_scope`, see [`VerifyError::with_scope`]), for
-/// `insufficient_user_authentication` (RFC 9470 §3) `acr_values="…"` (space-separated) and
-/// `max_age="N"` (seconds, quoted as in RFC 9470 §3), each only when the requirement has it,
-/// and last `resource_metadata="…"` (RFC 9728 §5.1) when set with
-/// [`VerifyError::with_resource_metadata`]. For resource servers that build their own
-/// responses.
-pub fn www_authenticate(error: &VerifyError) -> HeaderValue {
-    HeaderValue::from_str(&challenge(error)).unwrap_or(HeaderValue::from_static("Bearer"))
-}
-
-/// The status, and the error codes of the challenge and of the body (`None`: no error
-/// code, for a request that carried no token).
-fn status_and_codes(kind: ErrorKind) -> (StatusCode, Option<(&'static str, &'static str)>) {
-    match kind {
-        ErrorKind::MissingToken => (StatusCode::UNAUTHORIZED, None),
-        ErrorKind::BadRequest => (
-            StatusCode::BAD_REQUEST,
-            Some(("invalid_request", "invalid_request")),
-        ),
-        ErrorKind::InsufficientScope => (
-            StatusCode::FORBIDDEN,
-            Some(("insufficient_scope", "insufficient_scope")),
-        ),
-        ErrorKind::InsufficientUserAuthentication => (
-            StatusCode::UNAUTHORIZED,
-            Some((
-                "insufficient_user_authentication",
-                "insufficient_user_authentication",
-            )),
-        ),
-        ErrorKind::KeysUnavailable => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(("invalid_token", "temporarily_unavailable")),
-        ),
-        _ => (
-            StatusCode::UNAUTHORIZED,
-            Some(("invalid_token", "invalid_token")),
-        ),
-    }
-}
-
-fn challenge(error: &VerifyError) -> String {
-    let mut attributes = Vec::new();
-    if let Some((code, _)) = status_and_codes(error.kind()).1 {
-        attributes.push(format!("error=\"{code}\""));
-        attributes.push(format!(
-            "error_description=\"{}\"",
-            quoted_string_safe(&error.to_string())
-        ));
-    }
-    if let Some(scope) = error.required_scope() {
-        attributes.push(format!("scope=\"{}\"", quoted_string_safe(scope)));
-    }
-    if let Some(requirement) = error.required_authentication() {
-        if !requirement.acr_values().is_empty() {
-            let values = requirement.acr_values().join(" ");
-            attributes.push(format!("acr_values=\"{}\"", quoted_string_safe(&values)));
+/// Verifies the request in `parts` with `verifier` ([`Verifier::verify_request`]): the
+/// scheme and token of its `Authorization` header, its `DPoP` proof, method and URL (the
+/// verifier's [`crate::PublicOrigin`] and the request's path). Returns the scheme used.
+/// Errors carry the verifier's DPoP challenge.
+pub async fn authorize(
+    verifier: &Verifier,
+    parts: &Parts,
+    require_dpop: bool,
+) -> Result<(Authorized, Scheme), VerifyError> {
+    let (scheme, token) = presented_token(&parts.headers)
+        .map_err(|error| verifier.dpop_context(error, None, require_dpop))?;
+    // The URL is made for DPoP requests only: a bearer request allocates nothing for it.
+    let url = match (scheme, verifier.dpop_public_origin()) {
+        (Scheme::Dpop, Some(origin)) => {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+            Some(request_url(origin, host, parts.uri.path()).ok_or_else(|| {
+                verifier.dpop_context(
+                    VerifyError::new(ErrorKind::BadRequest, "the request has no usable Host"),
+                    Some(scheme),
+                    require_dpop,
+                )
+            })?)
         }
-        if let Some(max_age) = requirement.max_age() {
-            attributes.push(format!("max_age=\"{}\"", max_age.as_secs()));
-        }
-    }
-    if let Some(url) = error.resource_metadata() {
-        attributes.push(format!("resource_metadata=\"{}\"", quoted_string_safe(url)));
-    }
-    if attributes.is_empty() {
-        "Bearer".to_string()
-    } else {
-        format!("Bearer {}", attributes.join(", "))
-    }
+        _ => None,
+    };
+    let request = PresentedRequest {
+        scheme,
+        token,
+        proof: proof_header(&parts.headers),
+        method: parts.method.as_str(),
+        url: url.as_deref().unwrap_or_default(),
+        require_dpop,
+    };
+    let authorized = verifier.verify_request(&request).await?;
+    Ok((authorized, scheme))
 }
 
 /// What a layer adds to the refusals beneath it that `sigil-verify` answered (an
@@ -188,22 +160,10 @@ pub(crate) fn add_resource_metadata(response: &mut Response, url: &str) {
     response.extensions_mut().insert(error);
 }
 
-/// `text` with quotes, backslashes and anything but printable ASCII replaced by `'`, so
-/// that it can sit in a quoted-string of a header.
-fn quoted_string_safe(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || !(' '..='~').contains(&c) {
-                '\''
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
-/// The verified claims of the request's bearer token. Taken from the request extensions
-/// when a [`VerifyLayer`] ran first, else verified here with the state's [`Verifier`].
+/// The verified claims of the request's access token. Taken from the request extensions
+/// when a [`VerifyLayer`] ran first, else verified here with the state's [`Verifier`]: a
+/// bearer token, or a DPoP-bound token with its proof ([`authorize`]). Without a layer, a
+/// `DPoP-Nonce` for a client whose nonce is about to go stale is not sent (a layer sends it).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Claims);
 
@@ -219,10 +179,10 @@ where
             return Ok(Self(claims.clone()));
         }
         let verifier = Verifier::from_ref(state);
-        let token = bearer_token(&parts.headers)?;
-        let claims = verifier.verify(token).await?;
-        parts.extensions.insert(claims.clone());
-        Ok(Self(claims))
+        let (authorized, scheme) = authorize(&verifier, parts, false).await?;
+        parts.extensions.insert(authorized.claims.clone());
+        parts.extensions.insert(scheme);
+        Ok(Self(authorized.claims))
     }
 }
 
@@ -236,6 +196,7 @@ pub struct VerifyLayer {
     scopes: Arc<Vec<String>>,
     authentication: Option<Arc<AuthenticationRequirement>>,
     resource_metadata: Option<Arc<str>>,
+    require_dpop: bool,
 }
 
 impl VerifyLayer {
@@ -245,7 +206,17 @@ impl VerifyLayer {
             scopes: Arc::new(Vec::new()),
             authentication: None,
             resource_metadata: None,
+            require_dpop: false,
         }
+    }
+
+    /// Every request must present a DPoP-bound token with `Authorization: DPoP` and its proof
+    /// (RFC 9449 §7.1); bearer tokens are refused (401 `invalid_token`) and the challenges
+    /// offer `DPoP` alone. Needs a verifier with [`crate::VerifierConfig::dpop`]; without it,
+    /// every request is refused.
+    pub fn require_dpop(mut self) -> Self {
+        self.require_dpop = true;
+        self
     }
 
     /// Every request must carry all these scopes (else 403 `insufficient_scope`).
@@ -312,6 +283,7 @@ impl<S> tower::Layer<S> for VerifyLayer {
             scopes: self.scopes.clone(),
             authentication: self.authentication.clone(),
             resource_metadata: self.resource_metadata.clone(),
+            require_dpop: self.require_dpop,
         }
     }
 }
@@ -324,6 +296,7 @@ pub struct VerifyService<S> {
     scopes: Arc<Vec<String>>,
     authentication: Option<Arc<AuthenticationRequirement>>,
     resource_metadata: Option<Arc<str>>,
+    require_dpop: bool,
 }
 
 impl<S> tower::Service<Request<Body>> for VerifyService<S>
@@ -339,7 +312,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         // The clone is ready only after poll_ready on the original: swap them.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -347,13 +320,27 @@ where
         let scopes = self.scopes.clone();
         let authentication = self.authentication.clone();
         let resource_metadata = self.resource_metadata.clone();
-        let existing = request.extensions().get::<Claims>().cloned();
-        let token = bearer_token(request.headers()).map(str::to_string);
+        let require_dpop = self.require_dpop;
         Box::pin(async move {
+            // Parts and body apart: the parts are borrowed across the verification's awaits,
+            // and the body is not `Sync`.
+            let (mut parts, body) = request.into_parts();
+            let existing = parts.extensions.get::<Claims>().cloned();
+            let used = parts.extensions.get::<Scheme>().copied();
             let verified = async {
-                let claims = match existing {
-                    Some(claims) => claims,
-                    None => verifier.verify(&token?).await?,
+                let (claims, next_nonce, used) = match existing {
+                    Some(_) if require_dpop && used != Some(Scheme::Dpop) => {
+                        return Err(VerifyError::new(
+                            ErrorKind::DpopRequired,
+                            "this resource accepts DPoP-bound tokens only (Authorization: DPoP and a DPoP proof)",
+                        ));
+                    }
+                    Some(claims) => (claims, None, used),
+                    None => {
+                        let (authorized, used) =
+                            authorize(&verifier, &parts, require_dpop).await?;
+                        (authorized.claims, authorized.next_nonce, Some(used))
+                    }
                 };
                 if !scopes.is_empty() {
                     let required: Vec<&str> = scopes.iter().map(String::as_str).collect();
@@ -362,34 +349,67 @@ where
                 if let Some(requirement) = &authentication {
                     verifier.require_authentication(&claims, requirement)?;
                 }
-                Ok::<Claims, VerifyError>(claims)
+                Ok::<_, VerifyError>((claims, next_nonce, used))
             }
             .await;
-            let Some(url) = resource_metadata else {
-                return match verified {
-                    Ok(claims) => {
-                        request.extensions_mut().insert(claims);
-                        inner.call(request).await
-                    }
-                    Err(error) => Ok(error.into_response()),
-                };
+            let used = match &verified {
+                Ok((_, _, used)) => *used,
+                Err(_) => presented_token(&parts.headers)
+                    .ok()
+                    .map(|(scheme, _)| scheme),
             };
             match verified {
-                Ok(claims) => {
-                    request.extensions_mut().insert(claims);
-                    let mut response = inner.call(request).await?;
-                    add_resource_metadata(&mut response, &url);
+                Ok((claims, next_nonce, used)) => {
+                    parts.extensions.insert(claims);
+                    if let Some(scheme) = used {
+                        parts.extensions.insert(scheme);
+                    }
+                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+                    if let Some(nonce) = next_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                        response.headers_mut().insert(DPOP_NONCE, nonce);
+                    }
+                    add_dpop_challenge(&mut response, &verifier, used, require_dpop);
+                    if let Some(url) = &resource_metadata {
+                        add_resource_metadata(&mut response, url);
+                    }
                     Ok(response)
                 }
                 Err(mut error) => {
-                    let is_unauthorized =
-                        status_and_codes(error.kind()).0 == StatusCode::UNAUTHORIZED;
-                    if is_unauthorized && error.required_scope().is_none() && !scopes.is_empty() {
-                        error = error.with_scope(scopes.join(" "));
+                    if let Some(url) = resource_metadata {
+                        let is_unauthorized =
+                            status_and_codes(error.kind()).0 == StatusCode::UNAUTHORIZED;
+                        if is_unauthorized && error.required_scope().is_none() && !scopes.is_empty()
+                        {
+                            error = error.with_scope(scopes.join(" "));
+                        }
+                        error = error.with_resource_metadata(&*url);
                     }
-                    Ok(error.with_resource_metadata(&*url).into_response())
+                    Ok(verifier
+                        .dpop_context(error, used, require_dpop)
+                        .into_response())
                 }
             }
         })
     }
+}
+
+/// What a layer adds to the `sigil-verify` refusals of the handlers beneath it: its
+/// verifier's DPoP challenge, unless the refusal has one.
+fn add_dpop_challenge(
+    response: &mut Response,
+    verifier: &Verifier,
+    used: Option<Scheme>,
+    require_dpop: bool,
+) {
+    let Some(error) = response.extensions().get::<VerifyError>() else {
+        return;
+    };
+    if error.dpop_challenge().is_some() || verifier.dpop_public_origin().is_none() {
+        return;
+    }
+    let error = verifier.dpop_context(error.clone(), used, require_dpop);
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, www_authenticate(&error));
+    response.extensions_mut().insert(error);
 }

@@ -55,6 +55,10 @@ pub struct VerifierConfig {
     /// again is matched by its SHA-256 and only its times are checked again, and only
     /// while the key that signed it is still in the current, unexpired key set.
     pub verified_cache_capacity: usize,
+    /// Accepting DPoP-bound tokens with `Authorization: DPoP` and a proof (RFC 9449), and
+    /// saying so in the challenges. `None` (the default): bearer tokens only; a DPoP-bound
+    /// token is refused whatever the scheme.
+    pub dpop: Option<crate::dpop::DpopConfig>,
 }
 
 impl VerifierConfig {
@@ -70,7 +74,14 @@ impl VerifierConfig {
             http_timeout: Duration::from_secs(5),
             max_token_len: 8 * 1024,
             verified_cache_capacity: 10_000,
+            dpop: None,
         }
+    }
+
+    /// Accepts DPoP-bound tokens as `dpop` says (see [`crate::DpopConfig`]).
+    pub fn with_dpop(mut self, dpop: crate::dpop::DpopConfig) -> Self {
+        self.dpop = Some(dpop);
+        self
     }
 
     /// Sets the leeway, capped at [`MAX_LEEWAY`].

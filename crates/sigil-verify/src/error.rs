@@ -1,5 +1,6 @@
 //! Why a token was refused.
 
+use crate::dpop::DpopChallenge;
 use crate::step_up::AuthenticationRequirement;
 
 /// The kind of a verification failure.
@@ -37,6 +38,21 @@ pub enum ErrorKind {
     InsufficientUserAuthentication,
     /// The issuer's discovery document or JWKS could not be fetched and no keys are cached.
     KeysUnavailable,
+    /// The token's key binding does not hold (RFC 9449 §7.1, §7.2): a DPoP-bound token sent
+    /// as `Bearer`, a bearer token sent as `DPoP`, a proof signed by another key than
+    /// `cnf.jkt`, or a `cnf` this verifier cannot check. Answered as `invalid_token`.
+    Binding,
+    /// The route accepts DPoP-bound tokens only and the request sent a bearer token.
+    DpopRequired,
+    /// The DPoP proof is missing, repeated, invalid (RFC 9449 §4.3) or replayed (§11.1):
+    /// `invalid_dpop_proof`.
+    InvalidDpopProof,
+    /// The proof lacks a valid resource-server nonce (RFC 9449 §9): `use_dpop_nonce`, with
+    /// the nonce to use in [`VerifyError::dpop_nonce`].
+    UseDpopNonce,
+    /// The replay cache is full of unexpired proofs, so no new proof can be accepted until
+    /// some expire (503).
+    ReplayCacheFull,
 }
 
 /// A verification failure. Its text is safe to return to the client; it never contains
@@ -53,6 +69,10 @@ pub struct VerifyError {
     required_authentication: Option<Box<AuthenticationRequirement>>,
     /// The URL of the resource's RFC 9728 metadata, for the challenge's `resource_metadata`.
     resource_metadata: Option<String>,
+    /// For a verifier that accepts DPoP: what its challenge says besides `Bearer`.
+    dpop_challenge: Option<Box<DpopChallenge>>,
+    /// A nonce for the `DPoP-Nonce` response header (RFC 9449 §9).
+    dpop_nonce: Option<String>,
 }
 
 impl VerifyError {
@@ -63,6 +83,8 @@ impl VerifyError {
             required_scope: None,
             required_authentication: None,
             resource_metadata: None,
+            dpop_challenge: None,
+            dpop_nonce: None,
         }
     }
     pub(crate) fn insufficient_scope(scope: &str) -> Self {
@@ -72,6 +94,8 @@ impl VerifyError {
             required_scope: Some(scope.to_string()),
             required_authentication: None,
             resource_metadata: None,
+            dpop_challenge: None,
+            dpop_nonce: None,
         }
     }
     pub(crate) fn insufficient_user_authentication(
@@ -84,6 +108,8 @@ impl VerifyError {
             required_scope: None,
             required_authentication: Some(Box::new(requirement)),
             resource_metadata: None,
+            dpop_challenge: None,
+            dpop_nonce: None,
         }
     }
     pub fn kind(&self) -> ErrorKind {
@@ -119,5 +145,23 @@ impl VerifyError {
     /// whose `acr_values` and `max_age` the client must ask Sigil's `/authorize` for.
     pub fn required_authentication(&self) -> Option<&AuthenticationRequirement> {
         self.required_authentication.as_deref()
+    }
+    /// For a verifier that accepts DPoP (see [`crate::Verifier::dpop_context`]): the `DPoP`
+    /// challenge that goes with the `Bearer` one, or replaces it on a route that demands DPoP.
+    pub fn dpop_challenge(&self) -> Option<&DpopChallenge> {
+        self.dpop_challenge.as_deref()
+    }
+    pub(crate) fn with_dpop_challenge(mut self, challenge: DpopChallenge) -> Self {
+        self.dpop_challenge = Some(Box::new(challenge));
+        self
+    }
+    /// The nonce the client must put in its next proof (`DPoP-Nonce`, RFC 9449 §9): always
+    /// for [`ErrorKind::UseDpopNonce`].
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
+    }
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_nonce = Some(nonce);
+        self
     }
 }

@@ -16,6 +16,11 @@
 //!   `acr` it accepts and a recent `auth_time`, see [`step_up`].
 //! * A resource server can publish RFC 9728 protected resource metadata, so that clients
 //!   that know only its URL find the authorization server: see [`ProtectedResourceMetadata`].
+//! * DPoP (RFC 9449): with [`VerifierConfig::dpop`], a DPoP-bound token (`cnf.jkt`) is
+//!   accepted only with `Authorization: DPoP` and one valid proof signed by its key, for this
+//!   request, seen once (a bounded replay cache), with this server's nonce if required; see
+//!   [`dpop`] and [`Verifier::verify_request`]. A DPoP-bound token sent as `Bearer` is always
+//!   refused.
 //! * Time is read from a [`Clock`]: the system's unless [`Verifier::builder`] is given
 //!   another, such as a [`ManualClock`] that a test moves on instead of sleeping.
 //!
@@ -44,6 +49,7 @@ pub mod axum_support;
 mod claims;
 mod clock;
 mod config;
+pub mod dpop;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -52,9 +58,10 @@ mod resource_metadata;
 pub mod step_up;
 mod verifier;
 
-pub use claims::Claims;
+pub use claims::{Claims, Confirmation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Algorithm, VerifierConfig};
+pub use dpop::{DpopConfig, PublicOrigin};
 pub use error::{ErrorKind, VerifyError};
 pub use resource_metadata::{
     MetadataError, ProtectedResourceMetadata, ProtectedResourceMetadataBuilder, WELL_KNOWN_PATH,

@@ -4,6 +4,7 @@
 use crate::claims::Claims;
 use crate::clock::Clock;
 use crate::config::{Algorithm, VerifierConfig, MAX_LEEWAY};
+use crate::dpop::DpopState;
 use crate::error::{ErrorKind, VerifyError};
 use crate::jwks::{fetch, parse_jwks, PublishedKey};
 use crate::step_up::AuthenticationRequirement;
@@ -22,7 +23,7 @@ pub use builder::VerifierBuilder;
 /// Validates access tokens of one issuer for one audience. Cheap to clone (an `Arc`).
 #[derive(Clone)]
 pub struct Verifier {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -40,10 +41,10 @@ struct KeyCache {
     expires_at: Instant,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: VerifierConfig,
     /// Token times, the key cache's lifetime and the refetch cool-down are read here.
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
     http: reqwest::Client,
     /// `None` for a verifier built from a fixed key set.
     jwks_uri: Option<String>,
@@ -54,6 +55,8 @@ struct Inner {
     fetches: AtomicU64,
     /// Tokens verified before, by SHA-256: their claims and the key that signed them.
     verified: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
+    /// DPoP: the proof rules, the replay cache and the nonces, when accepted.
+    pub(crate) dpop: Option<DpopState>,
 }
 
 struct Verified {
@@ -104,8 +107,10 @@ impl Verifier {
     ) -> Self {
         config.leeway = config.leeway.min(MAX_LEEWAY);
         let now = clock.instant();
+        let dpop = config.dpop.clone().map(DpopState::new);
         Self {
             inner: Arc::new(Inner {
+                dpop,
                 config,
                 clock,
                 http,

@@ -1,7 +1,9 @@
 //! `todo-api`: the sample resource server. A per-user TODO list behind Sigil access tokens,
 //! validated offline by `sigil-verify`: it never calls Sigil per request.
 //!
-//! Routes (all JSON): `GET/POST/DELETE /api/todos`, `GET/PATCH/DELETE /api/todos/{id}`.
+//! Routes (all JSON): `GET/POST/DELETE /api/todos`, `GET/PATCH/DELETE /api/todos/{id}`,
+//! `GET /api/me`. Each takes a bearer token or a DPoP-bound token with its proof (RFC 9449;
+//! the verifier's [`sigil_verify::DpopConfig`], see [`resource::dpop_config`]).
 //! Reading needs the `todos:read` scope, changing needs `todos:write`. Deleting all of one's
 //! todos at once also needs a step-up (RFC 9470): a second factor, proven recently. A user
 //! sees only their own todos; another user's answers 404. Errors are RFC 9457 problem
@@ -100,6 +102,7 @@ pub fn app(state: AppState) -> Router {
 /// Adds CORS for browser front-ends served from `origins` (e.g. `http://localhost:5173`).
 pub fn with_cors(router: Router, origins: &[String]) -> Result<Router, String> {
     use axum::http::{header, HeaderValue, Method};
+    use sigil_verify::axum_support::{DPOP, DPOP_NONCE};
     use tower_http::cors::{AllowOrigin, CorsLayer};
     if origins.is_empty() {
         return Ok(router);
@@ -108,11 +111,14 @@ pub fn with_cors(router: Router, origins: &[String]) -> Result<Router, String> {
         .iter()
         .map(|o| HeaderValue::from_str(o).map_err(|_| format!("invalid CORS origin {o:?}")))
         .collect::<Result<Vec<_>, _>>()?;
+    // DPoP (RFC 9449): the proof goes in the `DPoP` request header; the script must be able
+    // to read the challenge and the nonce of the answers (§7.1, §9).
     Ok(router.layer(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, DPOP])
+            .expose_headers([header::WWW_AUTHENTICATE, DPOP_NONCE]),
     ))
 }
 

@@ -4,7 +4,9 @@ use clap::Parser;
 use sigil_verify::{Verifier, VerifierConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use todo_api::resource::{protected_resource_metadata, ResourceIdentity};
+use todo_api::resource::{
+    default_public_url, dpop_config, protected_resource_metadata, ResourceIdentity,
+};
 use todo_api::store::TodoStore;
 use todo_api::{app, step_up_requirement, with_cors, AppState};
 
@@ -45,6 +47,26 @@ struct Args {
     /// this many seconds ago (RFC 9470 step-up: older sign-ins get a `max_age` challenge).
     #[arg(long, env = "TODO_STEP_UP_MAX_AGE_SECS", default_value = "300")]
     step_up_max_age_secs: u64,
+    /// The URL clients reach this API at (scheme, host, port, and a path prefix if a proxy
+    /// strips one): DPoP proofs' `htu` must be this and the request's path (RFC 9449 §4.3).
+    /// Behind a reverse proxy, give the public `https` URL; the `Host` header is not trusted.
+    /// Default: the origin of the resource URI.
+    #[arg(long, env = "TODO_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Require a nonce of this server in every DPoP proof (RFC 9449 §9): a proof without a
+    /// current one gets 401 `use_dpop_nonce` and the nonce in `DPoP-Nonce`. Nonces are
+    /// per process: behind a load balancer, keep a client on one replica.
+    #[arg(long, env = "TODO_DPOP_NONCE")]
+    dpop_nonce: bool,
+    /// With --dpop-nonce: how often the nonce changes (seconds); the previous one stays
+    /// accepted one more window.
+    #[arg(long, env = "TODO_DPOP_NONCE_WINDOW_SECS", default_value = "60")]
+    dpop_nonce_window_secs: u64,
+    /// Most DPoP proofs remembered against replay (about 40 bytes each), each for 5 minutes:
+    /// when full, new proofs get 503 until old ones expire. Size it to the proof rate times
+    /// 300.
+    #[arg(long, env = "TODO_DPOP_REPLAY_CAPACITY", default_value = "250000")]
+    dpop_replay_capacity: usize,
     /// How long to keep trying to reach the issuer at start.
     #[arg(long, default_value = "30")]
     discovery_timeout_secs: u64,
@@ -82,10 +104,19 @@ async fn run(args: Args) -> Result<(), String> {
             identity.resource_uri
         );
     }
+    let public_url = match &args.public_url {
+        Some(url) => url.clone(),
+        None => default_public_url(&identity.resource_uri)?,
+    };
+    let nonce_window = args
+        .dpop_nonce
+        .then(|| Duration::from_secs(args.dpop_nonce_window_secs));
+    let dpop = dpop_config(&public_url, nonce_window, args.dpop_replay_capacity)?;
     let store = TodoStore::open(&args.database_url).await?;
     let deadline = Instant::now() + Duration::from_secs(args.discovery_timeout_secs);
     let verifier = loop {
-        let mut config = VerifierConfig::new(args.issuer.clone(), identity.audience.clone());
+        let mut config = VerifierConfig::new(args.issuer.clone(), identity.audience.clone())
+            .with_dpop(dpop.clone());
         config.refetch_cooldown = Duration::from_secs(args.jwks_refetch_cooldown_secs);
         match Verifier::discover(config).await {
             Ok(verifier) => break verifier,
@@ -110,8 +141,10 @@ async fn run(args: Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("todo-api listening on http://{addr}");
     println!(
-        "todo-api resource {} (metadata at {})",
-        identity.resource_uri, metadata_url
+        "todo-api resource {} (metadata at {}); DPoP proofs for {public_url}{}",
+        identity.resource_uri,
+        metadata_url,
+        if args.dpop_nonce { ", with nonces" } else { "" }
     );
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())

@@ -1,8 +1,9 @@
 //! Who todo-api is to its clients: its resource identifier (RFC 8707, RFC 9728), the
 //! audience it checks in tokens, and the RFC 9728 metadata document that names Sigil.
 
-use sigil_verify::{MetadataError, ProtectedResourceMetadata};
+use sigil_verify::{DpopConfig, MetadataError, ProtectedResourceMetadata, PublicOrigin};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 /// Reading todos.
 pub const SCOPE_READ: &str = "todos:read";
@@ -68,6 +69,44 @@ pub fn protected_resource_metadata(
         .build()
 }
 
+/// How todo-api reads DPoP requests (RFC 9449): proofs' `htu` must be `public_url` (the
+/// URL clients reach the API at, without a trailing `/`) and the request's path; with
+/// `nonce_window`, proofs need a nonce of todo-api's that changes that often (§9); at most
+/// `replay_capacity` proofs remembered against replay.
+pub fn dpop_config(
+    public_url: &str,
+    nonce_window: Option<Duration>,
+    replay_capacity: usize,
+) -> Result<DpopConfig, String> {
+    let parsed = url::Url::parse(public_url)
+        .map_err(|e| format!("--public-url {public_url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host().is_none()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+    {
+        return Err(format!(
+            "--public-url {public_url:?} must be an http(s) URL without query or fragment"
+        ));
+    }
+    let mut config = DpopConfig::new(PublicOrigin::Url(
+        public_url.trim_end_matches('/').to_string(),
+    ));
+    config.replay_capacity = replay_capacity;
+    if let Some(window) = nonce_window {
+        config = config.with_nonces(window);
+    }
+    Ok(config)
+}
+
+/// The default public URL: the resource URI's origin (`https://todo.example/api` →
+/// `https://todo.example`), since todo-api's routes are paths from the root (`/api/todos`).
+pub fn default_public_url(resource_uri: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(resource_uri)
+        .map_err(|e| format!("the resource URI {resource_uri:?} is not a URL: {e}"))?;
+    Ok(parsed.origin().ascii_serialization())
+}
+
 fn is_resource_identifier(value: &str) -> bool {
     ProtectedResourceMetadata::builder(value).build().is_ok()
 }
@@ -128,6 +167,31 @@ mod tests {
         );
         assert!(resolve(None, None, "192.0.2.7:8090").is_err());
         assert!(resolve(None, Some("todo-api"), "127.0.0.1:0").is_err());
+    }
+
+    #[test]
+    fn the_public_url_defaults_to_the_resource_uris_origin() {
+        assert_eq!(
+            default_public_url("https://todo.example/api").as_deref(),
+            Ok("https://todo.example")
+        );
+        assert_eq!(
+            default_public_url("http://127.0.0.1:8090").as_deref(),
+            Ok("http://127.0.0.1:8090")
+        );
+        let config = dpop_config("https://todo.example/", None, 10).expect("config");
+        assert_eq!(
+            config.public_origin,
+            PublicOrigin::Url("https://todo.example".into())
+        );
+        assert_eq!((config.replay_capacity, config.nonce_window), (10, None));
+        let nonces = dpop_config("https://todo.example", Some(Duration::from_secs(30)), 10);
+        assert_eq!(
+            nonces.expect("config").nonce_window,
+            Some(Duration::from_secs(30))
+        );
+        assert!(dpop_config("todo.example", None, 10).is_err());
+        assert!(dpop_config("https://todo.example/?x=1", None, 10).is_err());
     }
 
     #[test]

@@ -20,6 +20,12 @@ const AUDIENCE: &str = "http://127.0.0.1:8090";
 /// The audience is the resource URI, whose metadata is at the bare well-known path.
 const METADATA_URL: &str = "http://127.0.0.1:8090/.well-known/oauth-protected-resource";
 
+/// The `DPoP` challenge that follows the `Bearer` one of todo-api's refusals, with the same
+/// `scope` and metadata (RFC 9449 §7.1): `attributes` is what follows `algs`.
+fn and_dpop(bearer: &str, attributes: &str) -> String {
+    format!("{bearer}, DPoP algs=\"ES256 RS256 PS256 EdDSA\"{attributes}")
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -42,8 +48,10 @@ async fn fixture_for(resource: &str) -> Fixture {
     let pair = RS256.generate_key_pair(2048).expect("keygen");
     let mut jwk: Value = serde_json::from_str(&pair.to_jwk_public_key().to_string()).expect("jwk");
     jwk["kid"] = "k1".into();
+    // As todo-api's main does: DPoP accepted, proofs for the resource URI's origin.
+    let dpop = todo_api::resource::dpop_config(AUDIENCE, None, 1_000).expect("DPoP");
     let verifier = Verifier::with_static_jwks(
-        VerifierConfig::new(ISSUER, AUDIENCE),
+        VerifierConfig::new(ISSUER, AUDIENCE).with_dpop(dpop),
         json!({ "keys": [jwk] }).to_string().as_bytes(),
     )
     .expect("verifier");
@@ -385,6 +393,9 @@ async fn todo_count(f: &Fixture, token: &str) -> usize {
 const STEP_UP_2FA: &str = "Bearer error=\"insufficient_user_authentication\", \
      error_description=\"a stronger authentication is required\", \
      scope=\"todos:write\", acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\", \
+     resource_metadata=\"http://127.0.0.1:8090/.well-known/oauth-protected-resource\", \
+     DPoP algs=\"ES256 RS256 PS256 EdDSA\", \
+     scope=\"todos:write\", acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\", \
      resource_metadata=\"http://127.0.0.1:8090/.well-known/oauth-protected-resource\"";
 
 #[tokio::test]
@@ -462,6 +473,9 @@ async fn an_old_second_factor_gets_a_max_age_challenge() {
             "Bearer error=\"insufficient_user_authentication\", \
              error_description=\"a more recent authentication is required\", \
              scope=\"todos:write\", acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\", \
+             resource_metadata=\"http://127.0.0.1:8090/.well-known/oauth-protected-resource\", \
+             DPoP algs=\"ES256 RS256 PS256 EdDSA\", \
+             scope=\"todos:write\", acr_values=\"urn:sigil:acr:2fa phr\", max_age=\"300\", \
              resource_metadata=\"http://127.0.0.1:8090/.well-known/oauth-protected-resource\""
         )
     );
@@ -490,8 +504,11 @@ async fn deleting_all_todos_needs_the_write_scope_first() {
         (
             StatusCode::UNAUTHORIZED,
             Some(
-                format!("Bearer scope=\"todos:write\", resource_metadata=\"{METADATA_URL}\"")
-                    .as_str()
+                and_dpop(
+                    &format!("Bearer scope=\"todos:write\", resource_metadata=\"{METADATA_URL}\""),
+                    &format!(", scope=\"todos:write\", resource_metadata=\"{METADATA_URL}\"")
+                )
+                .as_str()
             )
         )
     );
@@ -577,7 +594,9 @@ async fn a_resource_uri_with_a_path_is_served_at_both_well_known_paths() {
     assert_eq!(
         challenge.as_deref(),
         Some(
-            "Bearer resource_metadata=\"https://todo.example/.well-known/oauth-protected-resource/api\""
+            "Bearer resource_metadata=\"https://todo.example/.well-known/oauth-protected-resource/api\", \
+             DPoP algs=\"ES256 RS256 PS256 EdDSA\", \
+             resource_metadata=\"https://todo.example/.well-known/oauth-protected-resource/api\""
         )
     );
 }
@@ -585,8 +604,10 @@ async fn a_resource_uri_with_a_path_is_served_at_both_well_known_paths() {
 #[tokio::test]
 async fn challenges_name_the_metadata_and_the_scope_of_the_method() {
     let f = fixture().await;
-    let named =
-        |scope: &str| format!("Bearer scope=\"{scope}\", resource_metadata=\"{METADATA_URL}\"");
+    let named = |scope: &str| {
+        let attributes = format!("scope=\"{scope}\", resource_metadata=\"{METADATA_URL}\"");
+        and_dpop(&format!("Bearer {attributes}"), &format!(", {attributes}"))
+    };
     for (method, path, scope) in [
         (Method::GET, "/api/todos", "todos:read"),
         (Method::POST, "/api/todos", "todos:write"),
@@ -604,7 +625,10 @@ async fn challenges_name_the_metadata_and_the_scope_of_the_method() {
         (status, challenge),
         (
             StatusCode::UNAUTHORIZED,
-            Some(format!("Bearer resource_metadata=\"{METADATA_URL}\""))
+            Some(and_dpop(
+                &format!("Bearer resource_metadata=\"{METADATA_URL}\""),
+                &format!(", resource_metadata=\"{METADATA_URL}\"")
+            ))
         )
     );
     // A bad token, and too few scopes.

@@ -164,9 +164,10 @@ async fn discover_sigil_from_a_401(
         .expect("ascii")
         .to_string();
     let metadata_url = format!("{resource}/.well-known/oauth-protected-resource");
+    let attributes = format!("scope=\"todos:read\", resource_metadata=\"{metadata_url}\"");
     assert_eq!(
         challenge,
-        format!("Bearer scope=\"todos:read\", resource_metadata=\"{metadata_url}\"")
+        format!("Bearer {attributes}, DPoP algs=\"ES256 RS256 PS256 EdDSA\", {attributes}")
     );
     // The resource is this API's own address here, so the URL can be fetched as it is.
     let metadata: Value = http
