@@ -74,11 +74,13 @@ impl ReplayCache {
         let shard = &self.shards[usize::from(digest[16]) % self.shards.len()];
         let mut shard = lock(shard);
         if let Some(&kept_until) = shard.entries.get(&key) {
-            if kept_until >= now {
+            // Remembered until `until`, not at it (`Proof::replay_until` is the first
+            // second the proof is refused anyway), as Sigil's store counts it.
+            if kept_until > now {
                 return ReplayOutcome::Replayed;
             }
         } else if shard.entries.len() >= self.per_shard {
-            if now > shard.earliest_expiry {
+            if now >= shard.earliest_expiry {
                 shard.sweep(now);
             }
             if shard.entries.len() >= self.per_shard {
@@ -96,7 +98,7 @@ impl Shard {
     fn sweep(&mut self, now: i64) {
         let mut earliest = i64::MAX;
         self.entries.retain(|_, until| {
-            let keep = *until >= now;
+            let keep = *until > now;
             if keep {
                 earliest = earliest.min(*until);
             }
@@ -128,10 +130,11 @@ mod tests {
         let cache = ReplayCache::new(10);
         assert_eq!(cache.remember(digest(1), 100, 50), ReplayOutcome::New);
         assert_eq!(cache.remember(digest(1), 100, 60), ReplayOutcome::Replayed);
-        assert_eq!(cache.remember(digest(1), 100, 100), ReplayOutcome::Replayed);
+        assert_eq!(cache.remember(digest(1), 100, 99), ReplayOutcome::Replayed);
         assert_eq!(cache.remember(digest(2), 100, 60), ReplayOutcome::New);
-        // After its window, the proof would be refused for its iat anyway.
-        assert_eq!(cache.remember(digest(1), 200, 101), ReplayOutcome::New);
+        // Kept until 100, not at it: `replay_until` is the first second the proof is
+        // refused for its iat anyway.
+        assert_eq!(cache.remember(digest(1), 200, 100), ReplayOutcome::New);
     }
 
     #[test]
@@ -149,9 +152,11 @@ mod tests {
         for n in 0..3 {
             assert_eq!(cache.remember(digest(n), 300, 50), ReplayOutcome::Replayed);
         }
-        // At 101, the first proof's window has passed: one place is free.
+        // At 101, the proofs kept until 100 and until 101 (not at it) are gone: two
+        // places are free.
         assert_eq!(cache.remember(digest(9), 200, 101), ReplayOutcome::New);
-        assert_eq!(cache.remember(digest(10), 200, 101), ReplayOutcome::Full);
+        assert_eq!(cache.remember(digest(10), 200, 101), ReplayOutcome::New);
+        assert_eq!(cache.remember(digest(11), 200, 101), ReplayOutcome::Full);
         assert_eq!(cache.len(), 3);
     }
 

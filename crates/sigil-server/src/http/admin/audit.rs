@@ -245,9 +245,7 @@ async fn export(
                         ));
                     }
                 };
-                let Some(last) = batch.last().map(|e| e.seq) else {
-                    return None;
-                };
+                let last = batch.last().map(|e| e.seq)?;
                 let mut chunk = String::new();
                 for entry in batch.iter().filter(|e| keep(e)) {
                     match format {
