@@ -5,7 +5,6 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -96,23 +95,22 @@ fn classify(presented: Option<&str>, current: &str, previous: &str) -> NonceChec
     }
 }
 
-/// HMAC-SHA-256 (RFC 2104) with a key of at most 64 bytes.
+/// HMAC-SHA-256 (RFC 2104), by OpenSSL. It cannot fail for a SHA-256 HMAC key; if it
+/// ever did, the nonce would be all zeros, which only makes proofs refused.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut inner_pad = [0x36u8; 64];
-    let mut outer_pad = [0x5cu8; 64];
-    for (i, byte) in key.iter().take(64).enumerate() {
-        inner_pad[i] ^= byte;
-        outer_pad[i] ^= byte;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+    let mac = PKey::hmac(key).ok().and_then(|key| {
+        let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
+        signer.update(message).ok()?;
+        signer.sign_to_vec().ok()
+    });
+    let mut out = [0u8; 32];
+    if let Some(mac) = mac.filter(|m| m.len() == 32) {
+        out.copy_from_slice(&mac);
     }
-    let inner = Sha256::new()
-        .chain_update(inner_pad)
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(outer_pad)
-        .chain_update(inner)
-        .finalize()
-        .into()
+    out
 }
 
 #[cfg(test)]
