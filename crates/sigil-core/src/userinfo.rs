@@ -39,7 +39,7 @@ impl Authority {
 
     /// [`Authority::userinfo`] for a token presented as `presented` (RFC 9449 §7.1): a
     /// DPoP-bound token only with the DPoP scheme and a proof of its key (`ath` its hash);
-    /// a bearer token either way (with the DPoP scheme, its proof is checked all the same).
+    /// a bearer token only as Bearer.
     pub async fn userinfo_presented(
         &self,
         access_token: &str,
@@ -61,11 +61,18 @@ impl Authority {
                     "the DPoP scheme needs a DPoP proof header",
                 ))
             }
-            (bound, Presented::Dpop(Some(proof))) => {
+            (None, Presented::Dpop(Some(_))) => {
+                // RFC 9449 §7.1: the DPoP scheme is for DPoP-bound tokens; its key check
+                // cannot pass for a token bound to nothing (sigil-verify refuses it too).
+                return Err(OAuthError::invalid_token(
+                    "the token is not DPoP-bound: send it as Authorization: Bearer",
+                ));
+            }
+            (Some(cnf), Presented::Dpop(Some(proof))) => {
                 let jkt = self
                     .check_dpop_proof(proof, "/userinfo", Some(access_token))
                     .await?;
-                if bound.as_ref().is_some_and(|cnf| cnf.jkt != jkt) {
+                if cnf.jkt != jkt {
                     return Err(OAuthError::new(
                         ErrorCode::InvalidDpopProof,
                         "the DPoP proof is not signed with the key the token is bound to",

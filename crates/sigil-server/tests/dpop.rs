@@ -699,6 +699,41 @@ async fn the_code_flow_binds_code_refresh_tokens_and_userinfo_to_the_key() {
         location.starts_with(CALLBACK) && location.contains("error=invalid_request"),
         "{location}"
     );
+
+    // An unbound token goes as Bearer only (§7.1: the DPoP scheme is for bound tokens).
+    let (verifier, challenge) = pkce();
+    let code = sign_in(
+        env.base(),
+        &authorize_url(env.base(), &app, &challenge, &[]),
+    )
+    .await;
+    let plain = env
+        .post(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("code_verifier", &verifier),
+                ("redirect_uri", CALLBACK),
+                ("client_id", &app),
+            ],
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(plain.body["token_type"], "Bearer", "{}", plain.body);
+    let bearer = plain.body["access_token"].as_str().expect("access");
+    assert_refused(
+        &env.userinfo(&format!("DPoP {bearer}"), &[&proof_for(&key, bearer)])
+            .await,
+        401,
+        "invalid_token",
+        "not DPoP-bound",
+    );
+    assert_eq!(
+        env.userinfo(&format!("Bearer {bearer}"), &[]).await.status,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
