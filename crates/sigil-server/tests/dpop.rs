@@ -13,8 +13,9 @@
 
 mod common;
 
+use common::flows::{self, code_of, pkce, sign_in_first_party};
 use common::process::{free_port, Server, Setup};
-use common::{hidden, jwt_claims, unix_now, TestDb};
+use common::{jwt_claims, unix_now, TestDb};
 use serde_json::{json, Value};
 use sigil_dpop::{Alg, ProofSigner};
 
@@ -146,6 +147,23 @@ impl Env {
         .await
     }
 
+    /// The authorization code grant for the public `app`, with these proofs.
+    async fn exchange(&self, app: &str, code: &str, verifier: &str, proofs: &[&str]) -> Answer {
+        self.post(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("code_verifier", verifier),
+                ("redirect_uri", CALLBACK),
+                ("client_id", app),
+            ],
+            proofs,
+            None,
+        )
+        .await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base())
     }
@@ -197,80 +215,13 @@ fn assert_refused(answer: &Answer, status: u16, error: &str, words: &str) {
     );
 }
 
-/// PKCE: a verifier and its S256 challenge.
-fn pkce() -> (String, String) {
-    use base64::Engine;
-    use sha2::Digest;
-    let verifier = sigil_core::secret::random_token(32);
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-/// Follows the browser flow from `authorize_url` to the app's callback (carol signs in; the
-/// app is first-party, so there is no consent page) and returns the code.
+/// The code at the app's callback once carol has signed in from `authorize_url`.
 async fn sign_in(base: &str, authorize_url: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let absolute = |location: &str| {
-        if location.starts_with('/') {
-            format!("{base}{location}")
-        } else {
-            location.to_string()
-        }
-    };
-    let mut next = authorize_url.to_string();
-    for _ in 0..8 {
-        if next.starts_with(CALLBACK) {
-            let url = url::Url::parse(&next).expect("callback");
-            return url
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.to_string())
-                .unwrap_or_else(|| panic!("no code in {next}"));
-        }
-        let response = browser.get(&next).send().await.expect("get");
-        if response.status().is_redirection() {
-            next = absolute(response.headers()["location"].to_str().expect("location"));
-            continue;
-        }
-        let url = response.url().clone();
-        let html = response.text().await.expect("html");
-        assert_eq!(url.path(), "/login", "{html}");
-        let response = browser
-            .post(format!("{base}/login"))
-            .form(&[
-                ("csrf", hidden(&html, "csrf")),
-                ("req", hidden(&html, "req")),
-                ("username", "carol".to_string()),
-                ("password", PASSWORD.to_string()),
-            ])
-            .send()
-            .await
-            .expect("post");
-        assert!(response.status().is_redirection(), "{}", response.status());
-        next = absolute(response.headers()["location"].to_str().expect("location"));
-    }
-    panic!("the flow did not reach the app");
+    code_of(&sign_in_first_party(base, authorize_url, CALLBACK, "carol", PASSWORD).await)
 }
 
 fn authorize_url(base: &str, client_id: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
-    let mut url = url::Url::parse(&format!("{base}/authorize")).expect("url");
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "openid offline_access")
-        .append_pair("state", "s")
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256");
-    for (k, v) in extra {
-        url.query_pairs_mut().append_pair(k, v);
-    }
-    url.to_string()
+    flows::authorize_url(base, client_id, CALLBACK, challenge, extra)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,34 +419,20 @@ async fn the_code_flow_binds_code_refresh_tokens_and_userinfo_to_the_key() {
         &authorize_url(env.base(), &app, &challenge, &[("dpop_jkt", key.jkt())]),
     )
     .await;
-    let exchange = |proofs: Vec<String>| {
-        let (code, verifier, app) = (code.clone(), verifier.clone(), app.clone());
-        let env = &env;
-        async move {
-            let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
-            env.post(
-                "/token",
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("code_verifier", &verifier),
-                    ("redirect_uri", CALLBACK),
-                    ("client_id", &app),
-                ],
-                &proofs,
-                None,
-            )
-            .await
-        }
-    };
     assert_refused(
-        &exchange(vec![]).await,
+        &env.exchange(&app, &code, &verifier, &[]).await,
         400,
         "invalid_dpop_proof",
         "dpop_jkt",
     );
     assert_refused(
-        &exchange(vec![post_proof(&stranger, &token_url)]).await,
+        &env.exchange(
+            &app,
+            &code,
+            &verifier,
+            &[&post_proof(&stranger, &token_url)],
+        )
+        .await,
         400,
         "invalid_grant",
         "another DPoP key",
@@ -503,22 +440,9 @@ async fn the_code_flow_binds_code_refresh_tokens_and_userinfo_to_the_key() {
     // A made-up code with a good proof costs no database write: the proof's use is
     // recorded only once the grant is good, so it still works afterwards.
     let proof = post_proof(&key, &token_url);
-    let junk = env
-        .post(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", "made-up"),
-                ("code_verifier", &verifier),
-                ("redirect_uri", CALLBACK),
-                ("client_id", &app),
-            ],
-            &[&proof],
-            None,
-        )
-        .await;
+    let junk = env.exchange(&app, "made-up", &verifier, &[&proof]).await;
     assert_refused(&junk, 400, "invalid_grant", "invalid");
-    let tokens = exchange(vec![proof]).await;
+    let tokens = env.exchange(&app, &code, &verifier, &[&proof]).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     assert_eq!(tokens.body["token_type"], "DPoP");
     let access = tokens.body["access_token"]
@@ -654,17 +578,11 @@ async fn the_code_flow_binds_code_refresh_tokens_and_userinfo_to_the_key() {
     )
     .await;
     let tokens = env
-        .post(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code_verifier", &verifier),
-                ("redirect_uri", CALLBACK),
-                ("client_id", &app),
-            ],
+        .exchange(
+            &app,
+            &code,
+            &verifier,
             &[&post_proof(&stranger, &token_url)],
-            None,
         )
         .await;
     assert_eq!(tokens.body["token_type"], "DPoP", "{}", tokens.body);
@@ -707,20 +625,7 @@ async fn the_code_flow_binds_code_refresh_tokens_and_userinfo_to_the_key() {
         &authorize_url(env.base(), &app, &challenge, &[]),
     )
     .await;
-    let plain = env
-        .post(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code_verifier", &verifier),
-                ("redirect_uri", CALLBACK),
-                ("client_id", &app),
-            ],
-            &[],
-            None,
-        )
-        .await;
+    let plain = env.exchange(&app, &code, &verifier, &[]).await;
     assert_eq!(plain.body["token_type"], "Bearer", "{}", plain.body);
     let bearer = plain.body["access_token"].as_str().expect("access");
     assert_refused(
@@ -791,33 +696,22 @@ async fn par_binds_the_code_to_the_proof_key() {
         .append_pair("client_id", &app)
         .append_pair("request_uri", request_uri);
     let code = sign_in(env.base(), authorize.as_str()).await;
-    let exchange = |signer: &ProofSigner| {
-        let proof = post_proof(signer, &env.url("/token"));
-        let (code, verifier, app) = (code.clone(), verifier.clone(), app.clone());
-        let env = &env;
-        async move {
-            env.post(
-                "/token",
-                &[
-                    ("grant_type", "authorization_code"),
-                    ("code", &code),
-                    ("code_verifier", &verifier),
-                    ("redirect_uri", CALLBACK),
-                    ("client_id", &app),
-                ],
-                &[&proof],
-                None,
-            )
-            .await
-        }
-    };
+    let token_url = env.url("/token");
     assert_refused(
-        &exchange(&stranger).await,
+        &env.exchange(
+            &app,
+            &code,
+            &verifier,
+            &[&post_proof(&stranger, &token_url)],
+        )
+        .await,
         400,
         "invalid_grant",
         "another DPoP key",
     );
-    let tokens = exchange(&key).await;
+    let tokens = env
+        .exchange(&app, &code, &verifier, &[&post_proof(&key, &token_url)])
+        .await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     assert_eq!(
         jwt_claims(tokens.body["access_token"].as_str().expect("token"))["cnf"]["jkt"],
@@ -871,20 +765,7 @@ async fn server_nonces_are_required_when_turned_on() {
     let proof = key
         .proof("POST", &token_url, None, Some(&nonce), now())
         .expect("p");
-    let tokens = env
-        .post(
-            "/token",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("code_verifier", &verifier),
-                ("redirect_uri", CALLBACK),
-                ("client_id", &app),
-            ],
-            &[&proof],
-            None,
-        )
-        .await;
+    let tokens = env.exchange(&app, &code, &verifier, &[&proof]).await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     let access = tokens.body["access_token"].as_str().expect("access");
     let userinfo_url = env.url("/userinfo");

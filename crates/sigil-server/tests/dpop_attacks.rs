@@ -49,8 +49,9 @@
 
 mod common;
 
+use common::flows::{self, code_of, pkce, sign_in_first_party};
 use common::process::{free_port, Server, Setup};
-use common::{hidden, jwt_claims, unix_now, TestDb};
+use common::{jwt_claims, unix_now, TestDb};
 use serde_json::{json, Map, Value};
 use sigil_dpop::{Alg, ProofSigner};
 use std::sync::Arc;
@@ -396,77 +397,13 @@ fn assert_clean(answer: &Answer) {
     }
 }
 
-fn pkce() -> (String, String) {
-    use sha2::Digest;
-    let verifier = sigil_core::secret::random_token(32);
-    let challenge = b64(&sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-/// Follows the browser flow to the app's callback (carol signs in; first-party, so no
-/// consent page) and returns the code.
+/// The code at the app's callback once carol has signed in from `authorize_url`.
 async fn sign_in(base: &str, authorize_url: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let absolute = |location: &str| {
-        if location.starts_with('/') {
-            format!("{base}{location}")
-        } else {
-            location.to_string()
-        }
-    };
-    let mut next = authorize_url.to_string();
-    for _ in 0..8 {
-        if next.starts_with(CALLBACK) {
-            let url = url::Url::parse(&next).expect("callback");
-            return url
-                .query_pairs()
-                .find(|(k, _)| k == "code")
-                .map(|(_, v)| v.to_string())
-                .unwrap_or_else(|| panic!("no code in {next}"));
-        }
-        let response = browser.get(&next).send().await.expect("get");
-        if response.status().is_redirection() {
-            next = absolute(response.headers()["location"].to_str().expect("location"));
-            continue;
-        }
-        let url = response.url().clone();
-        let html = response.text().await.expect("html");
-        assert_eq!(url.path(), "/login", "{html}");
-        let response = browser
-            .post(format!("{base}/login"))
-            .form(&[
-                ("csrf", hidden(&html, "csrf")),
-                ("req", hidden(&html, "req")),
-                ("username", "carol".to_string()),
-                ("password", PASSWORD.to_string()),
-            ])
-            .send()
-            .await
-            .expect("post");
-        assert!(response.status().is_redirection(), "{}", response.status());
-        next = absolute(response.headers()["location"].to_str().expect("location"));
-    }
-    panic!("the flow did not reach the app");
+    code_of(&sign_in_first_party(base, authorize_url, CALLBACK, "carol", PASSWORD).await)
 }
 
 fn authorize_url(base: &str, client_id: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
-    let mut url = url::Url::parse(&format!("{base}/authorize")).expect("url");
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", "openid offline_access")
-        .append_pair("state", "s")
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256");
-    for (k, v) in extra {
-        url.query_pairs_mut().append_pair(k, v);
-    }
-    url.to_string()
+    flows::authorize_url(base, client_id, CALLBACK, challenge, extra)
 }
 
 /// Claims of a good proof for `POST url`, to be broken one at a time.

@@ -9,8 +9,9 @@
 
 mod common;
 
+use common::flows::sign_in_first_party;
 use common::process::{free_port, Server, Setup};
-use common::{hidden, jwt_claims, TestDb};
+use common::{jwt_claims, TestDb};
 use serde_json::Value;
 use std::process::Stdio;
 use std::time::Duration;
@@ -24,49 +25,10 @@ const PASSWORD: &str = "dpop library correct horse";
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Plays the browser from `authorize_url` to the callback: carol signs in (first-party app,
-/// no consent page).
+/// The callback URL the browser reaches once carol has signed in from `authorize_url`
+/// (a first-party app: no consent page).
 async fn sign_in(base: &str, authorize_url: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let absolute = |location: &str| {
-        if location.starts_with('/') {
-            format!("{base}{location}")
-        } else {
-            location.to_string()
-        }
-    };
-    let mut next = authorize_url.to_string();
-    for _ in 0..8 {
-        if next.starts_with(CALLBACK) {
-            return next;
-        }
-        let response = browser.get(&next).send().await.expect("get");
-        if response.status().is_redirection() {
-            next = absolute(response.headers()["location"].to_str().expect("location"));
-            continue;
-        }
-        let url = response.url().clone();
-        let html = response.text().await.expect("html");
-        assert_eq!(url.path(), "/login", "{html}");
-        let response = browser
-            .post(format!("{base}/login"))
-            .form(&[
-                ("csrf", hidden(&html, "csrf")),
-                ("req", hidden(&html, "req")),
-                ("username", "carol".to_string()),
-                ("password", PASSWORD.to_string()),
-            ])
-            .send()
-            .await
-            .expect("post");
-        assert!(response.status().is_redirection(), "{}", response.status());
-        next = absolute(response.headers()["location"].to_str().expect("location"));
-    }
-    panic!("the flow did not reach the app");
+    sign_in_first_party(base, authorize_url, CALLBACK, "carol", PASSWORD).await
 }
 
 /// The library's next JSON line, within the test's patience.

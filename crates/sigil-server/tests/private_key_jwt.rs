@@ -18,8 +18,9 @@ mod common;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use common::flows::sign_in_first_party;
 use common::process::{free_port, Server, Setup};
-use common::{hidden, unix_now, TestDb};
+use common::{unix_now, TestDb};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openssl::bn::BigNumContext;
 use openssl::ec::{EcGroup, EcKey};
@@ -576,49 +577,10 @@ async fn keys_at_a_jwks_uri_are_fetched_once_and_again_for_a_new_kid() {
     assert_eq!(keys.requests(), 2, "unknown kids fetch at most every 30 s");
 }
 
-/// Follows the browser flow from `authorize_url` to the client's callback: the sign-in
-/// form (the client is first-party: no consent page).
+/// The callback URL the browser reaches once carol has signed in from `authorize_url`
+/// (a first-party app: no consent page).
 async fn sign_in(base: &str, authorize_url: &str) -> String {
-    let browser = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("browser");
-    let absolute = |location: &str| {
-        if location.starts_with('/') {
-            format!("{base}{location}")
-        } else {
-            location.to_string()
-        }
-    };
-    let mut next = authorize_url.to_string();
-    for _ in 0..8 {
-        if next.starts_with(CALLBACK) {
-            return next;
-        }
-        let response = browser.get(&next).send().await.expect("get");
-        if response.status().is_redirection() {
-            next = absolute(response.headers()["location"].to_str().expect("location"));
-            continue;
-        }
-        let url = response.url().clone();
-        let html = response.text().await.expect("html");
-        assert_eq!(url.path(), "/login", "{html}");
-        let response = browser
-            .post(format!("{base}/login"))
-            .form(&[
-                ("csrf", hidden(&html, "csrf")),
-                ("req", hidden(&html, "req")),
-                ("username", "carol".to_string()),
-                ("password", PASSWORD.to_string()),
-            ])
-            .send()
-            .await
-            .expect("post");
-        assert!(response.status().is_redirection(), "{}", response.status());
-        next = absolute(response.headers()["location"].to_str().expect("location"));
-    }
-    panic!("the flow did not reach the client");
+    sign_in_first_party(base, authorize_url, CALLBACK, "carol", PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

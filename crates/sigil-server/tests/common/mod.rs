@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod flows;
 pub mod npm;
 pub mod process;
 pub mod spa;
