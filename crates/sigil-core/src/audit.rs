@@ -7,6 +7,7 @@
 //! Who acted and from where reaches core as an explicit [`Caller`], passed to every
 //! operation that records or throttles; [`AuditLog`] appends the records.
 
+use crate::activity::{Activity, Event};
 use crate::clock::Clock;
 use crate::secret::hash_for_storage;
 use crate::store::AuditStore;
@@ -192,16 +193,32 @@ impl Caller {
 }
 
 /// Appends records to the audit log. Cheap to clone; shared by the protocol engine and the
-/// administration service.
+/// administration service. It carries the process's activity counters too
+/// ([`crate::activity`]): whatever records what happened can also count it.
 #[derive(Clone)]
 pub struct AuditLog {
     store: Arc<dyn AuditStore>,
     clock: Arc<dyn Clock>,
+    activity: Arc<Activity>,
 }
 
 impl AuditLog {
     pub fn new(store: Arc<dyn AuditStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            activity: Arc::new(Activity::new(clock.clone())),
+            store,
+            clock,
+        }
+    }
+
+    /// The activity counters shared with every clone of this log.
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
+    }
+
+    /// Counts an event ([`Activity::record`]): memory only, never a database write.
+    pub fn count(&self, event: Event<'_>) {
+        self.activity.record(event);
     }
 
     /// Appends an entry for what `caller` did. A failure to record is logged as an error

@@ -223,6 +223,12 @@ impl Authority {
         &self.events
     }
 
+    /// The activity counters of the admin console's charts, shared by every service made
+    /// from this authority ([`crate::activity`]).
+    pub fn activity(&self) -> &Arc<crate::activity::Activity> {
+        self.audit_log.activity()
+    }
+
     /// Every browser origin some client allows (for CORS preflights, which name no client).
     pub async fn client_origins(&self) -> Result<Vec<String>, OAuthError> {
         Ok(self.store.list_client_origins().await?)
@@ -332,6 +338,36 @@ impl Authority {
     /// entries, old codes); returns how many rows went. Run by the server's housekeeping.
     pub async fn delete_expired(&self) -> Result<u64, crate::store::StoreError> {
         self.store.delete_expired(self.now()).await
+    }
+
+    /// Writes the activity counted since the last write to the store, in one transaction;
+    /// returns how many counts went. Counts whose write failed are kept for the next one.
+    pub async fn write_activity(&self) -> Result<usize, crate::store::StoreError> {
+        let activity = self.activity();
+        let counts = activity.drain();
+        if counts.is_empty() {
+            return Ok(0);
+        }
+        match self.store.add_activity(&counts).await {
+            Ok(()) => Ok(counts.len()),
+            Err(error) => {
+                activity.restore(counts);
+                Err(error)
+            }
+        }
+    }
+
+    /// Deletes minute counts older than `minute_retention` seconds and hour counts older
+    /// than `hour_retention` seconds; returns how many rows went.
+    pub async fn prune_activity(
+        &self,
+        minute_retention: i64,
+        hour_retention: i64,
+    ) -> Result<u64, crate::store::StoreError> {
+        let now = self.now();
+        self.store
+            .prune_activity(now - minute_retention, now - hour_retention)
+            .await
     }
 
     /// RFC 6749 §2.3: authenticates a client. A public client authenticates with its id

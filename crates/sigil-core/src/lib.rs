@@ -4,6 +4,7 @@
 //! outcome to a response. Storage is reached only through the [`store::Store`] trait.
 
 pub mod accounts;
+pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod authority;

@@ -2,6 +2,7 @@
 //! throttled per account (or trusted device) and per client address, counted and audited
 //! (OWASP Authentication Cheat Sheet; see `throttle.rs` for the policy).
 
+use crate::activity::{Event, SignInMethod};
 use crate::audit::{Actor, AuditLog, Caller};
 use crate::authority::{Authority, EventCounts};
 use crate::clock::Clock;
@@ -148,6 +149,10 @@ impl PasswordAttempt {
                 self.events
                     .sign_in_successes
                     .fetch_add(1, Ordering::Relaxed);
+                self.audit_log.count(Event::SignIn {
+                    method: SignInMethod::Password,
+                    ok: true,
+                });
                 // The account's (or device's) count starts over; the address's place is
                 // given back but its count stays (otherwise one valid account would reset
                 // the count of an address guessing at others).
@@ -181,6 +186,10 @@ impl PasswordAttempt {
             }
             None => {
                 self.events.sign_in_failures.fetch_add(1, Ordering::Relaxed);
+                self.audit_log.count(Event::SignIn {
+                    method: SignInMethod::Password,
+                    ok: false,
+                });
                 let (target, detail) = if is_known {
                     (
                         Some(self.username.as_str()),

@@ -23,7 +23,7 @@ pub use records::{
     QueuedLogouts, RefreshFamily, RefreshTokenRecord, RegistrationToken, Resource, SignInFailures,
 };
 pub use roles::{
-    AccessTokenDenyList, AccountLinkStore, AuditStore, AuthorizationCodeStore,
+    AccessTokenDenyList, AccountLinkStore, ActivityStore, AuditStore, AuthorizationCodeStore,
     BackchannelLogoutStore, BrowserSessionStore, ClientStore, ConsentStore, FederationStore,
     Housekeeping, MailOutbox, RefreshTokenStore, SecondFactorStore, SignInFailureStore,
     ThirdPartyStore, UserStore,
@@ -73,6 +73,7 @@ pub trait Store:
     + FederationStore
     + BackchannelLogoutStore
     + ThirdPartyStore
+    + ActivityStore
     + Housekeeping
     + Send
     + Sync
@@ -96,6 +97,7 @@ impl<T> Store for T where
         + FederationStore
         + BackchannelLogoutStore
         + ThirdPartyStore
+        + ActivityStore
         + Housekeeping
         + 'static
 {

@@ -278,6 +278,59 @@ pub struct DpopArgs {
     pub dpop_proof_max_age: Duration,
 }
 
+/// The activity counters behind the admin console's charts.
+#[derive(Debug, Clone, Args)]
+pub struct ActivityArgs {
+    /// How often each replica writes the activity it counted (sign-ins, tokens, reuse,
+    /// throttled requests, 5xx answers) to the database; between writes, counts are kept
+    /// in memory only, so a crash loses at most this much. Between 100ms and 1m.
+    #[arg(long, env = "SIGIL_ACTIVITY_FLUSH_INTERVAL", default_value = "5s", value_parser = parse_flush_interval)]
+    pub activity_flush_interval: Duration,
+
+    /// How long the per-minute activity counts are kept (the 24-hour chart reads them);
+    /// at least 1d.
+    #[arg(long, env = "SIGIL_ACTIVITY_MINUTE_RETENTION", default_value = "2d", value_parser = parse_minute_retention)]
+    pub activity_minute_retention: Duration,
+
+    /// How long the hourly activity counts (in total and per client) are kept (the 7-day
+    /// chart and the clients' figures read them); at least 7d.
+    #[arg(long, env = "SIGIL_ACTIVITY_RETENTION", default_value = "90d", value_parser = parse_hour_retention)]
+    pub activity_retention: Duration,
+}
+
+/// The activity flush interval: between 100 ms and a minute.
+pub fn parse_flush_interval(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration < Duration::from_millis(100) || duration > Duration::from_secs(60) {
+        return Err(format!(
+            "--activity-flush-interval is between 100ms and 1m, got {value:?}"
+        ));
+    }
+    Ok(duration)
+}
+
+/// The retention of the per-minute counts: at least a day (the 24-hour chart).
+pub fn parse_minute_retention(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration < Duration::from_secs(86_400) {
+        return Err(format!(
+            "--activity-minute-retention is at least 1d (the 24-hour chart reads it), got {value:?}"
+        ));
+    }
+    Ok(duration)
+}
+
+/// The retention of the hourly counts: at least 7 days (the 7-day chart).
+pub fn parse_hour_retention(value: &str) -> Result<Duration, String> {
+    let duration = parse_duration(value)?;
+    if duration < Duration::from_secs(7 * 86_400) {
+        return Err(format!(
+            "--activity-retention is at least 7d (the 7-day chart reads it), got {value:?}"
+        ));
+    }
+    Ok(duration)
+}
+
 /// Options of `sigil serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -306,6 +359,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub dpop: DpopArgs,
+
+    #[command(flatten)]
+    pub activity: ActivityArgs,
 
     /// Refresh-token idle lifetime: a token unused this long expires.
     #[arg(long, env = "SIGIL_REFRESH_TOKEN_TTL", default_value = "30d", value_parser = parse_duration)]

@@ -1,6 +1,7 @@
 //! Sigil's authorization server: configuration, command line, HTTP handlers, stores,
 //! key files. [`app`] builds the router that `sigil serve` runs and tests drive.
 
+pub mod activity;
 pub mod backchannel;
 pub mod cli;
 pub mod client_documents;

@@ -213,6 +213,7 @@ pub async fn build_state(
             args.client_cache_ttl,
         )),
         logouts,
+        activity: crate::activity::Settings::from(&args.activity),
     })
 }
 
@@ -371,6 +372,8 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
         args.keys_poll_interval,
     );
     let housekeeping = spawn_housekeeping(state.clone());
+    let activity_writer = crate::activity::spawn_writer(state.clone());
+    let last_write = state.clone();
     state.metrics.attach_mail(state.mailer.metrics());
     let mail_worker = state.mailer.clone().spawn_worker();
     state.metrics.attach_logouts(state.logouts.metrics());
@@ -427,6 +430,9 @@ pub async fn serve(cli: &Cli, args: &ServeArgs) -> Result<(), CommandError> {
         args.shutdown_timeout,
     )
     .await;
+    activity_writer.abort();
+    // What the last requests counted goes out before the database closes.
+    crate::activity::write(&last_write).await;
     signal.abort();
     if let Some(metrics) = metrics {
         let _ = metrics.await;
@@ -466,6 +472,7 @@ fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
                         tracing::warn!(error = %e, "removing unused self-registered clients failed")
                     }
                 }
+                crate::activity::prune(&state).await;
                 match state.sessions.delete_expired(&state.database, now).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "deleted expired sessions"),

@@ -65,4 +65,6 @@ pub struct AppState {
     pub registrations: Arc<sigil_core::registration::Registrations>,
     /// Back-channel logout: the delivery worker of logout tokens.
     pub logouts: Arc<crate::backchannel::LogoutDeliverer>,
+    /// How the activity counters are written and how long they are kept.
+    pub activity: crate::activity::Settings,
 }

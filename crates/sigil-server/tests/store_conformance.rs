@@ -2210,6 +2210,216 @@ async fn third_party(store: Arc<dyn Store>) {
         .expect("gone"));
 }
 
+/// The activity counters: counts add up per minute and hour (in total and per client),
+/// concurrent writers add up instead of overwriting each other, reads bucket and page as
+/// documented, and pruning keeps what is recent.
+async fn activity_counters(store: Arc<dyn Store>) {
+    use sigil_core::activity::{ActivityCount, ActivityPage, ActivityQuery, Grain, HOUR};
+    let hour = NOW - NOW.rem_euclid(HOUR);
+    let count = |minute: i64, metric: &'static str, label: &'static str, client: &str, n: i64| {
+        ActivityCount {
+            minute,
+            metric,
+            label,
+            client_id: client.to_string(),
+            count: n,
+        }
+    };
+    store
+        .add_activity(&[
+            count(hour, "token", "client_credentials", "app-a", 2),
+            count(hour, "token", "client_credentials", "app-b", 1),
+            count(hour + 60, "token", "client_credentials", "app-a", 1),
+            count(hour + 60, "sign_in", "password.ok", "", 3),
+            count(hour + HOUR, "token", "refresh_token", "app-a", 4),
+        ])
+        .await
+        .expect("add");
+    store.add_activity(&[]).await.expect("nothing to add");
+    // Eight writers at once on the same rows (as replicas do): every count is kept.
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .add_activity(&[
+                        count(hour, "token", "client_credentials", "app-a", 1),
+                        count(hour, "throttled", "", "", 1),
+                    ])
+                    .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("join").expect("concurrent add");
+    }
+    let minutes = store
+        .activity_series(&ActivityQuery {
+            grain: Grain::Minute,
+            from: hour,
+            to: hour + 2 * HOUR,
+            bucket_seconds: 60,
+            client_id: None,
+        })
+        .await
+        .expect("minutes");
+    let seen: Vec<(i64, &str, &str, i64)> = minutes
+        .iter()
+        .map(|r| (r.bucket, r.metric.as_str(), r.label.as_str(), r.count))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (hour, "throttled", "", 8),
+            (hour, "token", "client_credentials", 11),
+            (hour + 60, "sign_in", "password.ok", 3),
+            (hour + 60, "token", "client_credentials", 1),
+            (hour + HOUR, "token", "refresh_token", 4),
+        ]
+    );
+    // Quarter hours sum their minutes; a range leaves out what is outside it.
+    let quarters = store
+        .activity_series(&ActivityQuery {
+            grain: Grain::Minute,
+            from: hour,
+            to: hour + HOUR,
+            bucket_seconds: 900,
+            client_id: None,
+        })
+        .await
+        .expect("quarters");
+    assert!(quarters.iter().all(|r| r.bucket == hour));
+    let tokens: i64 = quarters
+        .iter()
+        .filter(|r| r.metric == "token")
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(tokens, 12);
+    // Hours: the total of every client, and one client's own.
+    let hours = |client: Option<&str>| {
+        let store = store.clone();
+        let client = client.map(str::to_string);
+        async move {
+            store
+                .activity_series(&ActivityQuery {
+                    grain: Grain::Hour,
+                    from: hour,
+                    to: hour + 2 * HOUR,
+                    bucket_seconds: HOUR,
+                    client_id: client,
+                })
+                .await
+                .expect("hours")
+                .into_iter()
+                .map(|r| (r.bucket, r.metric, r.label, r.count))
+                .collect::<Vec<_>>()
+        }
+    };
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        hours(None).await,
+        vec![
+            (hour, s("sign_in"), s("password.ok"), 3),
+            (hour, s("throttled"), s(""), 8),
+            (hour, s("token"), s("client_credentials"), 12),
+            (hour + HOUR, s("token"), s("refresh_token"), 4),
+        ]
+    );
+    assert_eq!(
+        hours(Some("app-a")).await,
+        vec![
+            (hour, s("token"), s("client_credentials"), 11),
+            (hour + HOUR, s("token"), s("refresh_token"), 4),
+        ]
+    );
+    assert_eq!(hours(Some("nobody")).await, vec![]);
+    assert_eq!(
+        store.last_token_hour("app-a").await.expect("last"),
+        Some(hour + HOUR)
+    );
+    assert_eq!(
+        store.last_token_hour("app-b").await.expect("last"),
+        Some(hour)
+    );
+    assert_eq!(store.last_token_hour("nobody").await.expect("last"), None);
+    // Export pages: every hour row once, in order, across pages of 2.
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_activity(&ActivityPage {
+                grain: Grain::Hour,
+                from: 0,
+                to: i64::MAX,
+                after: after.clone(),
+                limit: 2,
+            })
+            .await
+            .expect("page");
+        let Some(last) = page.last() else { break };
+        after = Some((
+            last.bucket,
+            last.metric.clone(),
+            last.label.clone(),
+            last.client_id.clone(),
+        ));
+        let short = page.len() < 2;
+        rows.extend(page);
+        if short {
+            break;
+        }
+    }
+    let keys: Vec<(i64, &str, &str, &str, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.bucket,
+                r.metric.as_str(),
+                r.label.as_str(),
+                r.client_id.as_str(),
+                r.count,
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            (hour, "sign_in", "password.ok", "", 3),
+            (hour, "throttled", "", "", 8),
+            (hour, "token", "client_credentials", "", 12),
+            (hour, "token", "client_credentials", "app-a", 11),
+            (hour, "token", "client_credentials", "app-b", 1),
+            (hour + HOUR, "token", "refresh_token", "", 4),
+            (hour + HOUR, "token", "refresh_token", "app-a", 4),
+        ]
+    );
+    let minute_rows = store
+        .list_activity(&ActivityPage {
+            grain: Grain::Minute,
+            from: hour + 60,
+            to: hour + HOUR,
+            after: None,
+            limit: 10,
+        })
+        .await
+        .expect("minute rows");
+    assert_eq!(minute_rows.len(), 2, "the range bounds the rows");
+    assert!(minute_rows.iter().all(|r| r.client_id.is_empty()));
+    // Pruning: minutes before the second hour go, hours are kept; then everything.
+    let pruned = store
+        .prune_activity(hour + HOUR, hour)
+        .await
+        .expect("prune");
+    assert_eq!(pruned, 4, "the four minute rows of the first hour");
+    assert_eq!(
+        store
+            .prune_activity(i64::MAX, i64::MAX)
+            .await
+            .expect("prune all"),
+        1 + 7
+    );
+}
+
 async fn open(db: &TestDb) -> Database {
     Database::open(db.url(), &DatabaseOptions::default())
         .await
@@ -2219,6 +2429,7 @@ async fn open(db: &TestDb) -> Database {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_store_conforms() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    activity_counters(store.clone()).await;
     conformance(store.clone()).await;
     sign_in_failures(store.clone()).await;
     self_service(store.clone()).await;
@@ -2237,6 +2448,7 @@ async fn sqlite_store_conforms() {
         Vec::<i64>::new(),
         "migrations are idempotent"
     );
+    activity_counters(database.store()).await;
     conformance(database.store()).await;
     sign_in_failures(database.store()).await;
     self_service(database.store()).await;
@@ -2258,6 +2470,7 @@ async fn postgres_store_conforms() {
         Vec::<i64>::new(),
         "migrations are idempotent"
     );
+    activity_counters(database.store()).await;
     conformance(database.store()).await;
     sign_in_failures(database.store()).await;
     self_service(database.store()).await;

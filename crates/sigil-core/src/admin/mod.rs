@@ -3,11 +3,13 @@
 //! [`Admin`] is the one way the admin pages and the command line reach the store, so both
 //! follow the same rules and leave the same audit trail. Every change takes the [`Caller`].
 
+mod activity;
 mod clients;
 mod records;
 mod resources;
 mod users;
 
+pub use activity::ClientUsage;
 pub use records::{AuditVerdict, Overview};
 
 use crate::audit::AuditLog;

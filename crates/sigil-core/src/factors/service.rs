@@ -6,6 +6,7 @@ use super::recovery;
 use super::seal::FactorKey;
 use super::totp::{issuer_label, TotpSecret};
 use super::{throttle_subject, validate_name, FactorError, FactorsConfig, Method};
+use crate::activity::{Event, SignInMethod};
 use crate::audit::{AuditLog, Caller};
 use crate::authority::Authority;
 use crate::clock::Clock;
@@ -293,6 +294,10 @@ impl SecondFactors {
     /// Audits a sign-in with a passkey alone (`sign_in.success`, as a password sign-in is;
     /// the passkey as a second step is part of the password's sign-in).
     pub async fn passkey_signed_in(&self, caller: &Caller, user: &User) {
+        self.audit_log.count(Event::SignIn {
+            method: SignInMethod::Passkey,
+            ok: true,
+        });
         self.audit_log
             .record(
                 caller,
@@ -324,6 +329,10 @@ impl SecondFactors {
         } else {
             self.use_totp(user, code, now).await?
         };
+        self.audit_log.count(Event::SignIn {
+            method: SignInMethod::SecondFactor,
+            ok: method.is_some(),
+        });
         let Some(method) = method else {
             self.audit_log
                 .record(

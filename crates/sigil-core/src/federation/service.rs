@@ -181,6 +181,7 @@ impl Federation {
     /// error, an answer that failed its checks). `reason` holds no secret.
     pub async fn record_refusal(&self, caller: &Caller, provider: &Provider, reason: &str) {
         let reason: String = reason.chars().take(300).collect();
+        self.audit_log.count(provider_sign_in(false));
         self.audit_log
             .record(caller, "federation.refused", Some(&provider.id), reason)
             .await;
@@ -225,6 +226,7 @@ impl Federation {
                     self.store
                         .touch_identity(&upstream.issuer, &upstream.subject, now)
                         .await?;
+                    self.audit_log.count(provider_sign_in(true));
                     self.audit_log
                         .record(
                             &as_user(caller, &user),
@@ -236,6 +238,7 @@ impl Federation {
                     Ok(Resolution::Linked(user))
                 }
                 _ => {
+                    self.audit_log.count(provider_sign_in(false));
                     self.audit_log
                         .record(
                             caller,
@@ -268,6 +271,7 @@ impl Federation {
             }
         }
         if !provider.create_users {
+            self.audit_log.count(provider_sign_in(false));
             self.audit_log
                 .record(
                     caller,
@@ -285,6 +289,7 @@ impl Federation {
             // Another sign-in of the same identity linked it first: sign in as that one.
             return Box::pin(self.resolve(caller, provider, upstream)).await;
         };
+        self.audit_log.count(provider_sign_in(true));
         self.audit_log
             .record(
                 &as_user(caller, &user),
@@ -476,4 +481,12 @@ fn username_base(upstream: &UpstreamIdentity) -> String {
         }
     }
     "user".into()
+}
+
+/// A sign-in through an upstream provider, for the activity counters.
+fn provider_sign_in(ok: bool) -> crate::activity::Event<'static> {
+    crate::activity::Event::SignIn {
+        method: crate::activity::SignInMethod::Provider,
+        ok,
+    }
 }

@@ -186,6 +186,9 @@ impl Authority {
         self.events
             .refresh_reuse_detected
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.audit_log.count(crate::activity::Event::RefreshReuse {
+            client_id: &client.id,
+        });
         let user = self.store.find_user(&family.user_id).await.ok().flatten();
         self.audit(
             caller,

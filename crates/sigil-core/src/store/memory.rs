@@ -5,6 +5,7 @@
 mod accounts;
 mod activity;
 mod backchannel;
+mod counters;
 mod factors;
 mod federation;
 mod self_service;
@@ -62,6 +63,10 @@ struct Data {
     client_assertions: HashMap<(String, String), i64>,
     /// DPoP proof replay key → until when it is kept.
     dpop_proofs: HashMap<String, i64>,
+    /// Activity counts per minute (every client together).
+    activity_minutes: counters::Counters,
+    /// Activity counts per hour, in total (client `""`) and per client.
+    activity_hours: counters::Counters,
 }
 
 impl Data {

@@ -7,6 +7,7 @@ use super::{
     LogoutDeliveryCounts, OutboxCounts, OutboxMessage, PushedRequest, QueuedLogouts, RefreshFamily,
     RefreshTokenRecord, RegistrationToken, Resource, SignInFailures, StoreError,
 };
+use crate::activity::{ActivityCount, ActivityPage, ActivityQuery, ActivityRow};
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::client::Client;
 use crate::federation::{FederatedIdentity, Provider};
@@ -544,4 +545,26 @@ pub trait ThirdPartyStore: Send + Sync {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+}
+
+/// The activity counters of the admin console's charts ([`crate::activity`]). Counts only
+/// ever add up: writes from several replicas, in any order, give the same totals.
+#[async_trait]
+pub trait ActivityStore: Send + Sync {
+    /// Adds counts, in one transaction: each to its minute's total (all clients together)
+    /// and to its hour's total and, when it names a client, to that client's hour.
+    async fn add_activity(&self, counts: &[ActivityCount]) -> Result<(), StoreError>;
+    /// Sums of the stored counts, by bucket, metric and label, oldest bucket first.
+    async fn activity_series(&self, query: &ActivityQuery) -> Result<Vec<ActivityRow>, StoreError>;
+    /// A page of the stored rows, in (bucket, metric, label, client) order.
+    async fn list_activity(&self, page: &ActivityPage) -> Result<Vec<ActivityRow>, StoreError>;
+    /// The start of the latest hour in which `client_id` was issued a token, if any is kept.
+    async fn last_token_hour(&self, client_id: &str) -> Result<Option<i64>, StoreError>;
+    /// Deletes minute rows older than `minutes_before` and hour rows older than
+    /// `hours_before`; returns how many went.
+    async fn prune_activity(
+        &self,
+        minutes_before: i64,
+        hours_before: i64,
+    ) -> Result<u64, StoreError>;
 }

@@ -178,6 +178,17 @@ async fn observe(
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let throttled = error::is_throttled(&response);
+    if throttled {
+        state
+            .authority
+            .activity()
+            .record(sigil_core::activity::Event::Throttled);
+    } else if status >= 500 {
+        state
+            .authority
+            .activity()
+            .record(sigil_core::activity::Event::ServerError);
+    }
     state.metrics.observe_request(
         &route,
         &method,

@@ -75,6 +75,13 @@ async fn token_for(
     match &response {
         Ok(_) => {
             state.metrics.token_issued(grant);
+            state
+                .authority
+                .activity()
+                .record(sigil_core::activity::Event::TokenIssued {
+                    grant,
+                    client_id: &credentials.client_id,
+                });
             tracing::info!(client = %credentials.client_id, grant, "token issued")
         }
         Err(e) => {

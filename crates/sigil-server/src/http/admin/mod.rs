@@ -4,7 +4,9 @@
 //! the same core operations as the command line, which write the audit log.
 
 mod account;
+mod activity;
 pub mod audit;
+mod charts;
 mod clients;
 mod keys;
 mod path;
@@ -43,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(resources::router())
         .merge(keys::router())
         .merge(audit::router())
+        .merge(activity::router())
 }
 
 const SCRIPT: &str = include_str!("../../../../../templates/admin.js");
@@ -332,6 +335,15 @@ struct DashboardPage {
     users: usize,
     keys: usize,
     last_audit: i64,
+    range: activity::Range,
+    activity: activity::Overview,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DashboardQuery {
+    notice: Option<String>,
+    #[serde(default)]
+    range: activity::Range,
 }
 
 const DASHBOARD_COUNT_LIMIT: i64 = 1000;
@@ -339,9 +351,10 @@ const DASHBOARD_COUNT_LIMIT: i64 = 1000;
 async fn dashboard(
     State(state): State<AppState>,
     admin: Admin,
-    axum::extract::Query(query): axum::extract::Query<NoticeQuery>,
+    axum::extract::Query(query): axum::extract::Query<DashboardQuery>,
 ) -> Result<Response, PageError> {
     let overview = state.admin.overview(DASHBOARD_COUNT_LIMIT).await?;
+    let activity = activity::overview(&state, query.range).await?;
     let (clients, users, last_audit) = (overview.clients, overview.users, overview.last_audit_seq);
     let page = DashboardPage {
         chrome: admin.chrome(query.notice.as_deref()),
@@ -351,6 +364,8 @@ async fn dashboard(
         users: users.max(0) as usize,
         keys: state.authority.keys().current().keys().len(),
         last_audit,
+        range: query.range,
+        activity,
     };
     render(&page)
 }

@@ -20,6 +20,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use sigil_core::accounts::SignUpMode;
+use sigil_core::activity::SignInMethod;
 use sigil_core::audit::Caller;
 use sigil_core::factors::{FactorError, UsedMethod};
 use sigil_core::store::{Factor, FactorKind};
@@ -85,6 +86,7 @@ pub(super) async fn second_factor_finish(
     let (state_ref, session_ref, proving_ref, req_ref, next_ref) =
         (&state, &session, &proving, &req, &next);
     let refused = |message: &'static str| async move {
+        count(state_ref, SignInMethod::SecondFactor, false);
         let summary = state_ref.factors.summary(&proving_ref.user().id).await?;
         Ok::<_, PageError>(PageError::InvalidForm(
             page(
@@ -136,6 +138,7 @@ pub(super) async fn second_factor_finish(
         .factors
         .passkey_used(&factor.id, verified.updated_data.as_deref())
         .await?;
+    count(&state, SignInMethod::SecondFactor, true);
     let done = Proven {
         req: &req,
         next: &next,
@@ -262,6 +265,7 @@ async fn refused_sign_in(
     next: &str,
     message: &'static str,
 ) -> PageError {
+    count(state, SignInMethod::Passkey, false);
     let render = async {
         let csrf = browser::csrf_token(session).await?;
         let (client_name, targets) = match client_of(state, session, req).await? {
@@ -289,4 +293,12 @@ async fn refused_sign_in(
         },
         Err(error) => error,
     }
+}
+
+/// Counts a passkey step for the activity charts.
+fn count(state: &AppState, method: SignInMethod, ok: bool) {
+    state
+        .authority
+        .activity()
+        .record(sigil_core::activity::Event::SignIn { method, ok });
 }

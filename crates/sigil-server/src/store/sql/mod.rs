@@ -8,6 +8,7 @@
 //! more try on a fresh connection); writes are never tried again nor cut off.
 
 mod access_tokens;
+mod activity;
 mod audit;
 mod backchannel;
 mod clients;
