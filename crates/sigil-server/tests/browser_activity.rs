@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const DANA_PASSWORD: &str = "dana's long pass phrase";
+const DANA_PASSWORD: &str = "her long quiet pass phrase";
 
 async fn token(base: &str, client: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
     let response = reqwest::Client::new()
@@ -167,7 +167,6 @@ async fn the_overview_charts_what_every_replica_counted() {
         ]
     };
     let (serve_a, serve_b) = (serve(&metrics_a), serve(&metrics_b));
-    let strs = |args: &[String; 6]| -> Vec<&str> { args.iter().map(String::as_str).collect() };
     let a = Server::start_on(&setup, &[], &strs(&serve_a), port_a, &[]);
     let b = Server::start_on(&setup, &[], &strs(&serve_b), free_port(), &[]);
     let (a_base, b_base) = (a.base.clone(), b.base.clone());
@@ -441,4 +440,8 @@ async fn the_overview_charts_what_every_replica_counted() {
     a.stop();
     b.stop();
     drop(db);
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }

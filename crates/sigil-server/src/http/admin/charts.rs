@@ -103,11 +103,13 @@ impl Chart {
             escape(self.title),
             escape(&self.summary())
         );
-        // Grid lines and their values: 0, half, top.
-        for value in [0, top / 2, top] {
-            if value == top / 2 && (top / 2) * 2 != top {
-                continue;
-            }
+        // Grid lines and their values: 0, half (when a whole number), top.
+        let lines = if top % 2 == 0 {
+            vec![0, top / 2, top]
+        } else {
+            vec![0, top]
+        };
+        for value in lines {
             let y = y_of(value);
             let _ = write!(
                 svg,
@@ -255,8 +257,10 @@ mod tests {
         assert!(svg.contains("Sign-ins &lt;all&gt;"));
         assert!(!svg.contains("style="), "no inline style (CSP)");
         assert!(svg.contains("4 succeeded, 2 failed"));
-        // The tallest stack (5) reaches the top of a 5 axis.
+        // The tallest stack (5) reaches the top of a 5 axis, which starts at 0.
         assert!(svg.contains(">5</text>"));
+        assert!(svg.contains(">0</text>"));
+        assert!(!svg.contains(">2</text>"), "no half line on an odd axis");
     }
 
     #[test]
