@@ -3,12 +3,18 @@
 //! [`Admin`] is the one way the admin pages and the command line reach the store, so both
 //! follow the same rules and leave the same audit trail. Every change takes the [`Caller`].
 
+mod activity;
 mod clients;
 mod records;
 mod resources;
+mod sessions;
 mod users;
 
+pub use activity::{ClientUsage, LastSignIn, LinkedIdentity, SignInFacts, SignInMethod};
 pub use records::{AuditVerdict, Overview};
+pub use sessions::{
+    AdminSession, BadCursor, SessionClient, SessionCursor, SessionsPage, SESSION_ID_BYTES,
+};
 
 use crate::audit::AuditLog;
 use crate::authority::{Authority, ClientCache};
@@ -93,6 +99,9 @@ pub enum AdminError {
     Invalid(String),
     #[error("not found")]
     NotFound,
+    /// No such browser session, or it has ended already.
+    #[error("no such session, or it has ended")]
+    NoSuchSession,
     /// The password pool is full; try again shortly.
     #[error("the server is busy; try again")]
     Busy,

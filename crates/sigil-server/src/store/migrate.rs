@@ -67,6 +67,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "dpop",
         sql: include_str!("../../../../migrations/sqlite/0010_dpop.sql"),
     },
+    Migration {
+        version: 12,
+        name: "admin_sessions",
+        sql: include_str!("../../../../migrations/sqlite/0012_admin_sessions.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -121,6 +126,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 10,
         name: "dpop",
         sql: include_str!("../../../../migrations/postgres/0010_dpop.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "admin_sessions",
+        sql: include_str!("../../../../migrations/postgres/0012_admin_sessions.sql"),
     },
 ]);
 
