@@ -167,7 +167,7 @@ impl Admin {
             .await;
         let target = found.username.clone().unwrap_or_else(|| user_id.clone());
         let detail = format!(
-            "a browser session from {} ended by an admin; {} back-channel logouts queued",
+            "a browser session from {} ended by an admin; back-channel logouts queued: {}",
             found
                 .session
                 .address
