@@ -10,7 +10,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::process::SIGIL;
+use common::process::{Server, Setup, ADMIN_PASSWORD, SIGIL};
 use common::{hidden, TestApp, TestDb};
 use http_body_util::BodyExt;
 use sigil_core::audit::AuditFilter;
@@ -1537,6 +1537,23 @@ async fn every_path_parameter_is_checked_before_use() {
     let mut root = Browser::new(&app);
     root.sign_in("root", "topmost pass phrase 1").await;
     let csrf = root.csrf(&format!("/admin/users/{}", alice.id)).await;
+    let root_user = app
+        .state
+        .database
+        .store()
+        .find_user_by_username("root")
+        .await
+        .expect("find")
+        .expect("root");
+    let root_session = app
+        .state
+        .database
+        .store()
+        .list_browser_sessions(&root_user.id, 0)
+        .await
+        .expect("sessions")
+        .pop()
+        .expect("root's session");
 
     // The issue's reproduction: the confirmation page must not offer to delete the client.
     let lure = format!(
@@ -1581,6 +1598,11 @@ async fn every_path_parameter_is_checked_before_use() {
         (true, "/admin/clients/{id}/delete"),
         (false, "/admin/clients/{id}/delete"),
     ];
+    // Session record ids (`random_token(16)`), from the sessions page and the user's page.
+    let session_routes = [
+        (true, "/admin/sessions/{id}/end"),
+        (false, "/admin/sessions/{id}/end"),
+    ];
     // Provider ids are chosen by admins, not generated: checked by the core's rule. The
     // sign-in routes take them too.
     let provider_routes = [
@@ -1596,6 +1618,7 @@ async fn every_path_parameter_is_checked_before_use() {
     let swept: std::collections::BTreeSet<&str> = user_routes
         .iter()
         .chain(client_routes.iter())
+        .chain(session_routes.iter())
         .chain(provider_routes.iter())
         .chain(registration_routes.iter())
         .map(|(_, route)| *route)
@@ -1615,6 +1638,11 @@ async fn every_path_parameter_is_checked_before_use() {
             client_routes
                 .iter()
                 .map(|(is_get, route)| (*is_get, *route, client.id.as_str())),
+        )
+        .chain(
+            session_routes
+                .iter()
+                .map(|(is_get, route)| (*is_get, *route, root_session.id.as_str())),
         )
         .chain(
             provider_routes
@@ -1702,6 +1730,15 @@ async fn every_path_parameter_is_checked_before_use() {
         store.list_providers().await.expect("providers").len(),
         1,
         "the provider is still there"
+    );
+    assert_eq!(
+        store
+            .find_browser_session(&root_session.id)
+            .await
+            .expect("find")
+            .and_then(|s| s.ended_at),
+        None,
+        "the admin's session is still live"
     );
     let page = root.get(&format!("/admin/users/{}", alice.id)).await;
     assert!(
@@ -1837,4 +1874,478 @@ async fn resources_and_self_registered_clients_in_the_console() {
     );
     assert!(page.body.contains("198.51.100.7") && page.body.contains("iat-7"));
     assert!(page.body.contains("not used yet"));
+}
+
+/// A browser for the real server: its own cookie jar, redirects not followed.
+fn http_browser(user_agent: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(user_agent)
+        .build()
+        .expect("browser")
+}
+
+/// Signs in through the real sign-in form of the server at `base`.
+async fn http_sign_in(browser: &reqwest::Client, base: &str, username: &str, password: &str) {
+    let login = browser
+        .get(format!("{base}/login?next=%2Faccount"))
+        .send()
+        .await
+        .expect("login page");
+    assert_eq!(login.status(), 200);
+    let csrf = hidden(&login.text().await.expect("html"), "csrf");
+    let response = browser
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", username),
+            ("password", password),
+            ("next", "/account"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(response.status(), 303, "{username} signs in");
+}
+
+/// GET `path`: the status and the body.
+async fn http_get(browser: &reqwest::Client, base: &str, path: &str) -> (u16, String) {
+    let response = browser
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("get");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// POST a form to `path`: the status, the `Location` and the body.
+async fn http_post(
+    browser: &reqwest::Client,
+    base: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> (u16, String, String) {
+    let response = browser
+        .post(format!("{base}{path}"))
+        .form(fields)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    let location = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, location, response.text().await.expect("body"))
+}
+
+/// The table rows of a page that carry `data-session`: (session id, the row's HTML).
+fn session_rows(html: &str) -> Vec<(String, String)> {
+    html.split("<tr data-session=\"")
+        .skip(1)
+        .map(|rest| {
+            let id = rest.split('"').next().unwrap_or("").to_string();
+            let row = rest.split("</tr>").next().unwrap_or("").to_string();
+            (id, row)
+        })
+        .collect()
+}
+
+/// The real `sigil` binary, two browsers of one user (one signed in to an app through the
+/// authorization-code flow, the other on Sigil's own sign-in page) and an admin: the admin
+/// sees both sessions on the sessions page and on the user's page, ends one, and only that
+/// browser is signed out; its app gets a back-channel logout queued and the audit log has
+/// the entry. CSRF, bad and unknown ids, and a non-admin are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_ends_one_of_a_users_browser_sessions() {
+    let db = TestDb::sqlite();
+    let setup = Setup::new(db.url(), tempfile::tempdir().expect("tempdir"));
+    setup.sigil(&["migrate"], None);
+    let server = Server::start(&setup);
+    let base = server.base.clone();
+    const DANA_PASSWORD: &str = "her long quiet pass phrase";
+    const CALLBACK: &str = "http://127.0.0.1:9/callback";
+    setup.sigil(
+        &["user", "add", "--username", "dana", "--password-stdin"],
+        Some(DANA_PASSWORD),
+    );
+    let out = setup.sigil(
+        &[
+            "client",
+            "add",
+            "--name",
+            "Photo Printer",
+            "--redirect-uri",
+            CALLBACK,
+            "--backchannel-logout-uri",
+            "http://127.0.0.1:9/logout",
+            "--first-party",
+            "--json",
+        ],
+        None,
+    );
+    let client: serde_json::Value = serde_json::from_str(&out).expect("client json");
+    let client_id = client["client_id"].as_str().expect("client_id").to_string();
+
+    // Browser A signs in to the app; browser B to Sigil itself.
+    let firefox =
+        http_browser("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
+    let (_, challenge) = common::flows::pkce();
+    let authorize = common::flows::authorize_url(&base, &client_id, CALLBACK, &challenge, &[]);
+    let reached = common::flows::sign_in_first_party_in(
+        &firefox,
+        &base,
+        &authorize,
+        CALLBACK,
+        "dana",
+        DANA_PASSWORD,
+    )
+    .await;
+    assert!(reached.contains("code="), "{reached}");
+    let curl = http_browser("curl/8.5.0");
+    http_sign_in(&curl, &base, "dana", DANA_PASSWORD).await;
+    assert_eq!(http_get(&firefox, &base, "/account").await.0, 200);
+    assert_eq!(http_get(&curl, &base, "/account").await.0, 200);
+
+    // A non-admin is refused.
+    assert_eq!(http_get(&curl, &base, "/admin/sessions").await.0, 403);
+
+    let admin = http_browser("Mozilla/5.0 (Windows NT 10.0) Chrome/126.0 Safari/537.36");
+    http_sign_in(&admin, &base, "admin", ADMIN_PASSWORD).await;
+    let (status, list) = http_get(&admin, &base, "/admin/sessions").await;
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list.contains("href=\"/admin/sessions\">Sessions</a>"),
+        "in the nav"
+    );
+    let rows = session_rows(&list);
+    let danas: Vec<&(String, String)> = rows
+        .iter()
+        .filter(|(_, row)| row.contains(">dana</a>"))
+        .collect();
+    assert_eq!(danas.len(), 2, "{list}");
+    let (in_app, in_app_row) = danas
+        .iter()
+        .find(|(_, row)| row.contains("Photo Printer"))
+        .map(|(id, row)| (id.clone(), row.clone()))
+        .expect("the session that signed in to the app");
+    assert!(
+        in_app_row.contains(&format!("href=\"/admin/clients/{client_id}\"")),
+        "{in_app_row}"
+    );
+    assert!(in_app_row.contains("Firefox on Linux"), "{in_app_row}");
+    assert!(in_app_row.contains("127.0.0.1"), "{in_app_row}");
+    let (on_sigil, on_sigil_row) = danas
+        .iter()
+        .find(|(id, _)| *id != in_app)
+        .map(|(id, row)| (id.clone(), row.clone()))
+        .expect("the other session");
+    assert!(on_sigil_row.contains("curl"), "{on_sigil_row}");
+    assert!(!on_sigil_row.contains("Photo Printer"), "{on_sigil_row}");
+    assert!(
+        rows.iter()
+            .any(|(_, row)| row.contains(">admin</a>") && row.contains("this session")),
+        "the admin's own session, marked: {list}"
+    );
+    let dana_id = in_app_row
+        .split("href=\"/admin/users/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the user link")
+        .to_string();
+
+    // The user's page lists both, with End buttons that come back to it.
+    let (status, user_page) = http_get(&admin, &base, &format!("/admin/users/{dana_id}")).await;
+    assert_eq!(status, 200);
+    let user_rows = session_rows(&user_page);
+    assert_eq!(user_rows.len(), 2, "{user_page}");
+    assert!(user_page.contains(&format!("href=\"/admin/sessions/{in_app}/end?back=user\"")));
+    assert!(user_page.contains(&format!(
+        "href=\"/admin/sessions/{on_sigil}/end?back=user\""
+    )));
+    assert!(user_page.contains("Photo Printer"));
+    assert!(
+        user_page.contains("with password (sign-in page)"),
+        "last sign-in method"
+    );
+
+    // Without the CSRF token nothing ends.
+    let end = format!("/admin/sessions/{in_app}/end");
+    let (status, _, _) = http_post(&admin, &base, &end, &[("back", "user")]).await;
+    assert_eq!(status, 403);
+    let (status, _, _) =
+        http_post(&admin, &base, &end, &[("csrf", "forged"), ("back", "user")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        http_get(&firefox, &base, "/account").await.0,
+        200,
+        "still signed in"
+    );
+
+    // The confirmation page, then the end, back on the user's page.
+    let (status, confirm) = http_get(&admin, &base, &format!("{end}?back=user")).await;
+    assert_eq!(status, 200, "{confirm}");
+    assert!(confirm.contains(&format!("action=\"{end}\"")), "{confirm}");
+    assert!(
+        confirm.contains("name=\"back\" value=\"user\""),
+        "{confirm}"
+    );
+    assert!(confirm.contains("End session"));
+    let csrf = hidden(&confirm, "csrf");
+    let (status, location, _) =
+        http_post(&admin, &base, &end, &[("csrf", &csrf), ("back", "user")]).await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        location,
+        format!("/admin/users/{dana_id}?notice=session-ended")
+    );
+    let (_, user_page) = http_get(&admin, &base, &location).await;
+    assert!(user_page.contains("The session was ended."));
+    let left: Vec<String> = session_rows(&user_page)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, vec![on_sigil.clone()]);
+
+    // That browser is signed out at its next request; the other is not.
+    let response = firefox
+        .get(format!("{base}/account"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 303);
+    assert!(response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .starts_with("/login"));
+    let response = firefox.get(&authorize).send().await.expect("authorize");
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    assert!(
+        location.starts_with("/login"),
+        "the app's next sign-in asks again: {location}"
+    );
+    assert_eq!(
+        http_get(&curl, &base, "/account").await.0,
+        200,
+        "the other browser stays"
+    );
+
+    // Audited, with the app's back-channel logout queued.
+    let (_, audit) = http_get(&admin, &base, "/admin/audit?action=session.ended").await;
+    assert!(audit.contains("session.ended"), "{audit}");
+    assert!(audit.contains("dana"), "{audit}");
+    assert!(audit.contains("back-channel logouts queued: 1"), "{audit}");
+
+    // Ended, unknown and malformed ids: clean 404 pages, nothing to confirm.
+    let unknown = sigil_core::secret::random_token(16);
+    for id in [in_app.as_str(), unknown.as_str()] {
+        let (status, page) = http_get(&admin, &base, &format!("/admin/sessions/{id}/end")).await;
+        assert_eq!(status, 404, "{page}");
+        assert!(page.contains("No such session"), "{page}");
+        assert!(!page.contains("End session"), "{page}");
+        let (status, _, page) = http_post(
+            &admin,
+            &base,
+            &format!("/admin/sessions/{id}/end"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+        assert_eq!(status, 404, "{page}");
+    }
+    for bad in [
+        "short",
+        "..",
+        "AAAAAAAAAAAAAAAAAAAAA%2F",
+        "AAAAAAAAAAAAAAAAAAAAAA%3F",
+    ] {
+        let (status, page) = http_get(&admin, &base, &format!("/admin/sessions/{bad}/end")).await;
+        assert_eq!(status, 404, "{bad}: {page}");
+    }
+    // A cursor that is not one the page wrote.
+    for bad in [
+        "1",
+        "x.y",
+        "-1.AAAAAAAAAAAAAAAAAAAAAA",
+        "01.AAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let (status, page) =
+            http_get(&admin, &base, &format!("/admin/sessions?before={bad}")).await;
+        assert_eq!(status, 422, "{bad}: {page}");
+        assert!(!page.contains("data-session"), "{page}");
+    }
+    server.stop();
+}
+
+/// The user's "Sign-in" panel (last sign-in and its method, failures now and this week,
+/// linked providers) and the client's "Usage" panel (live refresh families, consents).
+#[tokio::test]
+async fn user_and_client_pages_show_sign_in_and_usage_facts() {
+    let app = app_with_admin().await;
+    let (client, secret) = app
+        .add_client(ClientRegistration {
+            name: "Ledger app".into(),
+            grant_types: Some(vec!["password".into(), "refresh_token".into()]),
+            ..Default::default()
+        })
+        .await;
+    let secret = secret.expect("secret");
+    let alice = app.add_user("alice", "alice password 1").await;
+    let mut root = Browser::new(&app);
+    root.sign_in("root", "topmost pass phrase 1").await;
+
+    let page = root.get(&format!("/admin/users/{}", alice.id)).await;
+    assert!(
+        page.body.contains("id=\"last-sign-in\">none recorded"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"sign-in-failures\">0 counted now"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"linked-providers\">none"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("No live browser sessions."),
+        "{}",
+        page.body
+    );
+    let page = root.get(&format!("/admin/clients/{}", client.id)).await;
+    assert!(
+        page.body
+            .contains("<dl class=\"facts\" id=\"client-usage\">"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"usage-refresh-families\">0 live"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"usage-consents\">0 users"),
+        "{}",
+        page.body
+    );
+
+    // A sign-in through the password grant (a refresh family), a consent, a wrong password.
+    let (status, body) = token_request(
+        &app,
+        "grant_type=password&username=alice&password=alice%20password%201&scope=openid%20offline_access",
+        (&client.id, secret.expose()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let store = app.state.database.store();
+    store
+        .save_consent(&alice.id, &client.id, "openid", app.state.authority.now())
+        .await
+        .expect("consent");
+    let mut stranger = Browser::new(&app);
+    let refused = stranger.sign_in("alice", "not her password").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let provider = app
+        .state
+        .federation
+        .add_provider(
+            &sigil_core::audit::Caller::cli(),
+            sigil_core::federation::NewProvider {
+                id: "corp".into(),
+                name: "Corp SSO".into(),
+                kind: sigil_core::federation::ProviderKind::Oidc,
+                issuer: "https://idp.example.com".into(),
+                client_id: "sigil".into(),
+                scopes: None,
+                authorize_url: None,
+                token_url: None,
+                userinfo_url: None,
+                subject_claim: None,
+                create_users: false,
+                trust_email: false,
+                allow_http: false,
+            },
+            &Secret::new("upstream secret"),
+        )
+        .await
+        .expect("provider");
+    store
+        .create_identity(&sigil_core::federation::FederatedIdentity {
+            issuer: provider.issuer.clone(),
+            subject: "alice-upstream".into(),
+            user_id: alice.id.clone(),
+            provider_id: provider.id.clone(),
+            email: Some("alice@corp.example.com".into()),
+            created_at: app.state.authority.now(),
+            last_used_at: None,
+        })
+        .await
+        .expect("identity");
+
+    let page = root.get(&format!("/admin/users/{}", alice.id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains(&format!(
+            "with password (password grant, client {})",
+            client.id
+        )),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("id=\"sign-in-failures\">1 counted now (the last at "),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("; 1 in the audit log over the last 7 days"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Corp SSO (alice@corp.example.com)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("last used never"), "{}", page.body);
+    let page = root.get(&format!("/admin/clients/{}", client.id)).await;
+    assert!(
+        page.body.contains("id=\"usage-refresh-families\">1 live"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("id=\"usage-consents\">1 users"),
+        "{}",
+        page.body
+    );
+
+    // Only admins see the sessions page.
+    let mut alice_browser = Browser::new(&app);
+    alice_browser.sign_in("alice", "alice password 1").await;
+    let page = alice_browser.get("/admin/sessions").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    let page = root.get("/admin/sessions").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        session_rows(&page.body)
+            .iter()
+            .filter(|(_, row)| row.contains(">alice</a>"))
+            .count(),
+        1,
+        "{}",
+        page.body
+    );
 }

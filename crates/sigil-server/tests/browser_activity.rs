@@ -420,6 +420,32 @@ async fn the_overview_charts_what_every_replica_counted() {
         "per-minute rows: {csv}"
     );
 
+    // The client's page: its tokens of the day and the week, and when it was last used.
+    browser
+        .goto(&format!("{a_base}/admin/clients/{app_id}"))
+        .await
+        .expect("open");
+    for (id, want) in [("usage-tokens-day", "8"), ("usage-tokens-week", "8")] {
+        let text = browser
+            .find(Locator::Id(id))
+            .await
+            .expect(id)
+            .text()
+            .await
+            .expect("text");
+        assert_eq!(text, want, "#{id}");
+    }
+    let last_used = browser
+        .find(Locator::Id("usage-last-used"))
+        .await
+        .expect("last used")
+        .text()
+        .await
+        .expect("text");
+    assert!(last_used.starts_with("got a token in the hour from "), "{last_used}");
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(shots.join("activity-client.png"), png).expect("write");
+
     // The replicas' own counters say the same.
     let (ma, mb) = (
         metrics_of(&format!("http://{metrics_a}")).await,

@@ -706,6 +706,123 @@ async fn audit_chain(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+/// What the console's sessions page and a client's "Usage" panel read: every user's live
+/// sessions a page at a time by the cursor (last_seen_at, id), newest first; a client's
+/// live refresh families and consents, counted.
+async fn console_sessions_and_usage(store: Arc<dyn Store>) {
+    let erin = user("erin");
+    let finn = user("finn");
+    store.create_user(&erin).await.expect("create");
+    store.create_user(&finn).await.expect("create");
+    // Ids that sort alike under any collation (lower-case letters and digits).
+    let session = |id: &str, user: &User, seen: i64, ended: Option<i64>| BrowserSession {
+        id: id.into(),
+        user_id: user.id.clone(),
+        created_at: NOW - 1000,
+        last_seen_at: seen,
+        address: Some("192.0.2.1".into()),
+        user_agent: Some("Firefox".into()),
+        ended_at: ended,
+    };
+    for s in [
+        session("pa1", &erin, NOW + 50, None),
+        session("pa2", &finn, NOW + 50, None),
+        session("pa3", &erin, NOW + 40, None),
+        session("pa4", &finn, NOW + 60, Some(NOW + 61)),
+        session("pa5", &finn, NOW - 5000, None),
+        session("pa6", &finn, NOW + 30, None),
+    ] {
+        store.create_browser_session(&s).await.expect("session");
+    }
+    let ids = |list: Vec<BrowserSession>| -> Vec<String> {
+        list.into_iter()
+            .map(|s| s.id)
+            .filter(|id| id.starts_with("pa"))
+            .collect()
+    };
+    let all = store
+        .list_live_browser_sessions(NOW - 100, None, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        ids(all),
+        ["pa2", "pa1", "pa3", "pa6"],
+        "not ended, seen since, the most recent first, ties by id descending"
+    );
+    let first = store
+        .list_live_browser_sessions(NOW - 100, None, 2)
+        .await
+        .expect("list");
+    assert_eq!(ids(first.clone()), ["pa2", "pa1"]);
+    let last = first.last().expect("two");
+    let second = store
+        .list_live_browser_sessions(NOW - 100, Some((last.last_seen_at, &last.id)), 2)
+        .await
+        .expect("list");
+    assert_eq!(ids(second), ["pa3", "pa6"], "strictly after the cursor");
+    let tie = store
+        .list_live_browser_sessions(NOW - 100, Some((NOW + 50, "pa2")), 10)
+        .await
+        .expect("list");
+    assert_eq!(ids(tie), ["pa1", "pa3", "pa6"], "a tie goes on by id");
+    let none = store
+        .list_live_browser_sessions(NOW - 100, Some((NOW + 30, "pa6")), 10)
+        .await
+        .expect("list");
+    assert_eq!(ids(none), Vec::<String>::new());
+
+    // A client's live refresh families (every user's) and its consents.
+    let (app, _) = registration("usage app").build(NOW).expect("client");
+    let (other, _) = registration("other app").build(NOW).expect("client");
+    store.create_client(&app).await.expect("create");
+    store.create_client(&other).await.expect("create");
+    assert_eq!(
+        store
+            .count_live_refresh_families(&app.id, NOW)
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(store.count_consents(&app.id).await.expect("count"), 0);
+    new_family(&*store, &app.id, &erin.id).await;
+    new_family(&*store, &app.id, &erin.id).await;
+    new_family(&*store, &app.id, &finn.id).await;
+    new_family(&*store, &other.id, &finn.id).await;
+    store
+        .revoke_user_refresh_families(&finn.id, Some(&app.id), NOW + 1)
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store
+            .count_live_refresh_families(&app.id, NOW + 2)
+            .await
+            .expect("count"),
+        2,
+        "revoked families do not count"
+    );
+    assert_eq!(
+        store
+            .count_live_refresh_families(&app.id, NOW + 1000)
+            .await
+            .expect("count"),
+        0,
+        "expired families do not count"
+    );
+    for (who, client) in [(&erin, &app), (&finn, &app), (&finn, &other)] {
+        store
+            .save_consent(&who.id, &client.id, "openid", NOW)
+            .await
+            .expect("consent");
+    }
+    store
+        .save_consent(&erin.id, &app.id, "openid profile", NOW + 1)
+        .await
+        .expect("consent again");
+    assert_eq!(store.count_consents(&app.id).await.expect("count"), 2);
+    assert_eq!(store.count_consents(&other.id).await.expect("count"), 1);
+    assert_eq!(store.count_consents("nope").await.expect("count"), 0);
+}
+
 /// A new refresh-token family of `user_id` at `client_id`; returns its first token.
 async fn new_family(store: &dyn Store, client_id: &str, user_id: &str) -> RefreshTokenRecord {
     let family = RefreshFamily {
@@ -2436,6 +2553,7 @@ async fn memory_store_conforms() {
     second_factors(store.clone()).await;
     federation(store.clone()).await;
     backchannel_logout(store.clone()).await;
+    console_sessions_and_usage(store.clone()).await;
     third_party(store).await;
 }
 
@@ -2455,6 +2573,7 @@ async fn sqlite_store_conforms() {
     second_factors(database.store()).await;
     federation(database.store()).await;
     backchannel_logout(database.store()).await;
+    console_sessions_and_usage(database.store()).await;
     third_party(database.store()).await;
     database.close().await;
 }
@@ -2477,6 +2596,7 @@ async fn postgres_store_conforms() {
     second_factors(database.store()).await;
     federation(database.store()).await;
     backchannel_logout(database.store()).await;
+    console_sessions_and_usage(database.store()).await;
     third_party(database.store()).await;
     database.close().await;
 }

@@ -1,13 +1,18 @@
-//! What the console reads of the activity counters: the charts' series, a client's usage,
-//! and the stored rows for export.
+//! What the console reads of the activity counters: the charts' series, a client's usage
+//! (with its live refresh families and consents, counted by the store, not loaded), and
+//! the stored rows for export.
 
-use super::Admin;
+use super::{Admin, AdminError};
 use crate::activity::{metric, ActivityPage, ActivityQuery, ActivityRow, Grain, HOUR};
 use crate::store::StoreError;
 
-/// A client's figures from the hourly counts.
+/// A client's figures: from the hourly counts, and from its refresh families and consents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientUsage {
+    /// Refresh families (signed-in devices, of every user) neither revoked nor expired.
+    pub live_refresh_families: i64,
+    /// Users who remember consenting to the client.
+    pub consented_users: i64,
     /// Tokens issued in the last 24 hours (whole hours: the current one and the 23 before).
     pub tokens_last_day: i64,
     /// Tokens issued in the last 7 days (the current hour and the 167 before).
@@ -30,8 +35,8 @@ impl Admin {
         self.store.list_activity(page).await
     }
 
-    /// How much `client_id` was used, from the hourly counts.
-    pub async fn client_usage(&self, client_id: &str) -> Result<ClientUsage, StoreError> {
+    /// How much `client_id` is used.
+    pub async fn client_usage(&self, client_id: &str) -> Result<ClientUsage, AdminError> {
         let now = self.now();
         let this_hour = crate::activity::hour_of(now);
         let week = self
@@ -46,7 +51,14 @@ impl Admin {
             .await?;
         let tokens = week.iter().filter(|row| row.metric == metric::TOKEN);
         let day_from = this_hour - 23 * HOUR;
-        let mut usage = ClientUsage::default();
+        let mut usage = ClientUsage {
+            live_refresh_families: self
+                .store
+                .count_live_refresh_families(client_id, now)
+                .await?,
+            consented_users: self.store.count_consents(client_id).await?,
+            ..ClientUsage::default()
+        };
         for row in tokens {
             usage.tokens_last_week += row.count;
             if row.bucket >= day_from {

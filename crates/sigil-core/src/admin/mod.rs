@@ -7,10 +7,16 @@ mod activity;
 mod clients;
 mod records;
 mod resources;
+mod sessions;
+mod usage;
 mod users;
 
 pub use activity::ClientUsage;
 pub use records::{AuditVerdict, Overview};
+pub use sessions::{
+    AdminSession, BadCursor, SessionClient, SessionCursor, SessionsPage, SESSION_ID_BYTES,
+};
+pub use usage::{LastSignIn, LinkedIdentity, SignInFacts, SignInMethod};
 
 use crate::audit::AuditLog;
 use crate::authority::{Authority, ClientCache};
@@ -95,6 +101,9 @@ pub enum AdminError {
     Invalid(String),
     #[error("not found")]
     NotFound,
+    /// No such browser session, or it has ended already.
+    #[error("no such session, or it has ended")]
+    NoSuchSession,
     /// The password pool is full; try again shortly.
     #[error("the server is busy; try again")]
     Busy,

@@ -114,6 +114,13 @@ pub trait RefreshTokenStore: Send + Sync {
     /// page's "last used".
     async fn last_refresh_by_client(&self, user_id: &str)
         -> Result<Vec<(String, i64)>, StoreError>;
+    /// How many of a client's refresh families (signed-in devices, of every user) are
+    /// neither revoked nor expired at `now`: counted, not loaded.
+    async fn count_live_refresh_families(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError>;
     /// Revokes every unrevoked family of a user (of one client, if given). Returns how many.
     async fn revoke_user_refresh_families(
         &self,
@@ -183,6 +190,8 @@ pub trait ConsentStore: Send + Sync {
     async fn list_consents(&self, user_id: &str) -> Result<Vec<Consent>, StoreError>;
     /// Forgets a user's consent for a client.
     async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+    /// How many users remember consenting to a client: counted, not loaded.
+    async fn count_consents(&self, client_id: &str) -> Result<i64, StoreError>;
 }
 
 /// The audit log, a hash chain ([`crate::audit`]).
@@ -306,6 +315,16 @@ pub trait BrowserSessionStore: Send + Sync {
         &self,
         user_id: &str,
         seen_since: i64,
+    ) -> Result<Vec<BrowserSession>, StoreError>;
+    /// Every user's sessions not ended and seen since `seen_since`, the most recently seen
+    /// first (ties by id, descending), at most `limit`: those after the cursor `before`
+    /// (`(last_seen_at, id)`: strictly older in that order) when it is given. The console's
+    /// list, one page at a time.
+    async fn list_live_browser_sessions(
+        &self,
+        seen_since: i64,
+        before: Option<(i64, &str)>,
+        limit: i64,
     ) -> Result<Vec<BrowserSession>, StoreError>;
     /// Ends a user's sessions: only `only` if given, every one but `except` if given, or all
     /// of them. Returns how many ended.

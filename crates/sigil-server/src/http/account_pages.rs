@@ -220,7 +220,7 @@ struct SessionsPage<'a> {
 }
 
 /// A short name for a browser from its user agent.
-fn browser_name(agent: Option<&str>) -> String {
+pub(crate) fn browser_name(agent: Option<&str>) -> String {
     let Some(agent) = agent else {
         return "Unknown browser".into();
     };

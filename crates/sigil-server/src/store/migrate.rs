@@ -72,6 +72,11 @@ pub const SQLITE: Migrations = Migrations(&[
         name: "activity",
         sql: include_str!("../../../../migrations/sqlite/0011_activity.sql"),
     },
+    Migration {
+        version: 12,
+        name: "admin_sessions",
+        sql: include_str!("../../../../migrations/sqlite/0012_admin_sessions.sql"),
+    },
 ]);
 
 pub const POSTGRES: Migrations = Migrations(&[
@@ -131,6 +136,11 @@ pub const POSTGRES: Migrations = Migrations(&[
         version: 11,
         name: "activity",
         sql: include_str!("../../../../migrations/postgres/0011_activity.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "admin_sessions",
+        sql: include_str!("../../../../migrations/postgres/0012_admin_sessions.sql"),
     },
 ]);
 

@@ -54,6 +54,19 @@ pub async fn sign_in_first_party(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("browser");
+    sign_in_first_party_in(&browser, base, authorize_url, callback, username, password).await
+}
+
+/// [`sign_in_first_party`] in a given `browser` (a cookie store, no redirects followed),
+/// which stays signed in afterwards.
+pub async fn sign_in_first_party_in(
+    browser: &reqwest::Client,
+    base: &str,
+    authorize_url: &str,
+    callback: &str,
+    username: &str,
+    password: &str,
+) -> String {
     let absolute = |location: &str| {
         if location.starts_with('/') {
             format!("{base}{location}")

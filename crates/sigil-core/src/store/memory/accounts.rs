@@ -256,4 +256,14 @@ impl ConsentStore for MemoryStore {
             .remove(&(user_id.to_string(), client_id.to_string()))
             .is_some())
     }
+
+    async fn count_consents(&self, client_id: &str) -> Result<i64, StoreError> {
+        let data = self.data();
+        let count = data
+            .consents
+            .keys()
+            .filter(|(_, client)| client == client_id)
+            .count();
+        Ok(count as i64)
+    }
 }

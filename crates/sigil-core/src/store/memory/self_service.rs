@@ -218,6 +218,27 @@ impl BrowserSessionStore for MemoryStore {
         Ok(found)
     }
 
+    async fn list_live_browser_sessions(
+        &self,
+        seen_since: i64,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BrowserSession>, StoreError> {
+        let mut found: Vec<BrowserSession> = self
+            .data()
+            .browser_sessions
+            .values()
+            .filter(|s| s.ended_at.is_none() && s.last_seen_at >= seen_since)
+            .filter(|s| {
+                before.is_none_or(|(seen, id)| (s.last_seen_at, s.id.as_str()) < (seen, id))
+            })
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (b.last_seen_at, &b.id).cmp(&(a.last_seen_at, &a.id)));
+        found.truncate(usize::try_from(limit.max(0)).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+
     async fn end_browser_sessions(
         &self,
         user_id: &str,

@@ -131,6 +131,20 @@ impl RefreshTokenStore for MemoryStore {
         Ok(live)
     }
 
+    async fn count_live_refresh_families(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let data = self.data();
+        let count = data
+            .families
+            .values()
+            .filter(|f| f.client_id == client_id && f.revoked_at.is_none() && f.expires_at > now)
+            .count();
+        Ok(count as i64)
+    }
+
     async fn revoke_user_refresh_families(
         &self,
         user_id: &str,

@@ -45,6 +45,7 @@ pub const ACTIONS: &[&str] = &[
     "user.disabled",
     "user.enabled",
     "grant.revoked",
+    "session.ended",
     "audit.exported",
 ];
 

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use sigil_core::admin::AdminError;
+use sigil_core::admin::{AdminError, ClientUsage};
 use sigil_core::client::{AuthMethod, Client, ClientRegistration, GrantType};
 
 pub fn router() -> Router<AppState> {
@@ -306,14 +306,17 @@ async fn create(
         .create_client(&admin.caller(), registration)
         .await
     {
-        Ok((client, secret)) => client_page(
-            &state,
-            &admin,
-            &client,
-            secret.as_ref().map(|s| s.expose().to_string()),
-            Some("saved"),
-            true,
-        ),
+        Ok((client, secret)) => {
+            client_page(
+                &state,
+                &admin,
+                &client,
+                secret.as_ref().map(|s| s.expose().to_string()),
+                Some("saved"),
+                true,
+            )
+            .await
+        }
         Err(AdminError::Invalid(message)) => new_page(&admin, fields, Some(message)),
         Err(error) => Err(error.into()),
     }
@@ -330,9 +333,12 @@ struct ClientPage {
     refresh_ttl: String,
     config: String,
     example_authorize: Option<String>,
+    /// Live refresh families and consents: the "Usage" panel (`#client-usage`), where
+    /// later facts are appended.
+    usage: ClientUsage,
 }
 
-fn client_page(
+async fn client_page(
     state: &AppState,
     admin: &Admin,
     client: &Client,
@@ -340,6 +346,7 @@ fn client_page(
     notice: Option<&str>,
     is_created: bool,
 ) -> Result<Response, PageError> {
+    let usage = state.admin.client_usage(&client.id).await?;
     let config = state.authority.config();
     let issuer = &config.issuer;
     let mut text = format!(
@@ -403,6 +410,7 @@ fn client_page(
             ),
             config: text,
             example_authorize,
+            usage,
             client: client.clone(),
         },
         &[],
@@ -437,6 +445,7 @@ async fn show(
         query.notice.as_deref(),
         false,
     )
+    .await
 }
 
 fn edit_page(
@@ -526,14 +535,17 @@ async fn rotate(
         .rotate_client_secret(&admin.caller(), id.as_str())
         .await
     {
-        Ok((client, secret)) => client_page(
-            &state,
-            &admin,
-            &client,
-            Some(secret.expose().to_string()),
-            Some("saved"),
-            false,
-        ),
+        Ok((client, secret)) => {
+            client_page(
+                &state,
+                &admin,
+                &client,
+                Some(secret.expose().to_string()),
+                Some("saved"),
+                false,
+            )
+            .await
+        }
         Err(error) => Err(error.into()),
     }
 }

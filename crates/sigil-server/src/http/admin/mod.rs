@@ -12,6 +12,7 @@ mod keys;
 mod path;
 mod providers;
 mod resources;
+mod sessions;
 mod users;
 
 use super::browser;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .merge(account::router())
         .merge(clients::router())
         .merge(users::router())
+        .merge(sessions::router())
         .merge(providers::router())
         .merge(resources::router())
         .merge(keys::router())
@@ -230,6 +232,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "The password was reset: their sessions ended and their refresh tokens were revoked."
         }
         "grant-revoked" => "Access was revoked.",
+        "session-ended" => "The session was ended.",
         "rotated" => "A new signing key was published.",
         "pruned" => "Keys whose tokens have all expired were removed.",
         "verification-sent" => "A verification link was mailed to the user's address.",
@@ -298,6 +301,16 @@ pub struct Confirm<'a> {
 
 /// Renders a confirmation page whose form posts to `action`.
 pub fn confirm(admin: &Admin, confirm: Confirm<'_>) -> Result<Response, PageError> {
+    confirm_with(admin, confirm, Vec::new())
+}
+
+/// [`confirm`], with fixed `hidden` fields posted along (names and values the handler
+/// chose, never taken from the request).
+pub fn confirm_with(
+    admin: &Admin,
+    confirm: Confirm<'_>,
+    hidden: Vec<(String, String)>,
+) -> Result<Response, PageError> {
     render(&ConfirmPage {
         chrome: admin.chrome(None),
         title: confirm.title,
@@ -306,7 +319,7 @@ pub fn confirm(admin: &Admin, confirm: Confirm<'_>) -> Result<Response, PageErro
         button: confirm.button.to_string(),
         cancel: confirm.cancel,
         is_danger: confirm.is_danger,
-        hidden: Vec::new(),
+        hidden,
     })
 }
 

@@ -14,7 +14,7 @@ use sigil_core::secret::is_random_token;
 use std::fmt;
 
 /// The path parameters of an admin route, each of a checked type ([`UserId`], [`ClientId`],
-/// [`ProviderId`]).
+/// [`SessionId`], [`ProviderId`]).
 /// Anything that does not parse, decode or pass the check is answered with the 404 page.
 pub struct AdminPath<T>(pub T);
 
@@ -77,6 +77,10 @@ generated_id!(
 generated_id!(
     /// A client id from a path: 16 random bytes, base64url.
     ClientId
+);
+generated_id!(
+    /// A browser session's record id from a path: 16 random bytes, base64url.
+    SessionId
 );
 
 /// A provider id from a path: the id an admin chose, so checked against the rule core

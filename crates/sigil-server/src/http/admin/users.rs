@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use sigil_core::admin::{AdminError, NewUser, ProfileUpdate, UserGrant};
+use sigil_core::admin::{AdminError, NewUser, ProfileUpdate, SignInFacts, UserGrant};
 use sigil_core::secret::Secret;
 use sigil_core::store::FactorKind;
 use sigil_core::user::User;
@@ -169,6 +169,59 @@ struct UserPage {
     is_required_by_policy: bool,
     error: Option<String>,
     audit_link: String,
+    /// The user's live browser sessions.
+    sessions: Vec<super::sessions::SessionRow>,
+    sign_in: SignInPanel,
+}
+
+/// The "Sign-in" panel of a user's page, in words.
+struct SignInPanel {
+    /// When and how they last signed in, if the audit log knows.
+    last: Option<(String, String)>,
+    failure_count: i64,
+    last_failure: Option<String>,
+    failures_last_week: String,
+    identities: Vec<IdentityRow>,
+}
+
+struct IdentityRow {
+    provider: String,
+    email: Option<String>,
+    linked: String,
+    last_used: String,
+}
+
+impl SignInPanel {
+    fn new(facts: SignInFacts) -> Self {
+        let time = super::format_time;
+        Self {
+            last: facts
+                .last_sign_in
+                .map(|last| (time(last.at), last.method.describe())),
+            failure_count: facts.failure_count,
+            last_failure: facts.last_failure_at.map(time),
+            failures_last_week: if facts.failures_last_week_capped {
+                format!("more than {}", facts.failures_last_week)
+            } else {
+                facts.failures_last_week.to_string()
+            },
+            identities: facts
+                .identities
+                .into_iter()
+                .map(|identity| IdentityRow {
+                    provider: identity
+                        .provider_name
+                        .unwrap_or_else(|| format!("{} (removed)", identity.provider_id)),
+                    email: identity.email,
+                    linked: time(identity.linked_at),
+                    last_used: identity
+                        .last_used_at
+                        .map(time)
+                        .unwrap_or_else(|| "never".into()),
+                })
+                .collect(),
+        }
+    }
 }
 
 async fn find_user(state: &AppState, id: &str) -> Result<User, AdminError> {
@@ -191,6 +244,12 @@ async fn user_page(
         FactorKind::Passkey,
     ));
     let is_required_by_policy = state.factors.config().policy.requires_role(user.is_admin);
+    let sessions = state
+        .admin
+        .user_sessions(user_id, state.session_ttl)
+        .await?;
+    let current = super::sessions::current_session_id(admin).await?;
+    let sign_in = SignInPanel::new(state.admin.sign_in_facts(&user).await?);
     let is_invalid = error.is_some();
     let audit_link = format!(
         "/admin/audit?target={}",
@@ -206,6 +265,8 @@ async fn user_page(
             is_required_by_policy,
             error,
             audit_link,
+            sessions: super::sessions::rows(sessions, current.as_deref()),
+            sign_in,
         },
         is_invalid,
     )

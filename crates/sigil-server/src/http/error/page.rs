@@ -250,7 +250,12 @@ impl PageError {
             PageError::Account(AccountError::Store(error)) => {
                 tracing::warn!(%error, "account action failed")
             }
-            PageError::Admin(AdminError::NotFound | AdminError::Busy | AdminError::Invalid(_)) => {}
+            PageError::Admin(
+                AdminError::NotFound
+                | AdminError::NoSuchSession
+                | AdminError::Busy
+                | AdminError::Invalid(_),
+            ) => {}
             PageError::Admin(error) => tracing::warn!(error = %error, "admin action failed"),
             PageError::Template(error) => {
                 tracing::error!(error = %error, "template rendering failed")
@@ -380,6 +385,11 @@ impl IntoResponse for PageError {
                 StatusCode::NOT_FOUND,
                 "Not found",
                 "There is no such record. It may have been deleted.".to_string(),
+            ),
+            PageError::Admin(AdminError::NoSuchSession) => (
+                StatusCode::NOT_FOUND,
+                "No such session",
+                "There is no such session, or it has ended already.".to_string(),
             ),
             PageError::Admin(AdminError::Busy) => (
                 StatusCode::SERVICE_UNAVAILABLE,

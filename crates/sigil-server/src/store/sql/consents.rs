@@ -22,6 +22,12 @@ impl From<ConsentRow> for Consent {
     }
 }
 
+/// `SELECT COUNT(*) AS n`.
+#[derive(sqlx::FromRow)]
+pub(super) struct ConsentCountRow {
+    n: i64,
+}
+
 /// `SELECT scope`.
 #[derive(sqlx::FromRow)]
 pub(super) struct ScopeRow {
@@ -31,7 +37,7 @@ pub(super) struct ScopeRow {
 #[async_trait]
 impl<B: Backend> ConsentStore for SqlStore<B>
 where
-    B::Db: Reads<ConsentRow> + Reads<ScopeRow>,
+    B::Db: Reads<ConsentRow> + Reads<ScopeRow> + Reads<ConsentCountRow>,
 {
     async fn find_consent(
         &self,
@@ -84,5 +90,15 @@ where
             .param(user_id)
             .param(client_id);
         Ok(self.execute(query).await? == 1)
+    }
+
+    async fn count_consents(&self, client_id: &str) -> Result<i64, StoreError> {
+        self.read(|| async move {
+            let query = sqlx::query("SELECT COUNT(*) AS n FROM consents WHERE client_id = $1")
+                .param(client_id);
+            let row = self.fetch_one(query).await?;
+            Ok(read_row::<B::Db, ConsentCountRow>(&row)?.n)
+        })
+        .await
     }
 }

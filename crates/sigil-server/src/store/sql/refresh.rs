@@ -118,13 +118,20 @@ pub(super) struct LastRefreshRow {
     last_at: i64,
 }
 
+/// `SELECT COUNT(*) AS n`.
+#[derive(sqlx::FromRow)]
+pub(super) struct FamilyCountRow {
+    n: i64,
+}
+
 #[async_trait]
 impl<B: Backend> RefreshTokenStore for SqlStore<B>
 where
     B::Db: Reads<FamilyRow>
         + Reads<TokenFamilyRow>
         + Reads<TokenFamilyUserRow>
-        + Reads<LastRefreshRow>,
+        + Reads<LastRefreshRow>
+        + Reads<FamilyCountRow>,
 {
     async fn create_refresh_family(
         &self,
@@ -245,6 +252,21 @@ where
                 .await?;
             let families = read_rows::<B::Db, FamilyRow>(&rows)?;
             Ok(families.into_iter().map(RefreshFamily::from).collect())
+        })
+        .await
+    }
+
+    async fn count_live_refresh_families(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.read(|| async move {
+            let query = sqlx::query("SELECT COUNT(*) AS n FROM refresh_families WHERE client_id = $1 AND revoked_at IS NULL AND expires_at > $2")
+                .param(client_id)
+                .param(now);
+            let row = self.fetch_one(query).await?;
+            Ok(read_row::<B::Db, FamilyCountRow>(&row)?.n)
         })
         .await
     }

@@ -94,6 +94,29 @@ where
         .await
     }
 
+    async fn list_live_browser_sessions(
+        &self,
+        seen_since: i64,
+        before: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<BrowserSession>, StoreError> {
+        // Keyset paging on (last_seen_at, id), which the partial index
+        // `browser_sessions_live` (migration 12) holds in this order.
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM browser_sessions WHERE ended_at IS NULL AND last_seen_at >= $1 AND ($2 IS NULL OR last_seen_at < $2 OR (last_seen_at = $2 AND id < $3)) ORDER BY last_seen_at DESC, id DESC LIMIT $4");
+        let (seen, id) = before.unzip();
+        self.read(|| async {
+            let query = sqlx::query(&sql)
+                .param(seen_since)
+                .param(seen)
+                .param(id)
+                .param(limit);
+            let rows = self.fetch_all(query).await?;
+            let sessions = read_rows::<B::Db, SessionRow>(&rows)?;
+            Ok(sessions.into_iter().map(BrowserSession::from).collect())
+        })
+        .await
+    }
+
     async fn end_browser_sessions(
         &self,
         user_id: &str,
