@@ -446,6 +446,22 @@ async fn the_overview_charts_what_every_replica_counted() {
     let png = browser.screenshot().await.expect("screenshot");
     std::fs::write(shots.join("activity-client.png"), png).expect("write");
 
+    // The live sessions: the admin's own, signed in on this browser.
+    browser
+        .goto(&format!("{a_base}/admin/sessions"))
+        .await
+        .expect("open");
+    let sessions = browser
+        .find(Locator::Css("main"))
+        .await
+        .expect("main")
+        .text()
+        .await
+        .expect("text");
+    assert!(sessions.contains("admin"), "{sessions}");
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::write(shots.join("activity-sessions.png"), png).expect("write");
+
     // The replicas' own counters say the same.
     let (ma, mb) = (
         metrics_of(&format!("http://{metrics_a}")).await,
