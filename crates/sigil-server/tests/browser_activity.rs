@@ -442,7 +442,10 @@ async fn the_overview_charts_what_every_replica_counted() {
         .text()
         .await
         .expect("text");
-    assert!(last_used.starts_with("got a token in the hour from "), "{last_used}");
+    assert!(
+        last_used.starts_with("got a token in the hour from "),
+        "{last_used}"
+    );
     let png = browser.screenshot().await.expect("screenshot");
     std::fs::write(shots.join("activity-client.png"), png).expect("write");
 
