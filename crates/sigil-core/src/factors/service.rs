@@ -56,6 +56,11 @@ pub struct SecondFactors {
 
 impl SecondFactors {
     /// The service of a serving process: the engine's store, clock and audit log.
+    /// The activity counters this service counts the second steps of sign-ins into.
+    pub fn activity(&self) -> &Arc<crate::activity::Activity> {
+        self.audit_log.activity()
+    }
+
     pub fn for_authority(
         authority: &Authority,
         mail: Arc<dyn MailQueue>,

@@ -137,6 +137,15 @@ async fn an_app_counts_once_confirmed_and_each_code_works_once() {
             .await,
         Err(FactorError::WrongCode)
     ));
+    // Counted for the console's charts: one second step accepted, two refused.
+    let mut counted = std::collections::BTreeMap::new();
+    for c in f.factors.activity().drain() {
+        *counted.entry(c.label).or_insert(0) += c.count;
+    }
+    assert_eq!(
+        counted.into_iter().collect::<Vec<_>>(),
+        vec![("second_factor.failed", 2), ("second_factor.ok", 1)]
+    );
     let added = f.outbox.0.lock().expect("lock").iter().any(
         |m| matches!(&m.kind, MailKind::SecondFactorAdded { what, .. } if what.contains("Phone")),
     );

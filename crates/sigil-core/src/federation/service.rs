@@ -89,6 +89,11 @@ impl Federation {
     }
 
     /// The service of a serving process: the engine's store, clock and audit log.
+    /// The activity counters this service counts its sign-ins into.
+    pub fn activity(&self) -> &Arc<crate::activity::Activity> {
+        self.audit_log.activity()
+    }
+
     pub fn for_authority(authority: &Authority, key: Arc<FactorKey>) -> Self {
         Self {
             store: authority.store.clone(),

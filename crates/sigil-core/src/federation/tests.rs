@@ -220,6 +220,14 @@ async fn a_new_identity_creates_a_user_and_then_signs_it_in() {
     };
     assert_eq!(second.username, "ada-2");
     assert_eq!(second.email, None);
+    // Three sign-ins through the provider, counted for the console's charts.
+    let counted = federation.activity().drain();
+    assert_eq!(counted.len(), 1, "{counted:?}");
+    assert_eq!(
+        (counted[0].label, counted[0].count),
+        ("provider.ok", 3),
+        "{counted:?}"
+    );
     assert_eq!(
         actions(&store).await,
         vec![
