@@ -116,6 +116,23 @@ async fn passkeys_register_second_step_and_passwordless_in_a_real_browser() {
     let shots = pages.shots;
     browser.close().await.expect("close");
     server.stop();
+    // The stop wrote the activity counts: two sign-ins with a passkey alone and one
+    // passkey as the second step, none refused.
+    let pool = sqlx::SqlitePool::connect(db.url()).await.expect("open");
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT label, CAST(SUM(count) AS BIGINT) FROM activity_minutes WHERE metric = 'sign_in' AND (label LIKE 'passkey.%' OR label LIKE 'second_factor.%') GROUP BY label ORDER BY label",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("counts");
+    pool.close().await;
+    assert_eq!(
+        counted,
+        vec![
+            ("passkey.ok".to_string(), 2),
+            ("second_factor.ok".to_string(), 1)
+        ]
+    );
     println!(
         "browser_passkeys: {:.1} s in all (second step {:.1} s, passwordless {:.1} s, autofill {:.1} s); screenshots in {}",
         started.elapsed().as_secs_f64(),
