@@ -15,6 +15,8 @@ use crate::verifier::Verifier;
 pub(crate) use nonce::Nonces;
 pub(crate) use replay::{ReplayCache, ReplayOutcome};
 pub use sigil_dpop::Alg as ProofAlgorithm;
+/// Every proof algorithm `sigil-verify` checks, the default of [`DpopConfig::algorithms`].
+pub use sigil_dpop::ALGORITHMS as PROOF_ALGORITHMS;
 use std::time::Duration;
 
 /// How a resource server reads DPoP requests: set [`crate::VerifierConfig::dpop`] to accept

@@ -61,7 +61,7 @@ mod verifier;
 pub use claims::{Claims, Confirmation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Algorithm, VerifierConfig};
-pub use dpop::{DpopConfig, PublicOrigin};
+pub use dpop::{DpopConfig, ProofAlgorithm, PublicOrigin, PROOF_ALGORITHMS};
 pub use error::{ErrorKind, VerifyError};
 pub use resource_metadata::{
     MetadataError, ProtectedResourceMetadata, ProtectedResourceMetadataBuilder, WELL_KNOWN_PATH,

@@ -32,7 +32,7 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 const MAX_URL_LEN: usize = 2048;
 
 /// The metadata names with a setter of their own; an extra may not take one of them.
-const STANDARD_NAMES: [&str; 9] = [
+const STANDARD_NAMES: [&str; 11] = [
     "resource",
     "authorization_servers",
     "jwks_uri",
@@ -42,6 +42,8 @@ const STANDARD_NAMES: [&str; 9] = [
     "resource_documentation",
     "resource_policy_uri",
     "resource_tos_uri",
+    "dpop_signing_alg_values_supported",
+    "dpop_bound_access_tokens_required",
 ];
 
 /// A validated RFC 9728 metadata document and where it is published. Made by
@@ -92,6 +94,8 @@ pub struct ProtectedResourceMetadataBuilder {
     resource_documentation: Option<String>,
     resource_policy_uri: Option<String>,
     resource_tos_uri: Option<String>,
+    dpop_signing_alg_values_supported: Vec<String>,
+    dpop_bound_access_tokens_required: bool,
     extra: Vec<(String, Value)>,
 }
 
@@ -111,6 +115,8 @@ impl ProtectedResourceMetadata {
             resource_documentation: None,
             resource_policy_uri: None,
             resource_tos_uri: None,
+            dpop_signing_alg_values_supported: Vec::new(),
+            dpop_bound_access_tokens_required: false,
             extra: Vec::new(),
         }
     }
@@ -219,6 +225,26 @@ impl ProtectedResourceMetadataBuilder {
     }
 
     /// The JWK set of the resource's own keys (for signed responses; not the issuer's keys).
+    /// The JWS algorithms this resource server accepts for DPoP proofs (RFC 9728 §2,
+    /// RFC 9449 §5.1): each must be one `sigil-verify` checks (ES256, RS256, PS256, EdDSA).
+    /// Give the algorithms of the verifier's [`crate::DpopConfig`], so that clients learn
+    /// what the server really takes.
+    pub fn dpop_signing_alg_values_supported<I, T>(mut self, algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.dpop_signing_alg_values_supported = algorithms.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether this resource server takes only DPoP-bound access tokens (RFC 9728 §2);
+    /// `false` (the default) is left out of the document, as the RFC's default.
+    pub fn dpop_bound_access_tokens_required(mut self, required: bool) -> Self {
+        self.dpop_bound_access_tokens_required = required;
+        self
+    }
+
     pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
         self.jwks_uri = Some(url.into());
         self
@@ -303,6 +329,22 @@ impl ProtectedResourceMetadataBuilder {
                 ));
             }
         }
+        for algorithm in &self.dpop_signing_alg_values_supported {
+            if sigil_dpop::Alg::parse(algorithm).is_none() {
+                return Err(MetadataError::new(
+                    "dpop_signing_alg_values_supported",
+                    format!("{algorithm:?} is none of ES256, RS256, PS256, EdDSA"),
+                ));
+            }
+        }
+        if self.dpop_bound_access_tokens_required
+            && self.dpop_signing_alg_values_supported.is_empty()
+        {
+            return Err(MetadataError::new(
+                "dpop_bound_access_tokens_required",
+                "needs dpop_signing_alg_values_supported: a client must learn which proofs are taken",
+            ));
+        }
         if let Some(jwks_uri) = &self.jwks_uri {
             require_secure("jwks_uri", &parse_url("jwks_uri", jwks_uri)?)?;
         }
@@ -346,6 +388,10 @@ impl ProtectedResourceMetadataBuilder {
             ("authorization_servers", &self.authorization_servers),
             ("scopes_supported", &self.scopes_supported),
             ("bearer_methods_supported", &self.bearer_methods_supported),
+            (
+                "dpop_signing_alg_values_supported",
+                &self.dpop_signing_alg_values_supported,
+            ),
         ];
         let strings = [
             ("jwks_uri", &self.jwks_uri),
@@ -363,6 +409,12 @@ impl ProtectedResourceMetadataBuilder {
             if let Some(value) = value {
                 document.insert(name.into(), Value::from(value.as_str()));
             }
+        }
+        if self.dpop_bound_access_tokens_required {
+            document.insert(
+                "dpop_bound_access_tokens_required".into(),
+                Value::Bool(true),
+            );
         }
         for (name, value) in &self.extra {
             let is_empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);

@@ -57,7 +57,7 @@ impl ResourceIdentity {
 }
 
 /// todo-api's RFC 9728 metadata: `resource_uri`, Sigil as the authorization server, the two
-/// scopes, and its name.
+/// scopes, its name, and the DPoP proof algorithms it checks (it takes bearer tokens too).
 pub fn protected_resource_metadata(
     resource_uri: &str,
     issuer: &str,
@@ -66,6 +66,9 @@ pub fn protected_resource_metadata(
         .authorization_servers([issuer])
         .scopes_supported([SCOPE_READ, SCOPE_WRITE])
         .resource_name(RESOURCE_NAME)
+        .dpop_signing_alg_values_supported(
+            sigil_verify::PROOF_ALGORITHMS.map(sigil_verify::ProofAlgorithm::name),
+        )
         .build()
 }
 
@@ -208,6 +211,7 @@ mod tests {
                 "scopes_supported": ["todos:read", "todos:write"],
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Sigil TODO API",
+                "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
             })
         );
         assert!(protected_resource_metadata("http://api.example.com", "https://sigil").is_err());

@@ -566,6 +566,7 @@ async fn the_metadata_names_sigil_and_the_scopes() {
             "scopes_supported": ["todos:read", "todos:write"],
             "bearer_methods_supported": ["header"],
             "resource_name": "Sigil TODO API",
+            "dpop_signing_alg_values_supported": ["ES256", "RS256", "PS256", "EdDSA"],
         })
     );
     // Readable from any origin even with CORS configured for the API's own front end.

@@ -179,7 +179,9 @@ fn the_document_carries_every_value() {
         .resource_policy_uri("https://api.example/policy")
         .resource_tos_uri("https://api.example/tos")
         .jwks_uri("https://api.example/jwks.json")
-        .extra("dpop_bound_access_tokens_required", json!(false))
+        .dpop_signing_alg_values_supported(["ES256", "PS256"])
+        .dpop_bound_access_tokens_required(true)
+        .extra("x_vendor_setting", json!(false))
         .build()
         .expect("valid");
     assert_eq!(
@@ -194,7 +196,9 @@ fn the_document_carries_every_value() {
             "resource_documentation": "https://api.example/docs",
             "resource_policy_uri": "https://api.example/policy",
             "resource_tos_uri": "https://api.example/tos",
-            "dpop_bound_access_tokens_required": false,
+            "dpop_signing_alg_values_supported": ["ES256", "PS256"],
+            "dpop_bound_access_tokens_required": true,
+            "x_vendor_setting": false,
         })
     );
     assert_eq!(full.scopes_supported(), ["todos:read", "todos:write"]);
@@ -202,4 +206,73 @@ fn the_document_carries_every_value() {
         full.authorization_servers(),
         ["https://sigil.example", "https://other.example"]
     );
+}
+
+#[test]
+fn dpop_support_is_published_as_rfc_9728_says() {
+    let taking_both = ProtectedResourceMetadata::builder("https://api.example")
+        .dpop_signing_alg_values_supported(["ES256", "EdDSA"])
+        .build()
+        .expect("metadata");
+    let both = document(&taking_both);
+    assert_eq!(
+        both["dpop_signing_alg_values_supported"],
+        json!(["ES256", "EdDSA"])
+    );
+    assert_eq!(
+        both.get("dpop_bound_access_tokens_required"),
+        None,
+        "false is the default and left out"
+    );
+    let dpop_only = ProtectedResourceMetadata::builder("https://api.example")
+        .dpop_signing_alg_values_supported(["ES256"])
+        .dpop_bound_access_tokens_required(true)
+        .build()
+        .expect("metadata");
+    assert_eq!(
+        document(&dpop_only)["dpop_bound_access_tokens_required"],
+        json!(true)
+    );
+    // Nothing about DPoP when it is not configured.
+    let plain = document(&metadata("https://api.example").expect("metadata"));
+    assert!(plain.get("dpop_signing_alg_values_supported").is_none());
+}
+
+#[test]
+fn dpop_metadata_names_only_what_the_verifier_checks() {
+    let refusal = |builder: super::ProtectedResourceMetadataBuilder| {
+        builder.build().expect_err("refused").field().to_string()
+    };
+    assert_eq!(
+        refusal(
+            ProtectedResourceMetadata::builder("https://api.example")
+                .dpop_signing_alg_values_supported(["HS256"])
+        ),
+        "dpop_signing_alg_values_supported"
+    );
+    assert_eq!(
+        refusal(
+            ProtectedResourceMetadata::builder("https://api.example")
+                .dpop_signing_alg_values_supported(["none"])
+        ),
+        "dpop_signing_alg_values_supported"
+    );
+    assert_eq!(
+        refusal(
+            ProtectedResourceMetadata::builder("https://api.example")
+                .dpop_bound_access_tokens_required(true)
+        ),
+        "dpop_bound_access_tokens_required"
+    );
+    for name in [
+        "dpop_signing_alg_values_supported",
+        "dpop_bound_access_tokens_required",
+    ] {
+        assert_eq!(
+            refusal(
+                ProtectedResourceMetadata::builder("https://api.example").extra(name, json!(true))
+            ),
+            name
+        );
+    }
 }
