@@ -193,7 +193,7 @@ fn parse_key(value: &serde_json::Value) -> Option<ClientKey> {
         return None;
     }
     if kty == "RSA" {
-        let bits = rsa_modulus_bits(map.get("n")?.as_str()?)?;
+        let bits = sigil_dpop::rsa_modulus_bits(map.get("n")?.as_str()?)?;
         if !(2048..=MAX_RSA_BITS).contains(&bits) {
             return None;
         }
@@ -238,16 +238,6 @@ fn parse_key(value: &serde_json::Value) -> Option<ClientKey> {
         }
     }
     (!verifiers.is_empty()).then_some(ClientKey { kid, verifiers })
-}
-
-/// The size in bits of an RSA modulus given as base64url (leading zero bytes not counted).
-fn rsa_modulus_bits(n: &str) -> Option<usize> {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let bytes = URL_SAFE_NO_PAD.decode(n).ok()?;
-    let first = bytes.iter().position(|b| *b != 0)?;
-    let significant = &bytes[first..];
-    Some(significant.len() * 8 - significant[0].leading_zeros() as usize)
 }
 
 /// Why the keys at a client's `jwks_uri` could not be had. The text is safe to return to
@@ -445,9 +435,15 @@ mod tests {
         use base64::Engine;
         let mut n = vec![0u8, 0x80];
         n.extend(std::iter::repeat_n(0xff, 255));
-        assert_eq!(rsa_modulus_bits(&URL_SAFE_NO_PAD.encode(&n)), Some(2048));
-        assert_eq!(rsa_modulus_bits(&URL_SAFE_NO_PAD.encode([0x01])), Some(1));
-        assert_eq!(rsa_modulus_bits("!!"), None);
+        assert_eq!(
+            sigil_dpop::rsa_modulus_bits(&URL_SAFE_NO_PAD.encode(&n)),
+            Some(2048)
+        );
+        assert_eq!(
+            sigil_dpop::rsa_modulus_bits(&URL_SAFE_NO_PAD.encode([0x01])),
+            Some(1)
+        );
+        assert_eq!(sigil_dpop::rsa_modulus_bits("!!"), None);
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
 }
 
 /// The size in bits of an RSA modulus given as base64url (leading zero bytes not counted).
-fn rsa_modulus_bits(n: &str) -> Option<usize> {
+pub fn rsa_modulus_bits(n: &str) -> Option<usize> {
     let bytes = URL_SAFE_NO_PAD.decode(n).ok()?;
     let first = bytes.iter().position(|b| *b != 0)?;
     let significant = &bytes[first..];

@@ -17,7 +17,7 @@ mod key;
 mod proof;
 mod signer;
 
-pub use key::{thumbprint, Alg, ALGORITHMS};
+pub use key::{rsa_modulus_bits, thumbprint, Alg, ALGORITHMS};
 pub use proof::{access_token_hash, check, normalize_htu, Expected, Proof, ProofError, Rules};
 pub use signer::ProofSigner;
 
