@@ -4,22 +4,11 @@
 
 mod common;
 
+use common::flows::token;
 use common::process::{free_port, Server, Setup};
 use common::TestDb;
 use serde_json::Value;
 use sqlx::Row;
-
-async fn token(base: &str, client: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/token"))
-        .basic_auth(client.0, Some(client.1))
-        .form(form)
-        .send()
-        .await
-        .expect("token request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
-}
 
 /// (metric, label, client) → count, from the hourly table.
 async fn hourly(url: &str) -> Vec<(String, String, String, i64)> {

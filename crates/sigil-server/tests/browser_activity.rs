@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::flows::token;
 use common::process::{free_port, Server, Setup, ADMIN_PASSWORD};
 use common::{webdriver, TestDb};
 use fantoccini::{Client, Locator};
@@ -15,18 +16,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const DANA_PASSWORD: &str = "her long quiet pass phrase";
-
-async fn token(base: &str, client: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/token"))
-        .basic_auth(client.0, Some(client.1))
-        .form(form)
-        .send()
-        .await
-        .expect("token request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
-}
 
 async fn refresh(base: &str, client: (&str, &str), refresh_token: &str) -> (u16, Value) {
     token(

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::flows::token;
 use common::process::{Server, Setup, ADMIN_PASSWORD};
 use common::{webdriver, TestDb};
 use fantoccini::{Client, Locator};
@@ -37,18 +38,6 @@ async fn type_into(browser: &Client, id: &str, text: &str) {
         .send_keys(text)
         .await
         .expect("type");
-}
-
-async fn token(base: &str, client: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/token"))
-        .basic_auth(client.0, Some(client.1))
-        .form(form)
-        .send()
-        .await
-        .expect("token request");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use super::hidden;
+use serde_json::Value;
 
 /// PKCE (RFC 7636): a verifier and its S256 challenge.
 pub fn pkce() -> (String, String) {
@@ -111,4 +112,18 @@ pub fn code_of(callback_url: &str) -> String {
         .find(|(k, _)| k == "code")
         .map(|(_, v)| v.to_string())
         .unwrap_or_else(|| panic!("no code in {callback_url}"))
+}
+
+/// A token request with client_secret_basic: the status and the JSON answer (`null` when
+/// the answer is not JSON).
+pub async fn token(base: &str, client: (&str, &str), form: &[(&str, &str)]) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .basic_auth(client.0, Some(client.1))
+        .form(form)
+        .send()
+        .await
+        .expect("token request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
 }

@@ -2,7 +2,7 @@
 
 use super::MemoryStore;
 use crate::activity::{
-    hour_of, ActivityCount, ActivityPage, ActivityQuery, ActivityRow, Grain, MINUTE,
+    hour_of, minute_of, ActivityCount, ActivityPage, ActivityQuery, ActivityRow, Grain,
 };
 use crate::store::{ActivityStore, StoreError};
 use async_trait::async_trait;
@@ -37,8 +37,7 @@ impl ActivityStore for MemoryStore {
     async fn add_activity(&self, counts: &[ActivityCount]) -> Result<(), StoreError> {
         let mut data = self.data();
         for c in counts {
-            let minute = c.minute - c.minute.rem_euclid(MINUTE);
-            add(&mut data.activity_minutes, minute, c, "");
+            add(&mut data.activity_minutes, minute_of(c.minute), c, "");
             add(&mut data.activity_hours, hour_of(c.minute), c, "");
             if !c.client_id.is_empty() {
                 add(&mut data.activity_hours, hour_of(c.minute), c, &c.client_id);

@@ -2,13 +2,13 @@
 //! from the hourly ones) and `/admin/activity.csv` / `/admin/activity.ndjson`: the stored
 //! counts, streamed in pages.
 
+use super::audit::{csv_record, download, rfc3339, Format};
 use super::charts::{Chart, Series};
 use super::Admin;
 use crate::http::error::PageError;
 use crate::state::AppState;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -195,12 +195,6 @@ struct ExportQuery {
     to: Option<i64>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Csv,
-    Ndjson,
-}
-
 async fn export_csv(
     State(state): State<AppState>,
     _admin: Admin,
@@ -288,18 +282,7 @@ fn export(state: AppState, query: ExportQuery, format: Format) -> Result<Respons
             Some((Ok(Bytes::from(chunk)), (Some(last), None, finished)))
         }
     });
-    let (content_type, file) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "sigil-activity.csv"),
-        Format::Ndjson => ("application/x-ndjson", "sigil-activity.ndjson"),
-    };
-    let mut response = Response::new(Body::from_stream(pages));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(download(pages, format, "sigil-activity"))
 }
 
 const CSV_HEADER: &str = "time,bucket,grain,metric,label,client_id,count\r\n";
@@ -314,14 +297,8 @@ fn csv_row(out: &mut String, grain: Grain, row: &ActivityRow) {
         row.client_id.clone(),
         row.count.to_string(),
     ];
-    for (i, field) in fields.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // Client ids come from registrations: quoted and defused like the audit log's.
-        out.push_str(&super::audit::csv_field(field));
-    }
-    out.push_str("\r\n");
+    // Client ids come from registrations: quoted and defused like the audit log's.
+    csv_record(out, &fields);
 }
 
 fn ndjson_row(out: &mut String, grain: Grain, row: &ActivityRow) {
@@ -336,11 +313,6 @@ fn ndjson_row(out: &mut String, grain: Grain, row: &ActivityRow) {
     });
     out.push_str(&line.to_string());
     out.push('\n');
-}
-
-fn rfc3339(unix: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// A query the export cannot answer (422, the message says why).

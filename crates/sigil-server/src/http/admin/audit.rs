@@ -158,8 +158,9 @@ async fn list(
 /// Entries read from the store per page of an export.
 const EXPORT_PAGE: i64 = 500;
 
+/// How an export is written; shared with the activity export.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     Csv,
     Ndjson,
 }
@@ -171,6 +172,27 @@ impl Format {
             Format::Ndjson => "NDJSON",
         }
     }
+}
+
+/// A streamed download: `stem.csv` or `stem.ndjson`, with its content type, never cached.
+pub(super) fn download<S>(stream: S, format: Format, stem: &str) -> Response
+where
+    S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let (content_type, extension) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Ndjson => ("application/x-ndjson", "ndjson"),
+    };
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("attachment; filename=\"{stem}.{extension}\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn export_csv(
@@ -258,25 +280,11 @@ async fn export(
                 Some((Ok(Bytes::from(chunk)), (last, None, finished)))
             }
         });
-    let (content_type, file) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "sigil-audit.csv"),
-        Format::Ndjson => ("application/x-ndjson", "sigil-audit.ndjson"),
-    };
-    let mut response = Response::new(Body::from_stream(pages));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(download(pages, format, "sigil-audit"))
 }
 
 const CSV_HEADER: &str = "seq,time,actor,action,target,detail,address,prev_hash,hash\r\n";
 
-/// One RFC 4180 record. A field a spreadsheet would run as a formula (it starts with
-/// `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP CSV
-/// injection); any field with a comma, a quote or a line break is quoted.
 fn csv_row(out: &mut String, entry: &AuditEntry) {
     let record = &entry.record;
     let fields = [
@@ -290,6 +298,13 @@ fn csv_row(out: &mut String, entry: &AuditEntry) {
         entry.prev_hash.clone(),
         entry.hash.clone(),
     ];
+    csv_record(out, &fields);
+}
+
+/// One RFC 4180 record. A field a spreadsheet would run as a formula (it starts with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'` (OWASP CSV
+/// injection); any field with a comma, a quote or a line break is quoted.
+pub(super) fn csv_record(out: &mut String, fields: &[String]) {
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -332,7 +347,7 @@ fn ndjson_row(out: &mut String, entry: &AuditEntry) {
     out.push('\n');
 }
 
-fn rfc3339(unix: i64) -> String {
+pub(super) fn rfc3339(unix: i64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(time).to_string()
 }
