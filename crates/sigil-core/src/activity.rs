@@ -187,12 +187,7 @@ impl Activity {
         let mut pending = self.lock();
         pending.add((minute, metric, label), client_id, 1);
         if pending.len > MAX_PENDING {
-            let dropped = pending.bound();
-            drop(pending);
-            tracing::warn!(
-                events = dropped,
-                "activity counts could not be written for a long time; the oldest were dropped"
-            );
+            keep_bounded(pending);
         }
     }
 
@@ -225,19 +220,24 @@ impl Activity {
         for c in counts {
             pending.add((c.minute, c.metric, c.label), &c.client_id, c.count);
         }
-        let dropped = pending.bound();
-        drop(pending);
-        if dropped > 0 {
-            tracing::warn!(
-                events = dropped,
-                "activity counts could not be written for a long time; the oldest were dropped"
-            );
-        }
+        keep_bounded(pending);
     }
 
     /// Whether nothing is waiting to be written.
     pub fn is_empty(&self) -> bool {
         self.lock().len == 0
+    }
+}
+
+/// Drops the oldest minutes past [`MAX_PENDING`] and says so, after letting go of the lock.
+fn keep_bounded(mut pending: std::sync::MutexGuard<'_, Pending>) {
+    let dropped = pending.bound();
+    drop(pending);
+    if dropped > 0 {
+        tracing::warn!(
+            events = dropped,
+            "activity counts could not be written for a long time; the oldest were dropped"
+        );
     }
 }
 
