@@ -939,6 +939,35 @@ async fn the_audit_log_records_who_what_and_from_where() {
     let page = stranger.get("/admin/audit.csv").await;
     assert_ne!(page.status, StatusCode::OK);
     assert!(!page.body.contains("sign_in.failure"));
+
+    // The activity export answers the same way, and refuses what it cannot read.
+    let csv = root.get("/admin/activity.csv?grain=minute").await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        csv.headers["content-disposition"],
+        "attachment; filename=\"sigil-activity.csv\""
+    );
+    assert_eq!(csv.headers["cache-control"], "no-store");
+    assert!(csv
+        .body
+        .starts_with("time,bucket,grain,metric,label,client_id,count\r\n"));
+    let ndjson = root.get("/admin/activity.ndjson").await;
+    assert_eq!(ndjson.headers["content-type"], "application/x-ndjson");
+    for bad in [
+        "/admin/activity.csv?grain=second",
+        "/admin/activity.ndjson?from=100&to=50",
+    ] {
+        let page = root.get(bad).await;
+        assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    for bad in ["/admin/activity.csv?from=yesterday", "/admin?range=1y"] {
+        let page = root.get(bad).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let page = stranger.get("/admin/activity.csv").await;
+    assert_ne!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("grain"));
 }
 
 #[test]
