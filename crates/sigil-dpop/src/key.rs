@@ -13,6 +13,8 @@ use openssl::rsa::{Padding, Rsa};
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// A proof signing algorithm Sigil knows: asymmetric only (RFC 9449 §4.3 point 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,15 +50,20 @@ impl Alg {
         ALGORITHMS.into_iter().find(|alg| alg.name() == name)
     }
 
-    /// The public key of a JWK for this algorithm, or why the key does not fit. Built with
-    /// OpenSSL straight from the JWK's members (no DER round trip): it is done for every
-    /// proof, since each proof brings its key.
-    pub(crate) fn public_key(self, jwk: &Map<String, Value>) -> Result<PublicKey, &'static str> {
+    /// The public key of a JWK for this algorithm, or why the key does not fit. `jkt` is
+    /// the JWK's RFC 7638 thumbprint ([`thumbprint`]): a key made before for the same
+    /// thumbprint is taken from [`KEYS`] (a client signs its proofs with one key, and making
+    /// an OpenSSL key, an RSA key's Montgomery form above all, is a third of an RS256 check).
+    /// What the JWK says of its use is checked on every proof, since it is not part of the
+    /// thumbprint.
+    pub(crate) fn public_key(
+        self,
+        jwk: &Map<String, Value>,
+        jkt: &str,
+    ) -> Result<Arc<PublicKey>, &'static str> {
         if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
             return Err("the jwk header holds a private key");
         }
-        let text = |name: &str| jwk.get(name).and_then(Value::as_str);
-        let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
         // RFC 7517 §4: what the key says of itself must allow this use.
         if jwk
             .get("alg")
@@ -73,10 +80,110 @@ impl Alg {
         if jwk.contains_key("x5c") {
             return Err("the jwk header carries an x5c certificate chain, which is not accepted");
         }
+        let text = |name: &str| jwk.get(name).and_then(Value::as_str);
         let kty = text("kty").ok_or("the jwk header has no kty")?;
+        let fits = match (self, kty) {
+            (Alg::Es256, "EC") => text("crv") == Some("P-256"),
+            (Alg::EdDsa, "OKP") => text("crv") == Some("Ed25519"),
+            (Alg::Rs256 | Alg::Ps256, "RSA") => true,
+            _ => false,
+        };
+        if !fits {
+            return Err("the jwk header's key does not fit the alg");
+        }
+        if let Some(key) = KEYS.get(jkt) {
+            return Ok(key);
+        }
+        let key = Arc::new(PublicKey::from_jwk(kty, jwk)?);
+        KEYS.insert(jkt, key.clone());
+        Ok(key)
+    }
+}
+
+/// The keys of recent proofs by thumbprint, in bounded memory: at most [`KEY_CACHE_SHARDS`]
+/// times [`KEYS_PER_SHARD`] keys; a full shard is emptied (a flood of proofs with new keys
+/// costs what it would without the cache, and the clients' keys come back on their next
+/// proof). A thumbprint is the SHA-256 of every member that makes the key, so two keys
+/// cannot share an entry.
+static KEYS: KeyCache = KeyCache::new();
+
+const KEY_CACHE_SHARDS: usize = 8;
+const KEYS_PER_SHARD: usize = 256;
+
+struct KeyCache {
+    shards: [Mutex<Option<HashMap<String, Arc<PublicKey>>>>; KEY_CACHE_SHARDS],
+}
+
+impl KeyCache {
+    const fn new() -> Self {
+        Self {
+            shards: [const { Mutex::new(None) }; KEY_CACHE_SHARDS],
+        }
+    }
+
+    fn shard(&self, jkt: &str) -> MutexGuard<'_, Option<HashMap<String, Arc<PublicKey>>>> {
+        // The thumbprint is a hash already: its last character spreads the keys.
+        let index = usize::from(jkt.as_bytes().last().copied().unwrap_or(0)) % KEY_CACHE_SHARDS;
+        // A poisoned shard is still a consistent map (each update is one insert or clear).
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, jkt: &str) -> Option<Arc<PublicKey>> {
+        self.shard(jkt).as_ref()?.get(jkt).cloned()
+    }
+
+    fn insert(&self, jkt: &str, key: Arc<PublicKey>) {
+        let mut shard = self.shard(jkt);
+        let map = shard.get_or_insert_with(HashMap::new);
+        if map.len() >= KEYS_PER_SHARD {
+            map.clear();
+        }
+        map.insert(jkt.to_string(), key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        (0..KEY_CACHE_SHARDS)
+            .map(|i| {
+                self.shards[i]
+                    .lock()
+                    .map_or(0, |s| s.as_ref().map_or(0, HashMap::len))
+            })
+            .sum()
+    }
+}
+
+/// The P-256 group, made once: OpenSSL takes about 10 µs to build it, which was a sixth of
+/// an ES256 proof check when it was built for each proof.
+fn p256_group() -> Option<&'static EcGroup> {
+    static GROUP: OnceLock<Option<EcGroup>> = OnceLock::new();
+    GROUP
+        .get_or_init(|| EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).ok())
+        .as_ref()
+}
+
+/// A proof's public key, ready to check its signature.
+pub(crate) enum PublicKey {
+    /// P-256; JWS signatures are `r || s`, 32 bytes each (RFC 7518 §3.4).
+    Ec(EcKey<Public>),
+    /// For RSASSA-PKCS1-v1_5 (RS256) or RSASSA-PSS (PS256), both with SHA-256 (RFC 7518
+    /// §3.3, §3.5).
+    Rsa(PKey<Public>),
+    /// Ed25519 (RFC 8037).
+    Ed25519(PKey<Public>),
+}
+
+impl PublicKey {
+    /// The key of a JWK whose `kty` (and `crv`) fit the algorithm, or why it is no key:
+    /// built with OpenSSL straight from the JWK's members (no DER round trip).
+    fn from_jwk(kty: &str, jwk: &Map<String, Value>) -> Result<Self, &'static str> {
+        let text = |name: &str| jwk.get(name).and_then(Value::as_str);
+        let bytes = |name: &str| text(name).and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
         let bad = "the jwk header is not a valid public key";
-        match (self, kty) {
-            (Alg::Es256, "EC") if text("crv") == Some("P-256") => {
+        match kty {
+            "EC" => {
                 let (Some(x), Some(y)) = (bytes("x"), bytes("y")) else {
                     return Err(bad);
                 };
@@ -84,26 +191,26 @@ impl Alg {
                     return Err(bad);
                 }
                 let key = (|| -> Option<EcKey<Public>> {
-                    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).ok()?;
+                    let group = p256_group()?;
                     let mut context = BigNumContext::new().ok()?;
-                    let mut point = EcPoint::new(&group).ok()?;
+                    let mut point = EcPoint::new(group).ok()?;
                     let x = BigNum::from_slice(&x).ok()?;
                     let y = BigNum::from_slice(&y).ok()?;
                     // Fails for a point that is not on the curve.
                     point
-                        .set_affine_coordinates_gfp(&group, &x, &y, &mut context)
+                        .set_affine_coordinates_gfp(group, &x, &y, &mut context)
                         .ok()?;
-                    EcKey::from_public_key(&group, &point).ok()
+                    EcKey::from_public_key(group, &point).ok()
                 })()
                 .ok_or(bad)?;
                 Ok(PublicKey::Ec(key))
             }
-            (Alg::EdDsa, "OKP") if text("crv") == Some("Ed25519") => {
+            "OKP" => {
                 let x = bytes("x").filter(|x| x.len() == 32).ok_or(bad)?;
                 let key = PKey::public_key_from_raw_bytes(&x, Id::ED25519).map_err(|_| bad)?;
                 Ok(PublicKey::Ed25519(key))
             }
-            (Alg::Rs256 | Alg::Ps256, "RSA") => {
+            "RSA" => {
                 let n = text("n").ok_or(bad)?;
                 let bits = rsa_modulus_bits(n).ok_or("the jwk header is not a valid RSA key")?;
                 if !RSA_BITS.contains(&bits) {
@@ -121,30 +228,15 @@ impl Alg {
                     BigNum::from_slice(&e).map_err(|_| bad)?,
                 )
                 .map_err(|_| bad)?;
-                let key = PKey::from_rsa(rsa).map_err(|_| bad)?;
-                Ok(PublicKey::Rsa {
-                    key,
-                    pss: self == Alg::Ps256,
-                })
+                Ok(PublicKey::Rsa(PKey::from_rsa(rsa).map_err(|_| bad)?))
             }
             _ => Err("the jwk header's key does not fit the alg"),
         }
     }
-}
 
-/// A proof's public key, ready to check its signature.
-pub(crate) enum PublicKey {
-    /// P-256; JWS signatures are `r || s`, 32 bytes each (RFC 7518 §3.4).
-    Ec(EcKey<Public>),
-    /// RSASSA-PKCS1-v1_5 or (with `pss`) RSASSA-PSS, both with SHA-256 (RFC 7518 §3.3, §3.5).
-    Rsa { key: PKey<Public>, pss: bool },
-    /// Ed25519 (RFC 8037).
-    Ed25519(PKey<Public>),
-}
-
-impl PublicKey {
-    /// Whether `signature` is this key's over `message`.
-    pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// Whether `signature` is this key's over `message` with `alg` (one that fits the key,
+    /// as [`Alg::public_key`] made sure).
+    pub(crate) fn verifies(&self, alg: Alg, message: &[u8], signature: &[u8]) -> bool {
         (|| -> Option<bool> {
             match self {
                 PublicKey::Ec(key) => {
@@ -157,9 +249,9 @@ impl PublicKey {
                     let digest = Sha256::digest(message);
                     signature.verify(&digest, key).ok()
                 }
-                PublicKey::Rsa { key, pss } => {
+                PublicKey::Rsa(key) => {
                     let mut verifier = Verifier::new(MessageDigest::sha256(), key).ok()?;
-                    if *pss {
+                    if alg == Alg::Ps256 {
                         verifier.set_rsa_padding(Padding::PKCS1_PSS).ok()?;
                         verifier.set_rsa_mgf1_md(MessageDigest::sha256()).ok()?;
                         verifier
@@ -229,6 +321,47 @@ mod tests {
             thumbprint(&map).as_deref(),
             Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
         );
+    }
+
+    #[test]
+    fn a_proofs_key_is_made_once_and_the_cache_stays_bounded() {
+        let Value::Object(jwk) = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+        }) else {
+            unreachable!()
+        };
+        let jkt = thumbprint(&jwk).expect("thumbprint");
+        let first = Alg::Es256.public_key(&jwk, &jkt).expect("key");
+        let again = Alg::Es256.public_key(&jwk, &jkt).expect("key");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the second proof's key came from the cache"
+        );
+        // What the JWK says of its use is not in the thumbprint: checked on every proof.
+        let mut encrypting = jwk.clone();
+        encrypting.insert("use".into(), json!("enc"));
+        assert!(Alg::Es256.public_key(&encrypting, &jkt).is_err());
+        assert!(
+            Alg::Rs256.public_key(&jwk, &jkt).is_err(),
+            "an EC key for RS256"
+        );
+        // A key that is no key is never remembered.
+        let Value::Object(off_curve) =
+            json!({"kty": "EC", "crv": "P-256", "x": jwk["x"], "y": jwk["x"]})
+        else {
+            unreachable!()
+        };
+        let off_jkt = thumbprint(&off_curve).expect("thumbprint");
+        assert!(Alg::Es256.public_key(&off_curve, &off_jkt).is_err());
+        assert!(KEYS.get(&off_jkt).is_none());
+        // A flood of new keys: the cache never holds more than its bound.
+        for n in 0..(KEY_CACHE_SHARDS * KEYS_PER_SHARD * 2) {
+            KEYS.insert(&format!("flood{n}"), first.clone());
+            assert!(KEYS.len() <= KEY_CACHE_SHARDS * KEYS_PER_SHARD);
+        }
     }
 
     #[test]

@@ -250,9 +250,9 @@ fn check_proof(proof: &str, expected: &Expected<'_>, rules: &Rules) -> Result<Pr
     let jkt = crate::key::thumbprint(jwk).ok_or(ProofError::Key(
         "the jwk header is not an RSA, EC or OKP public key",
     ))?;
-    let key = alg.public_key(jwk).map_err(ProofError::Key)?;
+    let key = alg.public_key(jwk, &jkt).map_err(ProofError::Key)?;
     let signing_input_len = header_part.len() + 1 + payload_part.len();
-    if !key.verifies(&proof.as_bytes()[..signing_input_len], &signature) {
+    if !key.verifies(alg, &proof.as_bytes()[..signing_input_len], &signature) {
         return Err(ProofError::Signature);
     }
     Ok(Proof {
