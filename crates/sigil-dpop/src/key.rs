@@ -110,8 +110,11 @@ static KEYS: KeyCache = KeyCache::new();
 const KEY_CACHE_SHARDS: usize = 8;
 const KEYS_PER_SHARD: usize = 256;
 
+/// Thumbprint → key; `None` until the first key of the shard (a `static` is made empty).
+type KeyShard = Option<HashMap<String, Arc<PublicKey>>>;
+
 struct KeyCache {
-    shards: [Mutex<Option<HashMap<String, Arc<PublicKey>>>>; KEY_CACHE_SHARDS],
+    shards: [Mutex<KeyShard>; KEY_CACHE_SHARDS],
 }
 
 impl KeyCache {
@@ -121,7 +124,7 @@ impl KeyCache {
         }
     }
 
-    fn shard(&self, jkt: &str) -> MutexGuard<'_, Option<HashMap<String, Arc<PublicKey>>>> {
+    fn shard(&self, jkt: &str) -> MutexGuard<'_, KeyShard> {
         // The thumbprint is a hash already: its last character spreads the keys.
         let index = usize::from(jkt.as_bytes().last().copied().unwrap_or(0)) % KEY_CACHE_SHARDS;
         // A poisoned shard is still a consistent map (each update is one insert or clear).
