@@ -11,13 +11,16 @@
 //!   keeps state (a database shared by replicas, or one process's memory).
 //! * Everything is refused before any cryptography when the shape is wrong, and the error
 //!   says what was wrong without quoting the proof.
+//! * [`NonceKey`] makes and checks server-provided nonces (§8, §9) without state.
 //! * [`ProofSigner`] makes proofs: for clients written in Rust and for tests.
 
 mod key;
+mod nonce;
 mod proof;
 mod signer;
 
 pub use key::{rsa_modulus_bits, thumbprint, Alg, ALGORITHMS};
+pub use nonce::{NonceCheck, NonceKey};
 pub use proof::{access_token_hash, check, normalize_htu, Expected, Proof, ProofError, Rules};
 pub use signer::ProofSigner;
 

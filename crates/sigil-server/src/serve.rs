@@ -95,7 +95,7 @@ pub async fn build_state(
             DPOP_NONCE_KEY_FILE,
             "DPoP nonce key",
         )
-        .and_then(|key| sigil_core::dpop::NonceKey::new(&key))
+        .and_then(|key| sigil_core::dpop::NonceKey::new(&key, sigil_core::dpop::NONCE_PERIOD))
         .map_err(CommandError::Invalid)?;
         config.dpop.nonces = Some(key);
     }

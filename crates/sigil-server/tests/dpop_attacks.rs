@@ -1277,7 +1277,8 @@ async fn nonces_forged_old_or_from_elsewhere_are_refused() {
         .expect("nonce key")
         .try_into()
         .expect("32 bytes");
-    let nonce_key = sigil_core::dpop::NonceKey::new(&secret).expect("key");
+    let nonce_key =
+        sigil_core::dpop::NonceKey::new(&secret, sigil_core::dpop::NONCE_PERIOD).expect("key");
     let period = sigil_core::dpop::NONCE_PERIOD;
     let at = now();
     assert!(

@@ -246,16 +246,18 @@ impl Verifier {
             None => None,
             Some(nonces) => match nonces.check(proof.nonce.as_deref(), now) {
                 nonce::NonceCheck::Current => None,
-                nonce::NonceCheck::Previous(fresh) => Some(fresh),
+                nonce::NonceCheck::Previous(fresh) => fresh,
                 nonce::NonceCheck::Refused(fresh) => {
                     let message = if proof.nonce.is_some() {
                         "the DPoP proof's nonce is stale or not one of this resource server's: use the one in DPoP-Nonce"
                     } else {
                         "this resource server requires a nonce in the DPoP proof: use the one in DPoP-Nonce"
                     };
-                    return Err(
-                        VerifyError::new(ErrorKind::UseDpopNonce, message).with_dpop_nonce(fresh)
-                    );
+                    let error = VerifyError::new(ErrorKind::UseDpopNonce, message);
+                    return Err(match fresh {
+                        Some(fresh) => error.with_dpop_nonce(fresh),
+                        None => error,
+                    });
                 }
             },
         };
@@ -314,7 +316,7 @@ impl Verifier {
     /// A fresh nonce to hand clients in `DPoP-Nonce`, when nonces are on.
     pub fn dpop_nonce(&self) -> Option<String> {
         let dpop = self.inner.dpop.as_ref()?;
-        Some(dpop.nonces.as_ref()?.current(self.inner.clock.unix_time()))
+        dpop.nonces.as_ref()?.current(self.inner.clock.unix_time())
     }
 
     /// How many proofs the replay cache holds now (for tests and metrics).

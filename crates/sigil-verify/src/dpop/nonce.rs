@@ -1,116 +1,92 @@
-//! Resource-server nonces (RFC 9449 §9), without state: the nonce of a time window is an
-//! HMAC-SHA-256 (RFC 2104) of the window's number under a random key made when the process
-//! starts, so nonces of one process are accepted by that process only. The current and the
-//! previous window's nonces are accepted, so a nonce lives between one and two windows.
+//! Resource-server nonces (RFC 9449 §9), without state: `sigil_dpop::NonceKey`, the one
+//! nonce scheme Sigil's token endpoint uses too, under a random key made when the process
+//! starts, so a process accepts its own nonces only. A nonce is good in its window and the
+//! next, so it lives between one and two windows. The current window's nonce is made once
+//! and kept, so that a request with it costs a comparison, not an HMAC.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use sigil_dpop::NonceKey;
 use std::sync::RwLock;
 use std::time::Duration;
 
 pub(crate) struct Nonces {
-    key: [u8; 32],
-    window: i64,
-    /// The window number, its nonce and the previous window's, computed once per window.
-    cached: RwLock<Option<(i64, String, String)>>,
+    /// `None` only if OpenSSL could not make the key: then every proof is refused (closed,
+    /// never open), with no nonce to offer.
+    key: Option<NonceKey>,
+    /// The current window's number and nonce.
+    cached: RwLock<Option<(i64, String)>>,
 }
 
-/// What a proof's nonce is.
+/// What a proof's nonce is; each refusal or stale acceptance carries the current nonce to
+/// send in `DPoP-Nonce`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NonceCheck {
     /// The current window's.
     Current,
     /// The previous window's: accepted, and here is the current one to send.
-    Previous(String),
+    Previous(Option<String>),
     /// Missing, or none of ours: refused, and here is the current one to send.
-    Refused(String),
+    Refused(Option<String>),
 }
 
 impl Nonces {
     pub(crate) fn new(window: Duration) -> Self {
-        use rand::RngCore;
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
+        let key = NonceKey::random(window.as_secs().max(1) as i64);
+        if let Err(error) = &key {
+            tracing::error!(%error, "no DPoP nonce key: every DPoP proof will be refused");
+        }
         Self {
-            key,
-            window: window.as_secs().max(1) as i64,
+            key: key.ok(),
             cached: RwLock::new(None),
         }
     }
 
-    pub(crate) fn current(&self, now: i64) -> String {
-        self.pair(now).0
+    /// The current window's nonce.
+    pub(crate) fn current(&self, now: i64) -> Option<String> {
+        let key = self.key.as_ref()?;
+        let window = key.period_of(now);
+        if let Some((at, nonce)) = read(&self.cached).as_ref() {
+            if *at == window {
+                return Some(nonce.clone());
+            }
+        }
+        let nonce = key.current(now)?;
+        *write(&self.cached) = Some((window, nonce.clone()));
+        Some(nonce)
     }
 
     pub(crate) fn check(&self, presented: Option<&str>, now: i64) -> NonceCheck {
-        let window = now.div_euclid(self.window);
-        {
-            let cached = match self.cached.read() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            if let Some((at, current, previous)) = cached.as_ref() {
-                if *at == window {
-                    return classify(presented, current, previous);
-                }
-            }
-        }
-        let (current, previous) = self.pair(now);
-        classify(presented, &current, &previous)
-    }
-
-    /// The current and the previous window's nonces at `now`.
-    fn pair(&self, now: i64) -> (String, String) {
-        let window = now.div_euclid(self.window);
-        if let Ok(cached) = self.cached.read() {
-            if let Some((at, current, previous)) = cached.as_ref() {
-                if *at == window {
-                    return (current.clone(), previous.clone());
-                }
-            }
-        }
-        let current = self.nonce_of(window);
-        let previous = self.nonce_of(window - 1);
-        let mut cached = match self.cached.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
+        let Some(key) = self.key.as_ref() else {
+            return NonceCheck::Refused(None);
         };
-        *cached = Some((window, current.clone(), previous.clone()));
-        (current, previous)
-    }
-
-    /// 18 bytes of the MAC, base64url: 24 characters, all of them RFC 9449's NQCHAR.
-    fn nonce_of(&self, window: i64) -> String {
-        let mut message = *b"sigil-verify DPoP nonce 00000000";
-        message[24..].copy_from_slice(&window.to_be_bytes());
-        URL_SAFE_NO_PAD.encode(&hmac_sha256(&self.key, &message)[..18])
+        let Some(presented) = presented else {
+            return NonceCheck::Refused(self.current(now));
+        };
+        let window = key.period_of(now);
+        if let Some((at, nonce)) = read(&self.cached).as_ref() {
+            // The lengths are public (every nonce has 32 characters); `eq` needs them equal.
+            if *at == window
+                && nonce.len() == presented.len()
+                && openssl::memcmp::eq(nonce.as_bytes(), presented.as_bytes())
+            {
+                return NonceCheck::Current;
+            }
+        }
+        match key.check(presented, now) {
+            sigil_dpop::NonceCheck::Current => NonceCheck::Current,
+            sigil_dpop::NonceCheck::Previous => NonceCheck::Previous(self.current(now)),
+            sigil_dpop::NonceCheck::Refused => NonceCheck::Refused(self.current(now)),
+        }
     }
 }
 
-fn classify(presented: Option<&str>, current: &str, previous: &str) -> NonceCheck {
-    match presented {
-        Some(nonce) if nonce == current => NonceCheck::Current,
-        Some(nonce) if nonce == previous => NonceCheck::Previous(current.to_string()),
-        _ => NonceCheck::Refused(current.to_string()),
-    }
+/// A poisoned lock still holds a whole value (each write replaces it).
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// HMAC-SHA-256 (RFC 2104), by OpenSSL. It cannot fail for a SHA-256 HMAC key; if it
-/// ever did, the nonce would be all zeros, which only makes proofs refused.
-fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::sign::Signer;
-    let mac = PKey::hmac(key).ok().and_then(|key| {
-        let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
-        signer.update(message).ok()?;
-        signer.sign_to_vec().ok()
-    });
-    let mut out = [0u8; 32];
-    if let Some(mac) = mac.filter(|m| m.len() == 32) {
-        out.copy_from_slice(&mac);
-    }
-    out
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -118,42 +94,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hmac_is_rfc_4231s_first_test_case() {
-        let mac = hmac_sha256(&[0x0b; 20], b"Hi There");
-        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
-        );
-    }
-
-    #[test]
     fn the_current_and_the_previous_windows_nonces_are_accepted() {
         let nonces = Nonces::new(Duration::from_secs(60));
-        let first = nonces.current(1_000);
-        assert_eq!(first.len(), 24);
+        let first = nonces.current(1_000).expect("nonce");
+        assert_eq!(first.len(), 32);
         assert_eq!(nonces.check(Some(&first), 1_019), NonceCheck::Current);
         // Next window: the old nonce still passes, with the new one to send.
-        let second = nonces.current(1_020);
+        let second = nonces.current(1_020).expect("nonce");
         assert_ne!(first, second);
         assert_eq!(
             nonces.check(Some(&first), 1_020),
-            NonceCheck::Previous(second.clone())
+            NonceCheck::Previous(Some(second.clone()))
         );
+        assert_eq!(nonces.check(Some(&second), 1_020), NonceCheck::Current);
         // Two windows on: refused.
         assert_eq!(
             nonces.check(Some(&first), 1_080),
             NonceCheck::Refused(nonces.current(1_080))
         );
-        assert!(matches!(nonces.check(None, 1_080), NonceCheck::Refused(_)));
+        assert!(matches!(
+            nonces.check(None, 1_080),
+            NonceCheck::Refused(Some(_))
+        ));
         assert!(matches!(
             nonces.check(Some("made-up"), 1_080),
-            NonceCheck::Refused(_)
+            NonceCheck::Refused(Some(_))
         ));
         // Another process's key makes other nonces.
         let other = Nonces::new(Duration::from_secs(60));
         assert!(matches!(
-            other.check(Some(&nonces.current(1_080)), 1_080),
+            other.check(nonces.current(1_080).as_deref(), 1_080),
             NonceCheck::Refused(_)
         ));
     }
