@@ -6,7 +6,9 @@
 #
 # Usage: tests/load/run.sh [seconds per scenario, default 10] [connections, default 32] [scenarios]
 # where scenarios, if given, is a space-separated subset of: client_credentials refresh
-# password introspection jwks discovery todo todo_dpop (default: all of them).
+# password introspection jwks discovery todo todo_dpop client_credentials_dpop (default: all of
+# them). client_credentials_dpop drives the token endpoint with a fresh proof per request,
+# against the same requests without one (the same generator, dpop_load --mode token).
 # todo_dpop drives todo-api's /api/me with a DPoP-bound token and a fresh ES256 proof per
 # request, and /healthz with the same generator (crates/todo-api/examples/dpop_load.rs).
 # Binaries are built in $CARGO_TARGET_DIR when it is set, else in target/.
@@ -27,7 +29,7 @@ done
 cargo build --release -q -p sigil-server -p todo-api
 cargo build --release -q -p sigil-core --example argon2_speed --example wake_cost
 cargo build --release -q -p sigil-server --example sign_floor
-if want todo_dpop; then cargo build --release -q -p todo-api --example dpop_load; fi
+if want todo_dpop || want client_credentials_dpop; then cargo build --release -q -p todo-api --example dpop_load; fi
 release="${CARGO_TARGET_DIR:-$PWD/target}/release"
 sigil="${SIGIL_BIN:-$release/sigil}"
 todo="$release/todo-api"
@@ -249,6 +251,21 @@ scenarios() { # LABEL
     of_ceiling "password ($label), argon2id" "$(grep 'password (argon2id)' "$results" | tail -1 | awk '{print $3}')" "$a0" "$a1" 0.90
   fi
 
+  if want client_credentials_dpop; then
+    # The same generator both ways: a fresh ES256 proof made and signed for every request,
+    # sent with it or left out, so the client costs the same and the difference is Sigil's
+    # DPoP work (the proof check on the signing pool, its jti recorded in the database).
+    # The two take turns, twice each.
+    for round in 1 2; do
+      BENCH_CLIENT="$id:$secret" GEN_MODE=token run_gen "cc with DPoP ($label) #$round" "$base/token"
+      BENCH_CLIENT="$id:$secret" GEN_MODE=token-bearer run_gen "cc no proof ($label) #$round" "$base/token"
+    done
+    local with without
+    with=$(grep "cc with DPoP ($label)" "$results" | awk '{s += $6} END {print s}')
+    without=$(grep "cc no proof ($label)" "$results" | awk '{s += $6} END {print s}')
+    echo "== client_credentials ($label): with a DPoP proof at $(python3 -c 'import sys; print(f"{100 * float(sys.argv[1]) / float(sys.argv[2]):.0f}%")' "$with" "$without") of the same requests without, same generator (both rounds)"
+  fi
+
   local access
   access=$(curl -s -u "$id:$secret" -d grant_type=client_credentials -d scope=todos:read "$base/token" | json_field access_token)
   if want introspection; then
@@ -276,14 +293,12 @@ if want client_credentials; then
   done
 fi
 
-start_sigil "sqlite://$work/sigil.db" sqlite
-scenarios sqlite
-
-# run_gen NAME URL -> appends a row, like run_wrk, for the DPoP load generator.
+# run_gen NAME URL -> appends a row, like run_wrk, for the DPoP load generator
+# (crates/todo-api/examples/dpop_load.rs), in mode $GEN_MODE (default resource).
 run_gen() {
   local name="$1" url="$2" before out
   before=$(cpu_snapshot "$CPU_PID")
-  local gen=("$release/examples/dpop_load" --token-endpoint "http://127.0.0.1:$SIGIL_PORT/token" --client "$BENCH_CLIENT" --url "$url" --seconds "$seconds" --connections "$connections" --threads 2)
+  local gen=("$release/examples/dpop_load" --token-endpoint "http://127.0.0.1:$SIGIL_PORT/token" --client "$BENCH_CLIENT" --url "$url" --seconds "$seconds" --connections "$connections" --threads 2 --mode "${GEN_MODE:-resource}")
   if [ -x /usr/bin/time ]; then
     out=$(/usr/bin/time -f '%U %S' -o "$work/wrk.time" "${gen[@]}")
   else
@@ -295,6 +310,10 @@ run_gen() {
   printf '%-34s %10s %9s %9s  %s\n' "$name" "$rps" "$p50" "$p99" "$errors" | tee -a "$results"
   cpu_row "$name" "$rps" "$before" "$CPU_PID" >/dev/null
 }
+
+start_sigil "sqlite://$work/sigil.db" sqlite
+scenarios sqlite
+
 
 if want todo || want todo_dpop; then
   todo_port=$(free_port)

@@ -11,6 +11,12 @@
 //! request; so this generator signs. It does the same for the open route it is compared
 //! with (`/healthz`, which ignores the headers), so that both routes cost the client the same
 //! and the difference between the two rates is the server's DPoP work alone.
+//!
+//! With `--mode token` it drives Sigil's token endpoint instead: each request is a
+//! client_credentials grant with a fresh proof (`htu` the token endpoint), so each is a proof
+//! check, a `jti` recorded in Sigil's database and a DPoP-bound token signed. `--mode
+//! token-bearer` makes and signs the same proof but leaves it out of the request: the same
+//! client work, a bearer token, and the difference is Sigil's DPoP work.
 
 use clap::Parser;
 use sigil_dpop::{Alg, ProofSigner};
@@ -42,6 +48,18 @@ struct Args {
     /// Worker threads of the generator.
     #[arg(long, default_value = "2")]
     threads: usize,
+    /// What each request is: `resource` (GET `--url` with the bound token and a proof),
+    /// `token` (client_credentials at `--token-endpoint` with a proof) or `token-bearer` (the
+    /// same without sending the proof).
+    #[arg(long, default_value = "resource")]
+    mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Resource,
+    Token,
+    TokenBearer,
 }
 
 fn main() -> Result<(), String> {
@@ -67,7 +85,21 @@ async fn run(args: Args) -> Result<(), String> {
         .pool_max_idle_per_host(args.connections)
         .build()
         .map_err(|e| e.to_string())?;
-    let token = Arc::new(bound_token(&http, &key, &args).await?);
+    let token = Arc::new(match args.mode {
+        Mode::Resource => bound_token(&http, &key, &args).await?,
+        Mode::Token | Mode::TokenBearer => String::new(),
+    });
+    let (id, secret) = args
+        .client
+        .split_once(':')
+        .map(|(id, secret)| (id.to_string(), secret.to_string()))
+        .ok_or("--client must be id:secret")?;
+    let grant = Arc::new(Grant {
+        endpoint: args.token_endpoint.clone(),
+        id,
+        secret,
+        scope: args.scope.clone(),
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -81,19 +113,25 @@ async fn run(args: Args) -> Result<(), String> {
             errors.clone(),
         );
         let url = args.url.clone();
+        let (grant, mode) = (grant.clone(), args.mode);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let sent = Instant::now();
-                let ok = match key.proof("GET", &url, Some(&token), None, now()) {
-                    Ok(proof) => http
-                        .get(&url)
-                        .header("authorization", format!("DPoP {token}"))
-                        .header("dpop", proof)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success()),
-                    Err(_) => false,
+                let ok = match mode {
+                    Mode::Resource => match key.proof("GET", &url, Some(&token), None, now()) {
+                        Ok(proof) => http
+                            .get(&url)
+                            .header("authorization", format!("DPoP {token}"))
+                            .header("dpop", proof)
+                            .send()
+                            .await
+                            .is_ok_and(|r| r.status().is_success()),
+                        Err(_) => false,
+                    },
+                    Mode::Token | Mode::TokenBearer => {
+                        grant.request(&http, &key, mode == Mode::Token).await
+                    }
                 };
                 if !ok {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -125,6 +163,42 @@ async fn run(args: Args) -> Result<(), String> {
         errors.load(Ordering::Relaxed)
     );
     Ok(())
+}
+
+/// What a token-endpoint request needs.
+struct Grant {
+    endpoint: String,
+    id: String,
+    secret: String,
+    scope: String,
+}
+
+impl Grant {
+    /// One client_credentials grant; the proof is always made, and sent with `dpop`. True
+    /// when Sigil answered 200 with the `token_type` expected.
+    async fn request(&self, http: &reqwest::Client, key: &ProofSigner, dpop: bool) -> bool {
+        let Ok(proof) = key.proof("POST", &self.endpoint, None, None, now()) else {
+            return false;
+        };
+        let mut request = http
+            .post(&self.endpoint)
+            .basic_auth(&self.id, Some(&self.secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", &self.scope)]);
+        if dpop {
+            request = request.header("dpop", proof);
+        }
+        let Ok(response) = request.send().await else {
+            return false;
+        };
+        if !response.status().is_success() {
+            return false;
+        }
+        let wanted = if dpop { "DPoP" } else { "Bearer" };
+        response
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|body| body["token_type"] == wanted)
+    }
 }
 
 /// client_credentials at Sigil with a proof: a token bound to `key` (`token_type` DPoP).
