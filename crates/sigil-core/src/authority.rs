@@ -146,6 +146,8 @@ pub struct Authority {
     client_documents: Option<Arc<dyn crate::cimd::ClientDocuments>>,
     /// Each client's recent pushed authorization requests, for their cap.
     pub(crate) pushes: crate::par::PushCounter,
+    /// DPoP proofs' replay keys, recorded in batches.
+    pub(crate) dpop_recorder: crate::dpop::ProofRecorder,
 }
 
 /// How many verified access tokens [`Authority`] keeps: a few megabytes at most.
@@ -170,6 +172,7 @@ impl Authority {
             clients: Arc::new(ClientCache::new(config.client_cache_ttl)),
             audit_log: AuditLog::new(store.clone(), clock.clone()),
             logout_queue: crate::backchannel::LogoutQueue::new(store.clone(), clock.clone()),
+            dpop_recorder: crate::dpop::ProofRecorder::new(store.clone()),
             config,
             store,
             keys,

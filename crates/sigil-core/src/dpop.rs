@@ -8,6 +8,10 @@
 //! (§11.1). What a proof binds (a token's `cnf.jkt`, a code's `dpop_jkt`, a public client's
 //! refresh family) is decided by the grants.
 
+mod recorder;
+
+pub(crate) use recorder::ProofRecorder;
+
 use crate::authority::Authority;
 use crate::error::{ErrorCode, OAuthError};
 use serde::{Deserialize, Serialize};
@@ -180,8 +184,8 @@ impl Authority {
             return Ok(());
         }
         let first_use = self
-            .store
-            .record_dpop_proof(&key.replay_key, key.until, self.now())
+            .dpop_recorder
+            .record(&key.replay_key, key.until, self.now())
             .await?;
         if !first_use {
             return Err(invalid(

@@ -2312,6 +2312,56 @@ async fn third_party(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(firsts, 1, "one of five racing uses of a DPoP proof wins");
+    // Several proofs in one write: each new one is recorded, a recorded one is a replay,
+    // an expired one is taken over; more than one statement's worth as well.
+    assert_eq!(
+        store.record_dpop_proofs(&[], NOW).await.expect("none"),
+        Vec::<bool>::new()
+    );
+    let batch = |keys: &[&str], until: i64| -> Vec<(String, i64)> {
+        keys.iter().map(|k| (k.to_string(), until)).collect()
+    };
+    assert_eq!(
+        store
+            .record_dpop_proofs(&batch(&["b1", "b2"], NOW + 60), NOW)
+            .await
+            .expect("batch"),
+        [true, true]
+    );
+    assert_eq!(
+        store
+            .record_dpop_proofs(&batch(&["b3", "b1", "p1", "b4"], NOW + 300), NOW + 30)
+            .await
+            .expect("batch"),
+        [true, false, false, true],
+        "b1 and p1 are live: replays"
+    );
+    assert_eq!(
+        store
+            .record_dpop_proofs(&batch(&["b2", "b5"], NOW + 400), NOW + 60)
+            .await
+            .expect("batch"),
+        [true, true],
+        "b2 expired at NOW + 60: taken over"
+    );
+    assert!(!store
+        .record_dpop_proof("b5", NOW + 400, NOW + 61)
+        .await
+        .expect("proof"));
+    let many: Vec<String> = (0..150).map(|n| format!("many{n}")).collect();
+    let mut keys: Vec<&str> = many.iter().map(String::as_str).collect();
+    let first_uses = store
+        .record_dpop_proofs(&batch(&keys, NOW + 60), NOW)
+        .await
+        .expect("batch");
+    assert_eq!(first_uses, vec![true; 150]);
+    keys.push("new after the many");
+    let first_uses = store
+        .record_dpop_proofs(&batch(&keys, NOW + 60), NOW + 1)
+        .await
+        .expect("batch");
+    assert_eq!(first_uses[..150], vec![false; 150]);
+    assert!(first_uses[150]);
     // Housekeeping removes what has expired.
     store
         .delete_expired(NOW + 100_000)

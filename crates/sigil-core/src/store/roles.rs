@@ -147,6 +147,20 @@ pub trait AccessTokenDenyList: Send + Sync {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// [`AccessTokenDenyList::record_dpop_proof`] for several proofs (`replay_key`,
+    /// `expires_at`) of distinct replay keys, in one write where the store can: whether
+    /// each was new, in order. All of them are recorded, or (on an error) none.
+    async fn record_dpop_proofs(
+        &self,
+        proofs: &[(String, i64)],
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut first_uses = Vec::with_capacity(proofs.len());
+        for (replay_key, expires_at) in proofs {
+            first_uses.push(self.record_dpop_proof(replay_key, *expires_at, now).await?);
+        }
+        Ok(first_uses)
+    }
 }
 
 /// Authorization codes (RFC 6749 §4.1.2).
