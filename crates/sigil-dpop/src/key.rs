@@ -14,7 +14,7 @@ use openssl::sign::{RsaPssSaltlen, Verifier};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 
 /// A proof signing algorithm Sigil knows: asymmetric only (RFC 9449 §4.3 point 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,25 +105,20 @@ impl Alg {
 /// costs what it would without the cache, and the clients' keys come back on their next
 /// proof). A thumbprint is the SHA-256 of every member that makes the key, so two keys
 /// cannot share an entry.
-static KEYS: KeyCache = KeyCache::new();
+static KEYS: LazyLock<KeyCache> = LazyLock::new(KeyCache::default);
 
 const KEY_CACHE_SHARDS: usize = 8;
 const KEYS_PER_SHARD: usize = 256;
 
-/// Thumbprint → key; `None` until the first key of the shard (a `static` is made empty).
-type KeyShard = Option<HashMap<String, Arc<PublicKey>>>;
+/// Thumbprint → key.
+type KeyShard = HashMap<String, Arc<PublicKey>>;
 
+#[derive(Default)]
 struct KeyCache {
     shards: [Mutex<KeyShard>; KEY_CACHE_SHARDS],
 }
 
 impl KeyCache {
-    const fn new() -> Self {
-        Self {
-            shards: [const { Mutex::new(None) }; KEY_CACHE_SHARDS],
-        }
-    }
-
     fn shard(&self, jkt: &str) -> MutexGuard<'_, KeyShard> {
         // The thumbprint is a hash already: its last character spreads the keys.
         let index = usize::from(jkt.as_bytes().last().copied().unwrap_or(0)) % KEY_CACHE_SHARDS;
@@ -134,26 +129,22 @@ impl KeyCache {
     }
 
     fn get(&self, jkt: &str) -> Option<Arc<PublicKey>> {
-        self.shard(jkt).as_ref()?.get(jkt).cloned()
+        self.shard(jkt).get(jkt).cloned()
     }
 
     fn insert(&self, jkt: &str, key: Arc<PublicKey>) {
         let mut shard = self.shard(jkt);
-        let map = shard.get_or_insert_with(HashMap::new);
-        if map.len() >= KEYS_PER_SHARD {
-            map.clear();
+        if shard.len() >= KEYS_PER_SHARD {
+            shard.clear();
         }
-        map.insert(jkt.to_string(), key);
+        shard.insert(jkt.to_string(), key);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        (0..KEY_CACHE_SHARDS)
-            .map(|i| {
-                self.shards[i]
-                    .lock()
-                    .map_or(0, |s| s.as_ref().map_or(0, HashMap::len))
-            })
+        self.shards
+            .iter()
+            .map(|shard| shard.lock().map_or(0, |s| s.len()))
             .sum()
     }
 }

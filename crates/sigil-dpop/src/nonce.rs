@@ -61,11 +61,6 @@ impl NonceKey {
         Self::new(&secret, period)
     }
 
-    /// How long one nonce is handed out (seconds).
-    pub fn period(&self) -> i64 {
-        self.period
-    }
-
     /// The number of the period `now` falls in.
     pub fn period_of(&self, now: i64) -> i64 {
         now.div_euclid(self.period)

@@ -85,10 +85,6 @@ async fn run(args: Args) -> Result<(), String> {
         .pool_max_idle_per_host(args.connections)
         .build()
         .map_err(|e| e.to_string())?;
-    let token = Arc::new(match args.mode {
-        Mode::Resource => bound_token(&http, &key, &args).await?,
-        Mode::Token | Mode::TokenBearer => String::new(),
-    });
     let (id, secret) = args
         .client
         .split_once(':')
@@ -99,6 +95,10 @@ async fn run(args: Args) -> Result<(), String> {
         id,
         secret,
         scope: args.scope.clone(),
+    });
+    let token = Arc::new(match args.mode {
+        Mode::Resource => grant.bound_token(&http, &key).await?,
+        Mode::Token | Mode::TokenBearer => String::new(),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
@@ -129,9 +129,10 @@ async fn run(args: Args) -> Result<(), String> {
                             .is_ok_and(|r| r.status().is_success()),
                         Err(_) => false,
                     },
-                    Mode::Token | Mode::TokenBearer => {
-                        grant.request(&http, &key, mode == Mode::Token).await
-                    }
+                    Mode::Token | Mode::TokenBearer => grant
+                        .request(&http, &key, mode == Mode::Token)
+                        .await
+                        .is_ok(),
                 };
                 if !ok {
                     errors.fetch_add(1, Ordering::Relaxed);
@@ -174,12 +175,15 @@ struct Grant {
 }
 
 impl Grant {
-    /// One client_credentials grant; the proof is always made, and sent with `dpop`. True
-    /// when Sigil answered 200 with the `token_type` expected.
-    async fn request(&self, http: &reqwest::Client, key: &ProofSigner, dpop: bool) -> bool {
-        let Ok(proof) = key.proof("POST", &self.endpoint, None, None, now()) else {
-            return false;
-        };
+    /// One client_credentials grant; the proof is always made, and sent with `dpop`. The
+    /// token response, when it has the `token_type` expected.
+    async fn request(
+        &self,
+        http: &reqwest::Client,
+        key: &ProofSigner,
+        dpop: bool,
+    ) -> Result<serde_json::Value, String> {
+        let proof = key.proof("POST", &self.endpoint, None, None, now())?;
         let mut request = http
             .post(&self.endpoint)
             .basic_auth(&self.id, Some(&self.secret))
@@ -187,50 +191,32 @@ impl Grant {
         if dpop {
             request = request.header("dpop", proof);
         }
-        let Ok(response) = request.send().await else {
-            return false;
-        };
-        if !response.status().is_success() {
-            return false;
-        }
-        let wanted = if dpop { "DPoP" } else { "Bearer" };
-        response
-            .json::<serde_json::Value>()
+        let response: serde_json::Value = request
+            .send()
             .await
-            .is_ok_and(|body| body["token_type"] == wanted)
+            .map_err(|e| format!("token request: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("token response: {e}"))?;
+        let wanted = if dpop { "DPoP" } else { "Bearer" };
+        if response["token_type"] != wanted {
+            return Err(format!(
+                "Sigil did not issue a {wanted} token: {}",
+                response["error"]
+            ));
+        }
+        Ok(response)
     }
-}
 
-/// client_credentials at Sigil with a proof: a token bound to `key` (`token_type` DPoP).
-async fn bound_token(
-    http: &reqwest::Client,
-    key: &ProofSigner,
-    args: &Args,
-) -> Result<String, String> {
-    let (id, secret) = args
-        .client
-        .split_once(':')
-        .ok_or("--client must be id:secret")?;
-    let proof = key.proof("POST", &args.token_endpoint, None, None, now())?;
-    let response: serde_json::Value = http
-        .post(&args.token_endpoint)
-        .basic_auth(id, Some(secret))
-        .header("dpop", proof)
-        .form(&[("grant_type", "client_credentials"), ("scope", &args.scope)])
-        .send()
-        .await
-        .map_err(|e| format!("token request: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("token response: {e}"))?;
-    if response["token_type"] != "DPoP" {
-        return Err(format!(
-            "Sigil did not issue a DPoP-bound token: {}",
-            response["error"]
-        ));
+    /// A token bound to `key` (`token_type` DPoP).
+    async fn bound_token(
+        &self,
+        http: &reqwest::Client,
+        key: &ProofSigner,
+    ) -> Result<String, String> {
+        self.request(http, key, true).await?["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "no access_token in the token response".to_string())
     }
-    response["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "no access_token in the token response".to_string())
 }

@@ -10,7 +10,7 @@
 //! fails, every caller in the batch gets the error, and nothing of the batch was recorded.
 
 use crate::store::{AccessTokenDenyList, Store, StoreError};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,28 +66,21 @@ impl ProofRecorder {
 }
 
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
-        }
-        write(store.as_ref(), batch).await;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        write(store.as_ref(), std::mem::take(&mut batch)).await;
     }
 }
 
 /// Writes one batch and answers each of its callers.
 async fn write(store: &dyn Store, batch: Vec<Pending>) {
     // The first request of each key is written; `slot` is its place among the written.
-    let mut slots: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     let mut proofs: Vec<(String, i64)> = Vec::new();
     let mut slot_of = Vec::with_capacity(batch.len());
     for pending in &batch {
-        let first = !slots.contains_key(pending.replay_key.as_str());
+        let first = seen.insert(&pending.replay_key);
         if first {
-            slots.insert(&pending.replay_key, proofs.len());
             proofs.push((pending.replay_key.clone(), pending.until));
         }
         slot_of.push(first.then(|| proofs.len() - 1));

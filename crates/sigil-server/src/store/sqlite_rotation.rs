@@ -80,14 +80,9 @@ impl RotationWriter {
 async fn run(options: SqliteConnectOptions, mut receiver: mpsc::Receiver<Rotation>) {
     let mut connection: Option<SqliteConnection> = None;
     let mut statements = BatchStatements::default();
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(rotation) => batch.push(rotation),
-                Err(_) => break,
-            }
-        }
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let batch = std::mem::take(&mut batch);
         let outcome = match connection.as_mut() {
             Some(conn) => commit(conn, statements.get(batch.len()), &batch).await,
             None => match options.connect().await {

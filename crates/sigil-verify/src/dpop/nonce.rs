@@ -55,26 +55,21 @@ impl Nonces {
     }
 
     pub(crate) fn check(&self, presented: Option<&str>, now: i64) -> NonceCheck {
-        let Some(key) = self.key.as_ref() else {
-            return NonceCheck::Refused(None);
-        };
-        let Some(presented) = presented else {
+        let (Some(key), Some(presented)) = (self.key.as_ref(), presented) else {
             return NonceCheck::Refused(self.current(now));
         };
-        let window = key.period_of(now);
-        if let Some((at, nonce)) = read(&self.cached).as_ref() {
-            // The lengths are public (every nonce has 32 characters); `eq` needs them equal.
-            if *at == window
-                && nonce.len() == presented.len()
-                && openssl::memcmp::eq(nonce.as_bytes(), presented.as_bytes())
-            {
-                return NonceCheck::Current;
-            }
+        let current = self.current(now);
+        // The lengths are public (every nonce has 32 characters); `eq` needs them equal.
+        if current.as_deref().is_some_and(|current| {
+            current.len() == presented.len()
+                && openssl::memcmp::eq(current.as_bytes(), presented.as_bytes())
+        }) {
+            return NonceCheck::Current;
         }
         match key.check(presented, now) {
             sigil_dpop::NonceCheck::Current => NonceCheck::Current,
-            sigil_dpop::NonceCheck::Previous => NonceCheck::Previous(self.current(now)),
-            sigil_dpop::NonceCheck::Refused => NonceCheck::Refused(self.current(now)),
+            sigil_dpop::NonceCheck::Previous => NonceCheck::Previous(current),
+            sigil_dpop::NonceCheck::Refused => NonceCheck::Refused(current),
         }
     }
 }
